@@ -1,0 +1,170 @@
+"""The `ganforge` command: train, sample, recipes, bench."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .errors import GanforgeError, TrainingError
+
+DEFAULT_RECIPE = "demo"
+
+
+def _split_recipe(args: list[str]) -> tuple[str, list[str]]:
+    """The first positional is the recipe unless it looks like an override (contains '=')."""
+    if args and "=" not in args[0]:
+        return args[0], args[1:]
+    return DEFAULT_RECIPE, args
+
+
+def cmd_recipes(ns: argparse.Namespace) -> int:
+    from .config import list_recipes
+
+    recipes = list_recipes()
+    width = max(map(len, recipes))
+    for name, desc in recipes.items():
+        print(f"{name:<{width}}  {desc}")
+    return 0
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    import yaml
+
+    from .config import build_recipe, load_recipe
+    from .training import Trainer
+
+    if ns.resume:
+        out = Path(ns.resume)
+        cfg = out / "config.yaml"
+        if not cfg.is_file():
+            raise GanforgeError(f"cannot resume {str(out)!r}: it has no config.yaml (is it a ganforge run folder?).")
+        if ns.args:
+            raise GanforgeError("--resume continues a run with its own config.yaml; give no recipe or overrides with it.")
+        data = yaml.safe_load(cfg.read_text())
+        extra = [f"train.steps={ns.steps}"] if ns.steps else []
+        recipe = build_recipe(data, extra)
+    else:
+        name, overrides = _split_recipe(list(ns.args))
+        if ns.steps is not None:
+            overrides.append(f"train.steps={ns.steps}")
+        if ns.seed is not None:
+            overrides.append(f"seed={ns.seed}")
+        recipe = load_recipe(name, overrides)
+        out = Path(ns.out) if ns.out else Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if out.exists() and any(out.iterdir()):
+            raise GanforgeError(
+                f"output folder {str(out)!r} already holds a run; continue it with `ganforge train --resume {out}` "
+                "or choose another --out."
+            )
+    progress = False if ns.quiet else None
+    out = Trainer(recipe, out, resume=bool(ns.resume), progress=progress).run()
+    print(f"samples: {out / 'samples' / 'final.png'}")
+    print(f"report:  {out / 'report.html'}")
+    print(f"weights: {out / 'generator.safetensors'}")
+    return 0
+
+
+def cmd_sample(ns: argparse.Namespace) -> int:
+    from .plots import save_image_grid, save_images, save_points_plot
+    from .sampling import load_generator, sample
+
+    if ns.n < 1:
+        raise GanforgeError(f"--n must be at least 1, got {ns.n}.")
+    G, recipe, shape = load_generator(ns.source, use_ema=not ns.no_ema)
+    x = sample(G, ns.n, recipe.model.z_dim, seed=ns.seed)
+    out = Path(ns.out)
+    if len(shape) == 3:
+        save_image_grid(x, out, nrow=ns.nrow)
+        if ns.individual:
+            paths = save_images(x, Path(ns.individual))
+            print(f"wrote {len(paths)} images to {ns.individual}")
+    else:
+        centres = None
+        if recipe.data.name in ("ring", "grid"):
+            from .data import mixture_spec
+
+            centres = mixture_spec(recipe.data.name)[0]
+        save_points_plot(x[:, :2], out, centres=centres, title=f"{recipe.name}: {ns.n} samples")
+        if ns.individual:
+            import numpy as np
+
+            Path(ns.individual).mkdir(parents=True, exist_ok=True)
+            np.save(Path(ns.individual) / "samples.npy", x.numpy())
+            print(f"wrote {Path(ns.individual) / 'samples.npy'}")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_bench(ns: argparse.Namespace) -> int:
+    if ns.which == "speed":
+        from .benchmarks.speed import run_speed_bench
+
+        run_speed_bench(ns.out, batch_size=ns.batch, steps=ns.steps, repeats=ns.repeats, compile=not ns.no_compile)
+        return 0
+    raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ganforge", description="Train, stabilise, evaluate and diagnose GANs.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("recipes", help="list the shipped recipes")
+    r.set_defaults(fn=cmd_recipes)
+
+    t = sub.add_parser(
+        "train",
+        help="train a recipe",
+        description="Train RECIPE (a shipped name or a YAML path; default: demo) with dotted overrides "
+        "such as train.steps=500 optim.g.lr=1e-4.",
+    )
+    t.add_argument("args", nargs="*", metavar="[RECIPE] [key.sub=value ...]")
+    t.add_argument("--steps", type=int, help="number of generator steps (train.steps)")
+    t.add_argument("--seed", type=int, help="random seed (seed)")
+    t.add_argument("--out", help="run folder (default: runs/RECIPE-TIMESTAMP)")
+    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a trained generator")
+    s.add_argument("source", metavar="DIR_OR_CHECKPOINT", help="a run folder, .pt checkpoint or .safetensors file")
+    s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--out", default="samples.png", help="output PNG (grid, or scatter plot for 2-D data)")
+    s.add_argument("--individual", metavar="DIR", help="also write each sample to DIR")
+    s.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    s.add_argument("--nrow", type=int, default=None, help="images per grid row")
+    s.add_argument("--no-ema", action="store_true", help="use the raw generator even when an EMA copy exists")
+    s.set_defaults(fn=cmd_sample)
+
+    b = sub.add_parser("bench", help="run a benchmark and write its results")
+    b.add_argument("which", choices=["speed"], help="speed: DCGAN training throughput, fp32/NCHW vs fastest")
+    b.add_argument("--out", default="bench/results/speed.json", help="JSON result file (a .md table is written beside it)")
+    b.add_argument("--batch", type=int, default=64)
+    b.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
+    b.add_argument("--repeats", type=int, default=5, help="repeats; the median is reported")
+    b.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    b.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ganforge` console script."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    try:
+        return ns.fn(ns)
+    except TrainingError as e:
+        print(f"ganforge: training stopped: {e}", file=sys.stderr)
+        return 1
+    except GanforgeError as e:
+        print(f"ganforge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ganforge: interrupted; continue with --resume from the run folder.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

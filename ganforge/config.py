@@ -1,0 +1,376 @@
+"""The typed recipe schema, YAML loading, dotted command-line overrides and validation errors.
+
+A recipe is a YAML file; every key maps to a dataclass field below. Unknown keys and
+wrongly typed values raise ConfigError naming the dotted key and the valid choices.
+Component arguments (``args:``) are free-form here and checked against the component's
+signature when it is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from .errors import ConfigError, choices_message
+
+
+@dataclass
+class Component:
+    """A registered component by name plus keyword arguments for it."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """Which data to train on (see ganforge.data.load_dataset for each field)."""
+
+    name: str = "digits"
+    path: str | None = None
+    root: str | None = None
+    image_size: int | None = None
+    channels: int | None = None
+    labels: bool = False
+    split: str = "train"
+    fit: str = "resize"
+    n_points: int = 100_000
+    download: bool = True
+    limit: int | None = None
+
+
+@dataclass
+class ModelConfig:
+    """The generator and discriminator families and the latent size."""
+
+    z_dim: int = 100
+    generator: Component = field(default_factory=lambda: Component("dcgan"))
+    discriminator: Component = field(default_factory=lambda: Component("dcgan"))
+
+
+@dataclass
+class OptimizerConfig:
+    """One network's optimiser and learning-rate schedule."""
+
+    name: str = "adam"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    alpha: float = 0.99
+    schedule: str = "constant"
+    warmup: int = 0
+
+
+@dataclass
+class OptimConfig:
+    """Separate optimisers for G and D (different learning rates = TTUR, Heusel et al. 2017)."""
+
+    g: OptimizerConfig = field(default_factory=OptimizerConfig)
+    d: OptimizerConfig = field(default_factory=OptimizerConfig)
+
+
+@dataclass
+class GameConfig:
+    """The training procedure of one step: its name, critic steps per generator step, extra arguments."""
+
+    name: str = "standard"
+    n_critic: int = 1
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EMAConfig:
+    """Exponential moving average of the generator's weights (Yazici et al. 2019; Karras et al. 2018)."""
+
+    enabled: bool = False
+    decay: float = 0.999
+    start: int = 0
+
+
+@dataclass
+class TrainConfig:
+    """The loop: length, batch, device, precision, cadence of logs, samples and checkpoints."""
+
+    steps: int = 2000
+    batch_size: int = 64
+    device: str = "auto"
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    threads: int | None = None
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    n_samples: int = 64
+    progress: bool = True
+    ema: EMAConfig = field(default_factory=EMAConfig)
+
+
+@dataclass
+class Recipe:
+    """A complete training recipe: data, models, objective, game, optimisers and loop."""
+
+    name: str = "custom"
+    description: str = ""
+    source: str = ""
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: Component = field(default_factory=lambda: Component("non_saturating"))
+    game: GameConfig = field(default_factory=GameConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "train.precision": ("fp32", "bf16", "fp16"),
+    "optim.g.name": ("adam", "rmsprop", "sgd"),
+    "optim.d.name": ("adam", "rmsprop", "sgd"),
+    "optim.g.schedule": ("constant", "linear"),
+    "optim.d.schedule": ("constant", "linear"),
+}
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    if origin is tuple:
+        return "a list of " + str(len(typing.get_args(tp))) + " numbers"
+    if origin is dict:
+        return "a mapping"
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, str) and tp is Component:
+            return Component(value)  # `loss: hinge` is shorthand for `loss: {name: hinge}`
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}.")
+        return from_dict(tp, value, key)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}.")
+    if origin is tuple:
+        items = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(items):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}.")
+        return tuple(_coerce(v, t, f"{key}[{i}]") for i, (v, t) in enumerate(zip(value, items)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}.")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}.")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}.")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            # YAML 1.1 reads "1e-4" (no dot) as a string.
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {value!r}.")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}.")
+    raise TypeError(f"unsupported schema type {tp!r} at {key}")
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass `cls` from a nested dict, checking every key and value type."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in hints:
+            raise ConfigError(choices_message("recipe key", dotted, [f"{prefix}.{n}" if prefix else n for n in names]))
+        kwargs[key] = _coerce(value, hints[key], dotted)
+        valid = CHOICES.get(dotted)
+        if valid is not None and kwargs[key] not in valid:
+            raise ConfigError(choices_message(f"value for {dotted}:", kwargs[key], valid))
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass tree as plain YAML-friendly Python values."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def dump_yaml(recipe: Recipe) -> str:
+    """The recipe as YAML text (the run's resolved config.yaml)."""
+    return yaml.safe_dump(to_dict(recipe), sort_keys=False)
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split `a.b=value` into the dotted key and a YAML-parsed value."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key.sub=value (e.g. train.steps=500).")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r} has no key before '='.")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def apply_override(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set a dotted `key` in the raw recipe dict; checks each step against the schema."""
+    parts = key.split(".")
+    cls: Any = Recipe
+    node = data
+    for i, part in enumerate(parts):
+        dotted = ".".join(parts[: i + 1])
+        free_form = cls is None  # inside an `args:` mapping every key is allowed here
+        if not free_form:
+            hints = typing.get_type_hints(cls)
+            if part not in hints:
+                prefix = ".".join(parts[:i])
+                names = [f"{prefix}.{n}" if prefix else n for n in hints]
+                raise ConfigError(choices_message("recipe key", dotted, names))
+            tp = hints[part]
+        if i == len(parts) - 1:
+            node[part] = value
+            return
+        child = node.get(part)
+        if isinstance(child, str) and not free_form and tp is Component:
+            child = {"name": child}
+        if not isinstance(child, dict):
+            child = {}
+        node[part] = child
+        node = child
+        if free_form:
+            cls = None
+        elif dataclasses.is_dataclass(tp):
+            cls = tp
+        elif typing.get_origin(tp) is dict:
+            cls = None
+        else:
+            raise ConfigError(f"recipe key {dotted!r} is a value, not a section: cannot set {key!r}.")
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+def _recipe_dir() -> Path:
+    return Path(str(resources.files("ganforge") / "recipes"))
+
+
+def list_recipes() -> dict[str, str]:
+    """Name -> one-line description of every recipe shipped with the package."""
+    out = {}
+    for path in sorted(_recipe_dir().glob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        out[path.stem] = str(data.get("description", "")).strip().splitlines()[0] if data.get("description") else ""
+    return out
+
+
+def recipe_path(name_or_path: str) -> Path:
+    """Resolve a shipped recipe name or a path to a YAML file."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise ConfigError(f"recipe file {str(p)!r} does not exist.")
+        return p
+    shipped = _recipe_dir() / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    raise ConfigError(choices_message("recipe", name_or_path, list_recipes()))
+
+
+def load_raw(name_or_path: str) -> dict[str, Any]:
+    """The recipe's YAML as a dict (not yet validated)."""
+    path = recipe_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"recipe {str(path)!r} is not valid YAML: {e}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe {str(path)!r} must be a mapping of keys, got {type(data).__name__}.")
+    data.setdefault("name", path.stem)
+    return data
+
+
+def load_recipe(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Load a shipped recipe or YAML path, apply `key.sub=value` overrides and validate."""
+    data = load_raw(name_or_path)
+    return build_recipe(data, overrides)
+
+
+def build_recipe(data: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Validate a raw recipe dict after applying overrides."""
+    for text in overrides:
+        apply_override(data, *parse_override(text))
+    recipe = from_dict(Recipe, data)
+    validate(recipe)
+    return recipe
+
+
+def validate(r: Recipe) -> None:
+    """Cross-field checks that types alone cannot express."""
+    t = r.train
+    for key in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "n_samples"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"train.{key} must be at least 1, got {getattr(t, key)}.")
+    if r.game.n_critic < 1:
+        raise ConfigError(f"game.n_critic must be at least 1, got {r.game.n_critic}.")
+    if r.model.z_dim < 1:
+        raise ConfigError(f"model.z_dim must be at least 1, got {r.model.z_dim}.")
+    if not 0.0 <= t.ema.decay < 1.0:
+        raise ConfigError(f"train.ema.decay must be in [0, 1), got {t.ema.decay}.")
+    for net in ("g", "d"):
+        if getattr(r.optim, net).lr <= 0:
+            raise ConfigError(f"optim.{net}.lr must be positive, got {getattr(r.optim, net).lr}.")

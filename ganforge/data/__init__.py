@@ -1,0 +1,20 @@
+"""Datasets for ganforge: 2-D mixtures and point clouds (native coordinates) and images (uint8, served in [-1, 1])."""
+
+from __future__ import annotations
+
+from .dataset import ArrayDataset, to_float
+from .images import read_idx, resize_images
+from .loaders import DATASETS, load_dataset
+from .mixtures import mixture_spec
+from .stream import BatchStream
+
+__all__ = [
+    "ArrayDataset",
+    "BatchStream",
+    "DATASETS",
+    "load_dataset",
+    "mixture_spec",
+    "read_idx",
+    "resize_images",
+    "to_float",
+]

@@ -1,0 +1,477 @@
+"""Image datasets: sklearn digits, MNIST / Fashion-MNIST / CIFAR-10, and folders of image files.
+
+Every loader returns uint8 (N, C, H, W) images at the requested square size; `ArrayDataset.get` scales
+them to [-1, 1]. All resizing goes through `resize_images` (bilinear, antialiased, rounded back to uint8).
+
+Fits: "resize" scales the shorter side to the target size and centre-crops the longer one (for square
+images: a plain resize); "pad" keeps images that fit as they are and pads them with background 0 around
+the centre (images larger than the target are first scaled down so their longer side fits).
+
+Splits: MNIST, Fashion-MNIST and CIFAR-10 have their official train/test splits. sklearn's digits has one
+set of 1797 images, all of which are the "train" split; it has no test split.
+
+MNIST and Fashion-MNIST are first looked up as IDX files (gzipped or not) in system directories
+(Debian's `dataset-fashion-mnist` package installs /usr/share/datasets/fashion-mnist) and in
+dataset-specific folders of the data root (root/fashion_mnist, root/FashionMNIST/raw where torchvision
+puts them, ...; never root itself, as both datasets use the same file names), and only otherwise
+downloaded through torchvision.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm import tqdm
+
+from ..errors import ConfigError, DataError, choices_message
+from .dataset import ArrayDataset
+
+logger = logging.getLogger(__name__)
+
+FITS = ("resize", "pad")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+# Searched before the data root; an environment variable (os.pathsep-separated dirs) replaces the tuple.
+MNIST_DIRS: tuple[str, ...] = ("/usr/share/datasets/mnist",)
+FASHION_MNIST_DIRS: tuple[str, ...] = ("/usr/share/datasets/fashion-mnist",)
+_IDX_SOURCES = {
+    # name: (module attribute with system dirs, env var, subfolders of root, torchvision class, help)
+    "mnist": (
+        "MNIST_DIRS",
+        "GANFORGE_MNIST_DIR",
+        ("mnist", "MNIST/raw"),
+        "MNIST",
+        "place the four MNIST IDX files (train-images-idx3-ubyte.gz, ...) in one of those directories "
+        "or set GANFORGE_MNIST_DIR to their directory",
+    ),
+    "fashion_mnist": (
+        "FASHION_MNIST_DIRS",
+        "GANFORGE_FASHION_MNIST_DIR",
+        ("fashion_mnist", "fashion-mnist", "FashionMNIST/raw"),
+        "FashionMNIST",
+        "install it with `apt-get install dataset-fashion-mnist` (files in /usr/share/datasets/fashion-mnist), "
+        "or set GANFORGE_FASHION_MNIST_DIR to a directory holding its four IDX files",
+    ),
+}
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+_RESIZE_CHUNK = 1024  # images per interpolate call: bounds the float32 copy held in memory
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def default_root() -> str:
+    """The data root: $GANFORGE_DATA, else ~/.cache/ganforge/data."""
+    return os.environ.get("GANFORGE_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "ganforge", "data")
+
+
+def _check_fit(fit: str) -> None:
+    if fit not in FITS:
+        raise ConfigError(choices_message("fit method", fit, FITS))
+
+
+def resize_images(x: Tensor, size: int, fit: str = "resize") -> Tensor:
+    """Resize uint8 images (N, C, H, W) to (N, C, size, size) by `fit` ("resize" or "pad"); bilinear, antialiased."""
+    _check_fit(fit)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(f"image size must be a positive integer, got {size!r}")
+    if x.dtype != torch.uint8 or x.dim() != 4:
+        raise DataError(f"resize_images needs uint8 (N, C, H, W) images, got {x.dtype} {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    if (h, w) == (size, size):
+        return x
+    if fit == "resize":
+        scale = size / min(h, w)
+        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    elif h <= size and w <= size:
+        nh, nw = h, w
+    else:
+        scale = size / max(h, w)
+        nh, nw = min(size, max(1, round(h * scale))), min(size, max(1, round(w * scale)))
+    out = torch.zeros((n, c, size, size), dtype=torch.uint8)
+    for start in range(0, n, _RESIZE_CHUNK):
+        chunk = x[start : start + _RESIZE_CHUNK]
+        if (nh, nw) != (h, w):
+            scaled = F.interpolate(chunk.float(), size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+            chunk = scaled.round_().clamp_(0, 255).to(torch.uint8)
+        if fit == "resize":
+            top, left = (nh - size) // 2, (nw - size) // 2
+            out[start : start + len(chunk)] = chunk[:, :, top : top + size, left : left + size]
+        else:
+            top, left = (size - nh) // 2, (size - nw) // 2
+            out[start : start + len(chunk), :, top : top + nh, left : left + nw] = chunk
+    return out
+
+
+def describe_fit(fit: str, h: int | None, w: int | None, size: int) -> str:
+    """A one-line description of how `resize_images` maps (h, w) images (None: of varied sizes) to `size`."""
+    if (h, w) == (size, size):
+        return "none (already at size)"
+    if fit == "resize":
+        return f"bilinear, antialiased: shorter side to {size}, then centre crop to {size}x{size}"
+    if h is not None and w is not None and h <= size and w <= size:
+        return f"no scaling: centred and padded with 0 to {size}x{size}"
+    return f"bilinear, antialiased where larger than {size}: longer side to at most {size}, then padded with 0"
+
+
+def convert_channels(x: Tensor, channels: int) -> Tensor:
+    """Convert uint8 images between 1 and 3 channels (gray -> RGB repeats; RGB -> gray uses ITU-R 601 luma)."""
+    c = x.shape[1]
+    if c == channels:
+        return x
+    if c == 1 and channels == 3:
+        return x.expand(-1, 3, -1, -1).contiguous()
+    if c == 3 and channels == 1:
+        out = torch.empty((x.shape[0], 1, *x.shape[2:]), dtype=torch.uint8)
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        for start in range(0, len(x), _RESIZE_CHUNK):
+            chunk = x[start : start + _RESIZE_CHUNK].float()
+            gray = (chunk * weights).sum(1, keepdim=True).round_().clamp_(0, 255)
+            out[start : start + len(chunk)] = gray.to(torch.uint8)
+        return out
+    raise ConfigError(f"cannot convert {c}-channel images to {channels} channels; channels must be 1 or 3")
+
+
+def _finish(
+    name: str,
+    x: Tensor,
+    y: Tensor | None,
+    class_names: list[str],
+    image_size: int,
+    channels: int | None,
+    fit: str,
+    info: dict,
+) -> ArrayDataset:
+    """Convert channels, resize, and wrap native uint8 images in an ArrayDataset with a full description."""
+    native = list(x.shape[1:])
+    channels = channels or int(x.shape[1])
+    if channels < x.shape[1]:  # fewer pixels to resize after dropping colour, more before adding it
+        x = convert_channels(x, channels)
+    x = resize_images(x, image_size, fit)
+    x = convert_channels(x, channels)
+    info = {
+        "name": name,
+        "kind": "image",
+        **info,
+        "native_shape": native,
+        "image_size": image_size,
+        "channels": channels,
+        "fit": fit,
+        "resize": describe_fit(fit, native[1], native[2], image_size),
+        "n": len(x),
+    }
+    return ArrayDataset(
+        name=name,
+        kind="image",
+        x=x,
+        y=y,
+        num_classes=len(class_names) if y is not None else 0,
+        class_names=list(class_names) if y is not None else [],
+        info=info,
+    )
+
+
+def load_digits_images(
+    *, image_size: int | None = None, channels: int | None = None, fit: str = "resize", limit: int | None = None
+) -> ArrayDataset:
+    """sklearn's 1797 8x8 handwritten digits (all in the train split), resized to `image_size` (default 16)."""
+    from sklearn.datasets import load_digits
+
+    _check_fit(fit)
+    bunch = load_digits()
+    images = np.asarray(bunch.images, dtype=np.float64)[:limit]
+    x = torch.from_numpy(np.rint(images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)).unsqueeze(1)
+    y = torch.from_numpy(np.asarray(bunch.target, dtype=np.int64)[:limit])
+    info = {"split": "train", "source": "sklearn.datasets.load_digits (values 0..16 scaled to 0..255)"}
+    return _finish("digits", x, y, [str(i) for i in range(10)], image_size or 16, channels, fit, info)
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (gzipped or not, as used by MNIST) into a numpy array, checking its magic number and size."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+            data = fh.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read IDX file {path}: {exc}") from exc
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES or data[3] == 0:
+        raise DataError(f"{path} is not an IDX file (bad magic number {data[:4].hex() or 'none'})")
+    dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"IDX file {path} is truncated (header needs {header} bytes, file has {len(data)})")
+    dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    if len(data) != expected:
+        raise DataError(
+            f"IDX file {path} has {len(data)} bytes but its header (shape {dims}, {dtype}) needs {expected}"
+        )
+    arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
+    return arr.astype(dtype.newbyteorder("="))
+
+
+def idx_search_dirs(name: str, root: str) -> list[str]:
+    """Directories searched, in order, for the IDX files of `mnist` or `fashion_mnist`."""
+    attr, env, subdirs, _, _ = _IDX_SOURCES[name]
+    env_dirs = os.environ.get(env)
+    system = [d for d in env_dirs.split(os.pathsep) if d] if env_dirs else list(globals()[attr])
+    # Only dataset-specific subfolders of root: MNIST and Fashion-MNIST use the same file names.
+    return system + [os.path.join(root, s) for s in subdirs]
+
+
+def _find_idx(name: str, root: str, split: str) -> tuple[str, str] | None:
+    images, labels = _IDX_FILES[split]
+    for d in idx_search_dirs(name, root):
+        found = []
+        for stem in (images, labels):
+            hits = [os.path.join(d, stem + ext) for ext in (".gz", "")]
+            hits = [p for p in hits if os.path.isfile(p)]
+            if not hits:
+                break
+            found.append(hits[0])
+        if len(found) == 2:
+            return found[0], found[1]
+    return None
+
+
+def load_idx_pair(images_path: str, labels_path: str) -> tuple[Tensor, Tensor]:
+    """Images (N, 1, H, W) uint8 and labels (N,) int64 from a pair of MNIST-style IDX files."""
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise DataError(f"{images_path} must hold uint8 images (N, H, W), got {images.dtype} {images.shape}")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise DataError(
+            f"{labels_path} must hold {len(images)} labels to match {images_path}, got shape {labels.shape}"
+        )
+    return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+
+
+def load_mnist_like(
+    name: str,
+    *,
+    root: str | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    fit: str = "resize",
+    split: str = "train",
+    download: bool = True,
+    limit: int | None = None,
+) -> ArrayDataset:
+    """MNIST or Fashion-MNIST from local IDX files if present, else via torchvision (downloading if allowed)."""
+    _check_fit(fit)
+    root = os.path.abspath(os.path.expanduser(root or default_root()))
+    _, _, _, tv_class, help_text = _IDX_SOURCES[name]
+    found = _find_idx(name, root, split)
+    if found is not None:
+        x, y = load_idx_pair(*found)
+        source = os.path.dirname(found[0])
+    elif not download:
+        dirs = ", ".join(idx_search_dirs(name, root))
+        raise DataError(
+            f"{name} ({split} split) was not found in {dirs} and downloading is off; {help_text}, "
+            f"or allow downloading (download=True) into {root}."
+        )
+    else:
+        import torchvision
+
+        logger.info("%s not found locally; downloading it with torchvision into %s", name, root)
+        try:
+            os.makedirs(root, exist_ok=True)
+            tv = getattr(torchvision.datasets, tv_class)(root, train=split == "train", download=True)
+        except Exception as exc:  # torchvision raises RuntimeError, URLError, HTTPError, ... on failure
+            raise DataError(
+                f"{name} ({split} split) was not found in {', '.join(idx_search_dirs(name, root))} and downloading "
+                f"it into {root} failed ({_one_line(exc)}); {help_text}."
+            ) from exc
+        x, y = tv.data.to(torch.uint8).unsqueeze(1), tv.targets.to(torch.int64)
+        source = os.path.join(root, tv_class, "raw")
+    x, y = x[:limit], y[:limit]
+    classes = FASHION_MNIST_CLASSES if name == "fashion_mnist" else [str(i) for i in range(10)]
+    info = {"split": split, "source": source}
+    return _finish(name, x, y, classes, image_size or 32, channels, fit, info)
+
+
+def load_cifar10(
+    *,
+    root: str | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    fit: str = "resize",
+    split: str = "train",
+    download: bool = True,
+    limit: int | None = None,
+) -> ArrayDataset:
+    """CIFAR-10 (3x32x32) through torchvision under `root`, downloading it if allowed."""
+    import torchvision
+
+    _check_fit(fit)
+    root = os.path.abspath(os.path.expanduser(root or default_root()))
+    try:
+        if download:
+            os.makedirs(root, exist_ok=True)
+        tv = torchvision.datasets.CIFAR10(root, train=split == "train", download=download)
+    except Exception as exc:  # torchvision raises RuntimeError, URLError, HTTPError, ... on failure
+        how = "downloading it failed" if download else "downloading is off"
+        raise DataError(
+            f"cifar10 was not found in {root} ({_one_line(exc)}) and {how}; allow downloading (download=True) "
+            f"on a machine with internet access, or put the extracted cifar-10-batches-py folder in {root}."
+        ) from exc
+    x = torch.from_numpy(np.ascontiguousarray(tv.data[:limit])).permute(0, 3, 1, 2).contiguous()
+    y = torch.as_tensor(tv.targets[:limit], dtype=torch.int64)
+    info = {"split": split, "source": os.path.join(root, "cifar-10-batches-py")}
+    return _finish("cifar10", x, y, CIFAR10_CLASSES, image_size or 32, channels, fit, info)
+
+
+def list_image_files(root: str) -> list[str]:
+    """Image files under `root` (recursive, hidden entries skipped) as sorted '/'-separated relative paths."""
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        rel = os.path.relpath(dirpath, root)
+        for f in filenames:
+            if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS):
+                files.append(Path(rel, f).as_posix() if rel != "." else f)
+    return sorted(files)
+
+
+def _decode(path: str, channels: int) -> np.ndarray | None:
+    """The image at `path` as uint8 (H, W, C), or None if it cannot be read."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            if img.mode == "P" and "transparency" in img.info:
+                img = img.convert("RGBA")  # avoids PIL's palette-transparency warning
+            arr = np.array(img.convert("L" if channels == 1 else "RGB"))  # a writable copy, torch wants one
+    except Exception:  # noqa: BLE001 - any decoder failure means "unreadable": skip and count it
+        return None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.size == 0:
+        return None
+    return arr
+
+
+def load_folder(
+    *,
+    path: str,
+    image_size: int | None = None,
+    channels: int | None = None,
+    fit: str = "resize",
+    labels: bool = False,
+    limit: int | None = None,
+) -> ArrayDataset:
+    """All PNG/JPEG/BMP/WebP images under `path`, decoded up-front; unreadable files are skipped with one warning."""
+    _check_fit(fit)
+    root = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isdir(root):
+        what = "is not a directory" if os.path.exists(root) else "does not exist"
+        raise DataError(f"image folder {path!r} {what}")
+    files = list_image_files(root)
+    if not files:
+        raise DataError(f"image folder {path!r} has no {'/'.join(e[1:] for e in IMAGE_EXTENSIONS)} files")
+    class_names: list[str] = []
+    file_class: list[int] = []
+    if labels:
+        top = [f for f in files if "/" not in f]
+        if top:
+            raise DataError(
+                f"labels=True needs one subfolder per class (e.g. {path}/cat/001.png), but {len(top)} image "
+                f"files lie directly in {path!r} (e.g. {top[0]!r}); move them into class folders or use labels=False"
+            )
+        class_names = sorted({f.split("/", 1)[0] for f in files})
+        class_id = {c: i for i, c in enumerate(class_names)}
+        file_class = [class_id[f.split("/", 1)[0]] for f in files]
+
+    size = image_size or 64
+    channels = channels or 3
+
+    def work(i: int) -> tuple[int, Tensor | None]:
+        arr = _decode(os.path.join(root, files[i]), channels)
+        if arr is None:
+            return i, None
+        img = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)
+        return i, resize_images(img, size, fit)[0]
+
+    want = len(files) if limit is None else min(limit, len(files))
+    kept: list[tuple[int, Tensor]] = []
+    skipped: list[str] = []
+    tried = 0
+    workers = max(1, min(4, os.cpu_count() or 1))
+    # Files go to the pool in ordered chunks and results are read back in order, so the dataset is
+    # deterministic whatever the threads' timing; chunks (not one big map) let a `limit` stop early while
+    # every submitted task still finishes before the pool shuts down.
+    with ThreadPoolExecutor(workers) as pool, tqdm(
+        total=want, desc=f"decoding {path}", unit="img", disable=None
+    ) as bar:
+        start = 0
+        while len(kept) < want and start < len(files):
+            chunk = range(start, min(len(files), start + min(256, max(16, want - len(kept)))))
+            start = chunk.stop
+            for i, img in pool.map(work, chunk):
+                if len(kept) >= want:
+                    break
+                tried += 1
+                if img is None:
+                    skipped.append(files[i])
+                else:
+                    kept.append((i, img))
+                    bar.update(1)
+
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        msg = f"skipped {len(skipped)} of {tried} files under {path} that could not be read: {shown}"
+        logger.warning(msg)
+        warnings.warn(msg, UserWarning, stacklevel=2)
+    if not kept:
+        raise DataError(f"none of the {tried} image files under {path!r} could be read (e.g. {skipped[0]!r})")
+
+    x = torch.stack([img for _, img in kept])
+    y = torch.tensor([file_class[i] for i, _ in kept], dtype=torch.int64) if labels else None
+    info = {
+        "name": "folder",
+        "kind": "image",
+        "split": "train",
+        "source": root,
+        "image_size": size,
+        "channels": channels,
+        "fit": fit,
+        "resize": describe_fit(fit, None, None, size),
+        "files": len(files),
+        "tried": tried,
+        "skipped": len(skipped),
+        "skipped_files": skipped[:20],
+        "labels": bool(labels),
+        "n": len(x),
+    }
+    return ArrayDataset(
+        name="folder",
+        kind="image",
+        x=x,
+        y=y,
+        num_classes=len(class_names),
+        class_names=class_names,
+        info=info,
+    )

@@ -1,0 +1,97 @@
+"""An endless, deterministic and resumable stream of shuffled mini-batches."""
+
+from __future__ import annotations
+
+import hashlib
+import numbers
+from typing import Any, Iterator
+
+import torch
+from torch import Tensor
+
+from ..errors import DataError
+from .dataset import ArrayDataset
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The generator seed for one epoch's permutation: a hash of (seed, epoch), so no two pairs share one."""
+    digest = hashlib.blake2b(f"ganforge-batch-stream:{seed}:{epoch}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1  # 63 bits: always a valid manual_seed value
+
+
+class BatchStream:
+    """Endless shuffled batches of `dataset`; each epoch is a fresh permutation and the last partial batch is dropped.
+
+    The permutation of epoch e is `torch.randperm(n, generator=Generator().manual_seed(epoch_seed(seed, e)))`,
+    so the stream depends only on (seed, epoch, pos) and never on torch's global RNG.
+    """
+
+    def __init__(self, dataset: ArrayDataset, batch_size: int, seed: int) -> None:
+        n = len(dataset)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise DataError(f"batch size must be a positive integer, got {batch_size!r}")
+        if batch_size > n:
+            raise DataError(
+                f"batch size {batch_size} is larger than dataset {dataset.name!r}, which has only {n} samples; "
+                f"use a batch size of at most {n}"
+            )
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.seed = int(seed)
+        self.n = n
+        self.epoch = 0
+        self.pos = 0
+        self._perm: Tensor | None = None
+        self._perm_epoch = -1
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Number of full batches in one epoch."""
+        return self.n // self.batch_size
+
+    def _permutation(self, epoch: int) -> Tensor:
+        if self._perm_epoch != epoch or self._perm is None:
+            gen = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
+            self._perm = torch.randperm(self.n, generator=gen)
+            self._perm_epoch = epoch
+        return self._perm
+
+    def next_indices(self) -> Tensor:
+        """The dataset indices of the next batch, advancing the stream."""
+        if self.pos + self.batch_size > self.n:
+            self.epoch += 1
+            self.pos = 0
+        idx = self._permutation(self.epoch)[self.pos : self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return idx
+
+    def next(self) -> tuple[Tensor, Tensor | None]:
+        """The next batch (x, y) as returned by `dataset.get`."""
+        return self.dataset.get(self.next_indices())
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor | None]]:
+        return self
+
+    def __next__(self) -> tuple[Tensor, Tensor | None]:
+        return self.next()
+
+    def state_dict(self) -> dict[str, int]:
+        """The position of the stream: {"epoch": int, "pos": int}."""
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a position saved by `state_dict` (with the same dataset, batch size and seed)."""
+        try:
+            epoch, pos = state["epoch"], state["pos"]
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"batch stream state must have integer 'epoch' and 'pos', got {state!r}") from exc
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in (epoch, pos)):
+            raise DataError(f"batch stream state must have integer 'epoch' and 'pos', got {state!r}")
+        epoch, pos = int(epoch), int(pos)
+        if epoch < 0 or not 0 <= pos <= self.n:
+            raise DataError(
+                f"batch stream state {state!r} does not fit dataset {self.dataset.name!r} "
+                f"of {self.n} samples (pos must be in 0..{self.n}, epoch >= 0)"
+            )
+        self.epoch = epoch
+        self.pos = pos

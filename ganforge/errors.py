@@ -1,0 +1,33 @@
+"""Errors that the CLI turns into a one-paragraph message and exit status 2."""
+
+from __future__ import annotations
+
+from difflib import get_close_matches
+from typing import Iterable
+
+
+class GanforgeError(Exception):
+    """A problem with the user's input (recipe, key, value, data); shown without a traceback."""
+
+
+class ConfigError(GanforgeError):
+    """A recipe, key, component name, argument or value that is not valid."""
+
+
+class DataError(GanforgeError):
+    """A dataset that is missing, empty or unreadable."""
+
+
+class TrainingError(GanforgeError):
+    """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is kept."""
+
+
+def choices_message(what: str, name: str, valid: Iterable[str]) -> str:
+    """Format 'unknown X "name"; did you mean ...? valid choices: ...'."""
+    valid = sorted(valid)
+    msg = f"unknown {what} {name!r}"
+    close = get_close_matches(str(name), valid, n=1)
+    if close:
+        msg += f" (did you mean {close[0]!r}?)"
+    msg += ". Valid choices: " + ", ".join(valid) + "."
+    return msg

@@ -1,0 +1,49 @@
+"""What a game is: the choreography of one training step, given a context that the trainer provides."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from ..registry import Registry
+
+
+class StepContext(Protocol):
+    """What a game may use: networks, data, noise, precision and an optimiser step per network."""
+
+    G: nn.Module
+    D: nn.Module
+    batch_size: int
+    device: torch.device
+
+    def real_batch(self) -> tuple[Tensor, Tensor | None]: ...
+
+    def noise(self, n: int) -> Tensor: ...
+
+    def autocast(self) -> Any: ...
+
+    def step_d(self, loss: Tensor) -> None: ...
+
+    def step_g(self, loss: Tensor) -> None: ...
+
+    def frozen(self, net: nn.Module) -> Any: ...
+
+
+class Game:
+    """One training step's choreography; subclasses implement `step` and keep any extra state."""
+
+    def step(self, ctx: StepContext) -> dict[str, Tensor]:
+        """Run one generator step (and its critic steps); return detached scalars to log."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Game state to checkpoint (e.g. BEGAN's k_t); empty for stateless games."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+
+
+GAMES: Registry[type[Game]] = Registry("game")

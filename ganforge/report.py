@@ -1,0 +1,507 @@
+"""A self-contained, offline HTML report of one run folder (images embedded as base64, no scripts)."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import ConfigError
+from .plots import _atomic_file, curve_points, plot_curves, to_data_uri
+
+__all__ = ["write_report", "read_metrics", "read_run_info", "loss_keys", "eval_keys", "higher_is_better", "pick_evenly"]
+
+MAX_PROGRESSION = 16  # sample grids shown in the progression; more are thinned evenly
+THUMB_WIDTH = 320  # progression images wider than this are downscaled before embedding (keeps the HTML small)
+FINAL_DISPLAY_WIDTH = 640  # small final grids are shown enlarged (integer factor, pixelated) up to this width
+
+_STEP_PNG = re.compile(r"^step_(\d+)\.png$")
+_LOSS_KEY = re.compile(r"(^|_)loss(_|$)")
+# Tokens of eval metric names where a larger value is better; anything else (fd, fid, kid, kl, swd, ms-ssim as a
+# diversity score, memorisation ratio...) is taken as lower-better. The table says which direction was assumed.
+_HIGHER_BETTER = {
+    "is", "inception", "precision", "recall", "density", "coverage", "acc", "accuracy",
+    "modes", "hq", "high", "quality", "f1",
+}
+
+_CSS = """
+body{margin:0;background:#f6f7f9;color:#1d2329;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif}
+main{max-width:1100px;margin:0 auto;padding:24px 28px 48px;background:#fff;min-height:100vh;box-sizing:border-box}
+h1{margin:0 0 4px;font-size:28px}
+h2{margin:36px 0 10px;font-size:20px;border-bottom:1px solid #e3e6ea;padding-bottom:4px}
+h3{margin:18px 0 6px;font-size:16px}
+p{margin:6px 0}
+.muted{color:#6b7480}
+.none{color:#8a929c;font-style:italic}
+.badge{display:inline-block;padding:1px 10px;border-radius:10px;font-size:13px;font-weight:600;color:#fff;background:#7a828c}
+.badge.running{background:#2f6fd0}.badge.finished{background:#2e8b57}.badge.failed{background:#c0392b}
+table{border-collapse:collapse;margin:8px 0}
+td,th{padding:4px 12px 4px 0;text-align:left;vertical-align:top}
+th{font-weight:600;color:#3a424b}
+table.grid td,table.grid th{border-bottom:1px solid #eceff2;padding:4px 14px 4px 4px}
+table.kv th{white-space:nowrap;color:#6b7480;font-weight:500}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+img{max-width:100%;height:auto}
+img.pix{image-rendering:pixelated}
+.figs{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
+figure{margin:0}
+figcaption{font-size:13px;color:#6b7480;text-align:center}
+.figs.half img{width:calc(50% - 9px)}
+.prog{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:14px;margin-top:10px}
+.prog img{width:100%;border:1px solid #e3e6ea}
+pre{background:#f3f4f6;border:1px solid #e3e6ea;padding:12px;overflow:auto;font-size:13px;line-height:1.4}
+code{font-size:13px}
+.err{color:#c0392b}
+"""
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def _read_metrics_counted(path: Path) -> tuple[list[dict], int]:
+    """Records of a metrics.jsonl and how many non-blank lines could not be read."""
+    records: list[dict] = []
+    bad = 0
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return records, 0
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            # A run killed mid-write leaves a truncated last line; skip it (and any other garbage) quietly.
+            bad += 1
+            continue
+        if isinstance(obj, dict):
+            records.append(obj)
+        else:
+            bad += 1
+    return records, bad
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The JSON objects of a metrics.jsonl, skipping blank, truncated or malformed lines ([] if missing)."""
+    return _read_metrics_counted(Path(path))[0]
+
+
+def read_run_info(run_dir: str | Path) -> dict:
+    """The run.json summary of a run folder ({} when missing or caught mid-write)."""
+    try:
+        obj = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _all_keys(records: Sequence[dict]) -> list[str]:
+    """Every key seen in the records, in first-seen order."""
+    seen: dict[str, None] = {}
+    for r in records:
+        for k in r:
+            seen.setdefault(str(k), None)
+    return list(seen)
+
+
+def loss_keys(records: Sequence[dict]) -> list[str]:
+    """Loss keys of the records (d_loss, g_loss first, then other `*_loss` keys), excluding `eval/` ones."""
+    keys = [k for k in _all_keys(records) if _LOSS_KEY.search(k) and not k.startswith("eval/")]
+    first = [k for k in ("d_loss", "g_loss") if k in keys]
+    return first + sorted(k for k in keys if k not in first)
+
+
+def eval_keys(records: Sequence[dict]) -> list[str]:
+    """The `eval/` metric keys of the records, sorted."""
+    return sorted(k for k in _all_keys(records) if k.startswith("eval/"))
+
+
+def higher_is_better(key: str) -> bool:
+    """Whether a larger value of eval metric `key` is better (heuristic on the name's tokens)."""
+    name = key.split("/", 1)[-1].lower()
+    return any(tok in _HIGHER_BETTER for tok in re.split(r"[^a-z0-9]+", name) if tok)
+
+
+def pick_evenly(items: Sequence[Any], k: int = MAX_PROGRESSION) -> list[Any]:
+    """At most k items evenly spaced over `items`, always including the first and the last."""
+    n = len(items)
+    if n <= k:
+        return list(items)
+    if k <= 1:
+        return [items[-1]]
+    idx = sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+    return [items[i] for i in idx]
+
+
+def _step_samples(samples_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of samples/step_*.png in step order."""
+    if not samples_dir.is_dir():
+        return []
+    out = []
+    for p in samples_dir.iterdir():
+        m = _STEP_PNG.match(p.name)
+        if m and p.is_file():
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+# ----------------------------------------------------------------------------------------------- formatting
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _fmt_num(v: Any) -> str:
+    """Ints with thousands separators, floats to 4 significant digits, anything else as text."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        if v.is_integer() and abs(v) < 1e15:
+            return f"{int(v):,}"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _fmt_duration(s: Any) -> str:
+    """Seconds as '12.3 s', '2 min 20 s' or '1 h 02 min'."""
+    if not isinstance(s, (int, float)) or isinstance(s, bool) or not math.isfinite(s):
+        return str(s)
+    if s < 60:
+        return f"{s:.1f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {int(s % 60):02d} s"
+    return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
+
+
+def _fmt_size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def _none(what: str = "") -> str:
+    return f'<p class="none">(none yet){" — " + _e(what) if what else ""}</p>'
+
+
+def _img_tag(uri: str, alt: str, cls: str = "", width: int | None = None) -> str:
+    attrs = f' class="{cls}"' if cls else ""
+    if width:
+        attrs += f' width="{width}"'
+    return f'<img src="{uri}" alt="{_e(alt)}"{attrs}>'
+
+
+def _image_uri(path: Path, max_width: int | None = None) -> tuple[str, int]:
+    """Data URI of an image (downscaled to max_width if wider) and its natural width."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        width, height = im.size
+        if max_width is None or width <= max_width:
+            return to_data_uri(path), width
+        thumb = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+        thumb.thumbnail((max_width, max(1, round(height * max_width / width))), Image.LANCZOS)
+        buf = io.BytesIO()
+        thumb.save(buf, format="PNG", optimize=True)
+        return to_data_uri(data=buf.getvalue(), mime="image/png"), thumb.size[0]
+
+
+def _safe_name(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("_") or "metric"
+
+
+def _smooth_window(n: int) -> int:
+    """Moving-average window for a series of n points: ~1/25 of it, none for short series, at most 50."""
+    w = min(50, n // 25)
+    return w if w >= 2 else 0
+
+
+# ----------------------------------------------------------------------------------------------- sections
+
+
+def _header(run_dir: Path, info: dict, records: list[dict], recipe: str) -> str:
+    parts = [f"<h1>{_e(recipe)}</h1>"]
+    if info.get("description"):
+        parts.append(f"<p>{_e(info['description'])}</p>")
+    if info.get("source"):
+        parts.append(f'<p class="muted">Source: {_e(info["source"])}</p>')
+
+    status = str(info.get("status", "")) or ("unknown" if info else "")
+    rows: list[tuple[str, str]] = []
+    if status:
+        cls = status if status in ("running", "finished", "failed") else ""
+        rows.append(("status", f'<span class="badge {cls}">{_e(status)}</span>'))
+    else:
+        rows.append(("status", '<span class="none">(no run.json yet)</span>'))
+    if info.get("error"):
+        rows.append(("error", f'<span class="err">{_e(info["error"])}</span>'))
+
+    last_step = next((r["step"] for r in reversed(records) if "step" in r), None)
+    step = info.get("step", last_step)
+    total = info.get("steps")
+    if step is not None or total is not None:
+        txt = _fmt_num(step) if step is not None else "?"
+        if total is not None:
+            txt += f" / {_fmt_num(total)}"
+        rows.append(("steps", _e(txt)))
+    wall = info.get("wall_time_s")
+    if wall is None:
+        wall = next((r["time"] for r in reversed(records) if "time" in r), None)
+    if wall is not None:
+        rows.append(("wall time", _e(_fmt_duration(wall))))
+
+    hw = [str(info[k]) for k in ("device", "precision") if info.get(k) is not None]
+    flags = [k for k in ("channels_last", "compile") if info.get(k) is True]
+    if hw or flags:
+        rows.append(("device / precision", _e(" / ".join(hw) + ("  (" + ", ".join(flags) + ")" if flags else ""))))
+    if isinstance(info.get("params"), dict) and info["params"]:
+        rows.append(("parameters", _e(" · ".join(f"{k} {_fmt_num(v)}" for k, v in info["params"].items()))))
+    if isinstance(info.get("data"), dict) and info["data"]:
+        rows.append(("data", _e(", ".join(f"{k}={v}" for k, v in info["data"].items()))))
+    elif info.get("data") is not None:
+        rows.append(("data", _e(info["data"])))
+    if info.get("seed") is not None:
+        rows.append(("seed", _e(info["seed"])))
+    versions = [f"{k} {info[k]}" for k in ("torch", "ganforge") if info.get(k)]
+    if versions:
+        rows.append(("versions", _e(", ".join(versions))))
+
+    parts.append('<table class="kv">' + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>")
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    parts.append(f'<p class="muted">Report of <code>{_e(run_dir)}</code>, written {_e(stamp)} by ganforge {_e(__version__)}.</p>')
+    return "<header>" + "".join(parts) + "</header>"
+
+
+def _figure(records: list[dict], keys: list[str], path: Path, title: str, smooth: int) -> str:
+    """Make one curve figure and return its <img>; a failure is shown in the page instead of killing the report."""
+    try:
+        plot_curves(records, keys, path, title=title, smooth=smooth)
+        return _img_tag(to_data_uri(path), title)
+    except Exception as exc:  # a report is also written mid-training: it must never take the run down
+        return f'<p class="err">(figure {_e(title)} failed: {_e(type(exc).__name__)}: {_e(exc)})</p>'
+
+
+def _losses(records: list[dict], plots_dir: Path, bad_lines: int) -> str:
+    out = ["<section id=\"losses\"><h2>Losses</h2>"]
+    if not records:
+        out.append(_none("no metrics have been logged yet."))
+    else:
+        keys = loss_keys(records)
+        if not keys:
+            out.append(_none("no loss values logged yet."))
+        else:
+            n = max(len(curve_points(records, k)[0]) for k in keys)
+            w = _smooth_window(n)
+            out.append(_figure(records, keys, plots_dir / "losses.png", "Losses", w))
+            note = f"{len(records):,} logged steps"
+            if w:
+                note += f"; bold lines are a {w}-point moving average over the faint raw values"
+            out.append(f'<p class="muted">{_e(note)}.</p>')
+        if bad_lines:
+            out.append(f'<p class="muted">{bad_lines} unreadable line(s) of metrics.jsonl skipped '
+                       f"(a run stopped mid-write leaves a truncated last line).</p>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _throughput(records: list[dict], plots_dir: Path) -> str:
+    out = ['<section id="throughput"><h2>Throughput</h2>']
+    steps, values = curve_points(records, "images_per_s")
+    if not steps:
+        out.append(_none("no throughput logged yet."))
+    else:
+        out.append(_figure(records, ["images_per_s"], plots_dir / "throughput.png", "Throughput (images/s)",
+                           _smooth_window(len(steps))))
+        tail = sorted(values[-20:])
+        median = tail[len(tail) // 2]
+        out.append(f'<p class="muted">latest {_e(_fmt_num(values[-1]))} images/s; '
+                   f"median of the last {len(tail)} logs {_e(_fmt_num(median))} images/s.</p>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _evaluation(records: list[dict], plots_dir: Path) -> str:
+    out = ['<section id="evaluation"><h2>Evaluation</h2>']
+    keys = [k for k in eval_keys(records) if curve_points(records, k)[0]]
+    if not keys:
+        out.append(_none("no evaluation logged yet."))
+        out.append("</section>")
+        return "".join(out)
+    rows = []
+    for k in keys:
+        steps, values = curve_points(records, k)
+        higher = higher_is_better(k)
+        best_i = max(range(len(values)), key=values.__getitem__) if higher else min(range(len(values)), key=values.__getitem__)
+        rows.append(
+            f"<tr><td><code>{_e(k)}</code></td><td>{'higher' if higher else 'lower'}</td>"
+            f'<td class="num">{_e(_fmt_num(values[-1]))}</td><td class="num">{_e(_fmt_num(steps[-1]))}</td>'
+            f'<td class="num">{_e(_fmt_num(values[best_i]))}</td><td class="num">{_e(_fmt_num(steps[best_i]))}</td>'
+            f'<td class="num">{len(values)}</td></tr>'
+        )
+    out.append(
+        '<table class="grid eval"><thead><tr><th>metric</th><th>better</th><th>last</th><th>at step</th>'
+        "<th>best</th><th>at step</th><th>evaluations</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
+    out.append(f'<div class="figs{" half" if len(keys) > 1 else ""}">')
+    for k in keys:
+        out.append(_figure(records, [k], plots_dir / f"eval_{_safe_name(k.split('/', 1)[-1])}.png", k, 0))
+    out.append("</div></section>")
+    return "".join(out)
+
+
+def _samples(run_dir: Path) -> str:
+    out = ['<section id="samples"><h2>Samples</h2>']
+    samples_dir = run_dir / "samples"
+    steps = _step_samples(samples_dir)
+    big: list[tuple[Path, str]] = [(samples_dir / n, c) for n, c in (("final.png", "final"), ("final_ema.png", "final (EMA)"))
+                                   if (samples_dir / n).is_file()]
+    if not big and steps:
+        # Mid-training there is no final grid yet: show the latest one large instead.
+        big = [(steps[-1][1], f"latest (step {steps[-1][0]:,})")]
+    if not big and not steps:
+        out.append(_none("no samples saved yet."))
+        out.append("</section>")
+        return "".join(out)
+
+    out.append('<div class="figs">')
+    for path, caption in big:
+        try:
+            uri, width = _image_uri(path)
+        except Exception as exc:  # e.g. a PNG being replaced right now; skip it rather than fail the report
+            out.append(f'<p class="err">({_e(path.name)} unreadable: {_e(exc)})</p>')
+            continue
+        # Small grids (e.g. 16 px digits) are shown enlarged by an integer factor with crisp pixels.
+        factor = max(1, FINAL_DISPLAY_WIDTH // max(width, 1)) if width < FINAL_DISPLAY_WIDTH // 2 else 1
+        img = _img_tag(uri, caption, "pix" if factor > 1 else "", width * factor if factor > 1 else None)
+        out.append(f"<figure>{img}<figcaption>{_e(caption)}</figcaption></figure>")
+    out.append("</div>")
+
+    out.append("<h3>Progression</h3>")
+    if not steps:
+        out.append(_none("no intermediate sample grids saved yet."))
+    else:
+        shown = pick_evenly(steps, MAX_PROGRESSION)
+        if len(shown) < len(steps):
+            out.append(f'<p class="muted">{len(shown)} of {len(steps)} sample grids, evenly spaced.</p>')
+        out.append('<div class="prog">')
+        for step, path in shown:
+            try:
+                uri, _ = _image_uri(path, THUMB_WIDTH)
+            except Exception as exc:
+                out.append(f'<figure><p class="err">({_e(path.name)} unreadable: {_e(exc)})</p></figure>')
+                continue
+            out.append(f"<figure>{_img_tag(uri, f'step {step}')}<figcaption>step {step:,}</figcaption></figure>")
+        out.append("</div>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _config(config_text: str | None) -> str:
+    body = f"<pre>{_e(config_text)}</pre>" if config_text is not None else _none("no config.yaml.")
+    return f'<section id="config"><h2>Config</h2>{body}</section>'
+
+
+def _files(run_dir: Path) -> str:
+    rows: list[str] = []
+
+    def row(name: str, size: str) -> None:
+        rows.append(f'<tr><td><code>{_e(name)}</code></td><td class="num">{_e(size)}</td></tr>')
+
+    def stat_size(p: Path) -> int | None:
+        try:
+            return p.stat().st_size
+        except OSError:  # e.g. an old checkpoint rotated away while we list
+            return None
+
+    entries = sorted(run_dir.iterdir(), key=lambda p: (p.is_dir(), p.name))
+    for p in entries:
+        if p.name.startswith(".") or p.name == "report.html":  # temp files of atomic writes; this page itself
+            continue
+        if p.is_file():
+            size = stat_size(p)
+            if size is not None:
+                row(p.name, _fmt_size(size))
+        elif p.is_dir() and p.name == "checkpoints":
+            for c in sorted(p.iterdir()):
+                if c.is_file() and not c.name.startswith("."):
+                    size = stat_size(c)
+                    if size is not None:
+                        row(f"checkpoints/{c.name}", _fmt_size(size))
+        elif p.is_dir():
+            files = [f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")]
+            total = sum(s for s in (stat_size(f) for f in files) if s is not None)
+            row(f"{p.name}/ ({len(files)} files)", _fmt_size(total))
+    body = '<table class="grid files">' + "".join(rows) + "</table>" if rows else _none()
+    return f'<section id="files"><h2>Files</h2>{body}</section>'
+
+
+# ----------------------------------------------------------------------------------------------- entry point
+
+
+def _recipe_name(run_dir: Path, info: dict, config_text: str | None) -> str:
+    """Recipe name from run.json, else from config.yaml, else the folder name."""
+    if info.get("recipe"):
+        return str(info["recipe"])
+    if config_text:
+        try:
+            import yaml
+
+            cfg = yaml.safe_load(config_text)
+        except Exception:
+            cfg = None
+        if isinstance(cfg, dict):
+            for key in ("recipe", "name"):
+                if isinstance(cfg.get(key), str) and cfg[key]:
+                    return cfg[key]
+    return run_dir.resolve().name
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write `run_dir/report.html`, one self-contained offline page of everything the run folder holds so far."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"run folder {str(run_dir)!r} does not exist (give the --out folder of a training run).")
+    plots_dir = run_dir / "plots"
+
+    try:
+        config_text: str | None = (run_dir / "config.yaml").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        config_text = None
+    info = read_run_info(run_dir)
+    records, bad = _read_metrics_counted(run_dir / "metrics.jsonl")
+    recipe = _recipe_name(run_dir, info, config_text)
+
+    body = [
+        _header(run_dir, info, records, recipe),
+        _losses(records, plots_dir, bad),
+        _throughput(records, plots_dir),
+        _evaluation(records, plots_dir),
+        _samples(run_dir),
+        _config(config_text),
+        _files(run_dir),
+    ]
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(recipe)} · ganforge run report</title><style>{_CSS}</style></head>"
+        "<body><main>\n" + "\n".join(body) + "\n</main></body></html>\n"
+    )
+    out = run_dir / "report.html"
+    with _atomic_file(out) as f:
+        f.write(page.encode("utf-8"))
+    return out

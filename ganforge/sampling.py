@@ -1,0 +1,74 @@
+"""Load a trained generator from a run folder, checkpoint or safetensors file, and draw samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import yaml
+from torch import Tensor, nn
+
+from .config import Recipe, build_recipe
+from .errors import GanforgeError
+from .models import build_generator
+from .training.checkpoint import latest_good_checkpoint, load_checkpoint
+
+
+def _recipe_from_text(text: str) -> Recipe:
+    return build_recipe(yaml.safe_load(text))
+
+
+def load_generator(source: str | Path, use_ema: bool = True) -> tuple[nn.Module, Recipe, tuple[int, ...]]:
+    """(generator in eval mode, its recipe, its output shape) from a run folder, .pt checkpoint or .safetensors."""
+    src = Path(source)
+    if src.is_dir():
+        names = (["generator_ema.safetensors"] if use_ema else []) + ["generator.safetensors"]
+        for name in names:
+            if (src / name).is_file():
+                return load_generator(src / name)
+        found = latest_good_checkpoint(src / "checkpoints")
+        if found is None:
+            raise GanforgeError(f"{str(src)!r} holds no generator.safetensors and no readable checkpoint in checkpoints/.")
+        return _from_checkpoint(found[1], use_ema)
+    if not src.exists():
+        raise GanforgeError(f"{str(src)!r} does not exist: give a run folder, a .pt checkpoint or a .safetensors file.")
+    if src.suffix == ".safetensors":
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(src), framework="pt") as f:
+            meta = f.metadata() or {}
+        if "config" not in meta or "shape" not in meta:
+            raise GanforgeError(f"{str(src)!r} was not written by ganforge (its metadata has no config/shape).")
+        recipe = _recipe_from_text(meta["config"])
+        shape = tuple(json.loads(meta["shape"]))
+        G = _build(recipe, shape)
+        G.load_state_dict(load_file(str(src)))
+        return G.eval(), recipe, shape
+    return _from_checkpoint(load_checkpoint(src), use_ema)
+
+
+def _build(recipe: Recipe, shape: tuple[int, ...]) -> nn.Module:
+    return build_generator(recipe.model.generator.name, recipe.model.z_dim, shape, recipe.model.generator.args)
+
+
+def _from_checkpoint(state: dict, use_ema: bool) -> tuple[nn.Module, Recipe, tuple[int, ...]]:
+    recipe = _recipe_from_text(state["config"])
+    shape = tuple(state["shape"])
+    G = _build(recipe, shape)
+    if use_ema and state.get("ema") is not None:
+        # AveragedModel keeps the wrapped network under "module." plus its own counter.
+        G.load_state_dict({k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")})
+    else:
+        G.load_state_dict(state["G"])
+    return G.eval(), recipe, shape
+
+
+@torch.no_grad()
+def sample(G: nn.Module, n: int, z_dim: int, seed: int = 0, batch: int = 500) -> Tensor:
+    """n samples (float32, CPU) from z ~ N(0, I) drawn with a seed-fixed generator."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, z_dim, generator=gen)
+    device = next(G.parameters()).device
+    return torch.cat([G(c.to(device)).float().cpu() for c in z.split(batch)])

@@ -1,0 +1,95 @@
+"""The step context a game runs in: networks, data, noise, precision and one optimiser step per network."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from .precision import Precision
+
+
+class TrainContext:
+    """Everything a game may touch during a step; the trainer builds it and owns its parts."""
+
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        opt_g: torch.optim.Optimizer,
+        opt_d: torch.optim.Optimizer,
+        precision: Precision,
+        device: torch.device,
+        batch_size: int,
+        z_dim: int,
+        next_batch: Callable[[], tuple[Tensor, Tensor | None]],
+        noise_generator: torch.Generator,
+        channels_last: bool = False,
+        on_g_step: Callable[[], None] | None = None,
+    ) -> None:
+        self.G, self.D = G, D
+        self.opt_g, self.opt_d = opt_g, opt_d
+        self.precision = precision
+        self.device = device
+        self.batch_size = batch_size
+        self.z_dim = z_dim
+        self._next_batch = next_batch
+        self.noise_generator = noise_generator
+        self.channels_last = channels_last
+        self.scaler_g = precision.make_scaler()
+        self.scaler_d = precision.make_scaler()
+        self._on_g_step = on_g_step
+
+    def real_batch(self) -> tuple[Tensor, Tensor | None]:
+        """The next batch of real data on the device (images in [-1, 1])."""
+        x, y = self._next_batch()
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if y is not None:
+            y = y.to(self.device, non_blocking=True)
+        return x, y
+
+    def noise(self, n: int) -> Tensor:
+        """n latent vectors z ~ N(0, I), from the run's own checkpointed generator."""
+        # Drawn on the CPU so the same seed gives the same z on every device.
+        z = torch.randn(n, self.z_dim, generator=self.noise_generator)
+        return z.to(self.device, non_blocking=True)
+
+    def autocast(self) -> Any:
+        """The mixed-precision context for forward passes."""
+        return self.precision.autocast()
+
+    def _step(self, loss: Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    def step_d(self, loss: Tensor) -> None:
+        """Backpropagate `loss` and update the discriminator."""
+        self._step(loss, self.opt_d, self.scaler_d)
+
+    def step_g(self, loss: Tensor) -> None:
+        """Backpropagate `loss` and update the generator (then its EMA)."""
+        self._step(loss, self.opt_g, self.scaler_g)
+        if self._on_g_step is not None:
+            self._on_g_step()
+
+    def frozen(self, net: nn.Module) -> Any:
+        """Within this context `net` gets no weight gradients (saves D's weight-gradient work in G's step)."""
+        return _Frozen(net)
+
+
+class _Frozen:
+    def __init__(self, net: nn.Module) -> None:
+        self.params = [p for p in net.parameters() if p.requires_grad]
+
+    def __enter__(self) -> None:
+        for p in self.params:
+            p.requires_grad_(False)
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.params:
+            p.requires_grad_(True)
