@@ -1,0 +1,1 @@
+"""Benchmarks: commands that write JSON results and Markdown tables (kept apart from the tests)."""

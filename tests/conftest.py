@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny recipes that train in seconds on the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def tiny_recipe(data: dict, steps: int = 20, **extra: dict) -> dict:
+    """A raw recipe dict for a few-second run (caller may override any section)."""
+    image = data["name"] not in ("ring", "grid", "points")
+    net = {"name": "dcgan", "args": {"width": 8}} if image else {"name": "mlp", "args": {"hidden": 32, "layers": 2}}
+    r = {
+        "name": "tiny",
+        "description": "test recipe",
+        "seed": 0,
+        "data": data,
+        "model": {"z_dim": 8 if image else 2, "generator": net, "discriminator": dict(net)},
+        "loss": "non_saturating",
+        "train": {
+            "steps": steps,
+            "batch_size": 16,
+            "precision": "fp32",
+            "log_every": 5,
+            "sample_every": 10,
+            "checkpoint_every": 10,
+            "n_samples": 16,
+            "progress": False,
+        },
+    }
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(r.get(k), dict):
+            r[k].update(v)
+        else:
+            r[k] = v
+    return r
+
+
+@pytest.fixture
+def write_recipe(tmp_path: Path):
+    """Write a raw recipe dict to a YAML file and return its path."""
+
+    def write(recipe: dict, name: str = "recipe.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(recipe))
+        return path
+
+    return write

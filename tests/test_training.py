@@ -1,0 +1,153 @@
+"""End-to-end runs, the run folder, sampling, corrupt data, NaN handling and exact resume after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from conftest import tiny_recipe
+from ganforge.cli import main
+from ganforge.config import build_recipe
+from ganforge.errors import TrainingError
+from ganforge.training import Trainer
+from ganforge.training.checkpoint import latest_good_checkpoint, list_checkpoints
+
+
+def train(raw: dict, out: Path, resume: bool = False) -> Path:
+    return Trainer(build_recipe(raw), out, resume=resume, progress=False).run()
+
+
+def test_ring_end_to_end_writes_the_run_folder(tmp_path: Path) -> None:
+    out = train(tiny_recipe({"name": "ring", "n_points": 2000}, steps=20), tmp_path / "run")
+    for name in ("config.yaml", "metrics.jsonl", "run.json", "report.html", "generator.safetensors"):
+        assert (out / name).is_file(), name
+    assert list((out / "tb").iterdir()), "TensorBoard events"
+    assert (out / "samples" / "final.png").is_file() and (out / "samples" / "step_0000010.png").is_file()
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [5, 10, 15, 20]
+    assert {"d_loss", "g_loss", "images_per_s", "time"} <= set(lines[0])
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+    assert len(list_checkpoints(out / "checkpoints")) == 2
+
+
+def test_digits_end_to_end_bf16_channels_last_ema(tmp_path: Path) -> None:
+    raw = tiny_recipe(
+        {"name": "digits", "image_size": 16}, steps=12,
+        train={"precision": "bf16", "channels_last": True, "ema": {"enabled": True, "decay": 0.9}},
+    )
+    out = train(raw, tmp_path / "run")
+    assert (out / "generator_ema.safetensors").is_file() and (out / "samples" / "final_ema.png").is_file()
+    g, ema = load_file(out / "generator.safetensors"), load_file(out / "generator_ema.safetensors")
+    assert g.keys() == ema.keys()
+    assert any(not torch.equal(g[k], ema[k]) for k in g if g[k].is_floating_point())
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "tiny" in html
+
+
+def test_sample_command_grid_and_individual(tmp_path: Path, capsys) -> None:
+    out = train(tiny_recipe({"name": "digits", "image_size": 8}, steps=5), tmp_path / "run")
+    png = tmp_path / "grid.png"
+    assert main(["sample", str(out), "--n", "9", "--out", str(png), "--individual", str(tmp_path / "ind")]) == 0
+    assert Image.open(png).size[0] > 0
+    assert len(list((tmp_path / "ind").glob("*.png"))) == 9
+    # A checkpoint works as a source too.
+    ckpt = list_checkpoints(out / "checkpoints")[-1]
+    assert main(["sample", str(ckpt), "--n", "4", "--out", str(tmp_path / "c.png")]) == 0
+
+
+def test_same_seed_same_weights_and_different_seed_differs(tmp_path: Path) -> None:
+    raw = tiny_recipe({"name": "ring", "n_points": 1000}, steps=10)
+    a = load_file(train(raw, tmp_path / "a") / "generator.safetensors")
+    b = load_file(train(raw, tmp_path / "b") / "generator.safetensors")
+    c = load_file(train(dict(raw, seed=1), tmp_path / "c") / "generator.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_image_folder_with_a_corrupt_file_trains_and_reports_the_skip(tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    (folder / "broken.png").write_bytes(b"not an image at all")
+    raw = tiny_recipe({"name": "folder", "path": str(folder), "image_size": 8}, steps=4)
+    with pytest.warns(UserWarning, match="skipped 1 of 21"):
+        out = train(raw, tmp_path / "run")
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "finished" and info["data"]["skipped"] == 1
+
+
+def test_non_finite_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
+    raw = tiny_recipe({"name": "ring", "n_points": 1000}, steps=40)
+    trainer = Trainer(build_recipe(raw), tmp_path / "run", progress=False)
+    step = trainer.game.step
+
+    def poisoned(ctx):
+        stats = step(ctx)
+        if trainer.step >= 13:  # the step about to be counted is the 14th
+            stats["d_loss"] = torch.tensor(float("nan"))
+        return stats
+
+    trainer.game.step = poisoned
+    with pytest.raises(TrainingError, match="non-finite.*step_0000010.pt"):
+        trainer.run()
+    assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["step_0000010.pt"]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"
+
+
+def test_resume_skips_a_corrupt_newest_checkpoint(tmp_path: Path) -> None:
+    out = train(tiny_recipe({"name": "ring", "n_points": 1000}, steps=20), tmp_path / "run")
+    newest = list_checkpoints(out / "checkpoints")[-1]
+    newest.write_bytes(newest.read_bytes()[:100])  # as if the disk lost the end of it
+    path, state = latest_good_checkpoint(out / "checkpoints")
+    assert path.name == "step_0000010.pt" and state["step"] == 10
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ganforge.cli", *args]
+
+
+def test_kill_minus_9_then_resume_matches_uninterrupted_run_bit_for_bit(tmp_path: Path, write_recipe) -> None:
+    raw = tiny_recipe(
+        {"name": "digits", "image_size": 16}, steps=150,
+        train={"checkpoint_every": 7, "log_every": 5, "sample_every": 50, "ema": {"enabled": True, "decay": 0.95}},
+        optim={"g": {"schedule": "linear"}},
+    )
+    recipe = write_recipe(raw)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(_cli("train", str(recipe), "--out", str(full), "--quiet"), check=True, env=env, timeout=300)
+
+    proc = subprocess.Popen(_cli("train", str(recipe), "--out", str(killed), "--quiet"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        ckpts = list_checkpoints(killed / "checkpoints")
+        if ckpts and int(ckpts[-1].stem.split("_")[1]) >= 60:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (killed / "generator.safetensors").exists(), "the run finished before it was killed"
+
+    subprocess.run(_cli("train", "--resume", str(killed), "--quiet"), check=True, env=env, timeout=300)
+    for name in ("generator.safetensors", "generator_ema.safetensors"):
+        a, b = load_file(full / name), load_file(killed / name)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{name}:{k} differs after resume"
+    steps = [json.loads(x)["step"] for x in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 150, "resumed log has duplicates or gaps"
