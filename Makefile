@@ -19,6 +19,7 @@ $(DEVSTAMP): $(STAMP)
 	touch $@
 
 demo: $(STAMP)
+	rm -rf runs/demo
 	$(VENV)/bin/ganforge train demo --out runs/demo
 
 test: $(DEVSTAMP)
