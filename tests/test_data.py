@@ -101,8 +101,8 @@ def test_points_errors(tmp_path):
 
 def test_digits():
     ds = load_dataset("digits")
-    assert len(ds) == 1797 and ds.kind == "image"
-    assert ds.x.dtype == torch.uint8 and ds.x.shape == (1797, 1, 16, 16) and ds.shape == (1, 16, 16)
+    assert len(ds) == 1437 and ds.kind == "image"
+    assert ds.x.dtype == torch.uint8 and ds.x.shape == (1437, 1, 16, 16) and ds.shape == (1, 16, 16)
     assert ds.x.max() > 200  # 0..16 was scaled to 0..255
     x, y = ds.get(torch.arange(64))
     assert x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1 and x.min() == -1
@@ -111,6 +111,12 @@ def test_digits():
     small = load_dataset("digits", image_size=12, channels=3, limit=50)
     assert small.x.shape == (50, 3, 12, 12) and torch.equal(small.y, ds.y[:50])
     json.dumps(ds.info)
+    test = load_dataset("digits", split="test")
+    assert len(test) == 360 and sorted(test.y.unique().tolist()) == list(range(10))
+    from ganforge.data.images import digits_split_indices
+
+    tr, te = set(digits_split_indices("train").tolist()), set(digits_split_indices("test").tolist())
+    assert not tr & te and len(tr | te) == 1797
 
 
 def test_option_errors():
@@ -120,7 +126,7 @@ def test_option_errors():
     with pytest.raises(ConfigError, match="split"):
         load_dataset("digits", split="validation")
     with pytest.raises(ConfigError, match="only a 'train' split"):
-        load_dataset("digits", split="test")
+        load_dataset("ring", split="test")
     with pytest.raises(ConfigError, match="fit"):
         load_dataset("digits", fit="stretch")
     with pytest.raises(ConfigError, match="image_size"):

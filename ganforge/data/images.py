@@ -190,18 +190,47 @@ def _finish(
     )
 
 
+DIGITS_TEST_FRACTION = 0.2
+DIGITS_SPLIT_SEED = 0
+
+
+def digits_split_indices(split: str) -> np.ndarray:
+    """Sorted indices of sklearn's digits in `split`: a stratified 80/20 split with a fixed seed.
+
+    sklearn's digits have no official test split; the domain classifier behind FD-digits is
+    trained on exactly these train indices and tested on these test indices.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    y = load_digits().target
+    train_idx, test_idx = train_test_split(
+        np.arange(len(y)), test_size=DIGITS_TEST_FRACTION, random_state=DIGITS_SPLIT_SEED, stratify=y
+    )
+    return np.sort(train_idx if split == "train" else test_idx)
+
+
 def load_digits_images(
-    *, image_size: int | None = None, channels: int | None = None, fit: str = "resize", limit: int | None = None
+    *,
+    image_size: int | None = None,
+    channels: int | None = None,
+    fit: str = "resize",
+    split: str = "train",
+    limit: int | None = None,
 ) -> ArrayDataset:
-    """sklearn's 1797 8x8 handwritten digits (all in the train split), resized to `image_size` (default 16)."""
+    """sklearn's 8x8 handwritten digits, `split` of 1437 train / 360 test, resized to `image_size` (default 16)."""
     from sklearn.datasets import load_digits
 
     _check_fit(fit)
     bunch = load_digits()
-    images = np.asarray(bunch.images, dtype=np.float64)[:limit]
+    idx = digits_split_indices(split)[:limit]
+    images = np.asarray(bunch.images, dtype=np.float64)[idx]
     x = torch.from_numpy(np.rint(images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)).unsqueeze(1)
-    y = torch.from_numpy(np.asarray(bunch.target, dtype=np.int64)[:limit])
-    info = {"split": "train", "source": "sklearn.datasets.load_digits (values 0..16 scaled to 0..255)"}
+    y = torch.from_numpy(np.asarray(bunch.target, dtype=np.int64)[idx])
+    info = {
+        "split": split,
+        "source": "sklearn.datasets.load_digits (values 0..16 scaled to 0..255); stratified 80/20 split, seed 0",
+    }
     return _finish("digits", x, y, [str(i) for i in range(10)], image_size or 16, channels, fit, info)
 
 

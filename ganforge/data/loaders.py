@@ -44,10 +44,15 @@ def points(*, path: str, labels: bool = False) -> ArrayDataset:
 
 @DATASETS.register("digits")
 def digits(
-    *, image_size: int | None = None, channels: int | None = None, fit: str = "resize", limit: int | None = None
+    *,
+    image_size: int | None = None,
+    channels: int | None = None,
+    fit: str = "resize",
+    split: str = "train",
+    limit: int | None = None,
 ) -> ArrayDataset:
-    """sklearn's 1797 8x8 digits (all in the train split), 1 channel, default size 16."""
-    return load_digits_images(image_size=image_size, channels=channels, fit=fit, limit=limit)
+    """sklearn's 8x8 digits (1437 train / 360 test, stratified and seed-fixed), 1 channel, default size 16."""
+    return load_digits_images(image_size=image_size, channels=channels, fit=fit, split=split, limit=limit)
 
 
 @DATASETS.register("mnist")
