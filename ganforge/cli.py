@@ -98,6 +98,69 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _is_run_target(path: Path) -> bool:
+    return path.is_file() or (path / "config.yaml").is_file() or (path / "generator.safetensors").is_file()
+
+
+def cmd_eval(ns: argparse.Namespace) -> int:
+    import json
+
+    from .data import load_dataset
+    from .metrics.evaluate import DEFAULT_IMAGE_METRICS, Evaluator, dataset_batches, format_table, generator_batches
+
+    def load(name: str, split: str, image_size: int | None, fit: str, channels: int | None = None):
+        return load_dataset(name, split=split, image_size=image_size, fit=fit, channels=channels, download=ns.download)
+
+    def has_test_split(name: str) -> bool:
+        return name in ("digits", "mnist", "fashion_mnist", "cifar10")
+
+    if (ns.target is None) == (ns.reference is None):
+        raise GanforgeError("give either a TARGET (run folder, checkpoint, safetensors or image folder) or --reference DATASET.")
+    G = None
+    if ns.reference:
+        data_name, image_size, fit, channels = ns.reference, ns.image_size, ns.fit, None
+        if not has_test_split(data_name):
+            raise GanforgeError(f"--reference needs a dataset with a test split (digits, mnist, fashion_mnist, cifar10), not {data_name!r}.")
+    elif _is_run_target(Path(ns.target)):
+        from .sampling import load_generator
+
+        G, recipe, shape = load_generator(ns.target, use_ema=not ns.no_ema)
+        d = recipe.data
+        data_name, image_size, fit, channels = d.name, d.image_size, d.fit, d.channels
+    else:
+        if not ns.data:
+            raise GanforgeError("evaluating a folder of images needs --data DATASET to compare with (e.g. --data fashion_mnist).")
+        data_name, image_size, fit, channels = ns.data, ns.image_size, ns.fit, None
+
+    train = load(data_name, "train", image_size, fit, channels)
+    points = train.kind == "points"
+    metrics = ns.metrics or ("modes" if points else ",".join(DEFAULT_IMAGE_METRICS))
+    heldout = load(data_name, "test", image_size, fit, channels) if "memorisation" in metrics and has_test_split(data_name) else None
+    ev = Evaluator(train, metrics, extractor=ns.extractor, n=ns.n, seed=ns.seed, heldout=heldout,
+                   batch_size=ns.batch)
+    if ns.reference:
+        test = load(data_name, "test", image_size, fit, channels)
+        n = min(ns.n, len(test))
+        res = ev.evaluate(dataset_batches(test, n, ns.batch), n, f"real {data_name} test split (first {n})")
+    elif G is not None:
+        res = ev.evaluate(generator_batches(G, recipe.model.z_dim, ns.n, ns.seed, ns.batch), ns.n,
+                          f"generator from {ns.target}{' (EMA)' if not ns.no_ema else ''}")
+    else:
+        c, h, _ = train.shape
+        imgs = load_dataset("folder", path=ns.target, image_size=h, channels=c, limit=ns.n)
+        res = ev.evaluate(dataset_batches(imgs, ns.n, ns.batch), min(ns.n, len(imgs)), f"images in {ns.target}")
+    print(format_table(res["metrics"]))
+    proto = res["protocol"]
+    if proto.get("extractor"):
+        print(f"extractor: {proto['extractor']['extractor']} (sha256 {proto['extractor'].get('weights_sha256', '')[:12]}...)")
+    print(f"reference: {proto['reference']['dataset']} train split, n={proto['reference']['n']}; generated n={proto['generated']['n']}")
+    if ns.json:
+        Path(ns.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(ns.json).write_text(json.dumps(res, indent=2, default=str))
+        print(f"wrote {ns.json}")
+    return 0
+
+
 def cmd_bench(ns: argparse.Namespace) -> int:
     if ns.which == "speed":
         from .benchmarks.speed import run_speed_bench
@@ -137,6 +200,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--nrow", type=int, default=None, help="images per grid row")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator even when an EMA copy exists")
     s.set_defaults(fn=cmd_sample)
+
+    e = sub.add_parser(
+        "eval",
+        help="evaluate a generator or images (FD, IS, KID, precision/recall, coverage, ...)",
+        description="Evaluate TARGET (run folder, checkpoint, .safetensors, or a folder of images with --data) "
+        "against the real train split, or the real test split itself with --reference DATASET (the floor).",
+    )
+    e.add_argument("target", nargs="?", metavar="TARGET")
+    e.add_argument("--reference", metavar="DATASET", help="evaluate the real test split of DATASET against its train split")
+    e.add_argument("--metrics", help="comma-separated: fd,is,kid,pr,coverage,cond_acc,memorisation,swd,msssim,modes "
+                   "(default fd,is,kid,pr,coverage; modes for 2-D mixtures)")
+    e.add_argument("--n", type=int, default=10_000, help="number of generated samples (default 10000)")
+    e.add_argument("--json", help="write every number and its protocol to this JSON file")
+    e.add_argument("--extractor", default="auto", help="auto (domain classifier when one exists, else inception), inception, digits, fashion")
+    e.add_argument("--data", help="reference dataset for a folder of images")
+    e.add_argument("--image-size", type=int, default=32, help="image size for --reference / --data (default 32)")
+    e.add_argument("--fit", default="resize", help="resize or pad for --reference / --data (default resize)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--batch", type=int, default=500)
+    e.add_argument("--no-ema", action="store_true", help="evaluate the raw generator even when an EMA copy exists")
+    e.add_argument("--no-download", dest="download", action="store_false", help="never download datasets")
+    e.set_defaults(fn=cmd_eval)
 
     b = sub.add_parser("bench", help="run a benchmark and write its results")
     b.add_argument("which", choices=["speed"], help="speed: DCGAN training throughput, fp32/NCHW vs fastest")

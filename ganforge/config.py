@@ -117,6 +117,18 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Metrics during training: every N steps (0 = never) on the EMA generator when there is one."""
+
+    every: int = 0
+    metrics: list[str] = field(default_factory=lambda: ["fd", "coverage"])
+    n: int = 2000
+    extractor: str = "auto"
+    best: str | None = None
+    seed: int = 0
+
+
+@dataclass
 class Recipe:
     """A complete training recipe: data, models, objective, game, optimisers and loop."""
 
@@ -130,6 +142,7 @@ class Recipe:
     game: GameConfig = field(default_factory=GameConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -182,6 +195,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, (list, tuple)) or len(value) != len(items):
             raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}.")
         return tuple(_coerce(v, t, f"{key}[{i}]") for i, (v, t) in enumerate(zip(value, items)))
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]  # `metrics=fd,is` on the command line
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}.")
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}.")
@@ -211,6 +231,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
         raise ConfigError(f"{key}: expected a string, got {value!r}.")
     raise TypeError(f"unsupported schema type {tp!r} at {key}")
 
@@ -369,6 +391,12 @@ def validate(r: Recipe) -> None:
         raise ConfigError(f"game.n_critic must be at least 1, got {r.game.n_critic}.")
     if r.model.z_dim < 1:
         raise ConfigError(f"model.z_dim must be at least 1, got {r.model.z_dim}.")
+    if r.eval.every < 0 or r.eval.n < 2:
+        raise ConfigError(f"eval.every must be >= 0 and eval.n >= 2, got {r.eval.every} and {r.eval.n}.")
+    if r.eval.every:
+        from .metrics.evaluate import parse_metrics
+
+        parse_metrics(r.eval.metrics)
     if not 0.0 <= t.ema.decay < 1.0:
         raise ConfigError(f"train.ema.decay must be in [0, 1), got {t.ema.decay}.")
     for net in ("g", "d"):

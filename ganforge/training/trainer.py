@@ -111,6 +111,8 @@ class Trainer:
             self.stream.next, self.noise_gen, channels_last=self.channels_last, on_g_step=self._after_g_step,
         )
         self.writer: Any = None
+        self.evaluator: Any = None
+        self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
         self.step = 0
         self.elapsed = 0.0  # training wall time summed over resumed segments
 
@@ -142,6 +144,7 @@ class Trainer:
             "data": self.stream.state_dict(),
             "noise": self.noise_gen.get_state(),
             "rng": capture_rng(),
+            "best": self.best,
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
@@ -161,6 +164,7 @@ class Trainer:
         self.stream.load_state_dict(s["data"])
         self.noise_gen.set_state(s["noise"])
         restore_rng(s["rng"])
+        self.best = s.get("best")
 
     # ------------------------------------------------------------------ outputs
 
@@ -317,6 +321,9 @@ class Trainer:
                     t_mark = time.perf_counter()
                 if self.step % t.sample_every == 0 or last:
                     self.save_samples(f"step_{self.step:07d}")
+                if r.eval.every and (self.step % r.eval.every == 0 or last):
+                    # Before the regular checkpoint, so that it records the updated best.
+                    self._maybe_save_best(self.run_eval(log_f))
                 if self.step % t.checkpoint_every == 0 or last:
                     if sums:  # steps since the last log line must be finite too
                         self._check_finite({k: float(v) for k, v in sums.items()})
@@ -339,6 +346,48 @@ class Trainer:
             except Exception as e:  # a report problem must never hide the training outcome
                 print(f"warning: could not write the report: {e}")
         return self.out
+
+    # ------------------------------------------------------------------ evaluation
+
+    def run_eval(self, log_f: Any) -> dict[str, float]:
+        """Evaluate the (EMA) generator now; log to metrics.jsonl, TensorBoard and eval.jsonl."""
+        from ..metrics.evaluate import Evaluator
+
+        e = self.recipe.eval
+        if self.evaluator is None:
+            d = self.recipe.data
+            heldout = None
+            if "memorisation" in e.metrics:
+                heldout = load_dataset(d.name, path=d.path, root=d.root, image_size=d.image_size, channels=d.channels,
+                                       split="test", fit=d.fit, download=d.download, seed=self.recipe.seed)
+            self.evaluator = Evaluator(self.dataset, e.metrics, extractor=e.extractor, n=e.n, seed=e.seed,
+                                       heldout=heldout, device=self.device)
+        net = self.ema.module if self.ema is not None else self.G
+        res = self.evaluator.evaluate_generator(net, self.recipe.model.z_dim, autocast=self.precision.autocast,
+                                                source=f"{'EMA ' if self.ema is not None else ''}generator at step {self.step}")
+        numbers = res["metrics"]
+        rec = {"step": self.step, **{f"eval/{k}": v for k, v in numbers.items()}}
+        log_f.write(json.dumps(rec) + "\n")
+        log_f.flush()
+        for k, v in numbers.items():
+            self.writer.add_scalar(f"eval/{k}", v, self.step)
+        write_json(self.out / "eval" / f"step_{self.step:07d}.json", {"step": self.step, **res})
+        return numbers
+
+    def _maybe_save_best(self, numbers: dict[str, float]) -> None:
+        from ..metrics.evaluate import higher_is_better
+
+        key = self.recipe.eval.best
+        if not key:
+            return
+        if key not in numbers:
+            raise ConfigError(f"eval.best is {key!r}, but the evaluation gives only: {', '.join(numbers)}.")
+        value = numbers[key]
+        better = self.best is None or (value > self.best["value"] if higher_is_better(key) else value < self.best["value"])
+        if better and math.isfinite(value):
+            self.best = {"metric": key, "value": value, "step": self.step}
+            path = self.out / "checkpoints" / "best.pt"
+            atomic_write_bytes(path, lambda f: torch.save(self.state_dict(), f))
 
     def _check_finite(self, rec: dict[str, float]) -> None:
         bad = [k for k, v in rec.items() if not math.isfinite(v)]

@@ -1,0 +1,401 @@
+"""The evaluation engine: stream samples through a feature extractor and compute the chosen metrics,
+recording the protocol beside every number.
+
+Memory stays flat in the number of samples: feature moments and Inception-Score split statistics
+are accumulated in float64 as batches arrive, and only capped subsets (``store_max`` features,
+``image_max`` images) are kept for the metrics that need samples (KID, precision/recall,
+memorisation, SWD, MS-SSIM). The caps are part of the recorded protocol.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+from torch import Tensor
+
+from .. import __version__
+from ..errors import ConfigError, choices_message
+from .classes import class_coverage, conditional_accuracy
+from .frechet import frechet_distance_from_moments
+from .kid import kid
+from .memorisation import memorisation
+from .modes import mixture_mode_metrics
+from .msssim import ms_ssim_diversity, ms_ssim_protocol
+from .precision_recall import precision_recall
+from .stats import StreamingMoments
+from .swd import sliced_wasserstein
+
+# name -> what it needs: "features" (an extractor), "images" (raw samples), "points" (2-D mixtures)
+METRICS: dict[str, str] = {
+    "fd": "features",
+    "is": "features",
+    "kid": "features",
+    "pr": "features",
+    "coverage": "features",
+    "cond_acc": "features",
+    "memorisation": "features",
+    "swd": "images",
+    "msssim": "images",
+    "modes": "points",
+}
+DEFAULT_IMAGE_METRICS = ("fd", "is", "kid", "pr", "coverage")
+# Which domain classifier measures which dataset; anything else falls back to Inception.
+DOMAIN_EXTRACTOR = {"digits": "digits", "fashion_mnist": "fashion"}
+
+
+_HIGHER_BETTER = ("is_", "precision", "recall", "coverage", "cond_acc", "modes", "high_quality")
+
+
+def higher_is_better(key: str) -> bool:
+    """Whether a larger value of the result key `key` (e.g. 'fd_fashion', 'recall_digits') is better."""
+    key = key.split("/", 1)[-1]
+    return key.startswith(_HIGHER_BETTER) and not key.endswith("_std")
+
+
+def parse_metrics(spec: str | Iterable[str]) -> list[str]:
+    """'fd,is,kid' or a list -> validated metric names (unknown ones raise ConfigError listing the choices)."""
+    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
+    names = [n for n in names if n]
+    for n in names:
+        if n not in METRICS:
+            raise ConfigError(choices_message("metric", n, METRICS))
+    if not names:
+        raise ConfigError("no metrics asked for. Valid choices: " + ", ".join(METRICS) + ".")
+    return list(dict.fromkeys(names))
+
+
+def default_extractor(dataset_name: str) -> str:
+    """The feature extractor used for `dataset_name` when the user says 'auto'."""
+    return DOMAIN_EXTRACTOR.get(dataset_name, "inception")
+
+
+class StreamingIS:
+    """Inception Score (Salimans et al. 2016) accumulated split by split without storing logits.
+
+    KL(p(y|x) || p(y)) averaged over a split equals E[sum p log p] - sum p(y) log p(y), so each
+    split needs only the running sums of p and of p log p. Splits are contiguous blocks of the
+    expected sample count, as in the reference implementation without shuffling.
+    """
+
+    def __init__(self, n_expected: int, num_classes: int, splits: int = 10) -> None:
+        self.n_expected = n_expected
+        self.splits = max(1, min(splits, n_expected))
+        self.sum_p = torch.zeros(self.splits, num_classes, dtype=torch.float64)
+        self.sum_plogp = torch.zeros(self.splits, dtype=torch.float64)
+        self.count = torch.zeros(self.splits, dtype=torch.float64)
+        self.seen = 0
+
+    def update(self, logits: Tensor) -> None:
+        p = torch.softmax(logits.double(), dim=1)
+        plogp = (p * torch.log(p.clamp_min(1e-300))).sum(1)
+        idx = torch.arange(self.seen, self.seen + len(p))
+        split = (idx * self.splits // max(self.n_expected, 1)).clamp(max=self.splits - 1)
+        self.sum_p.index_add_(0, split, p)
+        self.sum_plogp.index_add_(0, split, plogp)
+        self.count.index_add_(0, split, torch.ones(len(p), dtype=torch.float64))
+        self.seen += len(p)
+
+    def result(self) -> tuple[float, float]:
+        used = self.count > 0
+        py = self.sum_p[used] / self.count[used, None]
+        kl = self.sum_plogp[used] / self.count[used] - (py * torch.log(py.clamp_min(1e-300))).sum(1)
+        scores = torch.exp(kl)
+        std = float(scores.std(unbiased=False)) if len(scores) > 1 else 0.0
+        return float(scores.mean()), std
+
+
+@dataclass
+class FeatureStats:
+    """Streaming statistics of one sample set under one extractor."""
+
+    moments: StreamingMoments
+    inception: StreamingIS | None
+    features: list[Tensor] = field(default_factory=list)
+    images: list[Tensor] = field(default_factory=list)
+    pred_counts: Tensor | None = None
+    labels_correct: int = 0
+    labels_seen: int = 0
+    n: int = 0
+    stored: int = 0
+    images_stored: int = 0
+
+    def stacked_features(self) -> Tensor:
+        return torch.cat(self.features) if self.features else torch.zeros(0, self.moments.dim)
+
+    def stacked_images(self) -> Tensor:
+        return torch.cat(self.images) if self.images else torch.zeros(0)
+
+
+def accumulate(
+    batches: Iterable[tuple[Tensor, Tensor | None]],
+    extractor: Any | None,
+    n_expected: int,
+    store_max: int,
+    image_max: int,
+    is_splits: int = 10,
+) -> FeatureStats:
+    """Run image batches through `extractor`, keeping moments, IS sums, class counts and capped subsets."""
+    dim = extractor.feature_dim if extractor is not None else 1
+    k = extractor.num_classes if extractor is not None else 0
+    st = FeatureStats(StreamingMoments(dim), StreamingIS(n_expected, k, is_splits) if k else None)
+    st.pred_counts = torch.zeros(k, dtype=torch.long) if k else None
+    for images, labels in batches:
+        images = images.float()
+        if st.images_stored < image_max:
+            keep = images[: image_max - st.images_stored].cpu()
+            st.images.append(keep)
+            st.images_stored += len(keep)
+        if extractor is not None:
+            out = extractor.extract(images)
+            f, logits = out["features"].cpu(), out["logits"].cpu()
+            st.moments.update(f)
+            if st.stored < store_max:
+                keep_f = f[: store_max - st.stored]
+                st.features.append(keep_f)
+                st.stored += len(keep_f)
+            if k:
+                st.inception.update(logits)
+                pred = logits.argmax(1)
+                st.pred_counts += torch.bincount(pred, minlength=k)
+                if labels is not None:
+                    st.labels_correct += int((pred == labels.cpu()).sum())
+                    st.labels_seen += len(labels)
+        st.n += len(images)
+    return st
+
+
+def dataset_batches(dataset: Any, n: int | None = None, batch_size: int = 500) -> Iterator[tuple[Tensor, Tensor | None]]:
+    """The first `n` (default all) samples of an ArrayDataset in batches, images in [-1, 1]."""
+    total = len(dataset) if n is None else min(n, len(dataset))
+    for start in range(0, total, batch_size):
+        idx = torch.arange(start, min(start + batch_size, total))
+        yield dataset.get(idx)
+
+
+def generator_batches(
+    G: torch.nn.Module, z_dim: int, n: int, seed: int, batch_size: int = 500,
+    device: torch.device | None = None, autocast: Callable[[], Any] | None = None,
+) -> Iterator[tuple[Tensor, None]]:
+    """`n` samples of generator `G` in batches, from a seed-fixed noise generator that touches no global RNG."""
+    gen = torch.Generator().manual_seed(seed)
+    device = device or next(G.parameters()).device
+    was_training = G.training
+    G.eval()
+    try:
+        for start in range(0, n, batch_size):
+            z = torch.randn(min(batch_size, n - start), z_dim, generator=gen).to(device)
+            with torch.no_grad():
+                if autocast is not None:
+                    with autocast():
+                        x = G(z)
+                else:
+                    x = G(z)
+            yield x.float().cpu(), None
+    finally:
+        G.train(was_training)
+
+
+@dataclass
+class Reference:
+    """Precomputed statistics of the real data a sample set is compared with."""
+
+    name: str
+    info: dict[str, Any]
+    stats: FeatureStats
+    heldout: FeatureStats | None = None
+
+
+def reference_stats(
+    dataset: Any, extractor: Any | None, store_max: int, image_max: int, heldout: Any | None = None,
+    batch_size: int = 500,
+) -> Reference:
+    """Statistics of a real dataset (and optionally its held-out split, for the memorisation check)."""
+    st = accumulate(dataset_batches(dataset, None, batch_size), extractor, len(dataset), store_max, image_max)
+    held = None
+    if heldout is not None:
+        held = accumulate(dataset_batches(heldout, None, batch_size), extractor, len(heldout), store_max, 0)
+    return Reference(dataset.name, dict(getattr(dataset, "info", {})), st, held)
+
+
+def compute_metrics(
+    fake: FeatureStats,
+    ref: Reference,
+    metrics: list[str],
+    extractor_name: str | None,
+    seed: int = 0,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    pr_k: int = 3,
+    mixture: tuple[Tensor, float] | None = None,
+    fake_points: Tensor | None = None,
+) -> dict[str, float]:
+    """Numbers for `metrics` from the streamed statistics; keys carry the extractor name (fd_fashion, ...)."""
+    sfx = f"_{extractor_name}" if extractor_name else ""
+    out: dict[str, float] = {}
+    for m in metrics:
+        if m == "fd":
+            out[f"fd{sfx}"] = frechet_distance_from_moments(fake.moments, ref.stats.moments)
+        elif m == "is":
+            mean, std = fake.inception.result()
+            out[f"is{sfx}"], out[f"is{sfx}_std"] = mean, std
+        elif m == "kid":
+            mean, std = kid(fake.stacked_features(), ref.stats.stacked_features(), num_subsets=kid_subsets,
+                            subset_size=kid_subset_size, seed=seed)
+            out[f"kid{sfx}"], out[f"kid{sfx}_std"] = mean, std
+        elif m == "pr":
+            p, r = precision_recall(ref.stats.stacked_features(), fake.stacked_features(), k=pr_k)
+            out[f"precision{sfx}"], out[f"recall{sfx}"] = p, r
+        elif m == "coverage":
+            cov = class_coverage_from_counts(fake.pred_counts)
+            out[f"coverage{sfx}"], out[f"kl_uniform{sfx}"] = cov["coverage"], cov["kl_uniform"]
+        elif m == "cond_acc":
+            if fake.labels_seen:
+                out[f"cond_acc{sfx}"] = fake.labels_correct / fake.labels_seen
+        elif m == "memorisation":
+            if ref.heldout is None:
+                raise ConfigError("the memorisation check needs a held-out split of the reference data (a test split).")
+            mem = memorisation(fake.stacked_features(), ref.stats.stacked_features(), ref.heldout.stacked_features())
+            out[f"memorisation_ratio{sfx}"] = mem["ratio"]
+        elif m == "swd":
+            n = min(fake.images_stored, ref.stats.images_stored)
+            res = sliced_wasserstein(ref.stats.stacked_images()[:n], fake.stacked_images()[:n], seed=seed)
+            out["swd_x1e3"] = res["swd_x1e3_avg"]
+        elif m == "msssim":
+            out["msssim"] = ms_ssim_diversity(fake.stacked_images(), seed=seed)
+        elif m == "modes":
+            if mixture is None or fake_points is None:
+                raise ConfigError("the 'modes' metric applies to the 2-D mixtures ring and grid only.")
+            res = mixture_mode_metrics(fake_points, mixture[0], mixture[1])
+            out["modes"], out["high_quality"], out["kl_modes"] = float(res["modes"]), res["high_quality"], res["kl"]
+    return out
+
+
+def class_coverage_from_counts(counts: Tensor) -> dict[str, Any]:
+    """Class coverage and KL(histogram || uniform) from predicted-class counts."""
+    labels = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    return class_coverage(labels, len(counts))
+
+
+def protocol(
+    metrics: list[str], extractor: Any | None, ref: Reference, n_fake: int, seed: int, store_max: int,
+    image_max: int, kid_subsets: int, kid_subset_size: int, pr_k: int, source: str,
+) -> dict[str, Any]:
+    """Everything needed to reproduce a number: extractor and weights hash, reference split, counts, caps."""
+    n_store = min(store_max, n_fake)
+    return {
+        "metrics": metrics,
+        "extractor": extractor.protocol() if extractor is not None else None,
+        "reference": {"dataset": ref.name, "n": ref.stats.n, "info": ref.info,
+                      "heldout_n": ref.heldout.n if ref.heldout is not None else None},
+        "generated": {"source": source, "n": n_fake},
+        "seed": seed,
+        "fd": "Frechet distance of float64 streaming moments (eigenvalue form of Tr sqrt(S1 S2))",
+        "is": "exp E KL(p(y|x) || p(y)) over 10 contiguous splits, streamed",
+        "kid": {"subsets": kid_subsets, "subset_size": min(kid_subset_size, n_store, ref.stats.stored),
+                "kernel": "(x.y/d + 1)^3", "features_used": [n_store, ref.stats.stored]},
+        "pr": {"k": pr_k, "features_used": [ref.stats.stored, n_store], "method": "Kynkaanniemi et al. 2019"},
+        "store_max": store_max,
+        "image_max": image_max,
+        "ganforge": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def format_table(numbers: dict[str, float]) -> str:
+    """A plain two-column table of metric -> value."""
+    width = max((len(k) for k in numbers), default=6)
+    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  -----"]
+    for k, v in numbers.items():
+        lines.append(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) and math.isfinite(v) else f"{k:<{width}}  {v}")
+    return "\n".join(lines)
+
+
+class Evaluator:
+    """Evaluates sample sources against one real dataset with one extractor; reference statistics are computed once."""
+
+    def __init__(
+        self,
+        dataset: Any,
+        metrics: str | Iterable[str],
+        extractor: str = "auto",
+        n: int = 10_000,
+        seed: int = 0,
+        heldout: Any | None = None,
+        store_max: int = 10_000,
+        image_max: int = 2_048,
+        batch_size: int = 500,
+        device: str | torch.device = "cpu",
+        kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
+        pr_k: int = 3,
+    ) -> None:
+        self.dataset = dataset
+        self.metrics = parse_metrics(metrics)
+        self.points = dataset.kind == "points"
+        if self.points:
+            bad = [m for m in self.metrics if m != "modes"]
+            if bad:
+                raise ConfigError(f"metrics {', '.join(bad)} need images; for 2-D point data use 'modes'.")
+        elif "modes" in self.metrics:
+            raise ConfigError("the 'modes' metric applies to the 2-D mixtures ring and grid only.")
+        if self.points and dataset.name not in ("ring", "grid"):
+            raise ConfigError("the 'modes' metric needs known mixture centres: data 'ring' or 'grid'.")
+        if n < 2:
+            raise ConfigError(f"evaluation needs at least 2 samples, got n={n}.")
+        self.n, self.seed, self.batch_size = n, seed, batch_size
+        self.store_max, self.image_max = store_max, image_max
+        self.kid_subsets, self.kid_subset_size, self.pr_k = kid_subsets, kid_subset_size, pr_k
+        needs_features = any(METRICS[m] == "features" for m in self.metrics)
+        self.extractor_name = None
+        self.extractor = None
+        if needs_features:
+            from .extractors import get_extractor
+
+            self.extractor_name = default_extractor(dataset.name) if extractor == "auto" else extractor
+            self.extractor = get_extractor(self.extractor_name, device=device)
+        if self.points:
+            self.image_max = n  # the points themselves are the "images" the mode metric needs
+        self.heldout = heldout
+        self._ref: Reference | None = None
+
+    @property
+    def reference(self) -> Reference:
+        """Reference statistics, computed on first use."""
+        if self._ref is None:
+            heldout = self.heldout if "memorisation" in self.metrics else None
+            img_max = self.image_max if any(METRICS[m] == "images" for m in self.metrics) else 0
+            self._ref = reference_stats(self.dataset, self.extractor, self.store_max, img_max, heldout, self.batch_size)
+        return self._ref
+
+    def evaluate(self, batches: Iterable[tuple[Tensor, Tensor | None]], n: int, source: str) -> dict[str, Any]:
+        """{'metrics': numbers, 'protocol': how they were computed} for `n` samples from `batches`."""
+        ref = self.reference
+        fake = accumulate(batches, self.extractor, n, self.store_max, self.image_max)
+        mixture = None
+        points = None
+        if self.points:
+            from ..data import mixture_spec
+
+            mixture = mixture_spec(self.dataset.name)
+            points = fake.stacked_images()
+        numbers = compute_metrics(
+            fake, ref, self.metrics, self.extractor_name, self.seed, self.kid_subsets, self.kid_subset_size,
+            self.pr_k, mixture, points,
+        )
+        proto = protocol(self.metrics, self.extractor, ref, fake.n, self.seed, self.store_max, self.image_max,
+                         self.kid_subsets, self.kid_subset_size, self.pr_k, source)
+        if "msssim" in self.metrics:
+            shape = fake.stacked_images().shape
+            proto["msssim"] = ms_ssim_protocol(shape[-2], shape[-1])
+        return {"metrics": numbers, "protocol": proto}
+
+    def evaluate_generator(self, G: torch.nn.Module, z_dim: int, autocast: Callable[[], Any] | None = None,
+                           source: str = "generator") -> dict[str, Any]:
+        """Evaluate `self.n` samples of generator `G` (drawn from seed-fixed noise)."""
+        batches = generator_batches(G, z_dim, self.n, self.seed, self.batch_size, autocast=autocast)
+        return self.evaluate(batches, self.n, source)
