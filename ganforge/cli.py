@@ -165,9 +165,18 @@ def cmd_bench(ns: argparse.Namespace) -> int:
     if ns.which == "speed":
         from .benchmarks.speed import run_speed_bench
 
-        run_speed_bench(ns.out, batch_size=ns.batch, steps=ns.steps, repeats=ns.repeats, compile=not ns.no_compile)
+        run_speed_bench(ns.out or "bench/results/speed.json", batch_size=ns.batch, steps=ns.steps,
+                        repeats=ns.repeats, compile=not ns.no_compile)
         return 0
-    raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed.")
+    if ns.which == "eval-memory":
+        from .benchmarks.eval_memory import run_eval_memory_bench
+
+        if not ns.target:
+            raise GanforgeError("bench eval-memory needs --target RUN_FOLDER (a trained run to evaluate).")
+        counts = [int(c) for c in ns.counts.split(",")]
+        run_eval_memory_bench(ns.target, counts, ns.metrics, ns.out or "bench/results/eval_memory.json")
+        return 0
+    raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed, eval-memory.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,8 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_eval)
 
     b = sub.add_parser("bench", help="run a benchmark and write its results")
-    b.add_argument("which", choices=["speed"], help="speed: DCGAN training throughput, fp32/NCHW vs fastest")
-    b.add_argument("--out", default="bench/results/speed.json", help="JSON result file (a .md table is written beside it)")
+    b.add_argument("which", choices=["speed", "eval-memory"],
+                   help="speed: DCGAN training throughput, fp32/NCHW vs fastest; eval-memory: peak memory of eval vs n")
+    b.add_argument("--out", help="JSON result file (a .md table is written beside it; default bench/results/WHICH.json)")
+    b.add_argument("--target", help="eval-memory: the run folder to evaluate")
+    b.add_argument("--counts", default="2000,20000", help="eval-memory: sample counts (default 2000,20000)")
+    b.add_argument("--metrics", default="fd,is,kid,pr,coverage", help="eval-memory: metrics to compute")
     b.add_argument("--batch", type=int, default=64)
     b.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
     b.add_argument("--repeats", type=int, default=5, help="repeats; the median is reported")
