@@ -61,7 +61,9 @@ def cmd_train(ns: argparse.Namespace) -> int:
             )
     progress = False if ns.quiet else None
     out = Trainer(recipe, out, resume=bool(ns.resume), progress=progress).run()
-    print(f"samples: {out / 'samples' / 'final.png'}")
+    for name in ("final.png", "final_ema.png"):
+        if (out / "samples" / name).exists():
+            print(f"samples: {out / 'samples' / name}")
     print(f"report:  {out / 'report.html'}")
     print(f"weights: {out / 'generator.safetensors'}")
     return 0
@@ -250,7 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ganforge` console script."""
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    # Overrides may come after options (`train demo --steps 5 train.batch_size=8`), which plain
+    # argparse rejects once the positional list has been consumed.
+    ns, extra = parser.parse_known_args(argv)
+    if extra:
+        if ns.command == "train" and all("=" in x and not x.startswith("-") for x in extra):
+            ns.args = list(ns.args) + extra
+        else:
+            parser.error("unrecognized arguments: " + " ".join(extra))
     try:
         return ns.fn(ns)
     except TrainingError as e:

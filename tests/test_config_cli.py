@@ -100,3 +100,10 @@ def test_user_recipe_file(write_recipe, capsys) -> None:
     bad = write_recipe({"trainer": {}}, "bad.yaml")
     with pytest.raises(ConfigError, match="unknown recipe key 'trainer'"):
         load_recipe(str(bad))
+
+
+def test_overrides_may_follow_options(tmp_path) -> None:
+    code = main(["train", "gan-ring", "--steps", "3", "train.batch_size=8", "data.n_points=100", "--quiet",
+                 "--out", str(tmp_path / "r"), "train.log_every=1"])
+    assert code == 0
+    assert "batch_size: 8" in (tmp_path / "r" / "config.yaml").read_text()
