@@ -20,7 +20,12 @@ def warmup_ema_fn(decay: float) -> Callable[[list[Tensor], list[Tensor], Tensor 
     def update(ema: list[Tensor], current: list[Tensor], num_averaged: Tensor | int) -> None:
         n = float(num_averaged)
         d = min(decay, (1.0 + n) / (10.0 + n))
-        torch._foreach_lerp_(ema, current, 1.0 - d)
+        floats = [(e, c) for e, c in zip(ema, current) if e.is_floating_point()]
+        if floats:
+            torch._foreach_lerp_([e for e, _ in floats], [c for _, c in floats], 1.0 - d)
+        for e, c in zip(ema, current):
+            if not e.is_floating_point():  # counters such as BN's num_batches_tracked
+                e.copy_(c)
 
     return update
 
