@@ -156,10 +156,18 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     if proto.get("extractor"):
         print(f"extractor: {proto['extractor']['extractor']} (sha256 {proto['extractor'].get('weights_sha256', '')[:12]}...)")
     print(f"reference: {proto['reference']['dataset']} train split, n={proto['reference']['n']}; generated n={proto['generated']['n']}")
+    grid = res.pop("memorisation_grid", None)
     if ns.json:
         Path(ns.json).parent.mkdir(parents=True, exist_ok=True)
         Path(ns.json).write_text(json.dumps(res, indent=2, default=str))
         print(f"wrote {ns.json}")
+    if grid is not None:
+        from torchvision.utils import save_image
+
+        pic = Path(ns.json).with_name(Path(ns.json).stem + "_memorisation.png") if ns.json else Path("memorisation.png")
+        pic.parent.mkdir(parents=True, exist_ok=True)
+        save_image(grid, pic)
+        print(f"memorisation picture (each row: a sample, then its nearest training images): {pic}")
     return 0
 
 

@@ -86,6 +86,8 @@ def test_eval_cli_on_a_run_folder_an_image_folder_and_the_reference(tmp_path: Pa
                  "--json", str(out)]) == 0
     floor = json.loads(out.read_text())
     assert floor["metrics"]["fd_digits"] < 25 and floor["protocol"]["reference"]["heldout_n"] == 360
+    pic = out.with_name("eval_memorisation.png")
+    assert pic.is_file() and Image.open(pic).size[0] > Image.open(pic).size[1] / 8  # rows of sample + neighbours
 
 
 @pytest.mark.parametrize("argv, fragment", [

@@ -122,6 +122,7 @@ class FeatureStats:
     n: int = 0
     stored: int = 0
     images_stored: int = 0
+    memorisation: dict[str, Any] | None = None
 
     def stacked_features(self) -> Tensor:
         return torch.cat(self.features) if self.features else torch.zeros(0, self.moments.dim)
@@ -260,6 +261,7 @@ def compute_metrics(
                 raise ConfigError("the memorisation check needs a held-out split of the reference data (a test split).")
             mem = memorisation(fake.stacked_features(), ref.stats.stacked_features(), ref.heldout.stacked_features())
             out[f"memorisation_ratio{sfx}"] = mem["ratio"]
+            fake.memorisation = mem
         elif m == "swd":
             n = min(fake.images_stored, ref.stats.images_stored)
             res = sliced_wasserstein(ref.stats.stacked_images()[:n], fake.stacked_images()[:n], seed=seed)
@@ -360,6 +362,9 @@ class Evaluator:
             self.extractor = get_extractor(self.extractor_name, device=device)
         if self.points:
             self.image_max = n  # the points themselves are the "images" the mode metric needs
+        elif not any(METRICS[m] == "images" for m in self.metrics):
+            # Only the memorisation picture needs samples: its first rows.
+            self.image_max = 8 if "memorisation" in self.metrics else 0
         self.heldout = heldout
         self._ref: Reference | None = None
 
@@ -392,7 +397,16 @@ class Evaluator:
         if "msssim" in self.metrics:
             shape = fake.stacked_images().shape
             proto["msssim"] = ms_ssim_protocol(shape[-2], shape[-1])
-        return {"metrics": numbers, "protocol": proto}
+        result: dict[str, Any] = {"metrics": numbers, "protocol": proto}
+        if fake.memorisation is not None and fake.images_stored:
+            from .memorisation import memorisation_grid
+
+            rows = min(8, fake.images_stored)
+            nn_idx = fake.memorisation["gen_nn_index"][:rows]
+            # Stored reference features are the dataset's first samples in order, so indices map directly.
+            train_imgs = self.dataset.get(torch.arange(len(self.dataset))[: ref.stats.stored])[0]
+            result["memorisation_grid"] = memorisation_grid(fake.stacked_images()[:rows], train_imgs, nn_idx, rows)
+        return result
 
     def evaluate_generator(self, G: torch.nn.Module, z_dim: int, autocast: Callable[[], Any] | None = None,
                            source: str = "generator") -> dict[str, Any]:
