@@ -211,7 +211,7 @@ class InceptionExtractor(Extractor):
             source: Any = str(path)
         else:
             # Unverified file: unpickle with weights_only=True (no arbitrary code) and hand torch-fidelity an
-            # in-memory copy, because its own loader uses torch.load(weights_only=False).
+            # in-memory copy, because its own loader unpickles without that restriction.
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as e:
