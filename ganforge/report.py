@@ -15,6 +15,8 @@ from . import __version__
 from .errors import ConfigError
 from .plots import _atomic_file, curve_points, plot_curves, to_data_uri
 
+from .metrics.evaluate import higher_is_better  # one rule for the report and best-checkpoint choice
+
 __all__ = ["write_report", "read_metrics", "read_run_info", "loss_keys", "eval_keys", "higher_is_better", "pick_evenly"]
 
 MAX_PROGRESSION = 16  # sample grids shown in the progression; more are thinned evenly
@@ -23,13 +25,6 @@ FINAL_DISPLAY_WIDTH = 640  # small final grids are shown enlarged (integer facto
 
 _STEP_PNG = re.compile(r"^step_(\d+)\.png$")
 _LOSS_KEY = re.compile(r"(^|_)loss(_|$)")
-# Tokens of eval metric names where a larger value is better; anything else (fd, fid, kid, kl, swd, ms-ssim as a
-# diversity score, memorisation ratio...) is taken as lower-better. The table says which direction was assumed.
-_HIGHER_BETTER = {
-    "is", "inception", "precision", "recall", "density", "coverage", "acc", "accuracy",
-    "modes", "hq", "high", "quality", "f1",
-}
-
 _CSS = """
 body{margin:0;background:#f6f7f9;color:#1d2329;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif}
 main{max-width:1100px;margin:0 auto;padding:24px 28px 48px;background:#fff;min-height:100vh;box-sizing:border-box}
@@ -122,12 +117,6 @@ def loss_keys(records: Sequence[dict]) -> list[str]:
 def eval_keys(records: Sequence[dict]) -> list[str]:
     """The `eval/` metric keys of the records, sorted."""
     return sorted(k for k in _all_keys(records) if k.startswith("eval/"))
-
-
-def higher_is_better(key: str) -> bool:
-    """Whether a larger value of eval metric `key` is better (heuristic on the name's tokens)."""
-    name = key.split("/", 1)[-1].lower()
-    return any(tok in _HIGHER_BETTER for tok in re.split(r"[^a-z0-9]+", name) if tok)
 
 
 def pick_evenly(items: Sequence[Any], k: int = MAX_PROGRESSION) -> list[Any]:

@@ -47,13 +47,13 @@ DEFAULT_IMAGE_METRICS = ("fd", "is", "kid", "pr", "coverage")
 DOMAIN_EXTRACTOR = {"digits": "digits", "fashion_mnist": "fashion"}
 
 
-_HIGHER_BETTER = ("is_", "precision", "recall", "coverage", "cond_acc", "modes", "high_quality")
+_HIGHER_BETTER = ("is_", "inception", "precision", "recall", "coverage", "cond_acc", "modes", "high_quality")
 
 
 def higher_is_better(key: str) -> bool:
     """Whether a larger value of the result key `key` (e.g. 'fd_fashion', 'recall_digits') is better."""
     key = key.split("/", 1)[-1]
-    return key.startswith(_HIGHER_BETTER) and not key.endswith("_std")
+    return (key == "is" or key.startswith(_HIGHER_BETTER)) and not key.endswith("_std")
 
 
 def parse_metrics(spec: str | Iterable[str]) -> list[str]:
