@@ -186,7 +186,17 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         counts = [int(c) for c in ns.counts.split(",")]
         run_eval_memory_bench(ns.target, counts, ns.metrics, ns.out or "bench/results/eval_memory.json")
         return 0
-    raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed, eval-memory.")
+    if ns.which == "toy":
+        from .benchmarks.toy import run_toy_bench
+
+        recipes = [r.strip() for r in ns.recipes.split(",") if r.strip()] if ns.recipes else None
+        out = ns.out or ("bench/results/toy_quick" if ns.quick else "bench/results/toy")
+        res = run_toy_bench(out, quick=ns.quick, recipes=recipes, seeds=ns.seeds, steps=ns.toy_steps,
+                            workers=ns.workers, showcase=not ns.no_showcase)
+        print((Path(out) / "toy.md").read_text())
+        print(f"results: {Path(out) / 'toy.json'} (wall time {res['wall_time_s']:.0f} s); pictures in {Path(out) / 'plots'}")
+        return 0
+    raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed, eval-memory, toy.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -243,9 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_eval)
 
     b = sub.add_parser("bench", help="run a benchmark and write its results")
-    b.add_argument("which", choices=["speed", "eval-memory"],
-                   help="speed: DCGAN training throughput, fp32/NCHW vs fastest; eval-memory: peak memory of eval vs n")
-    b.add_argument("--out", help="JSON result file (a .md table is written beside it; default bench/results/WHICH.json)")
+    b.add_argument("which", choices=["speed", "eval-memory", "toy"],
+                   help="speed: DCGAN training throughput, fp32/NCHW vs fastest; eval-memory: peak memory of eval vs n; "
+                   "toy: every stabilisation recipe on the 2-D ring and grid (mode collapse)")
+    b.add_argument("--out", help="result file (speed, eval-memory; default bench/results/WHICH.json) or folder "
+                   "(toy; default bench/results/toy)")
+    b.add_argument("--quick", action="store_true", help="toy: one seed, 150 steps per run (a few minutes)")
+    b.add_argument("--recipes", help="toy: comma-separated recipe names or YAML paths (default: the whole zoo)")
+    b.add_argument("--seeds", type=int, help="toy: seeds per cell (default 3; 1 with --quick)")
+    b.add_argument("--toy-steps", type=int, help="toy: generator steps of each zoo run (default 1500; 150 with --quick)")
+    b.add_argument("--workers", type=int, help="toy: parallel runs (default: 2, one thread each)")
+    b.add_argument("--no-showcase", action="store_true", help="toy: skip the showcase recipe (toy-best) at its own length")
     b.add_argument("--target", help="eval-memory: the run folder to evaluate")
     b.add_argument("--counts", default="2000,20000", help="eval-memory: sample counts (default 2000,20000)")
     b.add_argument("--metrics", default="fd,is,kid,pr,coverage", help="eval-memory: metrics to compute")

@@ -53,6 +53,8 @@ class ModelConfig:
     z_dim: int = 100
     generator: Component = field(default_factory=lambda: Component("dcgan"))
     discriminator: Component = field(default_factory=lambda: Component("dcgan"))
+    # Spectral normalisation (Miyato et al. 2018) of every weight layer of D, G or both.
+    spectral_norm: str = "none"
 
 
 @dataclass
@@ -84,6 +86,17 @@ class GameConfig:
 
     name: str = "standard"
     n_critic: int = 1
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RegularizerConfig:
+    """One regulariser: which network it serves, its weight and interval (every > 1: lazy), and arguments."""
+
+    name: str
+    net: str = "d"
+    weight: float = 1.0
+    every: int = 1
     args: dict[str, Any] = field(default_factory=dict)
 
 
@@ -140,6 +153,7 @@ class Recipe:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: Component = field(default_factory=lambda: Component("non_saturating"))
     game: GameConfig = field(default_factory=GameConfig)
+    regularizers: list[RegularizerConfig] = field(default_factory=list)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -147,8 +161,9 @@ class Recipe:
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "train.precision": ("fp32", "bf16", "fp16"),
-    "optim.g.name": ("adam", "rmsprop", "sgd"),
-    "optim.d.name": ("adam", "rmsprop", "sgd"),
+    "optim.g.name": ("adam", "rmsprop", "sgd", "optimistic_adam", "optimistic_sgd"),
+    "optim.d.name": ("adam", "rmsprop", "sgd", "optimistic_adam", "optimistic_sgd"),
+    "model.spectral_norm": ("none", "d", "g", "both"),
     "optim.g.schedule": ("constant", "linear"),
     "optim.d.schedule": ("constant", "linear"),
 }
@@ -173,8 +188,8 @@ def _type_name(tp: Any) -> str:
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
-        if isinstance(value, str) and tp is Component:
-            return Component(value)  # `loss: hinge` is shorthand for `loss: {name: hinge}`
+        if isinstance(value, str) and tp in (Component, RegularizerConfig):
+            return tp(value)  # `loss: hinge` is shorthand for `loss: {name: hinge}`
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}.")
         return from_dict(tp, value, key)
@@ -257,7 +272,7 @@ def to_dict(obj: Any) -> Any:
     """A dataclass tree as plain YAML-friendly Python values."""
     if dataclasses.is_dataclass(obj):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, tuple):
+    if isinstance(obj, (tuple, list)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}

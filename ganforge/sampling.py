@@ -50,7 +50,12 @@ def load_generator(source: str | Path, use_ema: bool = True) -> tuple[nn.Module,
 
 
 def _build(recipe: Recipe, shape: tuple[int, ...]) -> nn.Module:
-    return build_generator(recipe.model.generator.name, recipe.model.z_dim, shape, recipe.model.generator.args)
+    G = build_generator(recipe.model.generator.name, recipe.model.z_dim, shape, recipe.model.generator.args)
+    if recipe.model.spectral_norm in ("g", "both"):
+        from .nn.spectral import apply_spectral_norm
+
+        apply_spectral_norm(G)
+    return G
 
 
 def _from_checkpoint(state: dict, use_ema: bool) -> tuple[nn.Module, Recipe, tuple[int, ...]]:

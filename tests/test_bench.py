@@ -18,3 +18,33 @@ def test_speed_bench_writes_json_and_table(tmp_path: Path) -> None:
     assert data["variants"][0]["ratio_vs_plain_fp32"] == 1.0
     assert data["step_gflops"] > 0 and res["fastest"] in names
     assert "| variant |" in out.with_suffix(".md").read_text()
+
+
+def test_toy_bench_matrix_writes_results_pictures_and_resumes(tmp_path: Path) -> None:
+    from ganforge.benchmarks.toy import run_toy_bench
+
+    out = tmp_path / "toy"
+    res = run_toy_bench(out, recipes=["gan-toy", "pacgan2-toy"], seeds=2, steps=4, workers=1, progress=False)
+    data = json.loads((out / "toy.json").read_text())
+    assert len(data["cells"]) == 2 * 2 * 2
+    s = data["summary"]["gan-toy"]["grid"]
+    assert s["seeds"] == 2 and 0 <= s["modes"]["mean"] <= 25 and 0 <= s["high_quality"]["mean"] <= 100
+    assert data["summary"]["pacgan2-toy"]["ring"]["real_samples"] == 4 * 100 * 2  # packing doubles the real samples
+    md = (out / "toy.md").read_text()
+    assert "`gan-toy`" in md and "PacGAN4" in md and "ring modes (8)" in md
+    assert (out / "plots" / "gan-toy.png").stat().st_size > 1000
+    # A second call finds every cell done and trains nothing.
+    before = {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
+    run_toy_bench(out, recipes=["gan-toy", "pacgan2-toy"], seeds=2, steps=4, workers=1, progress=False)
+    assert before == {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
+    assert res["settings"]["zoo_steps"] == 4
+
+
+def test_toy_bench_rejects_unknown_recipe(tmp_path: Path) -> None:
+    import pytest
+
+    from ganforge.benchmarks.toy import run_toy_bench
+    from ganforge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="gan-toy"):
+        run_toy_bench(tmp_path, recipes=["nope-toy"], workers=1, progress=False)

@@ -14,7 +14,7 @@ from ganforge.errors import ConfigError
 
 def test_every_shipped_recipe_validates_and_names_its_source() -> None:
     recipes = list_recipes()
-    assert {"demo", "gan-ring", "gan-grid", "dcgan-fashion"} <= set(recipes)
+    assert {"demo", "gan-toy", "wgan-gp-toy", "dcgan-fashion"} <= set(recipes)
     for name, desc in recipes.items():
         r = load_recipe(name)
         assert desc and r.source, f"{name} needs a description and a source paper"
@@ -61,7 +61,7 @@ def run_cli(capsys, *argv: str) -> tuple[int, str]:
         (["train", "demo", "train.steps=many"], "train.steps: expected an integer, got 'many'"),
         (["train", "demo", "model.generator.name=dcgun"], "unknown generator 'dcgun'"),
         (["train", "demo", "model.discriminator.args.widht=3"], "widht"),
-        (["train", "demo", "loss=hinj"], "Valid choices: minimax, non_saturating"),
+        (["train", "demo", "loss=hinj"], "Valid choices: hinge, least_squares, minimax"),
         (["train", "demo", "data.name=imagenet"], "unknown dataset 'imagenet'"),
         (["train", "demo", "game.name=chess"], "unknown game 'chess'"),
         (["train", "--resume", "/nonexistent/run"], "no config.yaml"),
@@ -103,7 +103,7 @@ def test_user_recipe_file(write_recipe, capsys) -> None:
 
 
 def test_overrides_may_follow_options(tmp_path) -> None:
-    code = main(["train", "gan-ring", "--steps", "3", "train.batch_size=8", "data.n_points=100", "--quiet",
+    code = main(["train", "gan-toy", "data.name=ring", "--steps", "3", "train.batch_size=8", "data.n_points=100", "--quiet",
                  "--out", str(tmp_path / "r"), "train.log_every=1"])
     assert code == 0
     assert "batch_size: 8" in (tmp_path / "r" / "config.yaml").read_text()

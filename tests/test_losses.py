@@ -61,3 +61,82 @@ def test_losses_are_stable_for_extreme_logits_and_low_precision() -> None:
 def test_unknown_objective_lists_choices() -> None:
     with pytest.raises(ConfigError, match="non_saturating"):
         get_objective("nonsaturating")
+
+
+# --------------------------------------------------------------------------- the zoo
+
+def test_one_sided_label_smoothing_targets_only_real() -> None:
+    # Salimans et al. 2016, Sec. 3.4: real target 0.9, fake target stays 0.
+    obj = get_objective("non_saturating", {"real_label": 0.9})
+    expected = mean([-(0.9 * math.log(sig(r)) + 0.1 * math.log(1 - sig(r))) for r in REAL.tolist()]) - mean(
+        [math.log(1 - sig(f)) for f in FAKE.tolist()]
+    )
+    assert obj.d_loss(REAL, FAKE).item() == pytest.approx(expected, rel=1e-6)
+    assert obj.g_loss(FAKE, None).item() == get_objective("non_saturating").g_loss(FAKE, None).item()
+
+
+def test_wasserstein() -> None:
+    obj = get_objective("wasserstein")
+    assert obj.d_loss(REAL, FAKE).item() == pytest.approx(mean(FAKE.tolist()) - mean(REAL.tolist()))
+    assert obj.g_loss(FAKE, None).item() == pytest.approx(-mean(FAKE.tolist()))
+
+
+@pytest.mark.parametrize("a,b,c", [(0.0, 1.0, 1.0), (-1.0, 1.0, 0.0)])
+def test_least_squares_with_targets(a: float, b: float, c: float) -> None:
+    obj = get_objective("least_squares", {"a": a, "b": b, "c": c})
+    d = 0.5 * mean([(r - b) ** 2 for r in REAL.tolist()]) + 0.5 * mean([(f - a) ** 2 for f in FAKE.tolist()])
+    g = 0.5 * mean([(f - c) ** 2 for f in FAKE.tolist()])
+    assert obj.d_loss(REAL, FAKE).item() == pytest.approx(d, rel=1e-6)
+    assert obj.g_loss(FAKE, None).item() == pytest.approx(g, rel=1e-6)
+
+
+def test_hinge() -> None:
+    obj = get_objective("hinge")
+    d = mean([max(0, 1 - r) for r in REAL.tolist()]) + mean([max(0, 1 + f) for f in FAKE.tolist()])
+    assert obj.d_loss(REAL, FAKE).item() == pytest.approx(d)
+    assert obj.g_loss(FAKE, None).item() == pytest.approx(-mean(FAKE.tolist()))
+
+
+def test_relativistic_standard_pairs_samples() -> None:
+    obj = get_objective("rsgan")
+    r, f = REAL.tolist(), FAKE.tolist()
+    assert obj.d_loss(REAL, FAKE).item() == pytest.approx(-mean([math.log(sig(a - b)) for a, b in zip(r, f)]), rel=1e-6)
+    assert obj.g_loss(FAKE, REAL).item() == pytest.approx(-mean([math.log(sig(b - a)) for a, b in zip(r, f)]), rel=1e-6)
+    assert obj.g_needs_real
+
+
+def test_relativistic_average_family() -> None:
+    r, f = REAL.tolist(), FAKE.tolist()
+    mr, mf = mean(r), mean(f)
+    ra = get_objective("ragan")
+    d = -mean([math.log(sig(x - mf)) for x in r]) - mean([math.log(1 - sig(x - mr)) for x in f])
+    g = -mean([math.log(sig(x - mr)) for x in f]) - mean([math.log(1 - sig(x - mf)) for x in r])
+    assert ra.d_loss(REAL, FAKE).item() == pytest.approx(d, rel=1e-6)
+    assert ra.g_loss(FAKE, REAL).item() == pytest.approx(g, rel=1e-6)
+    ls = get_objective("ralsgan")
+    d = mean([(x - mf - 1) ** 2 for x in r]) + mean([(x - mr + 1) ** 2 for x in f])
+    g = mean([(x - mr - 1) ** 2 for x in f]) + mean([(x - mf + 1) ** 2 for x in r])
+    assert ls.d_loss(REAL, FAKE).item() == pytest.approx(d, rel=1e-6)
+    assert ls.g_loss(FAKE, REAL).item() == pytest.approx(g, rel=1e-6)
+    hi = get_objective("rahinge")
+    d = mean([max(0, 1 - (x - mf)) for x in r]) + mean([max(0, 1 + (x - mr)) for x in f])
+    g = mean([max(0, 1 - (x - mr)) for x in f]) + mean([max(0, 1 + (x - mf)) for x in r])
+    assert hi.d_loss(REAL, FAKE).item() == pytest.approx(d, rel=1e-6)
+    assert hi.g_loss(FAKE, REAL).item() == pytest.approx(g, rel=1e-6)
+    with pytest.raises(ValueError, match="needs D\\(real\\)"):
+        hi.g_loss(FAKE, None)
+
+
+def test_unknown_loss_argument_lists_valid_ones() -> None:
+    with pytest.raises(ConfigError, match="a, b, c"):
+        get_objective("least_squares", {"d": 1.0})
+    with pytest.raises(ConfigError, match="takes no arguments"):
+        get_objective("hinge", {"margin": 2.0})
+
+
+def test_every_objective_is_finite_under_extreme_logits() -> None:
+    big = torch.tensor([1e4, -1e4, 0.0])
+    for name in OBJECTIVES.names():
+        obj = get_objective(name)
+        assert torch.isfinite(obj.d_loss(big, -big))
+        assert torch.isfinite(obj.g_loss(-big, big))

@@ -25,7 +25,7 @@ def test_dcgan_follows_radford_rules() -> None:
     D = build_discriminator("dcgan", (1, 32, 32), {})
     convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
     assert all(c.stride == (2, 2) for c in convs[:-1])  # strided convolutions, no pooling
-    assert not isinstance(D.net[1], torch.nn.BatchNorm2d)  # no BN on D's input layer
+    assert not isinstance(D.body[1], torch.nn.BatchNorm2d)  # no BN on D's input layer
     assert any(isinstance(m, torch.nn.LeakyReLU) and m.negative_slope == 0.2 for m in D.modules())
     w = convs[1].weight
     assert abs(w.std().item() - 0.02) < 0.005

@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from ..losses import get_objective
 from ..registry import check_kwargs
+from ..regularizers import BoundRegularizer, build_regularizer
 from .base import GAMES, Game, StepContext
-from .standard import StandardGame
+from .extragradient import ExtragradientGame
+from .standard import StandardGame, pack, packed_shape
+from .unrolled import UnrolledGame
 
-__all__ = ["GAMES", "Game", "StepContext", "StandardGame", "build_game"]
+__all__ = ["GAMES", "Game", "StepContext", "StandardGame", "UnrolledGame", "ExtragradientGame",
+           "build_game", "build_regularizers", "pack", "packed_shape"]
 
 
-def build_game(name: str, loss: str, loss_args: dict[str, Any], n_critic: int, args: dict[str, Any]) -> Game:
+def build_regularizers(configs: Sequence[Any]) -> list[BoundRegularizer]:
+    """Bind the recipe's `regularizers:` entries (RegularizerConfig or dicts)."""
+    out = []
+    for c in configs:
+        c = c if isinstance(c, dict) else {"name": c.name, "net": c.net, "weight": c.weight, "every": c.every, "args": c.args}
+        out.append(build_regularizer(**c))
+    return out
+
+
+def build_game(name: str, loss: str, loss_args: dict[str, Any], n_critic: int, args: dict[str, Any],
+               regularizers: Sequence[Any] = ()) -> Game:
     """Build the game `name` around the objective `loss`; unknown names or arguments raise ConfigError."""
     cls = GAMES.get(name)
-    objective = get_objective(loss)
-    if loss_args:
-        check_kwargs(lambda: None, loss_args, f"loss {loss!r}")
-    check_kwargs(cls.__init__, args, f"game {name!r}")
-    return cls(objective, n_critic=n_critic, **args)
+    objective = get_objective(loss, loss_args)
+    check_kwargs(cls.__init__, {**args}, f"game {name!r}")
+    if "regularizers" in args or "objective" in args or "n_critic" in args:
+        from ..errors import ConfigError
+
+        raise ConfigError("game.args may not set objective, n_critic or regularizers; use loss:, game.n_critic and regularizers:")
+    return cls(objective, n_critic=n_critic, regularizers=build_regularizers(regularizers), **args)

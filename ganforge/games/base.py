@@ -15,6 +15,7 @@ class StepContext(Protocol):
 
     G: nn.Module
     D: nn.Module
+    opt_d: torch.optim.Optimizer  # read-only for games: the unrolled game follows its update rule
     batch_size: int
     device: torch.device
 
@@ -24,15 +25,19 @@ class StepContext(Protocol):
 
     def autocast(self) -> Any: ...
 
-    def step_d(self, loss: Tensor) -> None: ...
+    def step_d(self, loss: Tensor, restore: list[Tensor] | None = None) -> None: ...
 
-    def step_g(self, loss: Tensor) -> None: ...
+    def step_g(self, loss: Tensor, ema: bool = True, restore: list[Tensor] | None = None) -> None: ...
 
     def frozen(self, net: nn.Module) -> Any: ...
 
 
 class Game:
     """One training step's choreography; subclasses implement `step` and keep any extra state."""
+
+    def d_input_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The discriminator's input shape for data of `shape` (PacGAN packing changes it)."""
+        return tuple(shape)
 
     def step(self, ctx: StepContext) -> dict[str, Tensor]:
         """Run one generator step (and its critic steps); return detached scalars to log."""

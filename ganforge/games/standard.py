@@ -1,51 +1,212 @@
-"""The standard alternating GAN step: n_critic discriminator updates, then one generator update."""
+"""The standard alternating GAN step, with regularisers, constraints, instance noise and PacGAN packing.
+
+One generator step is preceded by `n_critic` discriminator steps (Goodfellow et al. 2014,
+Algorithm 1). Around that core the game applies, in this order on each D input: instance
+noise, then packing of m samples into one D input (Lin et al. 2018, PacGAN). Penalties
+are added to the loss of the network they serve; lazy ones (every > 1) run as their own
+optimiser step (see ganforge.regularizers); constraints (weight clipping) run after
+every D update.
+"""
 
 from __future__ import annotations
+
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from ..losses import Objective
+from ..regularizers import BoundRegularizer, annealed_std, clip_weights_, instance_noise
 from .base import GAMES, Game, StepContext
+
+
+def pack(x: Tensor, m: int) -> Tensor:
+    """Concatenate each run of m consecutive samples into one D input (Lin et al. 2018, PacGAN, Sec. 3).
+
+    Points (N, d) become (N/m, m*d); images (N, C, H, W) become (N/m, m*C, H, W): the
+    m samples are stacked along the feature/channel axis.
+    """
+    if m == 1:
+        return x
+    n = x.shape[0]
+    if n % m:
+        raise ValueError(f"cannot pack {n} samples into groups of {m}")
+    return x.reshape(n // m, m * x.shape[1], *x.shape[2:])
+
+
+def packed_shape(shape: Sequence[int], m: int) -> tuple[int, ...]:
+    """The discriminator's input shape when m samples are packed together."""
+    return (shape[0] * m, *shape[1:])
 
 
 @GAMES.register("standard")
 class StandardGame(Game):
-    """Alternating updates (Goodfellow et al. 2014, Algorithm 1) with k = n_critic D steps per G step."""
+    """Alternating updates (Goodfellow et al. 2014, Algorithm 1) with k = n_critic D steps per G step.
 
-    def __init__(self, objective: Objective, n_critic: int = 1) -> None:
+    pack > 1 feeds D m samples at once (PacGAN); every D input in a step is then
+    m x batch_size samples. g_adversarial=False drops G's adversarial loss so that its
+    G-side regularisers alone train it (feature matching, Salimans et al. 2016, Sec. 3.1).
+    """
+
+    def __init__(
+        self,
+        objective: Objective,
+        n_critic: int = 1,
+        regularizers: Sequence[BoundRegularizer] = (),
+        pack: int = 1,
+        g_adversarial: bool = True,
+    ) -> None:
+        if pack < 1:
+            raise ConfigError(f"game pack must be >= 1, got {pack}")
         self.objective = objective
         self.n_critic = n_critic
+        self.pack_m = int(pack)
+        self.g_adversarial = g_adversarial
+        regs = list(regularizers)
+        self.d_penalties = [r for r in regs if r.reg.kind == "penalty" and r.net == "d"]
+        self.g_penalties = [r for r in regs if r.reg.kind == "penalty" and r.net == "g"]
+        self.constraints = [r for r in regs if r.reg.kind == "constraint"]
+        self.noises = [r for r in regs if r.reg.kind == "input"]
+        if not g_adversarial and not self.g_penalties:
+            raise ConfigError("game g_adversarial is false but no regulariser with net: g trains the generator "
+                              "(add e.g. {name: feature_matching, net: g}).")
+        self.d_updates = 0  # counts D updates (lazy schedule)
+        self.g_updates = 0  # counts G updates (lazy schedule, instance-noise annealing)
+        self.history: dict[str, dict[str, Any]] = {"d": {}, "g": {}}  # historical-averaging state
+
+    # ------------------------------------------------------------------ shapes and inputs
+
+    def d_input_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
+        """The discriminator's input shape for data of `shape`."""
+        return packed_shape(shape, self.pack_m)
+
+    def real(self, ctx: StepContext) -> Tensor:
+        """pack x batch_size real samples."""
+        xs = [ctx.real_batch()[0] for _ in range(self.pack_m)]
+        return xs[0] if len(xs) == 1 else torch.cat(xs)
+
+    def d_input(self, x: Tensor) -> Tensor:
+        """What D sees of a batch: instance noise, then packing."""
+        for r in self.noises:
+            x = instance_noise(x, annealed_std(r.args.get("std", 0.1), r.args.get("anneal_steps", 0), self.g_updates))
+        return pack(x, self.pack_m)
+
+    # ------------------------------------------------------------------ penalties
+
+    def _penalties(self, regs: list[BoundRegularizer], count: int, lazy: bool, **tensors: Any) -> tuple[Tensor | None, dict[str, Tensor]]:
+        total: Tensor | None = None
+        logs: dict[str, Tensor] = {}
+        for r in regs:
+            if r.lazy != lazy or not r.due(count) or r.weight == 0:
+                continue
+            state = self.history[r.net] if r.name == "historical_averaging" else None
+            value = r(**tensors, state=state)
+            logs[f"reg/{r.net}_{r.name}"] = value.detach().float()
+            term = (r.weight * r.every) * value
+            total = term if total is None else total + term
+        return total, logs
+
+    def d_loss(self, ctx: StepContext, real: Tensor, fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """D's objective plus its eager penalties for one batch (`fake` detached)."""
+        real_in, fake_in = self.d_input(real), self.d_input(fake)
+        with ctx.autocast():
+            real_logits = ctx.D(real_in)
+            fake_logits = ctx.D(fake_in)
+            loss = self.objective.d_loss(real_logits, fake_logits)
+        logs = {"logit_real": real_logits.detach().float().mean(), "logit_fake": fake_logits.detach().float().mean()}
+        pen, plogs = self._penalties(self.d_penalties, self.d_updates, False, D=ctx.D, real=real_in, fake=fake_in,
+                                     real_logits=real_logits, net=ctx.D)
+        logs.update(plogs)
+        return (loss if pen is None else loss + pen), {**logs, "d_adv": loss.detach().float()}
+
+    def d_lazy_loss(self, ctx: StepContext, real: Tensor, fake: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """The lazy D penalties due at this update (None when none is due)."""
+        if not any(r.lazy and r.due(self.d_updates) for r in self.d_penalties):
+            return None, {}
+        real_in, fake_in = self.d_input(real), self.d_input(fake)
+        needs_logits = any(r.lazy and "real_logits" in r.reg.needs for r in self.d_penalties)
+        real_logits = None
+        if needs_logits:
+            with ctx.autocast():
+                real_logits = ctx.D(real_in)
+        return self._penalties(self.d_penalties, self.d_updates, True, D=ctx.D, real=real_in, fake=fake_in,
+                               real_logits=real_logits, net=ctx.D)
+
+    def g_loss(self, ctx: StepContext, D: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """G's objective (through `D`, default ctx.D, frozen) plus its eager penalties."""
+        D = ctx.D if D is None else D
+        z = ctx.noise(ctx.batch_size * self.pack_m)
+        need_real = self.objective.g_needs_real or any("real" in r.reg.needs for r in self.g_penalties)
+        real_in = self.d_input(self.real(ctx)) if need_real else None
+        with ctx.frozen(ctx.D), ctx.autocast():
+            fake_in = self.d_input(ctx.G(z))
+            loss = torch.zeros((), device=ctx.device)
+            if self.g_adversarial:
+                fake_logits = D(fake_in)
+                real_logits = D(real_in) if self.objective.g_needs_real else None
+                loss = self.objective.g_loss(fake_logits, real_logits)
+            logs = {"g_adv": loss.detach().float()}
+            pen, plogs = self._penalties(self.g_penalties, self.g_updates, False, D=D, real=real_in, fake=fake_in, net=ctx.G)
+        logs.update(plogs)
+        return (loss if pen is None else loss + pen), logs
+
+    def g_lazy_loss(self, ctx: StepContext) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """The lazy G penalties due at this update (only network penalties can be lazy on G)."""
+        if not any(r.lazy and r.due(self.g_updates) for r in self.g_penalties):
+            return None, {}
+        if any(r.lazy and ("real" in r.reg.needs or "fake" in r.reg.needs) for r in self.g_penalties):
+            raise ConfigError("lazy generator regularisers may only depend on the network (orthogonal, historical_averaging).")
+        return self._penalties(self.g_penalties, self.g_updates, True, net=ctx.G)
+
+    def after_d_update(self, ctx: StepContext) -> None:
+        """Constraints after every D update (weight clipping)."""
+        for r in self.constraints:
+            clip_weights_(ctx.D, **r.args)
+
+    # ------------------------------------------------------------------ the step
+
+    def d_step(self, ctx: StepContext) -> dict[str, Tensor]:
+        """One discriminator update (plus a lazy-penalty update when one is due)."""
+        real = self.real(ctx)
+        z = ctx.noise(real.shape[0])
+        with torch.no_grad(), ctx.autocast():
+            fake = ctx.G(z)
+        loss, logs = self.d_loss(ctx, real, fake)
+        ctx.step_d(loss)
+        self.after_d_update(ctx)
+        lazy, llogs = self.d_lazy_loss(ctx, real, fake)
+        if lazy is not None:
+            ctx.step_d(lazy)
+            self.after_d_update(ctx)
+        self.d_updates += 1
+        return {"d_loss": loss.detach().float(), **logs, **llogs}
+
+    def g_step(self, ctx: StepContext) -> dict[str, Tensor]:
+        """One generator update (plus a lazy-penalty update when one is due)."""
+        loss, logs = self.g_loss(ctx)
+        ctx.step_g(loss)
+        lazy, llogs = self.g_lazy_loss(ctx)
+        if lazy is not None:
+            ctx.step_g(lazy, ema=False)
+        self.g_updates += 1
+        return {"g_loss": loss.detach().float(), **logs, **llogs}
 
     def step(self, ctx: StepContext) -> dict[str, Tensor]:
-        obj = self.objective
-        d_total = torch.zeros((), device=ctx.device)
+        sums: dict[str, Tensor] = {}
         for _ in range(self.n_critic):
-            real, _ = ctx.real_batch()
-            z = ctx.noise(real.shape[0])
-            with ctx.autocast():
-                with torch.no_grad():
-                    fake = ctx.G(z)
-                # Real and fake go through D separately so batch norm sees pure batches,
-                # as in the reference DCGAN implementation.
-                real_logits = ctx.D(real)
-                fake_logits = ctx.D(fake)
-                d_loss = obj.d_loss(real_logits, fake_logits)
-            ctx.step_d(d_loss)
-            d_total += d_loss.detach()
-        logit_real = real_logits.detach().float().mean()
-        logit_fake = fake_logits.detach().float().mean()
+            for k, v in self.d_step(ctx).items():
+                sums[k] = sums[k] + v if k in sums else v
+        out = {k: v / self.n_critic for k, v in sums.items()}
+        out.update(self.g_step(ctx))
+        return out
 
-        z = ctx.noise(ctx.batch_size)
-        with ctx.frozen(ctx.D), ctx.autocast():
-            fake = ctx.G(z)
-            g_fake_logits = ctx.D(fake)
-            g_real_logits = ctx.D(ctx.real_batch()[0]) if obj.g_needs_real else None
-            g_loss = obj.g_loss(g_fake_logits, g_real_logits)
-        ctx.step_g(g_loss)
-        return {
-            "d_loss": d_total / self.n_critic,
-            "g_loss": g_loss.detach(),
-            "logit_real": logit_real,
-            "logit_fake": logit_fake,
-        }
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"d_updates": self.d_updates, "g_updates": self.g_updates, "history": self.history}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.d_updates = int(state.get("d_updates", 0))
+        self.g_updates = int(state.get("g_updates", 0))
+        self.history = state.get("history", {"d": {}, "g": {}})

@@ -81,9 +81,13 @@ class DCGANDiscriminator(nn.Module):
             layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=norm == "none"), normalization(norm, cout), activation(act)]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
-        layers.append(nn.Conv2d(chans[-1], 1, 4, 1, 0))
-        self.net = nn.Sequential(*layers)
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Conv2d(chans[-1], 1, 4, 1, 0)
         init_dcgan_(self)
 
+    def features(self, x: Tensor) -> Tensor:
+        """The last 4x4 feature map, flattened (for feature matching)."""
+        return self.body(x).flatten(1)
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).flatten()
+        return self.head(self.body(x)).flatten()

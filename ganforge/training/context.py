@@ -61,20 +61,30 @@ class TrainContext:
         """The mixed-precision context for forward passes."""
         return self.precision.autocast()
 
-    def _step(self, loss: Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    def _step(self, loss: Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+              restore: list[Tensor] | None) -> None:
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if restore is not None:
+            with torch.no_grad():
+                params = [p for g in opt.param_groups for p in g["params"]]
+                for p, v in zip(params, restore, strict=True):
+                    p.copy_(v)
         scaler.step(opt)
         scaler.update()
 
-    def step_d(self, loss: Tensor) -> None:
-        """Backpropagate `loss` and update the discriminator."""
-        self._step(loss, self.opt_d, self.scaler_d)
+    def step_d(self, loss: Tensor, restore: list[Tensor] | None = None) -> None:
+        """Backpropagate `loss` and update the discriminator.
 
-    def step_g(self, loss: Tensor) -> None:
-        """Backpropagate `loss` and update the generator (then its EMA)."""
-        self._step(loss, self.opt_g, self.scaler_g)
-        if self._on_g_step is not None:
+        `restore` (extragradient): parameter values to put back after the backward pass
+        and before the update, so gradients taken at one point are applied at another.
+        """
+        self._step(loss, self.opt_d, self.scaler_d, restore)
+
+    def step_g(self, loss: Tensor, ema: bool = True, restore: list[Tensor] | None = None) -> None:
+        """Backpropagate `loss` and update the generator, then its EMA unless ema=False."""
+        self._step(loss, self.opt_g, self.scaler_g, restore)
+        if ema and self._on_g_step is not None:
             self._on_g_step()
 
     def frozen(self, net: nn.Module) -> Any:

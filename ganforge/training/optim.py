@@ -10,20 +10,35 @@ from torch import nn
 from ..config import OptimizerConfig
 from ..errors import ConfigError, choices_message
 
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
+OPTIMIZERS = ("adam", "rmsprop", "sgd", "optimistic_adam", "optimistic_sgd")
 
 
-def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    """Adam, RMSProp or SGD with the recipe's hyper-parameters."""
+def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimizerConfig, lazy_ratio: float = 1.0) -> torch.optim.Optimizer:
+    """Adam, RMSProp, SGD or their optimistic variants with the recipe's hyper-parameters.
+
+    lazy_ratio c < 1 applies StyleGAN2's correction for lazy regularisation (Karras et
+    al. 2020, Appendix B): lr * c and, for Adam, betas ** c.
+    """
+    from .optimistic import OptimisticAdam, OptimisticSGD
+
     params = [p for p in params if p.requires_grad]
+    c = lazy_ratio
+    lr = cfg.lr * c
+    betas = (cfg.betas[0] ** c, cfg.betas[1] ** c)
     if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+        # The fused kernel is ~2x faster than foreach on small CPU networks (same update rule).
+        fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay, fused=fused or None)
+    if cfg.name == "optimistic_adam":
+        return OptimisticAdam(params, lr=lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    if cfg.name == "optimistic_sgd":
+        return OptimisticSGD(params, lr=lr, weight_decay=cfg.weight_decay)
     if cfg.name == "rmsprop":
         return torch.optim.RMSprop(
-            params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+            params, lr=lr, alpha=cfg.alpha, eps=cfg.eps, weight_decay=cfg.weight_decay, momentum=cfg.momentum
         )
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     raise ConfigError(choices_message("optimizer", cfg.name, OPTIMIZERS))
 
 

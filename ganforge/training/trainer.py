@@ -21,6 +21,8 @@ from ..data import BatchStream, load_dataset
 from ..errors import ConfigError, TrainingError
 from ..games import build_game
 from ..models import build_discriminator, build_generator
+from ..nn.spectral import apply_spectral_norm
+from ..regularizers import lazy_ratio
 from .checkpoint import atomic_write_bytes, capture_rng, latest_good_checkpoint, restore_rng, save_checkpoint
 from .context import TrainContext
 from .ema import make_ema
@@ -81,18 +83,23 @@ class Trainer:
         self.channels_last = t.channels_last and self.is_image and self.device.type != "mps"
 
         mem = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.game = build_game(r.game.name, r.loss.name, r.loss.args, r.game.n_critic, r.game.args, r.regularizers)
         self.G = build_generator(r.model.generator.name, r.model.z_dim, self.shape, r.model.generator.args)
-        self.D = build_discriminator(r.model.discriminator.name, self.shape, r.model.discriminator.args)
+        self.D = build_discriminator(r.model.discriminator.name, self.game.d_input_shape(self.shape), r.model.discriminator.args)
+        if r.model.spectral_norm in ("d", "both"):
+            apply_spectral_norm(self.D)
+        if r.model.spectral_norm in ("g", "both"):
+            apply_spectral_norm(self.G)
         self.G.to(self.device, memory_format=mem)
         self.D.to(self.device, memory_format=mem)
         self.ema = make_ema(self.G, t.ema.decay) if t.ema.enabled else None
 
-        self.opt_g = build_optimizer(self.G.parameters(), r.optim.g)
-        self.opt_d = build_optimizer(self.D.parameters(), r.optim.d)
+        regs = getattr(self.game, "d_penalties", []) + getattr(self.game, "g_penalties", [])
+        self.opt_g = build_optimizer(self.G.parameters(), r.optim.g, lazy_ratio(regs, "g"))
+        self.opt_d = build_optimizer(self.D.parameters(), r.optim.d, lazy_ratio(regs, "d"))
         self.sched_g = build_scheduler(self.opt_g, r.optim.g, t.steps)
         self.sched_d = build_scheduler(self.opt_d, r.optim.d, t.steps)
         self.precision = Precision(t.precision, self.device)
-        self.game = build_game(r.game.name, r.loss.name, r.loss.args, r.game.n_critic, r.game.args)
 
         if t.batch_size > len(self.dataset):
             raise ConfigError(
@@ -285,7 +292,7 @@ class Trainer:
         bar = tqdm(total=t.steps, initial=self.step, disable=not self.progress, dynamic_ncols=True, desc=r.name)
         sums: dict[str, Tensor] = {}
         n_logged, t_mark = 0, time.perf_counter()
-        real_per_step = t.batch_size * r.game.n_critic
+        real_per_step = t.batch_size * r.game.n_critic * int(r.game.args.get("pack", 1))
         try:
             while self.step < t.steps:
                 stats = self.game.step(self.ctx)
