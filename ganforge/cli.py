@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="toy: one seed, 150 steps per run (a few minutes)")
     b.add_argument("--recipes", help="toy: comma-separated recipe names or YAML paths (default: the whole zoo)")
     b.add_argument("--seeds", type=int, help="toy: seeds per cell (default 3; 1 with --quick)")
-    b.add_argument("--toy-steps", type=int, help="toy: generator steps of each zoo run (default 1500; 150 with --quick)")
+    b.add_argument("--toy-steps", type=int, help="toy: generator steps of each zoo run (default 1000; 150 with --quick)")
     b.add_argument("--workers", type=int, help="toy: parallel runs (default: 2, one thread each)")
     b.add_argument("--no-showcase", action="store_true", help="toy: skip the showcase recipe (toy-best) at its own length")
     b.add_argument("--target", help="eval-memory: the run folder to evaluate")

@@ -31,7 +31,8 @@ def test_toy_bench_matrix_writes_results_pictures_and_resumes(tmp_path: Path) ->
     assert s["seeds"] == 2 and 0 <= s["modes"]["mean"] <= 25 and 0 <= s["high_quality"]["mean"] <= 100
     assert data["summary"]["pacgan2-toy"]["ring"]["real_samples"] == 4 * 100 * 2  # packing doubles the real samples
     md = (out / "toy.md").read_text()
-    assert "`gan-toy`" in md and "PacGAN4" in md and "ring modes (8)" in md
+    assert "`gan-toy`" in md and "PacGAN4" in md and "ring modes (8)" in md and "| real data |" in md
+    assert data["real_reference"]["grid"]["modes"]["mean"] == 25
     assert (out / "plots" / "gan-toy.png").stat().st_size > 1000
     # A second call finds every cell done and trains nothing.
     before = {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
