@@ -92,7 +92,7 @@ def drift_penalty(real_logits: Tensor) -> Tensor:
 
 
 def _weight_matrices(net: nn.Module) -> list[Tensor]:
-    # Spectral-normalised layers keep their raw weight in parametrizations.weight.original.
+    # On a spectrally normalised layer m.weight is the normalised matrix, the one the net uses.
     out = []
     for m in net.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):

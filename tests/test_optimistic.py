@@ -166,7 +166,7 @@ def test_optimistic_adam_state_dict_round_trip():
     buf.seek(0)
     b = nn.Parameter(a.detach().clone())
     opt_b = OptimisticAdam([b], lr=0.05, betas=(0.5, 0.9))
-    opt_b.load_state_dict(torch.load(buf))
+    opt_b.load_state_dict(torch.load(buf, weights_only=True))
     fresh = nn.Parameter(a.detach().clone())
     opt_fresh = OptimisticAdam([fresh], lr=0.05, betas=(0.5, 0.9))
 
