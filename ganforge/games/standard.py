@@ -182,9 +182,13 @@ class StandardGame(Game):
         self.d_updates += 1
         return {"d_loss": loss.detach().float(), **logs, **llogs}
 
+    def g_critic(self, ctx: StepContext) -> Callable[[Tensor], Tensor] | None:
+        """The discriminator G's loss is taken through (None: ctx.D itself; the unrolled game overrides this)."""
+        return None
+
     def g_step(self, ctx: StepContext) -> dict[str, Tensor]:
         """One generator update (plus a lazy-penalty update when one is due)."""
-        loss, logs = self.g_loss(ctx)
+        loss, logs = self.g_loss(ctx, D=self.g_critic(ctx))
         ctx.step_g(loss)
         lazy, llogs = self.g_lazy_loss(ctx)
         if lazy is not None:

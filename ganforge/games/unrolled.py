@@ -108,14 +108,5 @@ class UnrolledGame(StandardGame):
         final = cur
         return lambda x: call(final, x)
 
-    def g_step(self, ctx: StepContext) -> dict[str, Tensor]:
-        if self.unroll == 0:
-            return super().g_step(ctx)
-        D = self.unrolled_d(ctx)
-        loss, logs = self.g_loss(ctx, D=D)
-        ctx.step_g(loss)
-        lazy, llogs = self.g_lazy_loss(ctx)
-        if lazy is not None:
-            ctx.step_g(lazy, ema=False)
-        self.g_updates += 1
-        return {"g_loss": loss.detach().float(), **logs, **llogs}
+    def g_critic(self, ctx: StepContext) -> Callable[[Tensor], Tensor] | None:
+        return self.unrolled_d(ctx) if self.unroll else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor
@@ -18,6 +18,19 @@ def _check_lr(lr: float) -> None:
 def _check_weight_decay(weight_decay: float) -> None:
     if not weight_decay >= 0.0:
         raise ValueError(f"invalid weight_decay: {weight_decay} (must be >= 0)")
+
+
+def _grads(group: dict[str, Any], name: str) -> Iterator[tuple[Tensor, Tensor]]:
+    """(param, gradient with L2 weight decay added) for each parameter of `group` that has a gradient."""
+    for p in group["params"]:
+        if p.grad is None:
+            continue
+        if p.grad.is_sparse:
+            raise RuntimeError(f"{name} does not support sparse gradients")
+        grad = p.grad
+        if group["weight_decay"]:
+            grad = grad.add(p, alpha=group["weight_decay"])
+        yield p, grad
 
 
 class OptimisticAdam(torch.optim.Optimizer):
@@ -49,15 +62,8 @@ class OptimisticAdam(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad
-                if grad.is_sparse:
-                    raise RuntimeError("OptimisticAdam does not support sparse gradients")
-                if weight_decay:
-                    grad = grad.add(p, alpha=weight_decay)
+            lr, eps = group["lr"], group["eps"]
+            for p, grad in _grads(group, "OptimisticAdam"):
                 state = self.state[p]
                 if not state:
                     # Kept as a tensor so the base class's state_dict casting and device moves treat it
@@ -95,15 +101,8 @@ class OptimisticSGD(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, weight_decay = group["lr"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad
-                if grad.is_sparse:
-                    raise RuntimeError("OptimisticSGD does not support sparse gradients")
-                if weight_decay:
-                    grad = grad.add(p, alpha=weight_decay)
+            lr = group["lr"]
+            for p, grad in _grads(group, "OptimisticSGD"):
                 state = self.state[p]
                 if "prev_grad" not in state:
                     state["prev_grad"] = torch.zeros_like(p, memory_format=torch.preserve_format)
