@@ -76,7 +76,16 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     if ns.n < 1:
         raise GanforgeError(f"--n must be at least 1, got {ns.n}.")
     G, recipe, shape = load_generator(ns.source, use_ema=not ns.no_ema)
-    x = sample(G, ns.n, recipe.model.z_dim, seed=ns.seed)
+    if ns.truncation is not None and ns.truncation <= 0:
+        raise GanforgeError(f"--truncation must be positive, got {ns.truncation}.")
+    space = G.latent_space
+    if getattr(ns, "class_", None) is not None:
+        if not space.num_classes:
+            raise GanforgeError(f"{ns.source} holds an unconditional generator; --class needs a conditional one "
+                                "(model.conditional: true).")
+        if not 0 <= ns.class_ < space.num_classes:
+            raise GanforgeError(f"--class must be in 0..{space.num_classes - 1}, got {ns.class_}.")
+    x = sample(G, ns.n, seed=ns.seed, truncation=ns.truncation, y=ns.class_)
     out = Path(ns.out)
     if len(shape) == 3:
         save_image_grid(x, out, nrow=ns.nrow)
@@ -137,6 +146,8 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     train = load(data_name, "train", image_size, fit, channels)
     points = train.kind == "points"
     metrics = ns.metrics or ("modes" if points else ",".join(DEFAULT_IMAGE_METRICS))
+    if not ns.metrics and G is not None and getattr(G, "latent_space", None) is not None and G.latent_space.num_classes:
+        metrics += ",cond_acc"  # a conditional generator: does each sample show its class?
     heldout = load(data_name, "test", image_size, fit, channels) if "memorisation" in metrics and has_test_split(data_name) else None
     ev = Evaluator(train, metrics, extractor=ns.extractor, n=ns.n, seed=ns.seed, heldout=heldout,
                    batch_size=ns.batch)
@@ -145,8 +156,9 @@ def cmd_eval(ns: argparse.Namespace) -> int:
         n = min(ns.n, len(test))
         res = ev.evaluate(dataset_batches(test, n, ns.batch), n, f"real {data_name} test split (first {n})")
     elif G is not None:
-        res = ev.evaluate(generator_batches(G, recipe.model.z_dim, ns.n, ns.seed, ns.batch), ns.n,
-                          f"generator from {ns.target}{' (EMA)' if not ns.no_ema else ''}")
+        trunc = f", truncation {ns.truncation}" if ns.truncation else ""
+        res = ev.evaluate(generator_batches(G, G.latent_space, ns.n, ns.seed, ns.batch, truncation=ns.truncation),
+                          ns.n, f"generator from {ns.target}{' (EMA)' if not ns.no_ema else ''}{trunc}")
     else:
         c, h, _ = train.shape
         imgs = load_dataset("folder", path=ns.target, image_size=h, channels=c, limit=ns.n)
@@ -196,7 +208,16 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         print((Path(out) / "toy.md").read_text())
         print(f"results: {Path(out) / 'toy.json'} (wall time {res['wall_time_s']:.0f} s); pictures in {Path(out) / 'plots'}")
         return 0
-    raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed, eval-memory, toy.")
+    if ns.which == "fashion":
+        from .benchmarks.fashion import run_fashion_bench
+
+        rows = [r.strip() for r in ns.recipes.split(",") if r.strip()] if ns.recipes else None
+        out = ns.out or ("bench/results/fashion_quick" if ns.quick else "bench/results/fashion")
+        res = run_fashion_bench(out, quick=ns.quick, rows=rows, images=ns.images, eval_n=ns.eval_n, workers=ns.workers)
+        print((Path(out) / "fashion.md").read_text())
+        print(f"results: {Path(out) / 'fashion.json'} (wall time {res['wall_time_s']:.0f} s); pictures in {Path(out) / 'plots'}")
+        return 0
+    raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed, eval-memory, toy, fashion.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -228,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     s.add_argument("--nrow", type=int, default=None, help="images per grid row")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator even when an EMA copy exists")
+    s.add_argument("--class", dest="class_", type=int, default=None, metavar="K",
+                   help="class of a conditional generator (default: uniform over classes)")
+    s.add_argument("--truncation", type=float, default=None, metavar="T",
+                   help="truncation trick: redraw noise values with |z| > T (BigGAN; smaller T = higher fidelity, less variety)")
     s.set_defaults(fn=cmd_sample)
 
     e = sub.add_parser(
@@ -241,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--metrics", help="comma-separated: fd,is,kid,pr,coverage,cond_acc,memorisation,swd,msssim,modes "
                    "(default fd,is,kid,pr,coverage; modes for 2-D mixtures)")
     e.add_argument("--n", type=int, default=10_000, help="number of generated samples (default 10000)")
+    e.add_argument("--truncation", type=float, default=None, metavar="T", help="evaluate truncated samples (|z| <= T)")
     e.add_argument("--json", help="write every number and its protocol to this JSON file")
     e.add_argument("--extractor", default="auto", help="auto (domain classifier when one exists, else inception), inception, digits, fashion")
     e.add_argument("--data", help="reference dataset for a folder of images")
@@ -253,13 +279,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_eval)
 
     b = sub.add_parser("bench", help="run a benchmark and write its results")
-    b.add_argument("which", choices=["speed", "eval-memory", "toy"],
+    b.add_argument("which", choices=["speed", "eval-memory", "toy", "fashion"],
                    help="speed: DCGAN training throughput, fp32/NCHW vs fastest; eval-memory: peak memory of eval vs n; "
-                   "toy: every stabilisation recipe on the 2-D ring and grid (mode collapse)")
+                   "toy: every stabilisation recipe on the 2-D ring and grid (mode collapse); "
+                   "fashion: the paper architectures and games on Fashion-MNIST under one budget")
     b.add_argument("--out", help="result file (speed, eval-memory; default bench/results/WHICH.json) or folder "
                    "(toy; default bench/results/toy)")
-    b.add_argument("--quick", action="store_true", help="toy: one seed, 150 steps per run (a few minutes)")
-    b.add_argument("--recipes", help="toy: comma-separated recipe names or YAML paths (default: the whole zoo)")
+    b.add_argument("--quick", action="store_true", help="toy: one seed, 150 steps per run; fashion: 50 steps per row "
+                   "(a few minutes each)")
+    b.add_argument("--recipes", help="toy: comma-separated recipe names or YAML paths (default: the whole zoo); "
+                   "fashion: comma-separated row names (dcgan, wgan-gp, ..., biggan; default: all)")
+    b.add_argument("--images", type=int, help="fashion: generator images per row (default 96000 = 1500 steps of 64; "
+                   "3200 with --quick)")
+    b.add_argument("--eval-n", type=int, help="fashion: samples scored per row (default 10000; 1000 with --quick)")
     b.add_argument("--seeds", type=int, help="toy: seeds per cell (default 3; 1 with --quick)")
     b.add_argument("--toy-steps", type=int, help="toy: generator steps of each zoo run (default 1000; 150 with --quick)")
     b.add_argument("--workers", type=int, help="toy: parallel runs (default: 2, one thread each)")

@@ -47,10 +47,22 @@ class DataConfig:
 
 
 @dataclass
+class LatentConfig:
+    """Structured latent codes appended to the noise (InfoGAN, Chen et al. 2016, Sec. 5)."""
+
+    categorical: list[int] = field(default_factory=list)  # sizes of categorical codes, e.g. [10]
+    continuous: int = 0  # number of continuous codes, each uniform on [-1, 1]
+
+
+@dataclass
 class ModelConfig:
-    """The generator and discriminator families and the latent size."""
+    """The generator and discriminator families, the latent size and the conditioning."""
 
     z_dim: int = 100
+    # Class-conditional G and D (Mirza & Osindero 2014): labels come from the data; the
+    # networks embed them as their family says (concatenation, projection, conditional BN).
+    conditional: bool = False
+    latent: LatentConfig = field(default_factory=LatentConfig)
     generator: Component = field(default_factory=lambda: Component("dcgan"))
     discriminator: Component = field(default_factory=lambda: Component("dcgan"))
     # Spectral normalisation (Miyato et al. 2018) of every weight layer of D, G or both.

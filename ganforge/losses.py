@@ -219,3 +219,54 @@ def get_objective(name: str, args: dict[str, Any] | None = None) -> Objective:
     """The objective registered as `name` with `args` bound; unknown names or arguments raise ConfigError."""
     obj = OBJECTIVES.get(name)
     return obj.bind(**args) if args else obj
+
+
+# ============================================================================= BEGAN (auto-encoder D)
+# Not logit Objectives and not registered: BEGAN's discriminator is an auto-encoder and the
+# `began` game (ganforge.games.began) calls these directly on reconstruction errors.
+# Berthelot, Schumm & Metz 2017, "BEGAN: Boundary Equilibrium GANs" (arXiv:1703.10717).
+
+
+def autoencoder_loss(x: Tensor, recon: Tensor) -> Tensor:
+    """Per-sample L(v) = mean |v - D(v)| over pixels, shape (N,) (Berthelot et al. 2017, Eq. 1-2 with eta = 1)."""
+    if x.shape != recon.shape:
+        raise ValueError(f"autoencoder_loss needs matching shapes, got {tuple(x.shape)} and {tuple(recon.shape)}")
+    return (_f(x) - _f(recon)).abs().flatten(1).mean(dim=1)
+
+
+def began_d_loss(l_real: Tensor, l_fake: Tensor, k: float) -> Tensor:
+    """L_D = L(x) - k_t L(G(z_D)) (Berthelot et al. 2017, Eq. 4)."""
+    return l_real - k * l_fake
+
+
+def began_g_loss(l_fake: Tensor) -> Tensor:
+    """L_G = L(G(z_G)) (Berthelot et al. 2017, Eq. 4)."""
+    return l_fake
+
+
+def began_balance(l_real: Any, l_fake: Any, gamma: float) -> Any:
+    """The equilibrium term gamma L(x) - L(G(z_G)) that drives k_t (Berthelot et al. 2017, Eq. 4)."""
+    return gamma * l_real - l_fake
+
+
+def began_m_global(l_real: Any, l_fake: Any, gamma: float) -> Any:
+    """Convergence measure M_global = L(x) + |gamma L(x) - L(G(z_G))| (Berthelot et al. 2017, Sec. 3.4.1)."""
+    return l_real + abs(began_balance(l_real, l_fake, gamma))
+
+
+def began_k_update(k: float, l_real: Any, l_fake: Any, gamma: float, lambda_k: float) -> float:
+    """k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z_G))), 0, 1) (Berthelot et al. 2017, Eq. 4)."""
+    k_next = float(k) + float(lambda_k) * float(began_balance(float(l_real), float(l_fake), gamma))
+    if k_next != k_next:  # NaN from a non-finite loss: keep k_t (the trainer stops the run on it anyway)
+        return min(max(float(k), 0.0), 1.0)
+    return min(max(k_next, 0.0), 1.0)
+
+
+def began_losses(l_real: Tensor, l_fake: Tensor, k: float, gamma: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(L_D, L_G, gamma L(x) - L(G(z)), M_global) from mean reconstruction losses (Berthelot et al. 2017, Eq. 4, Sec. 3.4.1).
+
+    Uses one fake batch for both players; the game draws separate z_D and z_G and calls
+    the single-purpose functions above.
+    """
+    return (began_d_loss(l_real, l_fake, k), began_g_loss(l_fake), began_balance(l_real, l_fake, gamma),
+            began_m_global(l_real, l_fake, gamma))

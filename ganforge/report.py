@@ -439,6 +439,27 @@ def _files(run_dir: Path) -> str:
     return f'<section id="files"><h2>Files</h2>{body}</section>'
 
 
+# ----------------------------------------------------------------------------------------------- BEGAN
+
+
+def _began_convergence(records: list[dict], plots_dir: Path) -> str:
+    """BEGAN's M_global and k_t against step (Berthelot et al. 2017, Sec. 3.4.1); "" unless the run logged m_global."""
+    from .figures.began import has_convergence, plot_convergence
+
+    if not has_convergence(records):
+        return ""
+    out = ['<section id="began-convergence"><h2>Convergence (BEGAN M_global)</h2>']
+    path = plots_dir / "began_convergence.png"
+    try:
+        plot_convergence(records, path, smooth=_smooth_window(len(curve_points(records, "m_global")[0])))
+        out.append(_img_tag(to_data_uri(path), "BEGAN convergence: M_global and k_t"))
+    except Exception as exc:  # never let a figure take the report (or the run) down
+        out.append(f'<p class="err">(figure M_global failed: {_e(type(exc).__name__)}: {_e(exc)})</p>')
+    out.append('<p class="muted">M_global = L(x) + |gamma L(x) - L(G(z))| (lower is better); '
+               "k_t is the weight of the fake term in D's loss, kept in [0, 1].</p></section>")
+    return "".join(out)
+
+
 # ----------------------------------------------------------------------------------------------- entry point
 
 
@@ -478,6 +499,7 @@ def write_report(run_dir: str | Path) -> Path:
     body = [
         _header(run_dir, info, records, recipe),
         _losses(records, plots_dir, bad),
+        _began_convergence(records, plots_dir),
         _throughput(records, plots_dir),
         _evaluation(records, plots_dir),
         _samples(run_dir),

@@ -49,3 +49,35 @@ def test_toy_bench_rejects_unknown_recipe(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="gan-toy"):
         run_toy_bench(tmp_path, recipes=["nope-toy"], workers=1, progress=False)
+
+
+def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path) -> None:
+    """Two rows with paper-specific evidence (AC-GAN's conditional accuracy, BEGAN's M_global) at 2 steps each."""
+    import pytest
+
+    from ganforge.benchmarks.fashion import ROW_KEYS, run_fashion_bench
+    from ganforge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown row"):
+        run_fashion_bench(tmp_path / "x", rows=["nope"], progress=False)
+    from ganforge.data import load_dataset
+
+    try:
+        load_dataset("fashion_mnist", image_size=32, fit="pad", download=False)
+    except Exception:
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    out = tmp_path / "fashion"
+    res = run_fashion_bench(out, rows=["acgan", "began-0.3"], images=128, eval_n=200, workers=1, progress=False)
+    assert [r["row"] for r in res["rows"]] == ["acgan", "began-0.3"] and "acgan" in ROW_KEYS
+    acgan, began = res["rows"]
+    assert acgan["g_images"] == 128 and acgan["steps"] == 2 and acgan["conditional"]
+    assert 0.0 <= acgan["metrics"]["cond_acc_fashion"] <= 1.0
+    assert "cond_acc_fashion" not in began["metrics"]
+    assert began["extras"]["began"]["m_global_first"] > 0 and (out / "plots" / "began-0.3_convergence.png").is_file()
+    floor = res["floor"]["metrics"]
+    assert floor["fd_fashion"] < 5 and floor["cond_acc_fashion"] > 0.8  # real vs real; the classifier's accuracy
+    md = (out / "fashion.md").read_text()
+    assert "| real test vs train (floor) |" in md and "| acgan |" in md and "## BEGAN" in md
+    before = {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
+    run_fashion_bench(out, rows=["acgan", "began-0.3"], images=128, eval_n=200, workers=1, progress=False)
+    assert before == {p: p.stat().st_mtime for p in (out / "cells").iterdir()}

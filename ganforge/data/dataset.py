@@ -78,6 +78,20 @@ class ArrayDataset:
         """Scale uint8 image values 0..255 to float32 in [-1, 1]."""
         return to_float(x)
 
+    def subset(self, idx: Tensor) -> ArrayDataset:
+        """A dataset of the samples at `idx` (copied), e.g. the labelled part of a semi-supervised run."""
+        info = dict(self.info)
+        info["n"] = len(idx)
+        return ArrayDataset(
+            name=self.name,
+            kind=self.kind,
+            x=self.x[idx].clone(),
+            y=None if self.y is None else self.y[idx].clone(),
+            num_classes=self.num_classes,
+            class_names=list(self.class_names),
+            info=info,
+        )
+
     def head(self, limit: int) -> ArrayDataset:
         """A dataset holding only the first `limit` samples (all of them if there are fewer)."""
         if limit >= len(self):

@@ -12,8 +12,20 @@ from .extragradient import ExtragradientGame
 from .standard import StandardGame, pack, packed_shape
 from .unrolled import UnrolledGame
 
+# Every other module in this package registers its game on import.
+import importlib as _importlib
+import pkgutil as _pkgutil
+
+for _m in _pkgutil.iter_modules(__path__):
+    _importlib.import_module(f"{__name__}.{_m.name}")
+
 __all__ = ["GAMES", "Game", "StepContext", "StandardGame", "UnrolledGame", "ExtragradientGame",
-           "build_game", "build_regularizers", "pack", "packed_shape"]
+           "build_game", "build_regularizers", "conditional_games", "pack", "packed_shape"]
+
+
+def conditional_games() -> list[str]:
+    """Names of the games that pass class labels to G and D."""
+    return [n for n in GAMES.names() if GAMES.get(n).supports_conditional]
 
 
 def build_regularizers(configs: Sequence[Any]) -> list[BoundRegularizer]:

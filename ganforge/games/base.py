@@ -23,6 +23,10 @@ class StepContext(Protocol):
 
     def noise(self, n: int) -> Tensor: ...
 
+    def sample_latent(self, n: int) -> Any: ...
+
+    def labelled_batch(self) -> tuple[Tensor, Tensor]: ...
+
     def autocast(self) -> Any: ...
 
     def step_d(self, loss: Tensor, restore: list[Tensor] | None = None) -> None: ...
@@ -34,6 +38,11 @@ class StepContext(Protocol):
 
 class Game:
     """One training step's choreography; subclasses implement `step` and keep any extra state."""
+
+    # Whether the step passes class labels to G and D (model.conditional); the trainer refuses otherwise.
+    supports_conditional: bool = False
+    # Size of the labelled subset the trainer must provide through ctx.labelled_batch() (0: none).
+    labelled: int = 0
 
     def d_input_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The discriminator's input shape for data of `shape` (PacGAN packing changes it)."""

@@ -25,6 +25,8 @@ class ExtragradientGame(StandardGame):
     only the real step.
     """
 
+    supports_conditional = False  # its own step calls G and D without labels
+
     def __init__(
         self,
         objective: Objective,

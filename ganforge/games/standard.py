@@ -21,6 +21,18 @@ from ..regularizers import BoundRegularizer, annealed_std, clip_weights_, instan
 from .base import GAMES, Game, StepContext
 
 
+def conditional(ctx: StepContext) -> bool:
+    """True when the run's G and D are class-conditional."""
+    return getattr(ctx, "latent_space", None) is not None and ctx.latent_space.num_classes > 0
+
+
+def _bind(D: Callable[..., Tensor], y: Tensor | None) -> Callable[[Tensor], Tensor]:
+    """D as a function of its input alone, with labels `y` fixed (for penalties)."""
+    if y is None:
+        return D
+    return lambda x: D(x, y)
+
+
 def pack(x: Tensor, m: int) -> Tensor:
     """Concatenate each run of m consecutive samples into one D input (Lin et al. 2018, PacGAN, Sec. 3).
 
@@ -47,7 +59,10 @@ class StandardGame(Game):
     pack > 1 feeds D m samples at once (PacGAN); every D input in a step is then
     m x batch_size samples. g_adversarial=False drops G's adversarial loss so that its
     G-side regularisers alone train it (feature matching, Salimans et al. 2016, Sec. 3.1).
+    A conditional model (ctx.latent_space.num_classes > 0) gets labels in both nets' calls.
     """
+
+    supports_conditional = True
 
     def __init__(
         self,
@@ -83,8 +98,31 @@ class StandardGame(Game):
 
     def real(self, ctx: StepContext) -> Tensor:
         """pack x batch_size real samples."""
-        xs = [ctx.real_batch()[0] for _ in range(self.pack_m)]
-        return xs[0] if len(xs) == 1 else torch.cat(xs)
+        return self.real_labelled(ctx)[0]
+
+    def real_labelled(self, ctx: StepContext) -> tuple[Tensor, Tensor | None]:
+        """pack x batch_size real samples and, for a conditional model, their labels (else None)."""
+        batches = [ctx.real_batch() for _ in range(self.pack_m)]
+        x = batches[0][0] if len(batches) == 1 else torch.cat([b[0] for b in batches])
+        if not conditional(ctx):
+            return x, None
+        y = batches[0][1]
+        if y is None:
+            raise ConfigError("model.conditional is true but this dataset has no labels (use data.labels: true "
+                              "for a folder of class subfolders, or a labelled dataset).")
+        return x, y
+
+    def critic(self, D: Callable[..., Tensor], x: Tensor, y: Tensor | None) -> tuple[Tensor, Any]:
+        """D's logits for inputs `x` (labels `y` for a conditional D) and any auxiliary output (None here)."""
+        return (D(x) if y is None else D(x, y)), None
+
+    def aux_d_loss(self, real_aux: Any, fake_aux: Any, y: Tensor | None) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """Extra D loss from the auxiliary outputs (AC-GAN's class loss); none here."""
+        return None, {}
+
+    def aux_g_loss(self, fake_aux: Any, y: Tensor | None) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """Extra G loss from the auxiliary outputs of D on G's samples; none here."""
+        return None, {}
 
     def d_input(self, x: Tensor) -> Tensor:
         """What D sees of a batch: instance noise, then packing."""
@@ -107,46 +145,64 @@ class StandardGame(Game):
             total = term if total is None else total + term
         return total, logs
 
-    def d_loss(self, ctx: StepContext, real: Tensor, fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """D's objective plus its eager penalties for one batch (`fake` detached)."""
+    def d_loss(self, ctx: StepContext, real: Tensor, fake: Tensor, y: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """D's objective plus its eager penalties for one batch (`fake` detached; `y` labels both, if conditional)."""
         real_in, fake_in = self.d_input(real), self.d_input(fake)
         with ctx.autocast():
-            real_logits = ctx.D(real_in)
-            fake_logits = ctx.D(fake_in)
+            real_logits, real_aux = self.critic(ctx.D, real_in, y)
+            fake_logits, fake_aux = self.critic(ctx.D, fake_in, y)
             loss = self.objective.d_loss(real_logits, fake_logits)
-        logs = {"logit_real": real_logits.detach().float().mean(), "logit_fake": fake_logits.detach().float().mean()}
-        pen, plogs = self._penalties(self.d_penalties, self.d_updates, False, D=ctx.D, real=real_in, fake=fake_in,
+            aux, alogs = self.aux_d_loss(real_aux, fake_aux, y)
+        logs = {"logit_real": real_logits.detach().float().mean(), "logit_fake": fake_logits.detach().float().mean(),
+                "d_adv": loss.detach().float(), **alogs}
+        # Penalties see D with the batch's labels bound: real and fake share them in D's step.
+        D = _bind(ctx.D, y)
+        pen, plogs = self._penalties(self.d_penalties, self.d_updates, False, D=D, real=real_in, fake=fake_in,
                                      real_logits=real_logits, net=ctx.D)
         logs.update(plogs)
-        return (loss if pen is None else loss + pen), {**logs, "d_adv": loss.detach().float()}
+        for term in (aux, pen):
+            if term is not None:
+                loss = loss + term
+        return loss, logs
 
-    def d_lazy_loss(self, ctx: StepContext, real: Tensor, fake: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
+    def d_lazy_loss(self, ctx: StepContext, real: Tensor, fake: Tensor, y: Tensor | None = None) -> tuple[Tensor | None, dict[str, Tensor]]:
         """The lazy D penalties due at this update (None when none is due)."""
         if not any(r.lazy and r.due(self.d_updates) for r in self.d_penalties):
             return None, {}
         real_in, fake_in = self.d_input(real), self.d_input(fake)
+        D = _bind(ctx.D, y)
         needs_logits = any(r.lazy and "real_logits" in r.reg.needs for r in self.d_penalties)
         real_logits = None
         if needs_logits:
             with ctx.autocast():
-                real_logits = ctx.D(real_in)
-        return self._penalties(self.d_penalties, self.d_updates, True, D=ctx.D, real=real_in, fake=fake_in,
+                real_logits = D(real_in)
+        return self._penalties(self.d_penalties, self.d_updates, True, D=D, real=real_in, fake=fake_in,
                                real_logits=real_logits, net=ctx.D)
 
     def g_loss(self, ctx: StepContext, D: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """G's objective (through `D`, default ctx.D, frozen) plus its eager penalties."""
         D = ctx.D if D is None else D
-        z = ctx.noise(ctx.batch_size * self.pack_m)
+        lat = ctx.sample_latent(ctx.batch_size * self.pack_m)
+        y_fake = lat.y if conditional(ctx) else None
         need_real = self.objective.g_needs_real or any("real" in r.reg.needs for r in self.g_penalties)
-        real_in = self.d_input(self.real(ctx)) if need_real else None
+        real_in, y_real = None, None
+        if need_real:
+            real, y_real = self.real_labelled(ctx)
+            real_in = self.d_input(real)
         with ctx.frozen(ctx.D), ctx.autocast():
-            fake_in = self.d_input(ctx.G(z))
+            fake_in = self.d_input(ctx.G(lat.z) if y_fake is None else ctx.G(lat.z, y_fake))
             loss = torch.zeros((), device=ctx.device)
+            logs: dict[str, Tensor] = {}
             if self.g_adversarial:
-                fake_logits = D(fake_in)
-                real_logits = D(real_in) if self.objective.g_needs_real else None
+                fake_logits, fake_aux = self.critic(D, fake_in, y_fake)
+                real_logits = self.critic(D, real_in, y_real)[0] if self.objective.g_needs_real else None
                 loss = self.objective.g_loss(fake_logits, real_logits)
-            logs = {"g_adv": loss.detach().float()}
+                aux, logs = self.aux_g_loss(fake_aux, y_fake)
+                logs["g_adv"] = loss.detach().float()
+                if aux is not None:
+                    loss = loss + aux
+            else:
+                logs["g_adv"] = loss.detach().float()
             pen, plogs = self._penalties(self.g_penalties, self.g_updates, False, D=D, real=real_in, fake=fake_in, net=ctx.G)
         logs.update(plogs)
         return (loss if pen is None else loss + pen), logs
@@ -168,14 +224,16 @@ class StandardGame(Game):
 
     def d_step(self, ctx: StepContext) -> dict[str, Tensor]:
         """One discriminator update (plus a lazy-penalty update when one is due)."""
-        real = self.real(ctx)
+        real, y = self.real_labelled(ctx)
         z = ctx.noise(real.shape[0])
         with torch.no_grad(), ctx.autocast():
-            fake = ctx.G(z)
-        loss, logs = self.d_loss(ctx, real, fake)
+            # A conditional D step gives the fakes the real batch's labels, so that both halves of
+            # the batch, and any penalty on interpolates between them, share one label vector.
+            fake = ctx.G(z) if y is None else ctx.G(z, y)
+        loss, logs = self.d_loss(ctx, real, fake, y)
         ctx.step_d(loss)
         self.after_d_update(ctx)
-        lazy, llogs = self.d_lazy_loss(ctx, real, fake)
+        lazy, llogs = self.d_lazy_loss(ctx, real, fake, y)
         if lazy is not None:
             ctx.step_d(lazy)
             self.after_d_update(ctx)

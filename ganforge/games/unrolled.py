@@ -29,6 +29,8 @@ class UnrolledGame(StandardGame):
     use the objective only, not D's regularisers.
     """
 
+    supports_conditional = False  # its own step calls G and D without labels
+
     def __init__(
         self,
         objective: Objective,

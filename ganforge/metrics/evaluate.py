@@ -9,6 +9,7 @@ memorisation, SWD, MS-SSIM). The caps are part of the recorded protocol.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from torch import Tensor
 
 from .. import __version__
 from ..errors import ConfigError, choices_message
+from ..latent import LatentSpace
 from .classes import class_coverage, conditional_accuracy
 from .frechet import frechet_distance_from_moments
 from .kid import kid
@@ -178,24 +180,29 @@ def dataset_batches(dataset: Any, n: int | None = None, batch_size: int = 500) -
 
 
 def generator_batches(
-    G: torch.nn.Module, z_dim: int, n: int, seed: int, batch_size: int = 500,
+    G: torch.nn.Module, latent: int | LatentSpace, n: int, seed: int, batch_size: int = 500,
     device: torch.device | None = None, autocast: Callable[[], Any] | None = None,
-) -> Iterator[tuple[Tensor, None]]:
-    """`n` samples of generator `G` in batches, from a seed-fixed noise generator that touches no global RNG."""
+    truncation: float | None = None, y: int | None = None,
+) -> Iterator[tuple[Tensor, Tensor | None]]:
+    """`n` samples of generator `G` in batches, from a seed-fixed noise generator that touches no global RNG.
+
+    `latent` is G's LatentSpace (an int means plain N(0, I) noise of that size). A conditional
+    G gets uniformly drawn labels (or class `y` for all) and they are yielded with the images,
+    so the conditional-accuracy metric can compare them with a classifier's predictions.
+    """
+    space = LatentSpace(latent) if isinstance(latent, int) else latent
     gen = torch.Generator().manual_seed(seed)
     device = device or next(G.parameters()).device
     was_training = G.training
     G.eval()
     try:
         for start in range(0, n, batch_size):
-            z = torch.randn(min(batch_size, n - start), z_dim, generator=gen).to(device)
+            lat = space.sample(min(batch_size, n - start), gen, truncation=truncation, y=y)
+            z = lat.z.to(device)
             with torch.no_grad():
-                if autocast is not None:
-                    with autocast():
-                        x = G(z)
-                else:
-                    x = G(z)
-            yield x.float().cpu(), None
+                with autocast() if autocast is not None else contextlib.nullcontext():
+                    x = G(z) if lat.y is None else G(z, lat.y.to(device))
+            yield x.float().cpu(), lat.y
     finally:
         G.train(was_training)
 
@@ -408,8 +415,9 @@ class Evaluator:
             result["memorisation_grid"] = memorisation_grid(fake.stacked_images()[:rows], train_imgs, nn_idx, rows)
         return result
 
-    def evaluate_generator(self, G: torch.nn.Module, z_dim: int, autocast: Callable[[], Any] | None = None,
-                           source: str = "generator") -> dict[str, Any]:
-        """Evaluate `self.n` samples of generator `G` (drawn from seed-fixed noise)."""
-        batches = generator_batches(G, z_dim, self.n, self.seed, self.batch_size, autocast=autocast)
+    def evaluate_generator(self, G: torch.nn.Module, latent: int | LatentSpace, autocast: Callable[[], Any] | None = None,
+                           source: str = "generator", truncation: float | None = None) -> dict[str, Any]:
+        """Evaluate `self.n` samples of generator `G` (drawn from seed-fixed noise, truncated if asked)."""
+        batches = generator_batches(G, latent, self.n, self.seed, self.batch_size, autocast=autocast,
+                                    truncation=truncation)
         return self.evaluate(batches, self.n, source)

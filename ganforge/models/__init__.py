@@ -1,6 +1,12 @@
-"""Generator and discriminator families, found by name."""
+"""Generator and discriminator families, found by name; every module in this package registers its own."""
 
-from . import dcgan, mlp  # noqa: F401  (registers the families)
+import importlib
+import pkgutil
+
 from .registry import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
+
+for _m in pkgutil.iter_modules(__path__):
+    if _m.name not in ("registry",):
+        importlib.import_module(f"{__name__}.{_m.name}")
 
 __all__ = ["GENERATORS", "DISCRIMINATORS", "build_generator", "build_discriminator"]

@@ -3,12 +3,22 @@
 Radford et al.'s rules by default: strided (transposed) convolutions instead of pooling,
 batch norm in both nets except G's output and D's input layer, ReLU in G with tanh
 output, LeakyReLU(0.2) in D, weights ~ N(0, 0.02).
+
+With `num_classes` (set by the trainer for model.conditional: true) both nets are
+class-conditional. G concatenates the one-hot label to z (Mirza & Osindero 2014, Sec. 4.1).
+D's `cond` chooses how D uses the label: "concat" appends one-hot label planes to the image
+(Mirza & Osindero's concatenation, as image channels), "projection" adds <embed(y), phi(x)>
+to the logit (Miyato & Koyama 2018, Eq. 3), "acgan" ignores the label at the input and
+predicts it with an auxiliary classifier head (Odena et al. 2017, Sec. 3), trained by the
+acgan game.
 """
 
 from __future__ import annotations
 
 import math
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
@@ -26,6 +36,18 @@ def _levels(shape: tuple[int, ...]) -> tuple[int, int]:
     return c, int(math.log2(h)) - 2
 
 
+CONDITIONING = ("concat", "projection", "acgan")
+
+
+def _labels(y: Tensor | None, like: Tensor) -> Tensor:
+    """The labels a conditional net needs, checked."""
+    if y is None:
+        raise ValueError("this network is class-conditional: call it with labels y")
+    if y.shape[0] != like.shape[0]:
+        raise ValueError(f"got {y.shape[0]} labels for {like.shape[0]} inputs")
+    return y.long()
+
+
 @GENERATORS.register("dcgan")
 class DCGANGenerator(nn.Module):
     """DCGAN generator: z -> 4x4 -> ... -> HxW with transposed convolutions, channels halving per stage."""
@@ -39,13 +61,15 @@ class DCGANGenerator(nn.Module):
         act: str = "relu",
         out_act: str = "tanh",
         max_width: int = 1024,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         c, n = _levels(shape)
         self.z_dim = z_dim
+        self.num_classes = num_classes
         chans = [min(width * 2 ** (n - 1 - i), max_width) for i in range(n)]
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim, chans[0], 4, 1, 0, bias=norm == "none"),
+            nn.ConvTranspose2d(z_dim + num_classes, chans[0], 4, 1, 0, bias=norm == "none"),
             normalization(norm, chans[0]),
             activation(act),
         ]
@@ -55,7 +79,9 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         init_dcgan_(self)
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        if self.num_classes:
+            z = torch.cat([z, F.one_hot(_labels(y, z), self.num_classes).to(z.dtype)], 1)
         return self.net(z.view(z.shape[0], -1, 1, 1))
 
 
@@ -71,23 +97,54 @@ class DCGANDiscriminator(nn.Module):
         act: str = "leaky_relu",
         max_width: int = 1024,
         dropout: float = 0.0,
+        num_classes: int = 0,
+        cond: str = "concat",
     ) -> None:
         super().__init__()
         c, n = _levels(shape)
+        if cond not in CONDITIONING:
+            raise ConfigError(f"dcgan discriminator cond {cond!r} is not one of: {', '.join(CONDITIONING)}")
+        self.num_classes = num_classes
+        self.cond = cond if num_classes else "none"
         chans = [min(width * 2**i, max_width) for i in range(n)]
+        c_in = c + (num_classes if self.cond == "concat" else 0)
         # No normalisation on the input layer (Radford et al. 2015, Sec. 3).
-        layers: list[nn.Module] = [nn.Conv2d(c, chans[0], 4, 2, 1), activation(act)]
+        layers: list[nn.Module] = [nn.Conv2d(c_in, chans[0], 4, 2, 1), activation(act)]
         for cin, cout in zip(chans[:-1], chans[1:]):
             layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=norm == "none"), normalization(norm, cout), activation(act)]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
         self.body = nn.Sequential(*layers)
         self.head = nn.Conv2d(chans[-1], 1, 4, 1, 0)
+        if self.cond == "projection":
+            self.embed = nn.Embedding(num_classes, chans[-1])
+        if self.cond == "acgan":
+            self.classifier = nn.Linear(chans[-1] * 16, num_classes)
         init_dcgan_(self)
+        if self.cond == "projection":
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
-    def features(self, x: Tensor) -> Tensor:
+    def _body(self, x: Tensor, y: Tensor | None) -> Tensor:
+        if self.cond == "concat":
+            planes = F.one_hot(_labels(y, x), self.num_classes).to(x.dtype)[:, :, None, None]
+            x = torch.cat([x, planes.expand(-1, -1, *x.shape[2:])], 1)
+        return self.body(x)
+
+    def features(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """The last 4x4 feature map, flattened (for feature matching)."""
-        return self.body(x).flatten(1)
+        return self._body(x, y).flatten(1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.body(x)).flatten()
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        h = self._body(x, y)
+        logit = self.head(h).flatten()
+        if self.cond == "projection":
+            # phi(x) is the sum-pooled last feature map; the class term is its inner product with embed(y).
+            logit = logit + (self.embed(_labels(y, x)) * h.sum((2, 3))).sum(1)
+        return logit
+
+    def forward_aux(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(real/fake logit, class logits) in one pass (AC-GAN, Odena et al. 2017, Sec. 3)."""
+        if self.cond != "acgan":
+            raise ConfigError("AC-GAN needs an auxiliary classifier head: set the dcgan discriminator's args.cond: acgan")
+        h = self.body(x)
+        return self.head(h).flatten(), self.classifier(h.flatten(1))

@@ -7,6 +7,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from ..latent import Latent, LatentSpace
 from .precision import Precision
 
 
@@ -27,6 +28,8 @@ class TrainContext:
         noise_generator: torch.Generator,
         channels_last: bool = False,
         on_g_step: Callable[[], None] | None = None,
+        latent_space: LatentSpace | None = None,
+        next_labelled: Callable[[], tuple[Tensor, Tensor | None]] | None = None,
     ) -> None:
         self.G, self.D = G, D
         self.opt_g, self.opt_d = opt_g, opt_d
@@ -40,10 +43,22 @@ class TrainContext:
         self.scaler_g = precision.make_scaler()
         self.scaler_d = precision.make_scaler()
         self._on_g_step = on_g_step
+        self.latent_space = latent_space if latent_space is not None else LatentSpace(z_dim)
+        self._next_labelled = next_labelled
 
     def real_batch(self) -> tuple[Tensor, Tensor | None]:
-        """The next batch of real data on the device (images in [-1, 1])."""
-        x, y = self._next_batch()
+        """The next batch of real data on the device (images in [-1, 1]) and its labels (or None)."""
+        return self._to_device(*self._next_batch())
+
+    def labelled_batch(self) -> tuple[Tensor, Tensor]:
+        """The next batch of the fixed labelled subset (semi-supervised games; the trainer builds the subset)."""
+        if self._next_labelled is None:
+            raise RuntimeError("this run has no labelled subset: the game must declare `labelled` > 0")
+        x, y = self._to_device(*self._next_labelled())
+        assert y is not None
+        return x, y
+
+    def _to_device(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor | None]:
         x = x.to(self.device, non_blocking=True)
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -51,11 +66,18 @@ class TrainContext:
             y = y.to(self.device, non_blocking=True)
         return x, y
 
-    def noise(self, n: int) -> Tensor:
-        """n latent vectors z ~ N(0, I), from the run's own checkpointed generator."""
+    def sample_latent(self, n: int) -> Latent:
+        """n draws of G's input (noise, InfoGAN codes, class labels) from the run's checkpointed generator."""
         # Drawn on the CPU so the same seed gives the same z on every device.
-        z = torch.randn(n, self.z_dim, generator=self.noise_generator)
-        return z.to(self.device, non_blocking=True)
+        lat = self.latent_space.sample(n, self.noise_generator)
+        dev = self.device
+        return Latent(lat.z.to(dev, non_blocking=True), None if lat.y is None else lat.y.to(dev),
+                      [c.to(dev) for c in lat.categorical],
+                      None if lat.continuous is None else lat.continuous.to(dev))
+
+    def noise(self, n: int) -> Tensor:
+        """n generator input vectors (noise plus any InfoGAN codes); class labels are dropped."""
+        return self.sample_latent(n).z
 
     def autocast(self) -> Any:
         """The mixed-precision context for forward passes."""

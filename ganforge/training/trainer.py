@@ -19,7 +19,8 @@ from .. import __version__
 from ..config import Recipe, dump_yaml
 from ..data import BatchStream, load_dataset
 from ..errors import ConfigError, TrainingError
-from ..games import build_game
+from ..games import build_game, conditional_games
+from ..latent import fixed_latents, grid_columns, latent_space, model_extras
 from ..models import build_discriminator, build_generator
 from ..nn.spectral import apply_spectral_norm
 from ..regularizers import lazy_ratio
@@ -84,8 +85,21 @@ class Trainer:
 
         mem = torch.channels_last if self.channels_last else torch.contiguous_format
         self.game = build_game(r.game.name, r.loss.name, r.loss.args, r.game.n_critic, r.game.args, r.regularizers)
-        self.G = build_generator(r.model.generator.name, r.model.z_dim, self.shape, r.model.generator.args)
-        self.D = build_discriminator(r.model.discriminator.name, self.game.d_input_shape(self.shape), r.model.discriminator.args)
+        self.latent = latent_space(r, self.dataset)
+        if self.latent.num_classes and not self.game.supports_conditional:
+            raise ConfigError(f"game {r.game.name!r} does not support model.conditional: true "
+                              f"(conditional games: {', '.join(conditional_games())}).")
+        # Games that need codes (InfoGAN) or classes (semi-supervised) say so before anything trains.
+        if hasattr(self.game, "check_latent"):
+            self.game.check_latent(self.latent)
+        if hasattr(self.game, "check_classes"):
+            self.game.check_classes(self.dataset.num_classes)
+        if self.latent.num_classes and int(r.game.args.get("pack", 1)) > 1:
+            raise ConfigError("PacGAN packing (game.args.pack > 1) cannot be combined with model.conditional: true.")
+        self.G = build_generator(r.model.generator.name, self.latent.input_dim, self.shape, r.model.generator.args,
+                                 **model_extras(self.latent, "g"))
+        self.D = build_discriminator(r.model.discriminator.name, self.game.d_input_shape(self.shape),
+                                     r.model.discriminator.args, **model_extras(self.latent, "d"))
         if r.model.spectral_norm in ("d", "both"):
             apply_spectral_norm(self.D)
         if r.model.spectral_norm in ("g", "both"):
@@ -106,9 +120,15 @@ class Trainer:
                 f"train.batch_size ({t.batch_size}) is larger than the dataset ({len(self.dataset)} samples)."
             )
         self.stream = BatchStream(self.dataset, t.batch_size, r.seed)
+        self.labelled_stream: BatchStream | None = None
+        if self.game.labelled:
+            self.labelled_stream = BatchStream(self._labelled_subset(self.game.labelled),
+                                               min(t.batch_size, self.game.labelled), r.seed + 1)
         self.noise_gen = torch.Generator().manual_seed(r.seed * 7919 + 17)
         n_fixed = 2500 if not self.is_image else t.n_samples
-        self.fixed_noise = torch.randn(n_fixed, r.model.z_dim, generator=torch.Generator().manual_seed(r.seed + 4242))
+        # Fixed latents for sample grids; a conditional grid shows the classes in order, one per row.
+        self.fixed = fixed_latents(self.latent, n_fixed, r.seed + 4242)
+        self.fixed_noise = self.fixed.z
 
         G_run, D_run = self.G, self.D
         if t.compile:
@@ -116,12 +136,21 @@ class Trainer:
         self.ctx = TrainContext(
             G_run, D_run, self.opt_g, self.opt_d, self.precision, self.device, t.batch_size, r.model.z_dim,
             self.stream.next, self.noise_gen, channels_last=self.channels_last, on_g_step=self._after_g_step,
+            latent_space=self.latent, next_labelled=None if self.labelled_stream is None else self.labelled_stream.next,
         )
         self.writer: Any = None
         self.evaluator: Any = None
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
         self.step = 0
         self.elapsed = 0.0  # training wall time summed over resumed segments
+
+    def _labelled_subset(self, n: int) -> Any:
+        """A seeded, class-balanced subset of n labelled training samples (semi-supervised games)."""
+        from ..data.subsets import balanced_subset
+
+        if self.dataset.y is None:
+            raise ConfigError(f"game {self.recipe.game.name!r} needs labels, but dataset {self.dataset.name!r} has none.")
+        return self.dataset.subset(balanced_subset(self.dataset.y, n, self.recipe.seed))
 
     # ------------------------------------------------------------------ state
 
@@ -138,6 +167,7 @@ class Trainer:
             "elapsed": self.elapsed,
             "config": dump_yaml(self.recipe),
             "shape": list(self.shape),
+            "latent": self.latent.to_dict(),
             "G": self.G.state_dict(),
             "D": self.D.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
@@ -149,6 +179,7 @@ class Trainer:
             "scaler_d": self.ctx.scaler_d.state_dict(),
             "game": self.game.state_dict(),
             "data": self.stream.state_dict(),
+            "labelled_data": None if self.labelled_stream is None else self.labelled_stream.state_dict(),
             "noise": self.noise_gen.get_state(),
             "rng": capture_rng(),
             "best": self.best,
@@ -169,6 +200,8 @@ class Trainer:
         self.ctx.scaler_d.load_state_dict(s["scaler_d"])
         self.game.load_state_dict(s["game"])
         self.stream.load_state_dict(s["data"])
+        if self.labelled_stream is not None and s.get("labelled_data") is not None:
+            self.labelled_stream.load_state_dict(s["labelled_data"])
         self.noise_gen.set_state(s["noise"])
         restore_rng(s["rng"])
         self.best = s.get("best")
@@ -176,15 +209,17 @@ class Trainer:
     # ------------------------------------------------------------------ outputs
 
     @torch.no_grad()
-    def generate(self, z: Tensor, use_ema: bool = False, batch: int = 500) -> Tensor:
-        """Samples for latents `z` in eval mode (float32, on the CPU), without touching any RNG."""
+    def generate(self, z: Tensor, use_ema: bool = False, batch: int = 500, y: Tensor | None = None) -> Tensor:
+        """Samples for latents `z` (and labels `y` of a conditional G) in eval mode, float32 on the CPU."""
         net = self.ema.module if (use_ema and self.ema is not None) else self.G
         was_training = net.training
         net.eval()
         outs = []
-        for chunk in z.split(batch):
+        ys = [None] * len(z.split(batch)) if y is None else y.split(batch)
+        for chunk, yc in zip(z.split(batch), ys):
             with self.precision.autocast():
-                outs.append(net(chunk.to(self.device)).float().cpu())
+                out = net(chunk.to(self.device)) if yc is None else net(chunk.to(self.device), yc.to(self.device))
+                outs.append(out.float().cpu())
         net.train(was_training)
         return torch.cat(outs)
 
@@ -192,10 +227,10 @@ class Trainer:
         """A sample grid (images) or scatter plot (points) from the fixed noise into samples/NAME.png."""
         from ..plots import save_image_grid, save_points_plot
 
-        x = self.generate(self.fixed_noise, use_ema=use_ema)
+        x = self.generate(self.fixed.z, use_ema=use_ema, y=self.fixed.y)
         path = self.out / "samples" / f"{name}.png"
         if self.is_image:
-            save_image_grid(x, path)
+            save_image_grid(x, path, nrow=grid_columns(self.latent, len(x)))
             if self.writer is not None:
                 self.writer.add_images("samples", ((x[:64] + 1) / 2).clamp(0, 1), self.step)
         else:
@@ -215,6 +250,7 @@ class Trainer:
         meta = {
             "config": dump_yaml(self.recipe),
             "shape": json.dumps(list(self.shape)),
+            "latent": json.dumps(self.latent.to_dict()),
             "step": str(self.step),
             "ganforge": __version__,
         }
@@ -370,7 +406,7 @@ class Trainer:
             self.evaluator = Evaluator(self.dataset, e.metrics, extractor=e.extractor, n=e.n, seed=e.seed,
                                        heldout=heldout, device=self.device)
         net = self.ema.module if self.ema is not None else self.G
-        res = self.evaluator.evaluate_generator(net, self.recipe.model.z_dim, autocast=self.precision.autocast,
+        res = self.evaluator.evaluate_generator(net, self.latent, autocast=self.precision.autocast,
                                                 source=f"{'EMA ' if self.ema is not None else ''}generator at step {self.step}")
         numbers = res["metrics"]
         rec = {"step": self.step, **{f"eval/{k}": v for k, v in numbers.items()}}

@@ -1,0 +1,208 @@
+"""InfoGAN: the GAN game plus a variational lower bound on I(c; G(z, c)) (Chen et al. 2016, arXiv:1606.03657, Sec. 5).
+
+min_{G,Q} max_D V(D, G) - lambda L_I(G, Q), where (Eq. 4-5)
+
+    L_I(G, Q) = E_{c ~ P(c), x ~ G(z, c)} [log Q(c | x)] + H(c) <= I(c; G(z, c)).
+
+H(c) is a constant, so both networks minimise lambda * E[-log Q(c | x)] on generated
+samples: a cross-entropy per categorical code and a Gaussian negative log-likelihood per
+continuous code. Q shares D's trunk (Sec. 6) and is trained with D's optimiser in D's
+step; G gets the same term through the frozen D/Q in its step, as in the authors' code
+(infogan_trainer.py subtracts lambda * MI from both losses). The codes are read back from
+G's input vector with `LatentSpace.split`.
+
+lambda: "for discrete latent codes we simply set lambda to 1"; continuous codes "typically"
+use a smaller lambda when Q's log-likelihood involves a learnt variance (differential
+entropy, Sec. 6). The authors' MNIST launcher fixes Q's std to 1 for the continuous codes
+(Uniform(1, fix_std=True)) and uses lambda = 1 for all codes; that is the default here
+(fix_std=True, lambda_cont=1.0). With fix_std=False Q's log-std is learnt and a smaller
+lambda_cont (e.g. 0.1) is advisable.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..losses import Objective
+from ..regularizers import BoundRegularizer
+from .base import GAMES, StepContext
+from .standard import StandardGame
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def info_loss(cat_logits: Sequence[Tensor], cat_codes: Sequence[Tensor], cont_mean: Tensor | None,
+              cont_logstd: Tensor | None, cont_codes: Tensor | None, lambda_cat: float = 1.0,
+              lambda_cont: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+    """lambda_cat * sum_i CE(Q(c_i | x), c_i) + lambda_cont * Gaussian NLL of the continuous codes (Chen et al. 2016, Eq. 4-5).
+
+    This is -L_I(G, Q) + H(c) per term: the variational bound without its constant
+    entropy. The categorical terms are summed over codes and averaged over the batch; the
+    continuous NLL is that of a factored Gaussian N(cont_mean, exp(cont_logstd)^2), summed
+    over the code dimensions and averaged over the batch, constant 0.5 log(2 pi) per
+    dimension included. cont_logstd=None fixes the std to 1 (the authors' code). Logs:
+    info_cat, info_cont (unweighted) and info_acc (Q's argmax accuracy, mean over
+    categorical codes).
+    """
+    if len(cat_logits) != len(cat_codes):
+        raise ConfigError(f"info_loss: {len(cat_logits)} categorical logit tensors for {len(cat_codes)} codes")
+    if (cont_mean is None) != (cont_codes is None):
+        raise ConfigError("info_loss: continuous codes and Q's continuous means must be given together")
+    ref = cat_logits[0] if cat_logits else cont_mean
+    if ref is None:
+        raise ConfigError("info_loss needs at least one categorical or continuous code")
+    zero = torch.zeros((), device=ref.device)
+    cat = zero
+    accs = []
+    for logits, codes in zip(cat_logits, cat_codes):
+        logits = logits.float()  # autocast may hand bf16 logits; the loss is taken in float32
+        cat = cat + F.cross_entropy(logits, codes.long())
+        accs.append((logits.argmax(1) == codes).float().mean())
+    cont = zero
+    if cont_mean is not None and cont_codes is not None:
+        mean, codes = cont_mean.float(), cont_codes.float()
+        if mean.shape != codes.shape:
+            raise ConfigError(f"info_loss: Q's continuous means {tuple(mean.shape)} and codes {tuple(codes.shape)} differ")
+        if cont_logstd is None:
+            nll = 0.5 * (codes - mean).pow(2) + HALF_LOG_2PI
+        else:
+            logstd = cont_logstd.float()
+            nll = logstd + 0.5 * ((codes - mean) * torch.exp(-logstd)).pow(2) + HALF_LOG_2PI
+        cont = nll.sum(1).mean()
+    loss = lambda_cat * cat + lambda_cont * cont
+    logs = {"info_cat": cat.detach(), "info_cont": cont.detach()}
+    if accs:
+        logs["info_acc"] = torch.stack(accs).mean().detach()
+    return loss, logs
+
+
+@GAMES.register("infogan")
+class InfoGANGame(StandardGame):
+    """The standard game plus lambda L_I on generated samples for D/Q and for G (Chen et al. 2016, Eq. 5, Sec. 6).
+
+    Needs a latent space with codes (model.latent) and a discriminator with a Q head
+    (`forward_q`, e.g. discriminator: {name: infogan}). PacGAN packing is refused: Q
+    must see one sample per input to recover its codes. Class-conditional models are not
+    supported (supports_conditional is False): the codes play the part of the labels.
+    """
+
+    supports_conditional = False
+
+    def __init__(
+        self,
+        objective: Objective,
+        n_critic: int = 1,
+        regularizers: Sequence[BoundRegularizer] = (),
+        pack: int = 1,
+        g_adversarial: bool = True,
+        lambda_cat: float = 1.0,
+        lambda_cont: float = 1.0,
+        fix_std: bool = True,
+    ) -> None:
+        super().__init__(objective, n_critic=n_critic, regularizers=regularizers, pack=pack, g_adversarial=g_adversarial)
+        if self.pack_m != 1:
+            raise ConfigError(f"game infogan cannot pack samples (pack={pack}): Q must recover each sample's codes.")
+        if lambda_cat < 0 or lambda_cont < 0:
+            raise ConfigError(f"game infogan: lambda_cat and lambda_cont must be >= 0, got {lambda_cat}, {lambda_cont}")
+        self.lambda_cat = float(lambda_cat)
+        self.lambda_cont = float(lambda_cont)
+        self.fix_std = bool(fix_std)
+        self._checked = False
+
+    # ------------------------------------------------------------------ checks
+
+    @staticmethod
+    def check_latent(latent_space: Any) -> None:
+        """Refuse a latent space without InfoGAN codes (ConfigError)."""
+        if latent_space is None or not latent_space.has_codes:
+            raise ConfigError("game infogan needs latent codes: set model.latent.categorical (e.g. [10]) and/or "
+                              "model.latent.continuous (e.g. 2).")
+
+    def _check(self, ctx: StepContext) -> None:
+        if self._checked:
+            return
+        ls = getattr(ctx, "latent_space", None)
+        self.check_latent(ls)
+        if not callable(getattr(ctx.D, "forward_q", None)):
+            raise ConfigError(f"game infogan needs a discriminator with a Q head (forward_q), e.g. discriminator: "
+                              f"{{name: infogan}}; {type(ctx.D).__name__} has none.")
+        d_cat, d_cont = list(getattr(ctx.D, "categorical", [])), int(getattr(ctx.D, "continuous", 0))
+        if d_cat != ls.categorical or d_cont != ls.continuous:
+            raise ConfigError(f"the discriminator's Q head predicts categorical={d_cat}, continuous={d_cont} but the "
+                              f"latent space has categorical={ls.categorical}, continuous={ls.continuous}.")
+        self._checked = True
+
+    # ------------------------------------------------------------------ the information term
+
+    def info(self, ctx: StepContext, z: Tensor, q: tuple[list[Tensor], Tensor | None, Tensor | None]) -> tuple[Tensor, dict[str, Tensor]]:
+        """lambda L_I for G's input z and Q's outputs on G(z) (the codes are read back from z)."""
+        _, cats, cont = ctx.latent_space.split(z)
+        cat_logits, mean, logstd = q
+        return info_loss(cat_logits, cats, mean, None if self.fix_std else logstd, cont,
+                         self.lambda_cat, self.lambda_cont)
+
+    def d_loss(self, ctx: StepContext, real: Tensor, fake: Tensor, y: Tensor | None = None,
+               z: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """D's objective, its eager penalties and lambda L_I on the (detached) fake batch made from z.
+
+        Without z (a caller that does not know G's input) it is the standard game's D loss.
+        """
+        if z is None:
+            return super().d_loss(ctx, real, fake, y)
+        real_in, fake_in = self.d_input(real), self.d_input(fake)
+        with ctx.autocast():
+            real_logits = ctx.D(real_in)
+            # One trunk pass gives D's logit and Q's posterior on the fakes (Q shares D's layers, Sec. 6).
+            fake_logits, *q = ctx.D.forward_q(fake_in)
+            adv = self.objective.d_loss(real_logits, fake_logits)
+        info, ilogs = self.info(ctx, z, tuple(q))  # type: ignore[arg-type]
+        logs = {"logit_real": real_logits.detach().float().mean(), "logit_fake": fake_logits.detach().float().mean(),
+                **ilogs}
+        pen, plogs = self._penalties(self.d_penalties, self.d_updates, False, D=ctx.D, real=real_in, fake=fake_in,
+                                     real_logits=real_logits, net=ctx.D)
+        logs.update(plogs)
+        loss = adv + info
+        return (loss if pen is None else loss + pen), {**logs, "d_adv": adv.detach().float()}
+
+    def d_step(self, ctx: StepContext) -> dict[str, Tensor]:
+        """One D/Q update on a real batch and a fake batch whose codes Q must recover."""
+        self._check(ctx)
+        real = self.real(ctx)
+        z = ctx.noise(real.shape[0])
+        with torch.no_grad(), ctx.autocast():
+            fake = ctx.G(z)
+        loss, logs = self.d_loss(ctx, real, fake, z=z)
+        ctx.step_d(loss)
+        self.after_d_update(ctx)
+        lazy, llogs = self.d_lazy_loss(ctx, real, fake)
+        if lazy is not None:
+            ctx.step_d(lazy)
+            self.after_d_update(ctx)
+        self.d_updates += 1
+        return {"d_loss": loss.detach().float(), **logs, **llogs}
+
+    def g_loss(self, ctx: StepContext, D: Any = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """G's objective through the frozen D, plus lambda L_I through the frozen Q, plus G's eager penalties."""
+        self._check(ctx)
+        z = ctx.noise(ctx.batch_size)
+        need_real = self.objective.g_needs_real or any("real" in r.reg.needs for r in self.g_penalties)
+        real_in = self.d_input(self.real(ctx)) if need_real else None
+        with ctx.frozen(ctx.D), ctx.autocast():
+            fake_in = self.d_input(ctx.G(z))
+            fake_logits, *q = ctx.D.forward_q(fake_in)
+            adv = torch.zeros((), device=ctx.device)
+            if self.g_adversarial:
+                real_logits = ctx.D(real_in) if self.objective.g_needs_real else None
+                adv = self.objective.g_loss(fake_logits, real_logits)
+            info, ilogs = self.info(ctx, z, tuple(q))  # type: ignore[arg-type]
+            pen, plogs = self._penalties(self.g_penalties, self.g_updates, False, D=ctx.D, real=real_in, fake=fake_in,
+                                         net=ctx.G)
+        logs = {"g_adv": adv.detach().float(), "g_info": info.detach().float(), **plogs}
+        loss = adv + info
+        return (loss if pen is None else loss + pen), logs
