@@ -41,7 +41,7 @@ class ACGANGame(StandardGame):
                               f"(e.g. dcgan with args.cond: acgan); {type(D).__name__} has none")
         return forward_aux(x)
 
-    def aux_d_loss(self, real_aux: Tensor, fake_aux: Tensor, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+    def aux_d_loss(self, real_aux: Tensor, fake_aux: Tensor, y: Tensor | None, z: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
         assert y is not None
         ce_real = F.cross_entropy(real_aux.float(), y)
         ce_fake = F.cross_entropy(fake_aux.float(), y)
@@ -49,7 +49,7 @@ class ACGANGame(StandardGame):
         return self.aux_weight * (ce_real + ce_fake), {"aux_ce_real": ce_real.detach(), "aux_ce_fake": ce_fake.detach(),
                                                        "aux_acc_real": acc.detach()}
 
-    def aux_g_loss(self, fake_aux: Tensor, y: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+    def aux_g_loss(self, fake_aux: Tensor, y: Tensor | None, z: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
         assert y is not None
         ce = F.cross_entropy(fake_aux.float(), y)
         return self.aux_weight * ce, {"aux_ce_g": ce.detach()}

@@ -136,73 +136,34 @@ class InfoGANGame(StandardGame):
         if d_cat != ls.categorical or d_cont != ls.continuous:
             raise ConfigError(f"the discriminator's Q head predicts categorical={d_cat}, continuous={d_cont} but the "
                               f"latent space has categorical={ls.categorical}, continuous={ls.continuous}.")
+        self.space = ls
         self._checked = True
 
     # ------------------------------------------------------------------ the information term
 
-    def info(self, ctx: StepContext, z: Tensor, q: tuple[list[Tensor], Tensor | None, Tensor | None]) -> tuple[Tensor, dict[str, Tensor]]:
+    def critic(self, D: Any, x: Tensor, y: Tensor | None) -> tuple[Tensor, Any]:
+        """D's logit and Q's posterior from one trunk pass (Q shares D's layers, Sec. 6)."""
+        logit, *q = D.forward_q(x)
+        return logit, tuple(q)
+
+    def info(self, z: Tensor, q: tuple[list[Tensor], Tensor | None, Tensor | None]) -> tuple[Tensor, dict[str, Tensor]]:
         """lambda L_I for G's input z and Q's outputs on G(z) (the codes are read back from z)."""
-        _, cats, cont = ctx.latent_space.split(z)
+        _, cats, cont = self.space.split(z)
         cat_logits, mean, logstd = q
         return info_loss(cat_logits, cats, mean, None if self.fix_std else logstd, cont,
                          self.lambda_cat, self.lambda_cont)
 
-    def d_loss(self, ctx: StepContext, real: Tensor, fake: Tensor, y: Tensor | None = None,
-               z: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        """D's objective, its eager penalties and lambda L_I on the (detached) fake batch made from z.
+    def aux_d_loss(self, real_aux: Any, fake_aux: Any, y: Tensor | None, z: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        """lambda L_I on the (detached) fakes: trains Q's head and D's shared trunk."""
+        assert z is not None
+        return self.info(z, fake_aux)
 
-        Without z (a caller that does not know G's input) it is the standard game's D loss.
-        """
-        if z is None:
-            return super().d_loss(ctx, real, fake, y)
-        real_in, fake_in = self.d_input(real), self.d_input(fake)
-        with ctx.autocast():
-            real_logits = ctx.D(real_in)
-            # One trunk pass gives D's logit and Q's posterior on the fakes (Q shares D's layers, Sec. 6).
-            fake_logits, *q = ctx.D.forward_q(fake_in)
-            adv = self.objective.d_loss(real_logits, fake_logits)
-        info, ilogs = self.info(ctx, z, tuple(q))  # type: ignore[arg-type]
-        logs = {"logit_real": real_logits.detach().float().mean(), "logit_fake": fake_logits.detach().float().mean(),
-                **ilogs}
-        pen, plogs = self._penalties(self.d_penalties, self.d_updates, False, D=ctx.D, real=real_in, fake=fake_in,
-                                     real_logits=real_logits, net=ctx.D)
-        logs.update(plogs)
-        loss = adv + info
-        return (loss if pen is None else loss + pen), {**logs, "d_adv": adv.detach().float()}
+    def aux_g_loss(self, fake_aux: Any, y: Tensor | None, z: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        """lambda L_I through the frozen Q: G makes its codes recoverable."""
+        assert z is not None
+        info, _ = self.info(z, fake_aux)
+        return info, {"g_info": info.detach().float()}
 
-    def d_step(self, ctx: StepContext) -> dict[str, Tensor]:
-        """One D/Q update on a real batch and a fake batch whose codes Q must recover."""
+    def step(self, ctx: StepContext) -> dict[str, Tensor]:
         self._check(ctx)
-        real = self.real(ctx)
-        z = ctx.noise(real.shape[0])
-        with torch.no_grad(), ctx.autocast():
-            fake = ctx.G(z)
-        loss, logs = self.d_loss(ctx, real, fake, z=z)
-        ctx.step_d(loss)
-        self.after_d_update(ctx)
-        lazy, llogs = self.d_lazy_loss(ctx, real, fake)
-        if lazy is not None:
-            ctx.step_d(lazy)
-            self.after_d_update(ctx)
-        self.d_updates += 1
-        return {"d_loss": loss.detach().float(), **logs, **llogs}
-
-    def g_loss(self, ctx: StepContext, D: Any = None) -> tuple[Tensor, dict[str, Tensor]]:
-        """G's objective through the frozen D, plus lambda L_I through the frozen Q, plus G's eager penalties."""
-        self._check(ctx)
-        z = ctx.noise(ctx.batch_size)
-        need_real = self.objective.g_needs_real or any("real" in r.reg.needs for r in self.g_penalties)
-        real_in = self.d_input(self.real(ctx)) if need_real else None
-        with ctx.frozen(ctx.D), ctx.autocast():
-            fake_in = self.d_input(ctx.G(z))
-            fake_logits, *q = ctx.D.forward_q(fake_in)
-            adv = torch.zeros((), device=ctx.device)
-            if self.g_adversarial:
-                real_logits = ctx.D(real_in) if self.objective.g_needs_real else None
-                adv = self.objective.g_loss(fake_logits, real_logits)
-            info, ilogs = self.info(ctx, z, tuple(q))  # type: ignore[arg-type]
-            pen, plogs = self._penalties(self.g_penalties, self.g_updates, False, D=ctx.D, real=real_in, fake=fake_in,
-                                         net=ctx.G)
-        logs = {"g_adv": adv.detach().float(), "g_info": info.detach().float(), **plogs}
-        loss = adv + info
-        return (loss if pen is None else loss + pen), logs
+        return super().step(ctx)

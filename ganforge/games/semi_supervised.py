@@ -88,9 +88,10 @@ class SemiSupervisedGame(StandardGame):
         acc = (logits.argmax(1) == y).float().mean()
         return ce, {"sup_ce": ce.detach(), "sup_acc": acc.detach()}
 
-    def d_loss(self, ctx: StepContext, real: Tensor, fake: Tensor, y: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    def d_loss(self, ctx: StepContext, real: Tensor, fake: Tensor, y: Tensor | None = None,
+               z: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """L_unsupervised (the objective on log Z(x)) plus D's penalties, plus supervised_weight * L_supervised."""
-        loss, logs = super().d_loss(ctx, real, fake, y)
+        loss, logs = super().d_loss(ctx, real, fake, y, z)
         if self.supervised_weight == 0:
             return loss, logs
         ce, slogs = self.supervised_loss(ctx)

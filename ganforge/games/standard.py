@@ -116,11 +116,11 @@ class StandardGame(Game):
         """D's logits for inputs `x` (labels `y` for a conditional D) and any auxiliary output (None here)."""
         return (D(x) if y is None else D(x, y)), None
 
-    def aux_d_loss(self, real_aux: Any, fake_aux: Any, y: Tensor | None) -> tuple[Tensor | None, dict[str, Tensor]]:
-        """Extra D loss from the auxiliary outputs (AC-GAN's class loss); none here."""
+    def aux_d_loss(self, real_aux: Any, fake_aux: Any, y: Tensor | None, z: Tensor | None) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """Extra D loss from the auxiliary outputs (AC-GAN's class loss, InfoGAN's codes read from z); none here."""
         return None, {}
 
-    def aux_g_loss(self, fake_aux: Any, y: Tensor | None) -> tuple[Tensor | None, dict[str, Tensor]]:
+    def aux_g_loss(self, fake_aux: Any, y: Tensor | None, z: Tensor | None) -> tuple[Tensor | None, dict[str, Tensor]]:
         """Extra G loss from the auxiliary outputs of D on G's samples; none here."""
         return None, {}
 
@@ -145,14 +145,15 @@ class StandardGame(Game):
             total = term if total is None else total + term
         return total, logs
 
-    def d_loss(self, ctx: StepContext, real: Tensor, fake: Tensor, y: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        """D's objective plus its eager penalties for one batch (`fake` detached; `y` labels both, if conditional)."""
+    def d_loss(self, ctx: StepContext, real: Tensor, fake: Tensor, y: Tensor | None = None,
+               z: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """D's objective plus its eager penalties for one batch (`fake` = G(z) detached; `y` labels both, if conditional)."""
         real_in, fake_in = self.d_input(real), self.d_input(fake)
         with ctx.autocast():
             real_logits, real_aux = self.critic(ctx.D, real_in, y)
             fake_logits, fake_aux = self.critic(ctx.D, fake_in, y)
             loss = self.objective.d_loss(real_logits, fake_logits)
-            aux, alogs = self.aux_d_loss(real_aux, fake_aux, y)
+            aux, alogs = self.aux_d_loss(real_aux, fake_aux, y, z)
         logs = {"logit_real": real_logits.detach().float().mean(), "logit_fake": fake_logits.detach().float().mean(),
                 "d_adv": loss.detach().float(), **alogs}
         # Penalties see D with the batch's labels bound: real and fake share them in D's step.
@@ -197,7 +198,7 @@ class StandardGame(Game):
                 fake_logits, fake_aux = self.critic(D, fake_in, y_fake)
                 real_logits = self.critic(D, real_in, y_real)[0] if self.objective.g_needs_real else None
                 loss = self.objective.g_loss(fake_logits, real_logits)
-                aux, logs = self.aux_g_loss(fake_aux, y_fake)
+                aux, logs = self.aux_g_loss(fake_aux, y_fake, lat.z)
                 logs["g_adv"] = loss.detach().float()
                 if aux is not None:
                     loss = loss + aux
@@ -230,7 +231,7 @@ class StandardGame(Game):
             # A conditional D step gives the fakes the real batch's labels, so that both halves of
             # the batch, and any penalty on interpolates between them, share one label vector.
             fake = ctx.G(z) if y is None else ctx.G(z, y)
-        loss, logs = self.d_loss(ctx, real, fake, y)
+        loss, logs = self.d_loss(ctx, real, fake, y, z)
         ctx.step_d(loss)
         self.after_d_update(ctx)
         lazy, llogs = self.d_lazy_loss(ctx, real, fake, y)
