@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import contextlib
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 
-from .errors import GanforgeError, TrainingError
+from .errors import GanforgeError, RunInterrupted, TrainingError
 
 DEFAULT_RECIPE = "demo"
 
@@ -31,36 +34,36 @@ def cmd_recipes(ns: argparse.Namespace) -> int:
 
 
 def cmd_train(ns: argparse.Namespace) -> int:
-    import yaml
-
-    from .config import build_recipe, load_recipe
+    from .config import load_recipe
     from .training import Trainer
 
+    progress = False if ns.quiet else None
     if ns.resume:
-        out = Path(ns.resume)
-        cfg = out / "config.yaml"
-        if not cfg.is_file():
-            raise GanforgeError(f"cannot resume {str(out)!r}: it has no config.yaml (is it a ganforge run folder?).")
-        if ns.args:
-            raise GanforgeError("--resume continues a run with its own config.yaml; give no recipe or overrides with it.")
-        data = yaml.safe_load(cfg.read_text())
-        extra = [f"train.steps={ns.steps}"] if ns.steps else []
-        recipe = build_recipe(data, extra)
+        extra = [a for a in ns.args if "=" not in a]
+        given = [f"recipe {x!r}" for x in extra]
+        if ns.seed is not None:
+            given.append("--seed")
+        if ns.out:
+            given.append("--out")
+        if given:
+            given = ", ".join(given)
+            raise GanforgeError(f"--resume continues a run with the recipe, seed and folder its checkpoint holds; it "
+                                f"takes no {given}. Safe fields may change with overrides, e.g. "
+                                f"`ganforge train --resume {ns.resume} train.steps=5000 optim.g.lr=1e-4`.")
+        overrides = list(ns.args) + ([f"train.device={ns.device}"] if ns.device else [])
+        trainer = Trainer.resume_run(ns.resume, overrides, steps=ns.steps, progress=progress)
     else:
         name, overrides = _split_recipe(list(ns.args))
         if ns.steps is not None:
             overrides.append(f"train.steps={ns.steps}")
         if ns.seed is not None:
             overrides.append(f"seed={ns.seed}")
+        if ns.device is not None:
+            overrides.append(f"train.device={ns.device}")
         recipe = load_recipe(name, overrides)
         out = Path(ns.out) if ns.out else Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if out.exists() and any(out.iterdir()):
-            raise GanforgeError(
-                f"output folder {str(out)!r} already holds a run; continue it with `ganforge train --resume {out}` "
-                "or choose another --out."
-            )
-    progress = False if ns.quiet else None
-    out = Trainer(recipe, out, resume=bool(ns.resume), progress=progress).run()
+        trainer = Trainer.start(recipe, out, progress=progress)
+    out = trainer.run()
     for name in ("final.png", "final_ema.png"):
         if (out / "samples" / name).exists():
             print(f"samples: {out / 'samples' / name}")
@@ -69,15 +72,115 @@ def cmd_train(ns: argparse.Namespace) -> int:
     return 0
 
 
+SAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy", ".csv")
+
+
+@contextlib.contextmanager
+def _cli_warnings():
+    """Show UserWarnings as one line, `ganforge: warning: ...`, on stderr (not Python's file:line form)."""
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings API
+        print(f"ganforge: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", UserWarning)
+        warnings.showwarning = show
+        yield
+
+
+def _device(name: str):
+    """--device: auto, cpu, cuda, cuda:N or mps (ConfigError when it is not available here)."""
+    from .training.hardware import resolve_device
+
+    return resolve_device(name)
+
+
+def _check_output_file(path: Path, option: str, example: str) -> None:
+    """A path the command will write a file to: not an existing folder, and its parent is not a file."""
+    if path.is_dir():
+        raise GanforgeError(f"{option} {str(path)!r} is an existing folder; give a file name (e.g. {path / example}).")
+    parent = next((q for q in path.parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise GanforgeError(f"{option} {str(path)!r} cannot be written: {str(parent)!r} is a file, not a folder.")
+
+
+def _write_jpeg(path: Path, write_png) -> None:  # noqa: ANN001 - write_png(path) writes a PNG there
+    """Write what `write_png` draws as a JPEG at `path` (via a temporary PNG beside it)."""
+    import os
+    import tempfile
+
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        write_png(Path(tmp))
+        with Image.open(tmp) as im:
+            im.convert("RGB").save(tmp + ".jpg", format="JPEG", quality=95)
+        os.replace(tmp + ".jpg", path)
+    finally:
+        for f in (tmp, tmp + ".jpg"):
+            if os.path.exists(f):
+                os.unlink(f)
+
+
+def cmd_status(ns: argparse.Namespace) -> int:
+    from .training.runinfo import read_status
+
+    folders = [Path(f) for f in ns.runs] if ns.runs else sorted(p for p in Path("runs").glob("*") if p.is_dir())
+    if not folders:
+        print("no runs found (give run folders, or run from the folder that holds runs/).")
+        return 0
+    for folder in folders:
+        if not folder.is_dir():
+            raise GanforgeError(f"{str(folder)!r} is not a run folder.")
+        info = read_status(folder)
+        if not info:
+            print(f"{folder}: no run.json (not a ganforge run, or it never started)")
+            continue
+        line = f"{folder}: {info.get('status', '?')}, step {info.get('step', '?')}/{info.get('steps', '?')}"
+        if info.get("updated"):
+            line += f", updated {info['updated']}"
+        if info.get("status") == "interrupted" and info.get("last_checkpoint_step") is not None:
+            line += f", last checkpoint at step {info['last_checkpoint_step']}"
+        if info.get("error"):
+            line += f"\n    error: {info['error']}"
+        if info.get("stale_reason"):
+            line += f"\n    {info['stale_reason']}"
+        print(line)
+    return 0
+
+
 def cmd_sample(ns: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .latent import check_truncation
     from .plots import save_image_grid, save_images, save_points_plot
     from .sampling import load_generator, sample
 
+    # Every option is checked before the generator is loaded, so a typo costs nothing.
     if ns.n < 1:
         raise GanforgeError(f"--n must be at least 1, got {ns.n}.")
+    if ns.nrow is not None and ns.nrow < 1:
+        raise GanforgeError(f"--nrow (images per grid row) must be at least 1, got {ns.nrow}.")
+    check_truncation(ns.truncation, "--truncation")
+    out = Path(ns.out)
+    _check_output_file(out, "--out", "samples.png")
+    suffix = out.suffix.lower()
+    if suffix not in SAMPLE_SUFFIXES:
+        raise GanforgeError(f"--out {str(out)!r}: unknown file type {suffix or '(no suffix)'!r}. Valid choices: "
+                            f"{', '.join(SAMPLE_SUFFIXES)} (.png/.jpg: a grid or scatter plot; .npy: the raw samples; "
+                            ".csv: the raw samples of point data).")
+    if ns.individual and Path(ns.individual).exists() and not Path(ns.individual).is_dir():
+        raise GanforgeError(f"--individual {ns.individual!r} is an existing file; give a folder.")
+    device = _device(ns.device)
     G, recipe, shape = load_generator(ns.source, use_ema=not ns.no_ema)
-    if ns.truncation is not None and ns.truncation <= 0:
-        raise GanforgeError(f"--truncation must be positive, got {ns.truncation}.")
+    is_image = len(shape) == 3
+    if suffix == ".csv" and is_image:
+        raise GanforgeError(f"--out {str(out)!r}: .csv holds point samples; this generator makes {tuple(shape)} "
+                            "images, so use .png/.jpg for a grid or .npy for the raw array.")
+    G = G.to(device)
     space = G.latent_space
     if getattr(ns, "class_", None) is not None:
         if not space.num_classes:
@@ -86,26 +189,46 @@ def cmd_sample(ns: argparse.Namespace) -> int:
         if not 0 <= ns.class_ < space.num_classes:
             raise GanforgeError(f"--class must be in 0..{space.num_classes - 1}, got {ns.class_}.")
     x = sample(G, ns.n, seed=ns.seed, truncation=ns.truncation, y=ns.class_)
-    out = Path(ns.out)
-    if len(shape) == 3:
-        save_image_grid(x, out, nrow=ns.nrow)
-        if ns.individual:
+    if suffix == ".npy":
+        from .atomic import atomic_file
+
+        with atomic_file(out) as f:
+            np.save(f, x.numpy())
+        what = "images in [-1, 1]" if is_image else "points"
+        print(f"wrote {out} ({ns.n} {what}, array shape {tuple(x.shape)})")
+    elif suffix == ".csv":
+        from .atomic import atomic_file
+
+        with atomic_file(out) as f:
+            header = ",".join(f"x{i}" for i in range(x.shape[1]))
+            np.savetxt(f, x.numpy(), delimiter=",", header=header, comments="", fmt="%.9g")
+        print(f"wrote {out} ({ns.n} points)")
+    else:
+        if is_image:
+            def draw(path: Path) -> None:
+                save_image_grid(x, path, nrow=ns.nrow)
+        else:
+            centres = None
+            if recipe.data.name in ("ring", "grid"):
+                from .data import mixture_spec
+
+                centres = mixture_spec(recipe.data.name)[0]
+
+            def draw(path: Path) -> None:
+                save_points_plot(x[:, :2], path, centres=centres, title=f"{recipe.name}: {ns.n} samples")
+        if suffix == ".png":
+            draw(out)
+        else:
+            _write_jpeg(out, draw)
+        print(f"wrote {out}")
+    if ns.individual:
+        if is_image:
             paths = save_images(x, Path(ns.individual))
             print(f"wrote {len(paths)} images to {ns.individual}")
-    else:
-        centres = None
-        if recipe.data.name in ("ring", "grid"):
-            from .data import mixture_spec
-
-            centres = mixture_spec(recipe.data.name)[0]
-        save_points_plot(x[:, :2], out, centres=centres, title=f"{recipe.name}: {ns.n} samples")
-        if ns.individual:
-            import numpy as np
-
+        else:
             Path(ns.individual).mkdir(parents=True, exist_ok=True)
             np.save(Path(ns.individual) / "samples.npy", x.numpy())
             print(f"wrote {Path(ns.individual) / 'samples.npy'}")
-    print(f"wrote {out}")
     return 0
 
 
@@ -113,11 +236,16 @@ def _is_run_target(path: Path) -> bool:
     return path.is_file() or (path / "config.yaml").is_file() or (path / "generator.safetensors").is_file()
 
 
+EVAL_DEFAULT_N = 10_000
+
+
 def cmd_eval(ns: argparse.Namespace) -> int:
     import json
 
     from .data import load_dataset
-    from .metrics.evaluate import DEFAULT_IMAGE_METRICS, Evaluator, dataset_batches, format_table, generator_batches
+    from .latent import check_truncation
+    from .metrics.evaluate import (DEFAULT_IMAGE_METRICS, Evaluator, dataset_batches, format_table, generator_batches,
+                                   parse_metrics)
 
     def load(name: str, split: str, image_size: int | None, fit: str, channels: int | None = None):
         return load_dataset(name, split=split, image_size=image_size, fit=fit, channels=channels, download=ns.download)
@@ -125,44 +253,82 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     def has_test_split(name: str) -> bool:
         return name in ("digits", "mnist", "fashion_mnist", "cifar10")
 
+    # Options first: a mistake must not cost the minutes of computing reference statistics.
     if (ns.target is None) == (ns.reference is None):
         raise GanforgeError("give either a TARGET (run folder, checkpoint, safetensors or image folder) or --reference DATASET.")
+    n_given = ns.n is not None
+    n_wanted = ns.n if n_given else EVAL_DEFAULT_N
+    if n_wanted < 2:
+        raise GanforgeError(f"--n must be at least 2 (the metrics compare sample statistics), got {n_wanted}.")
+    if ns.batch < 1:
+        raise GanforgeError(f"--batch must be at least 1, got {ns.batch}.")
+    check_truncation(ns.truncation, "--truncation")
+    if ns.json:
+        _check_output_file(Path(ns.json), "--json", "eval.json")
+    if ns.metrics:
+        parse_metrics(ns.metrics)  # unknown names: listed now, not after loading data
+    device = _device(ns.device)
     G = None
     if ns.reference:
         data_name, image_size, fit, channels = ns.reference, ns.image_size, ns.fit, None
         if not has_test_split(data_name):
             raise GanforgeError(f"--reference needs a dataset with a test split (digits, mnist, fashion_mnist, cifar10), not {data_name!r}.")
+    elif not Path(ns.target).exists():
+        raise GanforgeError(f"TARGET {ns.target!r} does not exist: give a run folder, a .pt checkpoint, a .safetensors "
+                            "file or a folder of images.")
     elif _is_run_target(Path(ns.target)):
         from .sampling import load_generator
 
         G, recipe, shape = load_generator(ns.target, use_ema=not ns.no_ema)
+        G = G.to(device)
         d = recipe.data
         data_name, image_size, fit, channels = d.name, d.image_size, d.fit, d.channels
     else:
         if not ns.data:
             raise GanforgeError("evaluating a folder of images needs --data DATASET to compare with (e.g. --data fashion_mnist).")
         data_name, image_size, fit, channels = ns.data, ns.image_size, ns.fit, None
+    if ns.truncation is not None and G is None:
+        raise GanforgeError("--truncation applies to the noise of a generator; TARGET here is not a generator "
+                            "(a run folder, checkpoint or .safetensors file).")
+    conditional = G is not None and getattr(G, "latent_space", None) is not None and G.latent_space.num_classes > 0
+    if ns.metrics and "cond_acc" in parse_metrics(ns.metrics) and not conditional and not ns.reference:
+        what = "an image folder" if G is None else f"{ns.target} holds an unconditional generator"
+        raise GanforgeError(f"metric 'cond_acc' (conditional accuracy) needs a class-conditional generator "
+                            f"(model.conditional: true), but {what}; leave cond_acc out of --metrics.")
 
     train = load(data_name, "train", image_size, fit, channels)
     points = train.kind == "points"
     metrics = ns.metrics or ("modes" if points else ",".join(DEFAULT_IMAGE_METRICS))
-    if not ns.metrics and G is not None and getattr(G, "latent_space", None) is not None and G.latent_space.num_classes:
+    if not ns.metrics and conditional:
         metrics += ",cond_acc"  # a conditional generator: does each sample show its class?
     heldout = load(data_name, "test", image_size, fit, channels) if "memorisation" in metrics and has_test_split(data_name) else None
-    ev = Evaluator(train, metrics, extractor=ns.extractor, n=ns.n, seed=ns.seed, heldout=heldout,
-                   batch_size=ns.batch)
+    imgs = test = None
+    n = n_wanted
     if ns.reference:
         test = load(data_name, "test", image_size, fit, channels)
-        n = min(ns.n, len(test))
+        n = min(n_wanted, len(test))
+        if n_given and n < n_wanted:
+            warnings.warn(f"--n {n_wanted} asks for more images than the {n} of the {data_name} test split; "
+                          f"scoring only those {n}.", UserWarning, stacklevel=2)
+    elif G is None:
+        c, h, _ = train.shape
+        imgs = load_dataset("folder", path=ns.target, image_size=h, channels=c, limit=n_wanted)
+        n = min(n_wanted, len(imgs))
+        if n_given and n < n_wanted:
+            warnings.warn(f"--n {n_wanted} asks for more images than the {n} readable ones in {ns.target}; scoring "
+                          f"only those {n}.", UserWarning, stacklevel=2)
+        if n < 2:
+            raise GanforgeError(f"{ns.target} holds {n} readable image; evaluation needs at least 2.")
+    ev = Evaluator(train, metrics, extractor=ns.extractor, n=n, seed=ns.seed, heldout=heldout,
+                   batch_size=ns.batch, device=device)
+    if ns.reference:
         res = ev.evaluate(dataset_batches(test, n, ns.batch), n, f"real {data_name} test split (first {n})")
     elif G is not None:
         trunc = f", truncation {ns.truncation}" if ns.truncation else ""
-        res = ev.evaluate(generator_batches(G, G.latent_space, ns.n, ns.seed, ns.batch, truncation=ns.truncation),
-                          ns.n, f"generator from {ns.target}{' (EMA)' if not ns.no_ema else ''}{trunc}")
+        res = ev.evaluate(generator_batches(G, G.latent_space, n, ns.seed, ns.batch, truncation=ns.truncation),
+                          n, f"generator from {getattr(G, 'loaded_from', ns.target)}{trunc}")
     else:
-        c, h, _ = train.shape
-        imgs = load_dataset("folder", path=ns.target, image_size=h, channels=c, limit=ns.n)
-        res = ev.evaluate(dataset_batches(imgs, ns.n, ns.batch), min(ns.n, len(imgs)), f"images in {ns.target}")
+        res = ev.evaluate(dataset_batches(imgs, n, ns.batch), n, f"images in {ns.target}")
     print(format_table(res["metrics"]))
     proto = res["protocol"]
     if proto.get("extractor"):
@@ -188,7 +354,7 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         from .benchmarks.speed import run_speed_bench
 
         run_speed_bench(ns.out or "bench/results/speed.json", batch_size=ns.batch, steps=ns.steps,
-                        repeats=ns.repeats, compile=not ns.no_compile)
+                        repeats=ns.repeats, compile=not ns.no_compile, device=ns.device)
         return 0
     if ns.which == "eval-memory":
         from .benchmarks.eval_memory import run_eval_memory_bench
@@ -238,21 +404,30 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="random seed (seed)")
     t.add_argument("--out", help="run folder (default: runs/RECIPE-TIMESTAMP)")
     t.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint")
+    t.add_argument("--device", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N (train.device)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(fn=cmd_train)
+
+    st = sub.add_parser("status", help="say whether runs are running, finished, failed, interrupted or stale")
+    st.add_argument("runs", nargs="*", metavar="RUN", help="run folders (default: every folder under runs/)")
+    st.set_defaults(fn=cmd_status)
 
     s = sub.add_parser("sample", help="draw samples from a trained generator")
     s.add_argument("source", metavar="DIR_OR_CHECKPOINT", help="a run folder, .pt checkpoint or .safetensors file")
     s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
-    s.add_argument("--out", default="samples.png", help="output PNG (grid, or scatter plot for 2-D data)")
+    s.add_argument("--out", default="samples.png",
+                   help="output file: .png/.jpg (a grid, or a scatter plot for 2-D data), .npy (the raw sample array) "
+                   "or .csv (the raw points of 2-D data); default samples.png")
     s.add_argument("--individual", metavar="DIR", help="also write each sample to DIR")
     s.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    s.add_argument("--nrow", type=int, default=None, help="images per grid row")
+    s.add_argument("--nrow", type=int, default=None, help="images per grid row (at least 1)")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator even when an EMA copy exists")
     s.add_argument("--class", dest="class_", type=int, default=None, metavar="K",
                    help="class of a conditional generator (default: uniform over classes)")
     s.add_argument("--truncation", type=float, default=None, metavar="T",
-                   help="truncation trick: redraw noise values with |z| > T (BigGAN; smaller T = higher fidelity, less variety)")
+                   help="truncation trick: redraw noise values with |z| > T, T >= 0.01 (BigGAN; smaller T = higher "
+                   "fidelity, less variety)")
+    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps")
     s.set_defaults(fn=cmd_sample)
 
     e = sub.add_parser(
@@ -265,15 +440,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--reference", metavar="DATASET", help="evaluate the real test split of DATASET against its train split")
     e.add_argument("--metrics", help="comma-separated: fd,is,kid,pr,coverage,cond_acc,memorisation,swd,msssim,modes "
                    "(default fd,is,kid,pr,coverage; modes for 2-D mixtures)")
-    e.add_argument("--n", type=int, default=10_000, help="number of generated samples (default 10000)")
-    e.add_argument("--truncation", type=float, default=None, metavar="T", help="evaluate truncated samples (|z| <= T)")
+    e.add_argument("--n", type=int, default=None, help="number of generated samples, at least 2 (default 10000; "
+                   "for an image folder or --reference: at most the images there)")
+    e.add_argument("--truncation", type=float, default=None, metavar="T",
+                   help="evaluate truncated samples (|z| <= T, T >= 0.01)")
     e.add_argument("--json", help="write every number and its protocol to this JSON file")
     e.add_argument("--extractor", default="auto", help="auto (domain classifier when one exists, else inception), inception, digits, fashion")
     e.add_argument("--data", help="reference dataset for a folder of images")
     e.add_argument("--image-size", type=int, default=32, help="image size for --reference / --data (default 32)")
     e.add_argument("--fit", default="resize", help="resize or pad for --reference / --data (default resize)")
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--batch", type=int, default=500)
+    e.add_argument("--batch", type=int, default=500, help="samples per batch (default 500)")
+    e.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps: "
+                   "where the generator and the feature extractor run")
     e.add_argument("--no-ema", action="store_true", help="evaluate the raw generator even when an EMA copy exists")
     e.add_argument("--no-download", dest="download", action="store_false", help="never download datasets")
     e.set_defaults(fn=cmd_eval)
@@ -303,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
     b.add_argument("--repeats", type=int, default=5, help="repeats; the median is reported")
     b.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    b.add_argument("--device", default="auto", help="speed: auto (CUDA when available), cpu, cuda or cuda:N")
     b.set_defaults(fn=cmd_bench)
     return p
 
@@ -319,15 +499,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             parser.error("unrecognized arguments: " + " ".join(extra))
     try:
-        return ns.fn(ns)
+        with _cli_warnings():
+            return ns.fn(ns)
     except TrainingError as e:
         print(f"ganforge: training stopped: {e}", file=sys.stderr)
         return 1
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2
+    except RunInterrupted as e:
+        kept = f"checkpoint at step {e.checkpoint_step} kept" if e.checkpoint_step else "no checkpoint was written yet"
+        print(f"ganforge: {e.signal} stopped the run at step {e.step} ({kept}); continue it with "
+              f"`ganforge train --resume {e.folder}`.", file=sys.stderr)
+        return 143 if e.signal == "SIGTERM" else 130
+    except OSError as e:
+        # A full disk, a read-only folder, a path that is a file: one paragraph, not a chained traceback.
+        where = f" ({e.filename})" if e.filename else ""
+        hint = " Free some space; runs keep their last good checkpoint, so continue with --resume." \
+            if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        print(f"ganforge: error: {e.strerror or e}{where}.{hint}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("ganforge: interrupted; continue with --resume from the run folder.", file=sys.stderr)
+        if ns.command == "train":
+            print("ganforge: interrupted; continue with --resume from the run folder.", file=sys.stderr)
+        else:
+            print(f"ganforge: {ns.command} interrupted; its output may be missing or incomplete.", file=sys.stderr)
         return 130
 
 

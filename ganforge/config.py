@@ -9,6 +9,7 @@ signature when it is built.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -127,11 +128,14 @@ class TrainConfig:
 
     steps: int = 2000
     batch_size: int = 64
+    # auto: CUDA when available, else the CPU (ganforge.training.hardware.resolve_device).
     device: str = "auto"
-    precision: str = "fp32"
-    channels_last: bool = False
+    # auto: bf16 where the device computes it natively, fp16 + scaler on older GPUs, else fp32;
+    # the resolved value is what config.yaml records (ganforge.training.hardware.resolve_precision).
+    precision: str = "auto"
+    channels_last: bool | str = "auto"  # auto: NHWC where it is faster (CPU; GPU in mixed precision)
     compile: bool = False
-    threads: int | None = None
+    threads: int | None = None  # None: OMP_NUM_THREADS if set, else the cores this process may use
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 500
@@ -171,8 +175,12 @@ class Recipe:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "train.precision": ("fp32", "bf16", "fp16"),
+MAX_Z_DIM = 65_536  # larger latents are a typo; the first layer alone would need gigabytes
+MAX_IMAGE_SIZE = 4096
+
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "train.precision": ("auto", "fp32", "bf16", "fp16"),
+    "train.channels_last": ("auto", True, False),
     "optim.g.name": ("adam", "rmsprop", "sgd", "optimistic_adam", "optimistic_sgd"),
     "optim.d.name": ("adam", "rmsprop", "sgd", "optimistic_adam", "optimistic_sgd"),
     "model.spectral_norm": ("none", "d", "g", "both"),
@@ -242,19 +250,24 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             return int(value)
         raise ConfigError(f"{key}: expected an integer, got {value!r}.")
     if tp is float:
+        number: float | None = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             # YAML 1.1 reads "1e-4" (no dot) as a string.
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}.")
+        if number is None:
+            raise ConfigError(f"{key}: expected a number, got {value!r}.")
+        if not math.isfinite(number):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}.")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value
@@ -277,6 +290,12 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         valid = CHOICES.get(dotted)
         if valid is not None and kwargs[key] not in valid:
             raise ConfigError(choices_message(f"value for {dotted}:", kwargs[key], valid))
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in kwargs
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        where = prefix or "the recipe"
+        raise ConfigError(f"{where} needs {' and '.join(repr(m) for m in missing)}: the registered component to use, "
+                          f"e.g. {where}: {{name: ...}} (the README lists the components of each kind).")
     return cls(**kwargs)
 
 
@@ -330,6 +349,10 @@ def apply_override(data: dict[str, Any], key: str, value: Any) -> None:
                 raise ConfigError(choices_message("recipe key", dotted, names))
             tp = hints[part]
         if i == len(parts) - 1:
+            if not free_form and dataclasses.is_dataclass(tp) and tp not in (Component, RegularizerConfig) \
+                    and not isinstance(value, dict):
+                fields = ", ".join(f"{dotted}.{f.name}" for f in dataclasses.fields(tp))
+                raise ConfigError(f"recipe key {dotted!r} is a section, not a value: set one of its fields ({fields}).")
             node[part] = value
             return
         child = node.get(part)
@@ -416,8 +439,20 @@ def validate(r: Recipe) -> None:
             raise ConfigError(f"train.{key} must be at least 1, got {getattr(t, key)}.")
     if r.game.n_critic < 1:
         raise ConfigError(f"game.n_critic must be at least 1, got {r.game.n_critic}.")
-    if r.model.z_dim < 1:
-        raise ConfigError(f"model.z_dim must be at least 1, got {r.model.z_dim}.")
+    if not 1 <= r.model.z_dim <= MAX_Z_DIM:
+        raise ConfigError(f"model.z_dim must be between 1 and {MAX_Z_DIM}, got {r.model.z_dim}.")
+    if not 0 <= r.seed < 2**63:
+        raise ConfigError(f"seed must be between 0 and 2**63 - 1, got {r.seed}.")
+    if r.data.image_size is not None and not 4 <= r.data.image_size <= MAX_IMAGE_SIZE:
+        raise ConfigError(f"data.image_size must be between 4 and {MAX_IMAGE_SIZE} pixels, got {r.data.image_size}.")
+    if r.data.channels is not None and r.data.channels not in (1, 3):
+        raise ConfigError(f"data.channels must be 1 (grey) or 3 (RGB), got {r.data.channels}.")
+    if t.threads is not None and t.threads < 1:
+        raise ConfigError(f"train.threads must be at least 1 (or null: use the available cores), got {t.threads}.")
+    if r.data.limit is not None and r.data.limit < 1:
+        raise ConfigError(f"data.limit must be at least 1 (or null: all samples), got {r.data.limit}.")
+    if r.data.n_points < 1:
+        raise ConfigError(f"data.n_points must be at least 1, got {r.data.n_points}.")
     if r.eval.every < 0 or r.eval.n < 2:
         raise ConfigError(f"eval.every must be >= 0 and eval.n >= 2, got {r.eval.every} and {r.eval.n}.")
     if r.eval.every:

@@ -22,9 +22,18 @@ class TrainingError(GanforgeError):
     """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is kept."""
 
 
+class RunInterrupted(Exception):
+    """SIGINT or SIGTERM stopped a run cleanly at a step boundary (after a checkpoint where one could be written)."""
+
+    def __init__(self, signal: str, step: int, checkpoint_step: int, folder: object) -> None:
+        super().__init__(f"{signal} at step {step}")
+        self.signal, self.step, self.checkpoint_step, self.folder = signal, step, checkpoint_step, folder
+
+
 def choices_message(what: str, name: str, valid: Iterable[str]) -> str:
     """Format 'unknown X "name"; did you mean ...? valid choices: ...'."""
-    valid = sorted(valid)
+    # Bools are shown as YAML spells them (a choice such as train.channels_last: auto | true | false).
+    valid = sorted(str(v).lower() if isinstance(v, bool) else str(v) for v in valid)
     msg = f"unknown {what} {name!r}"
     close = get_close_matches(str(name), valid, n=1)
     if close:

@@ -17,7 +17,6 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

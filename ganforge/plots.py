@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import math
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import Tensor
+
+from .atomic import atomic_file
 
 if TYPE_CHECKING:  # matplotlib is imported lazily: importing ganforge.plots must stay cheap and headless-safe
     from matplotlib.figure import Figure
@@ -31,25 +30,6 @@ SMALL_SIDE = 16
 MIN_CELL = 32
 
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".svg": "image/svg+xml"}
-
-
-@contextmanager
-def _atomic_file(path: str | Path) -> Iterator[BinaryIO]:
-    """Yield a temp file next to `path`; on success it replaces `path`, so readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder as the target: os.replace is only atomic within one file system.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _as_nchw(images: Tensor) -> Tensor:
@@ -91,7 +71,7 @@ def save_image_grid(images: Tensor, path: str | Path, nrow: int | None = None) -
         nrow = max(1, math.ceil(math.sqrt(n)))
     grid = make_grid(x, nrow=nrow, padding=2, pad_value=1.0)
     path = Path(path)
-    with _atomic_file(path) as f:
+    with atomic_file(path) as f:
         save_image(grid, f, format="PNG")
     return path
 
@@ -106,7 +86,7 @@ def save_images(images: Tensor, folder: str | Path, prefix: str = "sample") -> l
     paths: list[Path] = []
     for i, img in enumerate(x):
         p = folder / f"{prefix}_{i:05d}.png"
-        with _atomic_file(p) as f:
+        with atomic_file(p) as f:
             save_image(img, f, format="PNG")
         paths.append(p)
     return paths
@@ -125,7 +105,7 @@ def _new_figure(width: float, height: float) -> "Figure":
 def _save_figure(fig: "Figure", path: str | Path) -> Path:
     """Write a figure as PNG atomically."""
     path = Path(path)
-    with _atomic_file(path) as f:
+    with atomic_file(path) as f:
         fig.savefig(f, format="png")
     return path
 

@@ -48,7 +48,14 @@ class Registry(Generic[T]):
         """Call the component `name` with arguments checked against its signature."""
         obj = self.get(name)
         check_kwargs(obj, kwargs, f"{self.kind} {name!r}")
-        return obj(*args, **kwargs)
+        try:
+            return obj(*args, **kwargs)
+        except (ValueError, TypeError, ZeroDivisionError, AssertionError, RuntimeError) as e:
+            # Arguments of the right names but impossible values (width 0, a string for a size, ...).
+            if isinstance(e, ConfigError):
+                raise
+            shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k not in ("shape", "z_dim")) or "defaults"
+            raise ConfigError(f"{self.kind} {name!r} cannot be built with {shown}: {str(e).splitlines()[0] if str(e) else type(e).__name__}.") from None
 
 
 def check_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any], where: str) -> None:

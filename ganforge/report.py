@@ -13,7 +13,8 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import ConfigError
-from .plots import _atomic_file, curve_points, plot_curves, to_data_uri
+from .atomic import atomic_file
+from .plots import curve_points, plot_curves, to_data_uri
 
 from .metrics.evaluate import higher_is_better  # one rule for the report and best-checkpoint choice
 
@@ -513,6 +514,6 @@ def write_report(run_dir: str | Path) -> Path:
         "<body><main>\n" + "\n".join(body) + "\n</main></body></html>\n"
     )
     out = run_dir / "report.html"
-    with _atomic_file(out) as f:
+    with atomic_file(out) as f:
         f.write(page.encode("utf-8"))
     return out

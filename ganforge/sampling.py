@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -28,29 +29,64 @@ def load_generator(source: str | Path, use_ema: bool = True) -> tuple[nn.Module,
     src = Path(source)
     if src.is_dir():
         names = (["generator_ema.safetensors"] if use_ema else []) + ["generator.safetensors"]
-        for name in names:
-            if (src / name).is_file():
+        names = [n for n in names if (src / n).is_file()]
+        for i, name in enumerate(names):
+            try:
                 return load_generator(src / name)
+            except GanforgeError as e:
+                if i + 1 == len(names):
+                    raise
+                # A damaged EMA copy must not block the raw generator beside it.
+                warnings.warn(f"{e} Using {names[i + 1]} (the raw generator) instead.", UserWarning, stacklevel=2)
         found = latest_good_checkpoint(src / "checkpoints")
         if found is None:
             raise GanforgeError(f"{str(src)!r} holds no generator.safetensors and no readable checkpoint in checkpoints/.")
-        return _from_checkpoint(found[1], use_ema)
+        return _from_checkpoint(found[1], use_ema, found[0])
     if not src.exists():
         raise GanforgeError(f"{str(src)!r} does not exist: give a run folder, a .pt checkpoint or a .safetensors file.")
+    if not src.is_file():
+        raise GanforgeError(f"{str(src)!r} is not a file: give a run folder, a .pt checkpoint or a .safetensors file.")
     if src.suffix == ".safetensors":
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
         from safetensors.torch import load_file
 
-        with safe_open(str(src), framework="pt") as f:
-            meta = f.metadata() or {}
+        try:
+            with safe_open(str(src), framework="pt") as f:
+                meta = f.metadata() or {}
+            state = load_file(str(src))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:  # truncated, not safetensors, unreadable
+            raise GanforgeError(f"{str(src)!r} is not a readable .safetensors file (truncated or corrupt?): "
+                                f"{_one_line(e)}.") from None
         if "config" not in meta or "shape" not in meta:
             raise GanforgeError(f"{str(src)!r} was not written by ganforge (its metadata has no config/shape).")
-        recipe = _recipe_from_text(meta["config"])
-        shape = tuple(json.loads(meta["shape"]))
-        G = _build(recipe, shape, json.loads(meta["latent"]) if "latent" in meta else None)
-        G.load_state_dict(load_file(str(src)))
+        try:
+            recipe = _recipe_from_text(meta["config"])
+            shape = tuple(json.loads(meta["shape"]))
+            latent = json.loads(meta["latent"]) if "latent" in meta else None
+        except GanforgeError:
+            raise
+        except Exception as e:  # noqa: BLE001 - damaged metadata
+            raise GanforgeError(f"{str(src)!r} has damaged ganforge metadata ({_one_line(e)}).") from None
+        G = _build(recipe, shape, latent)
+        _load_weights(G, state, src)
+        G.loaded_from = str(src)  # which file the weights came from (an EMA copy may have been skipped)
         return G.eval(), recipe, shape
-    return _from_checkpoint(load_checkpoint(src), use_ema)
+    return _from_checkpoint(load_checkpoint(src), use_ema, src)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _load_weights(G: nn.Module, state: dict, src: Path | str) -> None:
+    """G.load_state_dict(state), as a GanforgeError naming `src` when the weights do not fit the network."""
+    try:
+        G.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError) as e:
+        msg = _one_line(e)
+        raise GanforgeError(f"the weights in {str(src)!r} do not fit the generator its config describes "
+                            f"({msg[:300]}{'...' if len(msg) > 300 else ''}).") from None
 
 
 def _build(recipe: Recipe, shape: tuple[int, ...], latent: dict | None) -> nn.Module:
@@ -67,15 +103,20 @@ def _build(recipe: Recipe, shape: tuple[int, ...], latent: dict | None) -> nn.Mo
     return G
 
 
-def _from_checkpoint(state: dict, use_ema: bool) -> tuple[nn.Module, Recipe, tuple[int, ...]]:
+def _from_checkpoint(state: dict, use_ema: bool, src: Path | str = "checkpoint") -> tuple[nn.Module, Recipe, tuple[int, ...]]:
+    if not isinstance(state, dict) or not {"config", "shape", "G"} <= set(state):
+        raise GanforgeError(f"{str(src)!r} is not a ganforge checkpoint (it holds no config, shape and generator "
+                            "weights).")
     recipe = _recipe_from_text(state["config"])
     shape = tuple(state["shape"])
     G = _build(recipe, shape, state.get("latent"))
     if use_ema and state.get("ema") is not None:
         # AveragedModel keeps the wrapped network under "module." plus its own counter.
-        G.load_state_dict({k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")})
+        _load_weights(G, {k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")}, src)
+        G.loaded_from = f"{src} (EMA)"
     else:
-        G.load_state_dict(state["G"])
+        _load_weights(G, state["G"], src)
+        G.loaded_from = str(src)
     return G.eval(), recipe, shape
 
 

@@ -64,7 +64,7 @@ def run_cli(capsys, *argv: str) -> tuple[int, str]:
         (["train", "demo", "loss=hinj"], "Valid choices: hinge, least_squares, minimax"),
         (["train", "demo", "data.name=imagenet"], "unknown dataset 'imagenet'"),
         (["train", "demo", "game.name=chess"], "unknown game 'chess'"),
-        (["train", "--resume", "/nonexistent/run"], "no config.yaml"),
+        (["train", "--resume", "/nonexistent/run"], "no such run folder"),
         (["sample", "/nonexistent/run"], "does not exist"),
     ],
 )

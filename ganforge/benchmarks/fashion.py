@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from ..training.hardware import available_cores
+
 DEFAULT_IMAGES = 96_000  # generator images per row: 1,500 steps of batch 64
 QUICK_IMAGES = 3_200
 DEFAULT_EVAL_N = 10_000
@@ -353,7 +355,7 @@ def run_fashion_bench(out: str | Path, quick: bool = False, rows: list[str] | No
     (out / "cells").mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(exist_ok=True)
     workers = workers or min(2, os.cpu_count() or 1)
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, available_cores() // workers)
 
     done: dict[str, dict[str, Any]] = {}
     for r in chosen:
@@ -409,7 +411,7 @@ def run_fashion_bench(out: str | Path, quick: bool = False, rows: list[str] | No
         "benchmark": "fashion (issue 5: paper architectures and games)",
         "settings": {"quick": quick, "g_images": images, "eval_n": eval_n, "workers": workers,
                      "threads_per_worker": threads, "extractor": "fashion", "reference": "fashion_mnist train, 32x32 pad"},
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": available_cores(),
                     "torch": torch.__version__, "python": platform.python_version()},
         "wall_time_s": wall,
         "rows_wall_s_sum": round(sum(done[r.key]["wall_s"] for r in chosen), 1),

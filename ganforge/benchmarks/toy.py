@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from ..training.hardware import available_cores
+
 # (recipe, what it shows). Every objective, regulariser and scheme of the zoo has a row.
 ZOO: list[tuple[str, str]] = [
     ("minimax-toy", "objective: minimax (saturating G loss)"),
@@ -281,7 +283,7 @@ def run_toy_bench(out: str | Path, quick: bool = False, recipes: list[str] | Non
     cells = [Cell(r, d, s, zoo_steps) for r in zoo for d in DATASETS for s in range(n_seeds)]
     cells += [Cell(r, d, s, (steps or 150) if quick else None) for r in show for d in DATASETS for s in range(n_seeds)]
     workers = workers or min(2, os.cpu_count() or 1)
-    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else (os.cpu_count() or 1)
+    threads = max(1, available_cores() // workers) if workers > 1 else available_cores()
 
     done: dict[str, dict[str, Any]] = {}
     for c in cells:
@@ -327,7 +329,7 @@ def run_toy_bench(out: str | Path, quick: bool = False, recipes: list[str] | Non
         "settings": {"quick": quick, "seeds": n_seeds, "zoo_steps": zoo_steps, "workers": workers,
                      "threads_per_worker": threads, "samples_scored": 2500,
                      "showcase_steps": {r: done[Cell(r, 'grid', 0, None).key]["steps"] for r in show}},
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": available_cores(),
                     "torch": torch.__version__, "python": platform.python_version()},
         "wall_time_s": wall,
         "cells_wall_s_sum": round(sum(r["wall_s"] for r in results), 1),

@@ -384,16 +384,37 @@ def list_image_files(root: str) -> list[str]:
     return sorted(files)
 
 
+# PIL modes of 16-bit (and 32-bit integer) greyscale: `convert("L")` clips them at 255 instead of scaling.
+_WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _wide_grey_to_uint8(img: object) -> np.ndarray:
+    """A 16-bit greyscale PIL image as uint8 (H, W): value * 255 / 65535, rounded (mode I is read as 16-bit)."""
+    a = np.asarray(img, dtype=np.float64)
+    if a.ndim == 3:  # some PIL builds hand I;16 over as (H, W, 1)
+        a = a[:, :, 0]
+    return np.rint(np.clip(a, 0, 65535) / 257.0).astype(np.uint8)
+
+
 def _decode(path: str, channels: int) -> np.ndarray | None:
-    """The image at `path` as uint8 (H, W, C), or None if it cannot be read."""
+    """The image at `path` as uint8 (H, W, C), or None if it cannot be read.
+
+    16-bit greyscale is scaled to 8 bits (PIL's own conversion would clip it); 16-bit colour PNGs come
+    out of PIL as 8-bit RGB(A) already. Alpha is dropped (transparent pixels keep their colour); a
+    palette image with a transparent entry shows that entry's palette colour.
+    """
     from PIL import Image, ImageOps
 
     try:
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img)
-            if img.mode == "P" and "transparency" in img.info:
-                img = img.convert("RGBA")  # avoids PIL's palette-transparency warning
-            arr = np.array(img.convert("L" if channels == 1 else "RGB"))  # a writable copy, torch wants one
+            if img.mode in _WIDE_GREY_MODES:
+                grey = _wide_grey_to_uint8(img)
+                arr = grey[:, :, None] if channels == 1 else np.repeat(grey[:, :, None], 3, axis=2)
+            else:
+                if img.mode in ("P", "PA") and ("transparency" in img.info or img.mode == "PA"):
+                    img = img.convert("RGBA")  # avoids PIL's palette-transparency warning
+                arr = np.array(img.convert("L" if channels == 1 else "RGB"))  # a writable copy, torch wants one
     except Exception:  # noqa: BLE001 - any decoder failure means "unreadable": skip and count it
         return None
     if arr.ndim == 2:

@@ -71,9 +71,22 @@ def load_points(path: str) -> ArrayDataset:
     if not os.path.isfile(full):
         raise DataError(f"points file {path!r} does not exist (expected a .npy array of shape (N, D))")
     try:
+        with open(full, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise DataError(f"points file {path!r} cannot be read: {' '.join(str(exc).split())}") from exc
+    if magic != b"\x93NUMPY" and magic[:4] != b"PK\x03\x04":
+        # np.load would try to unpickle it and complain about pickled data.
+        raise DataError(f"points file {path!r} is not a valid .npy array file (it lacks the .npy header; write one "
+                        "with numpy.save(path, points) from an (N, D) array of numbers)")
+    try:
         arr = np.load(full, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"points file {path!r} is not a readable .npy array: {exc}") from exc
+        reason = " ".join(str(exc).split())
+        if "pickle" in reason.lower():
+            reason = "it holds Python objects rather than numbers"
+        raise DataError(f"points file {path!r} is not a valid .npy array ({reason}); expected an (N, D) array of "
+                        "numbers written with numpy.save") from exc
     if not isinstance(arr, np.ndarray):
         raise DataError(f"points file {path!r} must hold a single .npy array of shape (N, D), not an archive")
     if arr.dtype.kind not in "fiu":

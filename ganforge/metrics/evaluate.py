@@ -21,7 +21,7 @@ from torch import Tensor
 from .. import __version__
 from ..errors import ConfigError, choices_message
 from ..latent import LatentSpace
-from .classes import class_coverage, conditional_accuracy
+from .classes import class_coverage
 from .frechet import frechet_distance_from_moments
 from .kid import kid
 from .memorisation import memorisation
@@ -229,6 +229,25 @@ def reference_stats(
     return Reference(dataset.name, dict(getattr(dataset, "info", {})), st, held)
 
 
+_METRIC_WHAT = {"pr": "precision/recall", "kid": "KID", "msssim": "MS-SSIM diversity", "memorisation": "memorisation"}
+
+
+def min_samples(metric: str, pr_k: int = 3) -> int:
+    """How many generated samples `metric` needs at least."""
+    return {"pr": pr_k + 1, "kid": 2, "msssim": 2}.get(metric, 1)
+
+
+def _need(metric: str, have: int, need: int, side: str, pr_k: int = 3) -> None:
+    """ConfigError in user terms when `metric` gets fewer than `need` samples on `side`."""
+    if have >= need:
+        return
+    why = f" (each sample's {pr_k} nearest neighbours plus itself)" if metric == "pr" else ""
+    fix = ("raise the sample count (--n, or eval.n in a recipe)" if side == "generated"
+           else "use a larger reference dataset")
+    raise ConfigError(f"metric {metric!r} ({_METRIC_WHAT.get(metric, metric)}) needs at least {need} {side} samples"
+                      f"{why}, but {have} {'was' if have == 1 else 'were'} given; {fix}, or leave {metric!r} out.")
+
+
 def compute_metrics(
     fake: FeatureStats,
     ref: Reference,
@@ -251,10 +270,14 @@ def compute_metrics(
             mean, std = fake.inception.result()
             out[f"is{sfx}"], out[f"is{sfx}_std"] = mean, std
         elif m == "kid":
+            _need("kid", fake.stored, 2, "generated")
+            _need("kid", ref.stats.stored, 2, "reference")
             mean, std = kid(fake.stacked_features(), ref.stats.stacked_features(), num_subsets=kid_subsets,
                             subset_size=kid_subset_size, seed=seed)
             out[f"kid{sfx}"], out[f"kid{sfx}_std"] = mean, std
         elif m == "pr":
+            _need("pr", fake.stored, pr_k + 1, "generated", pr_k)
+            _need("pr", ref.stats.stored, pr_k + 1, "reference", pr_k)
             p, r = precision_recall(ref.stats.stacked_features(), fake.stacked_features(), k=pr_k)
             out[f"precision{sfx}"], out[f"recall{sfx}"] = p, r
         elif m == "coverage":
@@ -266,6 +289,7 @@ def compute_metrics(
         elif m == "memorisation":
             if ref.heldout is None:
                 raise ConfigError("the memorisation check needs a held-out split of the reference data (a test split).")
+            _need("memorisation", ref.stats.stored, 3, "reference")
             mem = memorisation(fake.stacked_features(), ref.stats.stacked_features(), ref.heldout.stacked_features())
             out[f"memorisation_ratio{sfx}"] = mem["ratio"]
             fake.memorisation = mem
@@ -274,6 +298,7 @@ def compute_metrics(
             res = sliced_wasserstein(ref.stats.stacked_images()[:n], fake.stacked_images()[:n], seed=seed)
             out["swd_x1e3"] = res["swd_x1e3_avg"]
         elif m == "msssim":
+            _need("msssim", fake.images_stored, 2, "generated")
             out["msssim"] = ms_ssim_diversity(fake.stacked_images(), seed=seed)
         elif m == "modes":
             if mixture is None or fake_points is None:
@@ -356,6 +381,10 @@ class Evaluator:
             raise ConfigError("the 'modes' metric needs known mixture centres: data 'ring' or 'grid'.")
         if n < 2:
             raise ConfigError(f"evaluation needs at least 2 samples, got n={n}.")
+        if int(batch_size) < 1:
+            raise ConfigError(f"evaluation batch size must be a positive integer, got {batch_size!r}.")
+        for m in self.metrics:  # checked now, before the reference statistics are computed
+            _need(m, n, min_samples(m, pr_k), "generated", pr_k)
         self.n, self.seed, self.batch_size = n, seed, batch_size
         self.store_max, self.image_max = store_max, image_max
         self.kid_subsets, self.kid_subset_size, self.pr_k = kid_subsets, kid_subset_size, pr_k

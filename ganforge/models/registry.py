@@ -36,7 +36,11 @@ def _build(reg: Registry[type[nn.Module]], name: str, args: dict[str, Any], extr
             able = ", ".join(_families_accepting(reg, key)) or "none"
             raise ConfigError(f"{reg.kind} {name!r} cannot be {_EXTRA_MEANING.get(key, key)}; "
                               f"{reg.kind} families that can: {able}.")
-    return reg.build(name, **fixed, **args, **extras)
+    net = reg.build(name, **fixed, **args, **extras)
+    if any(p.numel() == 0 for p in net.parameters()):
+        shown = ", ".join(f"{k}={v!r}" for k, v in args.items()) or "its defaults"
+        raise ConfigError(f"{reg.kind} {name!r} with {shown} has layers with no weights (a width or size of 0?).")
+    return net
 
 
 def build_generator(name: str, z_dim: int, shape: tuple[int, ...], args: dict[str, Any], **extras: Any) -> nn.Module:

@@ -1,5 +1,6 @@
 """The training loop and what it owns: optimisers, precision, EMA, checkpoints."""
 
-from .trainer import Trainer, resolve_device
+from .hardware import resolve_device
+from .trainer import Trainer
 
 __all__ = ["Trainer", "resolve_device"]

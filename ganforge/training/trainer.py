@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
 import platform
 import random
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,34 +22,24 @@ from torch import Tensor, nn
 from .. import __version__
 from ..config import Recipe, dump_yaml
 from ..data import BatchStream, load_dataset
-from ..errors import ConfigError, TrainingError
+from ..errors import ConfigError, GanforgeError, RunInterrupted, TrainingError
 from ..games import build_game, conditional_games
 from ..latent import fixed_latents, grid_columns, latent_space, model_extras
 from ..models import build_discriminator, build_generator
 from ..nn.spectral import apply_spectral_norm
 from ..regularizers import lazy_ratio
-from .checkpoint import atomic_write_bytes, capture_rng, latest_good_checkpoint, restore_rng, save_checkpoint
+from .checkpoint import (atomic_write_bytes, capture_rng, find_resumable, move_aside, remove_stale_temp_files,
+                         restore_rng, save_checkpoint)
 from .context import TrainContext
 from .ema import make_ema
+from .hardware import (check_fits, configure_threads, resolve_channels_last, resolve_device, resolve_precision,
+                       warn_if_cores_shared)
 from .optim import build_optimizer, build_scheduler
 from .precision import Precision
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA, then Apple MPS, then the CPU; anything else is passed to torch.device."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"train.device {name!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device is {name!r} but CUDA is not available here; use auto or cpu.")
-    return dev
+from .resume import (check_config_untouched, checkpoint_recipe, config_sha256, format_diff, is_safe, recipe_diff,
+                     resume_recipe)
+from .runinfo import RunRecord, write_json
+from .runlock import LOCK_NAME, RunLock
 
 
 def seed_everything(seed: int) -> None:
@@ -55,22 +49,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically."""
-    atomic_write_bytes(path, lambda f: f.write(json.dumps(data, indent=2, default=str).encode()))
+def _check_free(out: Path) -> None:
+    """Refuse to start a new run in a folder that holds anything but our lock file."""
+    held = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
+    if held:
+        what = "already holds a run" if {"config.yaml", "run.json", "checkpoints"} & set(held) else \
+            f"is not empty ({', '.join(held[:5])}{', ...' if len(held) > 5 else ''})"
+        raise GanforgeError(f"output folder {str(out)!r} {what}; continue a run with "
+                            f"`ganforge train --resume {out}` or choose another --out.")
 
 
 class Trainer:
     """Trains one recipe into `out_dir`; `resume=True` continues from the newest good checkpoint there."""
 
     def __init__(self, recipe: Recipe, out_dir: str | Path, resume: bool = False, progress: bool | None = None) -> None:
-        self.recipe = r = recipe
+        # A copy: `auto` settings are replaced by what they resolve to on this machine, so that
+        # config.yaml, the checkpoints and run.json record what the run actually used.
+        self.recipe = r = copy.deepcopy(recipe)
         self.out = Path(out_dir)
         self.resume = resume
         self.progress = r.train.progress if progress is None else progress
         t = r.train
-        if t.threads:
-            torch.set_num_threads(t.threads)
+        self.threads = configure_threads(t.threads)
         self.device = resolve_device(t.device)
         seed_everything(r.seed)
 
@@ -81,7 +81,19 @@ class Trainer:
         )
         self.shape = tuple(self.dataset.shape)
         self.is_image = len(self.shape) == 3
-        self.channels_last = t.channels_last and self.is_image and self.device.type != "mps"
+        prec = resolve_precision(t.precision, self.device, self.is_image)
+        mem_choice = resolve_channels_last(t.channels_last, self.device, str(prec.value), self.is_image)
+        device_why = "CUDA is available" if self.device.type == "cuda" else f"{self.device.type} (no CUDA device)"
+        # requested -> value, and why: printed once at start and recorded in run.json.
+        self.settings = {
+            "device": {"requested": t.device, "value": str(self.device),
+                       "reason": device_why if t.device == "auto" else "set explicitly"},
+            "precision": {"requested": t.precision, "value": prec.value, "reason": prec.reason},
+            "channels_last": {"requested": t.channels_last, "value": mem_choice.value, "reason": mem_choice.reason},
+            "threads": {"requested": t.threads or "auto", "value": self.threads.value, "reason": self.threads.reason},
+        }
+        t.precision, t.channels_last = str(prec.value), bool(mem_choice.value)
+        self.channels_last = bool(mem_choice.value)
 
         mem = torch.channels_last if self.channels_last else torch.contiguous_format
         self.game = build_game(r.game.name, r.loss.name, r.loss.args, r.game.n_critic, r.game.args, r.regularizers)
@@ -96,10 +108,17 @@ class Trainer:
             self.game.check_classes(self.dataset.num_classes)
         if self.latent.num_classes and int(r.game.args.get("pack", 1)) > 1:
             raise ConfigError("PacGAN packing (game.args.pack > 1) cannot be combined with model.conditional: true.")
-        self.G = build_generator(r.model.generator.name, self.latent.input_dim, self.shape, r.model.generator.args,
-                                 **model_extras(self.latent, "g"))
-        self.D = build_discriminator(r.model.discriminator.name, self.game.d_input_shape(self.shape),
-                                     r.model.discriminator.args, **model_extras(self.latent, "d"))
+        def make_g() -> nn.Module:
+            return build_generator(r.model.generator.name, self.latent.input_dim, self.shape, r.model.generator.args,
+                                   **model_extras(self.latent, "g"))
+
+        def make_d() -> nn.Module:
+            return build_discriminator(r.model.discriminator.name, self.game.d_input_shape(self.shape),
+                                       r.model.discriminator.args, **model_extras(self.latent, "d"))
+
+        check_fits(make_g, "generator", self.device)  # before allocating: an absurd size is an error, not a hang
+        check_fits(make_d, "discriminator", self.device)
+        self.G, self.D = make_g(), make_d()
         if r.model.spectral_norm in ("d", "both"):
             apply_spectral_norm(self.D)
         if r.model.spectral_norm in ("g", "both"):
@@ -128,7 +147,6 @@ class Trainer:
         n_fixed = 2500 if not self.is_image else t.n_samples
         # Fixed latents for sample grids; a conditional grid shows the classes in order, one per row.
         self.fixed = fixed_latents(self.latent, n_fixed, r.seed + 4242)
-        self.fixed_noise = self.fixed.z
 
         G_run, D_run = self.G, self.D
         if t.compile:
@@ -143,6 +161,12 @@ class Trainer:
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
         self.step = 0
         self.elapsed = 0.0  # training wall time summed over resumed segments
+        self._fresh_lrs = {"g": list(self.sched_g.base_lrs), "d": list(self.sched_d.base_lrs)}
+        self._last_ckpt_step = 0
+        self._lock: RunLock | None = None
+        self._resume_from: tuple[Path, dict[str, Any], list[tuple[Path, str]], dict[str, Any]] | None = None
+        self._stop_signal: str | None = None
+        self.record: RunRecord | None = None
 
     def _labelled_subset(self, n: int) -> Any:
         """A seeded, class-balanced subset of n labelled training samples (semi-supervised games)."""
@@ -263,22 +287,27 @@ class Trainer:
             paths.append(path)
         return paths
 
-    def _run_info(self, status: str) -> dict[str, Any]:
+    def _run_info(self) -> dict[str, Any]:
+        """The run's description for run.json (RunRecord adds the status)."""
         r = self.recipe
         return {
             "recipe": r.name,
             "description": r.description,
             "source": r.source,
-            "status": status,
             "steps": r.train.steps,
             "step": self.step,
+            "last_checkpoint_step": self._last_ckpt_step,
             "wall_time_s": round(self.elapsed, 2),
             "device": str(self.device),
             "precision": r.train.precision,
             "channels_last": self.channels_last,
             "compile": r.train.compile,
             "threads": torch.get_num_threads(),
+            # What each `auto` (or explicit) setting became on this machine, and why.
+            "settings": self.settings,
+            "hardware": self.hardware_info(),
             "seed": r.seed,
+            "pid": os.getpid(),
             "torch": torch.__version__,
             "ganforge": __version__,
             "python": platform.python_version(),
@@ -290,47 +319,180 @@ class Trainer:
             },
         }
 
+    def hardware_info(self) -> dict[str, Any]:
+        """The capabilities the `auto` settings were decided from."""
+        from . import hardware
+
+        info: dict[str, Any] = {"cpu_capability": hardware.cpu_capability(), "native_bf16": hardware.cpu_has_native_bf16()}
+        if self.device.type == "cuda":
+            info["gpu"] = torch.cuda.get_device_name(self.device)
+            info["cuda_bf16"] = torch.cuda.is_bf16_supported()
+        return info
+
+    def describe_settings(self) -> str:
+        """One line per setting, e.g. 'precision auto -> fp32: this CPU has no native bf16 (AVX2) ...'."""
+
+        def show(v: Any) -> str:
+            return str(v).lower() if isinstance(v, bool) else str(v)
+
+        return "\n".join(f"{k} {show(s['value'])} (set explicitly)" if s["reason"] == "set explicitly"
+                         else f"{k} {show(s['requested'])} -> {show(s['value'])}: {s['reason']}"
+                         for k, s in self.settings.items())
+
     # ------------------------------------------------------------------ loop
 
-    def _prepare_out(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
+    @classmethod
+    def start(cls, recipe: Recipe, out_dir: str | Path, progress: bool | None = None) -> "Trainer":
+        """A trainer for a new run in `out_dir`, which is locked and checked to be free before any data is loaded."""
+        out = Path(out_dir)
+        created = not out.exists()
+        lock = RunLock(out).acquire()
+        try:
+            _check_free(out)
+            trainer = cls(recipe, out, progress=progress)
+        except BaseException:
+            lock.release()
+            if created and {p.name for p in out.iterdir()} <= {LOCK_NAME}:
+                (out / LOCK_NAME).unlink(missing_ok=True)
+                out.rmdir()
+            raise
+        trainer._lock = lock
+        return trainer
+
+    @classmethod
+    def resume_run(cls, run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), steps: int | None = None,
+                   progress: bool | None = None) -> "Trainer":
+        """A trainer that continues `run_dir` from its newest loadable checkpoint; only safe fields may be overridden.
+
+        The run folder is locked first, and nothing in it changes unless a checkpoint loads and the
+        recipe checks pass (see training/resume.py).
+        """
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise GanforgeError(f"cannot resume {str(run_dir)!r}: there is no such run folder.")
+        lock = RunLock(run_dir).acquire()
+        try:
+            path, state, refused = find_resumable(run_dir / "checkpoints")
+            check_config_untouched(run_dir, RunRecord(run_dir).config_sha256, checkpoint_recipe(state))
+            recipe, changed = resume_recipe(state, list(overrides), steps, int(state["step"]))
+            trainer = cls(recipe, run_dir, resume=True, progress=progress)
+        except BaseException:
+            lock.release()
+            raise
+        trainer._lock = lock
+        trainer._resume_from = (path, state, refused, changed)
+        return trainer
+
+    def _open_run_folder(self) -> None:
+        """Under the lock: refuse a folder that holds something else, or restore the resumed state; write config.yaml."""
+        remove_stale_temp_files(self.out)
+        if not self.resume:
+            _check_free(self.out)
+        self.record = RunRecord(self.out)
+        if self.resume:
+            if self._resume_from is None:  # Trainer(recipe, out, resume=True) from Python
+                path, state, refused = find_resumable(self.out / "checkpoints")
+                diff = recipe_diff(checkpoint_recipe(state), self.recipe)
+                unsafe = [d for d in diff if not is_safe(d[0])]
+                if unsafe:
+                    raise ConfigError(f"cannot resume {str(self.out)!r} with a different recipe ({format_diff(unsafe)}): "
+                                      "the checkpoint's networks, data and game were built from its own recipe.")
+                self._resume_from = (path, state, refused, {k: n for k, _, n in diff})
+            path, state, refused, changed = self._resume_from
+            for bad, why in refused:
+                dest = move_aside(bad)
+                print(f"ganforge: checkpoint {bad.name} could not be read ({why}); moved to {dest}.", file=sys.stderr)
+            self.load_state_dict(state)
+            self._apply_changed_lrs(changed)
+            self._last_ckpt_step = self.step
+            fell_back = f" (falling back past {len(refused)} unreadable newer checkpoint(s))" if refused else ""
+            print(f"resuming {self.out} from {path.name} at step {self.step}{fell_back}", file=sys.stderr)
+            self.record.history.append({"from_step": self.step, "checkpoint": path.name, "overrides": changed,
+                                        "refused": {p.name: why for p, why in refused},
+                                        "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            self._truncate_log()
         (self.out / "samples").mkdir(exist_ok=True)
         (self.out / "checkpoints").mkdir(exist_ok=True)
-        if self.resume:
-            found = latest_good_checkpoint(self.out / "checkpoints")
-            if found is not None:
-                self.load_state_dict(found[1])
-            # Drop log lines written after the checkpoint so the resumed log has no duplicates.
-            log = self.out / "metrics.jsonl"
-            if log.exists():
-                keep = []
-                for line in log.read_text().splitlines():
-                    try:
-                        if json.loads(line)["step"] <= self.step:
-                            keep.append(line)
-                    except (ValueError, KeyError, TypeError):
-                        continue
-                atomic_write_bytes(log, lambda f: f.write(("\n".join(keep) + "\n" if keep else "").encode()))
-        (self.out / "config.yaml").write_text(dump_yaml(self.recipe))
+        header = "".join(f"# {line}\n" for line in self.describe_settings().splitlines())
+        text = "# settings resolved on this machine:\n" + header + dump_yaml(self.recipe)
+        atomic_write_bytes(self.out / "config.yaml", lambda f: f.write(text.encode()))
+        self.record.config_sha256 = config_sha256(text)
+
+    def _truncate_log(self) -> None:
+        """Drop log lines written after the checkpoint so the resumed log has no duplicates."""
+        log = self.out / "metrics.jsonl"
+        if not log.exists():
+            return
+        keep = []
+        for line in log.read_text().splitlines():
+            try:
+                if json.loads(line)["step"] <= self.step:
+                    keep.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue
+        atomic_write_bytes(log, lambda f: f.write(("\n".join(keep) + "\n" if keep else "").encode()))
+
+    def _apply_changed_lrs(self, changed: dict[str, Any]) -> None:
+        """Learning rates and schedules overridden on resume: the optimiser state restored the old ones."""
+        for net, opt, sched in (("g", self.opt_g, self.sched_g), ("d", self.opt_d, self.sched_d)):
+            if not any(k.startswith(f"optim.{net}.") for k in changed):
+                continue
+            sched.base_lrs = list(self._fresh_lrs[net])
+            for group, base, lam in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas):
+                group["initial_lr"] = base
+                group["lr"] = base * lam(sched.last_epoch)
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        """SIGINT and SIGTERM stop the run at the end of the current step, with a checkpoint; a second Ctrl-C stops at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self._stop_signal = signal.Signals(signum).name
+
+        return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def run(self) -> Path:
-        """Train to `train.steps`, writing samples, logs, checkpoints, weights and the report."""
+        """Train to `train.steps`, writing samples, logs, checkpoints, weights and the report (the folder is locked)."""
+        if self.progress:
+            print(self.describe_settings(), flush=True)
+        if not self.recipe.train.threads:  # an explicit thread count means the user has already split the cores
+            warn_if_cores_shared(self.device)
+        if self._lock is None:
+            self._lock = RunLock(self.out).acquire()
+        try:
+            self._open_run_folder()
+            handlers = self._install_signal_handlers()
+            try:
+                return self._train()
+            finally:
+                for sig, old in handlers.items():
+                    signal.signal(sig, old)
+        finally:
+            self._lock.release()
+            self._lock = None
+
+    def _train(self) -> Path:
         from torch.utils.tensorboard import SummaryWriter
         from tqdm import tqdm
 
         from ..report import write_report
 
         r, t = self.recipe, self.recipe.train
-        self._prepare_out()
         self.writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step + 1 if self.step else None)
-        write_json(self.out / "run.json", self._run_info("running"))
+        self.record.write("running", self._run_info())
         log_f = open(self.out / "metrics.jsonl", "a")
-        bar = tqdm(total=t.steps, initial=self.step, disable=not self.progress, dynamic_ncols=True, desc=r.name)
+        # A terminal gets a live bar; a log file gets a plain line every 30 s instead of carriage returns.
+        interactive = self.progress and sys.stderr.isatty()
+        bar = tqdm(total=t.steps, initial=self.step, disable=not interactive, dynamic_ncols=True, desc=r.name)
+        plain_every, plain_mark = 30.0, -1e9
         sums: dict[str, Tensor] = {}
         n_logged, t_mark = 0, time.perf_counter()
         real_per_step = t.batch_size * r.game.n_critic * int(r.game.args.get("pack", 1))
         try:
-            while self.step < t.steps:
+            while self.step < t.steps and self._stop_signal is None:
                 stats = self.game.step(self.ctx)
                 self.sched_g.step()
                 self.sched_d.step()
@@ -360,6 +522,11 @@ class Trainer:
                         if k not in ("step", "epoch", "time"):
                             self.writer.add_scalar(f"train/{k}", v, self.step)
                     bar.set_postfix(d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", ips=f"{rec['images_per_s']:.0f}")
+                    if self.progress and not interactive and (now - plain_mark >= plain_every or last):
+                        plain_mark = now
+                        print(f"{r.name}: step {self.step}/{t.steps}, d_loss {rec['d_loss']:.3f}, g_loss "
+                              f"{rec['g_loss']:.3f}, {rec['images_per_s']:.0f} img/s", file=sys.stderr, flush=True)
+                    self.record.heartbeat(self._run_info())
                     sums, n_logged = {}, 0
                     t_mark = time.perf_counter()
                 if self.step % t.sample_every == 0 or last:
@@ -368,18 +535,24 @@ class Trainer:
                     # Before the regular checkpoint, so that it records the updated best.
                     self._maybe_save_best(self.run_eval(log_f))
                 if self.step % t.checkpoint_every == 0 or last:
-                    if sums:  # steps since the last log line must be finite too
-                        self._check_finite({k: float(v) for k, v in sums.items()})
-                    save_checkpoint(self.state_dict(), self.out / "checkpoints", self.step, t.keep_checkpoints)
+                    self._checkpoint(sums)
             bar.close()
+            if self._stop_signal is not None:
+                return self._stop(sums)
             self.save_samples("final")
             if self.ema is not None:
                 self.save_samples("final_ema", use_ema=True)
             self._export_generator()
-            write_json(self.out / "run.json", self._run_info("finished"))
+            self.record.write("finished", self._run_info())
+        except RunInterrupted:
+            raise
+        except KeyboardInterrupt:
+            bar.close()
+            self._record_quietly("interrupted", signal="SIGINT")
+            raise
         except BaseException as e:
             bar.close()
-            write_json(self.out / "run.json", self._run_info("failed" if isinstance(e, TrainingError) else "interrupted"))
+            self._record_quietly("failed", error=f"{type(e).__name__}: {e}")
             raise
         finally:
             log_f.close()
@@ -387,8 +560,33 @@ class Trainer:
             try:
                 write_report(self.out)
             except Exception as e:  # a report problem must never hide the training outcome
-                print(f"warning: could not write the report: {e}")
+                print(f"ganforge: warning: could not write the report: {e}", file=sys.stderr)
         return self.out
+
+    def _checkpoint(self, sums: dict[str, Tensor]) -> None:
+        if sums:  # steps since the last log line must be finite too
+            self._check_finite({k: float(v) for k, v in sums.items()})
+        save_checkpoint(self.state_dict(), self.out / "checkpoints", self.step, self.recipe.train.keep_checkpoints)
+        self._last_ckpt_step = self.step
+        self.record.heartbeat(self._run_info(), force=True)
+
+    def _stop(self, sums: dict[str, Tensor]) -> Path:
+        """After SIGINT/SIGTERM: checkpoint the finished step (if finite and new), record `interrupted`, raise."""
+        sig = self._stop_signal or "SIGINT"
+        if self.step > self._last_ckpt_step:
+            try:
+                self._checkpoint(sums)
+            except TrainingError as e:
+                print(f"ganforge: no checkpoint at the interruption: {e}", file=sys.stderr)
+        self.record.write("interrupted", self._run_info(), signal=sig)
+        raise RunInterrupted(sig, self.step, self._last_ckpt_step, self.out)
+
+    def _record_quietly(self, status: str, **extra: Any) -> None:
+        """Record a final status without letting a second failure (a full disk) hide the first."""
+        try:
+            self.record.write(status, self._run_info(), **extra)
+        except OSError as e:
+            print(f"ganforge: warning: could not update run.json ({e.strerror or e})", file=sys.stderr)
 
     # ------------------------------------------------------------------ evaluation
 
