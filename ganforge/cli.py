@@ -95,6 +95,12 @@ def _device(name: str):
     return resolve_device(name)
 
 
+def _check_seed(seed: int) -> None:
+    """--seed of sample and eval: what torch's generators take (the same range as a recipe's seed)."""
+    if not 0 <= seed < 2**63:
+        raise GanforgeError(f"--seed must be between 0 and 2**63 - 1, got {seed}.")
+
+
 def _check_output_file(path: Path, option: str, example: str) -> None:
     """A path the command will write a file to: not an existing folder, and its parent is not a file."""
     if path.is_dir():
@@ -123,6 +129,28 @@ def _write_jpeg(path: Path, write_png) -> None:  # noqa: ANN001 - write_png(path
         for f in (tmp, tmp + ".jpg"):
             if os.path.exists(f):
                 os.unlink(f)
+
+
+def cmd_export(ns: argparse.Namespace) -> int:
+    from .config import DataConfig
+    from .data import load_data
+    import torch
+
+    from .plots import save_images
+
+    out = Path(ns.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GanforgeError(f"--out {str(out)!r} exists and is not an empty folder; choose a new folder.")
+    ds = load_data(DataConfig(name=ns.dataset, base=ns.base, image_size=ns.image_size, fit=ns.fit, split=ns.split,
+                              download=ns.download))
+    if ds.kind != "image":
+        raise GanforgeError(f"dataset {ns.dataset!r} holds points, not images; nothing to export as PNG files.")
+    n = min(ns.n or len(ds), len(ds))
+    # Shuffled, so that the folder's first files (what a reader samples first) are not one class.
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(ns.seed))[:n]
+    paths = save_images(ds.get(idx)[0], out)
+    print(f"wrote {len(paths)} PNG images of {ds.name} ({ns.split} split) to {out}")
+    return 0
 
 
 def cmd_status(ns: argparse.Namespace) -> int:
@@ -164,6 +192,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
         raise GanforgeError(f"--n must be at least 1, got {ns.n}.")
     if ns.nrow is not None and ns.nrow < 1:
         raise GanforgeError(f"--nrow (images per grid row) must be at least 1, got {ns.nrow}.")
+    _check_seed(ns.seed)
     check_truncation(ns.truncation, "--truncation")
     out = Path(ns.out)
     _check_output_file(out, "--out", "samples.png")
@@ -242,16 +271,19 @@ EVAL_DEFAULT_N = 10_000
 def cmd_eval(ns: argparse.Namespace) -> int:
     import json
 
-    from .data import load_dataset
+    import dataclasses
+
+    from .config import DataConfig
+    from .data import load_data, load_dataset
     from .latent import check_truncation
     from .metrics.evaluate import (DEFAULT_IMAGE_METRICS, Evaluator, dataset_batches, format_table, generator_batches,
                                    parse_metrics)
 
-    def load(name: str, split: str, image_size: int | None, fit: str, channels: int | None = None):
-        return load_dataset(name, split=split, image_size=image_size, fit=fit, channels=channels, download=ns.download)
+    def load(split: str):
+        return load_data(dcfg, split=split)
 
     def has_test_split(name: str) -> bool:
-        return name in ("digits", "mnist", "fashion_mnist", "cifar10")
+        return name in ("digits", "mnist", "fashion_mnist", "cifar10", "stacked")
 
     # Options first: a mistake must not cost the minutes of computing reference statistics.
     if (ns.target is None) == (ns.reference is None):
@@ -262,6 +294,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
         raise GanforgeError(f"--n must be at least 2 (the metrics compare sample statistics), got {n_wanted}.")
     if ns.batch < 1:
         raise GanforgeError(f"--batch must be at least 1, got {ns.batch}.")
+    _check_seed(ns.seed)
     check_truncation(ns.truncation, "--truncation")
     if ns.json:
         _check_output_file(Path(ns.json), "--json", "eval.json")
@@ -270,9 +303,10 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     device = _device(ns.device)
     G = None
     if ns.reference:
-        data_name, image_size, fit, channels = ns.reference, ns.image_size, ns.fit, None
-        if not has_test_split(data_name):
-            raise GanforgeError(f"--reference needs a dataset with a test split (digits, mnist, fashion_mnist, cifar10), not {data_name!r}.")
+        dcfg = DataConfig(name=ns.reference, base=ns.base, image_size=ns.image_size, fit=ns.fit, download=ns.download)
+        if not has_test_split(ns.reference):
+            raise GanforgeError(f"--reference needs a dataset with a test split (digits, mnist, fashion_mnist, cifar10, "
+                                f"stacked), not {ns.reference!r}.")
     elif not Path(ns.target).exists():
         raise GanforgeError(f"TARGET {ns.target!r} does not exist: give a run folder, a .pt checkpoint, a .safetensors "
                             "file or a folder of images.")
@@ -281,12 +315,13 @@ def cmd_eval(ns: argparse.Namespace) -> int:
 
         G, recipe, shape = load_generator(ns.target, use_ema=not ns.no_ema)
         G = G.to(device)
-        d = recipe.data
-        data_name, image_size, fit, channels = d.name, d.image_size, d.fit, d.channels
+        dcfg = dataclasses.replace(recipe.data, download=recipe.data.download and ns.download, split="train",
+                                   limit=None, labels=False)
     else:
         if not ns.data:
             raise GanforgeError("evaluating a folder of images needs --data DATASET to compare with (e.g. --data fashion_mnist).")
-        data_name, image_size, fit, channels = ns.data, ns.image_size, ns.fit, None
+        dcfg = DataConfig(name=ns.data, base=ns.base, image_size=ns.image_size, fit=ns.fit, download=ns.download)
+    data_name = dcfg.name
     if ns.truncation is not None and G is None:
         raise GanforgeError("--truncation applies to the noise of a generator; TARGET here is not a generator "
                             "(a run folder, checkpoint or .safetensors file).")
@@ -296,16 +331,18 @@ def cmd_eval(ns: argparse.Namespace) -> int:
         raise GanforgeError(f"metric 'cond_acc' (conditional accuracy) needs a class-conditional generator "
                             f"(model.conditional: true), but {what}; leave cond_acc out of --metrics.")
 
-    train = load(data_name, "train", image_size, fit, channels)
+    train = load("train")
     points = train.kind == "points"
     metrics = ns.metrics or ("modes" if points else ",".join(DEFAULT_IMAGE_METRICS))
+    if not ns.metrics and train.name.startswith("stacked_"):
+        metrics += ",modes"  # modes of 1,000 (channel classes), KL to uniform, high-quality share
     if not ns.metrics and conditional:
         metrics += ",cond_acc"  # a conditional generator: does each sample show its class?
-    heldout = load(data_name, "test", image_size, fit, channels) if "memorisation" in metrics and has_test_split(data_name) else None
+    heldout = load("test") if "memorisation" in metrics and has_test_split(data_name) else None
     imgs = test = None
     n = n_wanted
     if ns.reference:
-        test = load(data_name, "test", image_size, fit, channels)
+        test = load("test")
         n = min(n_wanted, len(test))
         if n_given and n < n_wanted:
             warnings.warn(f"--n {n_wanted} asks for more images than the {n} of the {data_name} test split; "
@@ -383,7 +420,18 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         print((Path(out) / "fashion.md").read_text())
         print(f"results: {Path(out) / 'fashion.json'} (wall time {res['wall_time_s']:.0f} s); pictures in {Path(out) / 'plots'}")
         return 0
-    raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed, eval-memory, toy, fashion.")
+    if ns.which == "stacked":
+        from .benchmarks.stacked import run_stacked_bench
+
+        rows = [r.strip() for r in ns.recipes.split(",") if r.strip()] if ns.recipes else None
+        out = ns.out or ("bench/results/stacked_quick" if ns.quick else "bench/results/stacked")
+        res = run_stacked_bench(out, quick=ns.quick, rows=rows, seeds=ns.seeds, steps=ns.bench_steps,
+                                eval_n=ns.eval_n, workers=ns.workers)
+        print((Path(out) / "stacked.md").read_text())
+        print(f"results: {Path(out) / 'stacked.json'} ({res['info']['cells_run']} cells run now, "
+              f"{res['info']['wall_time_s']:.0f} s); sample grids in {Path(out) / 'plots'}")
+        return 0
+    raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed, eval-memory, toy, fashion, stacked.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -407,6 +455,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N (train.device)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(fn=cmd_train)
+
+    x = sub.add_parser("export", help="write a dataset as a folder of PNG images (e.g. to test the folder recipes)")
+    x.add_argument("dataset", help="a dataset name: digits, fashion_mnist, stacked, ...")
+    x.add_argument("--out", required=True, help="a new folder for the images")
+    x.add_argument("--base", help="stacked: the base dataset (fashion_mnist or digits)")
+    x.add_argument("--split", default="train", help="train (default) or test")
+    x.add_argument("--image-size", type=int, default=None, help="image size (default: the dataset's)")
+    x.add_argument("--fit", default="resize", help="resize (default) or pad")
+    x.add_argument("--n", type=int, default=None, help="at most this many images (default: all)")
+    x.add_argument("--seed", type=int, default=0, help="seed of the shuffled order (default 0)")
+    x.add_argument("--no-download", dest="download", action="store_false", help="never download datasets")
+    x.set_defaults(fn=cmd_export)
 
     st = sub.add_parser("status", help="say whether runs are running, finished, failed, interrupted or stale")
     st.add_argument("runs", nargs="*", metavar="RUN", help="run folders (default: every folder under runs/)")
@@ -447,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="write every number and its protocol to this JSON file")
     e.add_argument("--extractor", default="auto", help="auto (domain classifier when one exists, else inception), inception, digits, fashion")
     e.add_argument("--data", help="reference dataset for a folder of images")
+    e.add_argument("--base", help="with --reference/--data stacked: the stacked base, fashion_mnist or digits")
     e.add_argument("--image-size", type=int, default=32, help="image size for --reference / --data (default 32)")
     e.add_argument("--fit", default="resize", help="resize or pad for --reference / --data (default resize)")
     e.add_argument("--seed", type=int, default=0)
@@ -458,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_eval)
 
     b = sub.add_parser("bench", help="run a benchmark and write its results")
-    b.add_argument("which", choices=["speed", "eval-memory", "toy", "fashion"],
+    b.add_argument("which", choices=["speed", "eval-memory", "toy", "fashion", "stacked"],
                    help="speed: DCGAN training throughput, fp32/NCHW vs fastest; eval-memory: peak memory of eval vs n; "
                    "toy: every stabilisation recipe on the 2-D ring and grid (mode collapse); "
                    "fashion: the paper architectures and games on Fashion-MNIST under one budget")
@@ -471,7 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--images", type=int, help="fashion: generator images per row (default 96000 = 1500 steps of 64; "
                    "3200 with --quick)")
     b.add_argument("--eval-n", type=int, help="fashion: samples scored per row (default 10000; 1000 with --quick)")
-    b.add_argument("--seeds", type=int, help="toy: seeds per cell (default 3; 1 with --quick)")
+    b.add_argument("--seeds", type=int, help="toy, stacked: seeds per cell (default 3; 1 with --quick)")
+    b.add_argument("--bench-steps", type=int, help="stacked: generator steps per run (default 4000; 30 with --quick)")
     b.add_argument("--toy-steps", type=int, help="toy: generator steps of each zoo run (default 1000; 150 with --quick)")
     b.add_argument("--workers", type=int, help="toy: parallel runs (default: 2, one thread each)")
     b.add_argument("--no-showcase", action="store_true", help="toy: skip the showcase recipe (toy-best) at its own length")
@@ -485,6 +547,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="auto", help="speed: auto (CUDA when available), cpu, cuda or cuda:N")
     b.set_defaults(fn=cmd_bench)
     return p
+
+
+def _out_of_memory(e: BaseException) -> str | None:
+    """A one-paragraph message when `e` is a failed allocation (CPU or GPU), else None."""
+    import re
+
+    text = str(e)
+    if not (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in text or "out of memory" in text.lower()):
+        return None
+    asked = re.search(r"tried to allocate ([0-9.]+) ?(bytes|[KMGT]i?B)", text)
+    size = ""
+    if asked:
+        n, unit = float(asked.group(1)), asked.group(2)
+        size = f" ({n / 2**30:.1f} GiB at once)" if unit == "bytes" else f" ({n:g} {unit} at once)"
+    return (f"out of memory{size}. Ask for less: train.batch_size, data.image_size, train.n_samples, model.z_dim or "
+            "the network's width when training; --n or --batch for sample and eval.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -518,6 +597,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = " Free some space; runs keep their last good checkpoint, so continue with --resume." \
             if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
         print(f"ganforge: error: {e.strerror or e}{where}.{hint}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as e:
+        message = _out_of_memory(e)
+        if message is None:
+            raise
+        print(f"ganforge: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if ns.command == "train":

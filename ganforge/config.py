@@ -35,6 +35,7 @@ class DataConfig:
     """Which data to train on (see ganforge.data.load_dataset for each field)."""
 
     name: str = "digits"
+    base: str | None = None  # data 'stacked': the grey dataset stacked three times (fashion_mnist | digits)
     path: str | None = None
     root: str | None = None
     image_size: int | None = None
@@ -177,6 +178,8 @@ class Recipe:
 
 MAX_Z_DIM = 65_536  # larger latents are a typo; the first layer alone would need gigabytes
 MAX_IMAGE_SIZE = 4096
+MAX_THREADS = 1024  # OpenMP allocates per-thread state up front: a huge count aborts the process (libgomp out of memory)
+MAX_N_POINTS = 100_000_000  # synthetic 2-D mixtures: 10^8 points are 1.6 GB; torch cannot even index 2^63
 
 CHOICES: dict[str, tuple[Any, ...]] = {
     "train.precision": ("auto", "fp32", "bf16", "fp16"),
@@ -401,13 +404,21 @@ def recipe_path(name_or_path: str) -> Path:
     raise ConfigError(choices_message("recipe", name_or_path, list_recipes()))
 
 
+def yaml_problem(e: BaseException) -> str:
+    """A YAML error on one line ('line 3, column 7: ...'); PyYAML's own text spans lines and echoes the source."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    what = "; ".join(str(x) for x in (getattr(e, "context", None), getattr(e, "problem", None)) if x)
+    return where + " ".join((what or str(e) or type(e).__name__).split())
+
+
 def load_raw(name_or_path: str) -> dict[str, Any]:
     """The recipe's YAML as a dict (not yet validated)."""
     path = recipe_path(name_or_path)
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError(f"recipe {str(path)!r} is not valid YAML: {e}") from None
+        raise ConfigError(f"recipe {str(path)!r} is not valid YAML: {yaml_problem(e)}.") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -447,12 +458,13 @@ def validate(r: Recipe) -> None:
         raise ConfigError(f"data.image_size must be between 4 and {MAX_IMAGE_SIZE} pixels, got {r.data.image_size}.")
     if r.data.channels is not None and r.data.channels not in (1, 3):
         raise ConfigError(f"data.channels must be 1 (grey) or 3 (RGB), got {r.data.channels}.")
-    if t.threads is not None and t.threads < 1:
-        raise ConfigError(f"train.threads must be at least 1 (or null: use the available cores), got {t.threads}.")
+    if t.threads is not None and not 1 <= t.threads <= MAX_THREADS:
+        raise ConfigError(f"train.threads must be between 1 and {MAX_THREADS} (or null: use the available cores), "
+                          f"got {t.threads}.")
     if r.data.limit is not None and r.data.limit < 1:
         raise ConfigError(f"data.limit must be at least 1 (or null: all samples), got {r.data.limit}.")
-    if r.data.n_points < 1:
-        raise ConfigError(f"data.n_points must be at least 1, got {r.data.n_points}.")
+    if not 1 <= r.data.n_points <= MAX_N_POINTS:
+        raise ConfigError(f"data.n_points must be between 1 and {MAX_N_POINTS:,}, got {r.data.n_points}.")
     if r.eval.every < 0 or r.eval.n < 2:
         raise ConfigError(f"eval.every must be >= 0 and eval.n >= 2, got {r.eval.every} and {r.eval.n}.")
     if r.eval.every:
@@ -462,5 +474,12 @@ def validate(r: Recipe) -> None:
     if not 0.0 <= t.ema.decay < 1.0:
         raise ConfigError(f"train.ema.decay must be in [0, 1), got {t.ema.decay}.")
     for net in ("g", "d"):
-        if getattr(r.optim, net).lr <= 0:
-            raise ConfigError(f"optim.{net}.lr must be positive, got {getattr(r.optim, net).lr}.")
+        o = getattr(r.optim, net)
+        if o.lr <= 0:
+            raise ConfigError(f"optim.{net}.lr must be positive, got {o.lr}.")
+        # What torch's optimisers would refuse with a ValueError (a traceback) once the networks are built.
+        if not all(0.0 <= b < 1.0 for b in o.betas):
+            raise ConfigError(f"optim.{net}.betas must both be in [0, 1), got {list(o.betas)}.")
+        for key in ("eps", "weight_decay", "momentum", "alpha", "warmup"):
+            if getattr(o, key) < 0:
+                raise ConfigError(f"optim.{net}.{key} must be at least 0, got {getattr(o, key)}.")

@@ -107,9 +107,14 @@ def _from_checkpoint(state: dict, use_ema: bool, src: Path | str = "checkpoint")
     if not isinstance(state, dict) or not {"config", "shape", "G"} <= set(state):
         raise GanforgeError(f"{str(src)!r} is not a ganforge checkpoint (it holds no config, shape and generator "
                             "weights).")
-    recipe = _recipe_from_text(state["config"])
-    shape = tuple(state["shape"])
-    G = _build(recipe, shape, state.get("latent"))
+    try:
+        recipe = _recipe_from_text(state["config"])
+        shape = tuple(state["shape"])
+        G = _build(recipe, shape, state.get("latent"))
+    except GanforgeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a checkpoint that unpickles safely but holds a damaged config/shape/latent
+        raise GanforgeError(f"{str(src)!r} has a damaged ganforge config, shape or latent ({_one_line(e)[:300]}).") from None
     if use_ema and state.get("ema") is not None:
         # AveragedModel keeps the wrapped network under "module." plus its own counter.
         _load_weights(G, {k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")}, src)

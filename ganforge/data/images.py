@@ -493,7 +493,8 @@ def load_folder(
     if skipped:
         shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
         msg = f"skipped {len(skipped)} of {tried} files under {path} that could not be read: {shown}"
-        logger.warning(msg)
+        # One warning, not also a log record: with no logging configured (the CLI), Python's last-resort
+        # handler printed it a second time on stderr, without the `ganforge: warning:` prefix.
         warnings.warn(msg, UserWarning, stacklevel=2)
     if not kept:
         raise DataError(f"none of the {tried} image files under {path!r} could be read (e.g. {skipped[0]!r})")

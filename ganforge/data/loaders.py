@@ -134,6 +134,33 @@ def folder(
     return load_folder(path=path, image_size=image_size, channels=channels, fit=fit, labels=labels, limit=limit)
 
 
+@DATASETS.register("stacked")
+def stacked(
+    *,
+    base: str | None = None,
+    root: str | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    fit: str = "resize",
+    split: str = "train",
+    download: bool = True,
+) -> ArrayDataset:
+    """Three independent `base` images (fashion_mnist or digits) as RGB channels: 1,000 modes (stacked MNIST)."""
+    from .stacked import BASES, CHANNELS, stack_images
+
+    if base not in BASES:
+        raise ConfigError(choices_message("base for data 'stacked' (data.base):", str(base), BASES))
+    if channels not in (None, CHANNELS):
+        raise ConfigError(f"a stacked dataset has {CHANNELS} channels (one base image each), not {channels}.")
+    opts: dict[str, Any] = {"image_size": image_size or 32, "fit": fit, "split": split}
+    if base != "digits":
+        opts.update(root=root, download=download)
+    grey = DATASETS.get(base)(**opts)
+    # A fixed draw (not the run's seed), so every run and every evaluation sees the same dataset; train and
+    # test are independent draws, each as large as its base split so that an epoch keeps its meaning.
+    return stack_images(grey, len(grey), seed=SPLITS.index(split))
+
+
 def _positive_int(what: str, value: Any, allow_none: bool = True) -> None:
     if value is None and allow_none:
         return
@@ -155,8 +182,9 @@ def load_dataset(
     download: bool = True,
     seed: int = 0,
     limit: int | None = None,
+    base: str | None = None,
 ) -> ArrayDataset:
-    """Load the registered dataset `name`; options a dataset does not use are ignored, except path and split."""
+    """Load the registered dataset `name`; options a dataset does not use are ignored, except path, base and split."""
     loader = DATASETS.get(name)
     if split not in SPLITS:
         raise ConfigError(choices_message("split", split, SPLITS))
@@ -176,6 +204,8 @@ def load_dataset(
     if "path" not in params and path is not None:
         takes = ", ".join(sorted(_PATH_HELP))
         raise ConfigError(f"dataset {name!r} does not read a path (got {os.fspath(path)!r}); only {takes} take one")
+    if "base" not in params and base is not None:
+        raise ConfigError(f"dataset {name!r} takes no base (got {base!r}); only 'stacked' is built on another dataset.")
     if "split" not in params and split != "train":
         raise ConfigError(f"dataset {name!r} has only a 'train' split, so split={split!r} is not available")
 
@@ -191,6 +221,7 @@ def load_dataset(
         "download": bool(download),
         "seed": seed,
         "limit": limit,
+        "base": base,
     }
     ds = loader(**{k: v for k, v in options.items() if k in params})
     if limit is not None:
@@ -208,3 +239,10 @@ def load_dataset(
         }
     )
     return ds
+
+
+def load_data(cfg: Any, seed: int = 0, split: str | None = None) -> ArrayDataset:
+    """`load_dataset` from a recipe's DataConfig (its split unless `split` is given)."""
+    return load_dataset(cfg.name, path=cfg.path, root=cfg.root, image_size=cfg.image_size, channels=cfg.channels,
+                        labels=cfg.labels, split=split or cfg.split, fit=cfg.fit, n_points=cfg.n_points,
+                        download=cfg.download, seed=seed, limit=cfg.limit, base=cfg.base)

@@ -81,8 +81,8 @@ def load_points(path: str) -> ArrayDataset:
                         "with numpy.save(path, points) from an (N, D) array of numbers)")
     try:
         arr = np.load(full, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        reason = " ".join(str(exc).split())
+    except Exception as exc:  # noqa: BLE001 - a damaged header raises SyntaxError, TokenError, BadZipFile, ...
+        reason = " ".join(str(exc).split()) or type(exc).__name__
         if "pickle" in reason.lower():
             reason = "it holds Python objects rather than numbers"
         raise DataError(f"points file {path!r} is not a valid .npy array ({reason}); expected an (N, D) array of "

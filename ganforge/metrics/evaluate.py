@@ -28,6 +28,7 @@ from .memorisation import memorisation
 from .modes import mixture_mode_metrics
 from .msssim import ms_ssim_diversity, ms_ssim_protocol
 from .precision_recall import precision_recall
+from .stacked import ChannelExtractor, StackedModes
 from .stats import StreamingMoments
 from .swd import sliced_wasserstein
 
@@ -42,13 +43,16 @@ METRICS: dict[str, str] = {
     "memorisation": "features",
     "swd": "images",
     "msssim": "images",
-    "modes": "points",
+    "modes": "modes",  # 2-D mixtures (nearest centre) or stacked images (per-channel classifier)
 }
 DEFAULT_IMAGE_METRICS = ("fd", "is", "kid", "pr", "coverage")
 # Which domain classifier measures which dataset; anything else falls back to Inception.
 DOMAIN_EXTRACTOR = {"digits": "digits", "fashion_mnist": "fashion"}
 
 
+# Metrics that compare with the real data's statistics (the others read only the samples).
+NEEDS_REFERENCE = ("fd", "kid", "pr", "memorisation", "swd", "msssim")
+MODES_ONLY = "the 'modes' metric applies to the 2-D mixtures ring and grid and to stacked data only."
 _HIGHER_BETTER = ("is_", "inception", "precision", "recall", "coverage", "cond_acc", "modes", "high_quality")
 
 
@@ -119,6 +123,7 @@ class FeatureStats:
     features: list[Tensor] = field(default_factory=list)
     images: list[Tensor] = field(default_factory=list)
     pred_counts: Tensor | None = None
+    stacked: StackedModes | None = None
     labels_correct: int = 0
     labels_seen: int = 0
     n: int = 0
@@ -144,8 +149,10 @@ def accumulate(
     """Run image batches through `extractor`, keeping moments, IS sums, class counts and capped subsets."""
     dim = extractor.feature_dim if extractor is not None else 1
     k = extractor.num_classes if extractor is not None else 0
-    st = FeatureStats(StreamingMoments(dim), StreamingIS(n_expected, k, is_splits) if k else None)
+    per_image = getattr(extractor, "channels_per_image", 1)  # stacked data: one feature row per channel
+    st = FeatureStats(StreamingMoments(dim), StreamingIS(n_expected * per_image, k, is_splits) if k else None)
     st.pred_counts = torch.zeros(k, dtype=torch.long) if k else None
+    st.stacked = StackedModes(k) if per_image > 1 else None
     for images, labels in batches:
         images = images.float()
         if st.images_stored < image_max:
@@ -160,11 +167,13 @@ def accumulate(
                 keep_f = f[: store_max - st.stored]
                 st.features.append(keep_f)
                 st.stored += len(keep_f)
+            if st.stacked is not None:
+                st.stacked.update(logits)
             if k:
                 st.inception.update(logits)
                 pred = logits.argmax(1)
                 st.pred_counts += torch.bincount(pred, minlength=k)
-                if labels is not None:
+                if labels is not None and per_image == 1:  # stacked labels are modes, not channel classes
                     st.labels_correct += int((pred == labels.cpu()).sum())
                     st.labels_seen += len(labels)
         st.n += len(images)
@@ -300,10 +309,15 @@ def compute_metrics(
         elif m == "msssim":
             _need("msssim", fake.images_stored, 2, "generated")
             out["msssim"] = ms_ssim_diversity(fake.stacked_images(), seed=seed)
+            if ref.stats.images_stored >= 2:  # the data's own diversity: samples far above it have collapsed
+                out["msssim_real"] = ms_ssim_diversity(ref.stats.stacked_images(), seed=seed)
         elif m == "modes":
-            if mixture is None or fake_points is None:
-                raise ConfigError("the 'modes' metric applies to the 2-D mixtures ring and grid only.")
-            res = mixture_mode_metrics(fake_points, mixture[0], mixture[1])
+            if fake.stacked is not None:
+                res = fake.stacked.result()
+            elif mixture is None or fake_points is None:
+                raise ConfigError(MODES_ONLY)
+            else:
+                res = mixture_mode_metrics(fake_points, mixture[0], mixture[1])
             out["modes"], out["high_quality"], out["kl_modes"] = float(res["modes"]), res["high_quality"], res["kl"]
     return out
 
@@ -371,12 +385,13 @@ class Evaluator:
         self.dataset = dataset
         self.metrics = parse_metrics(metrics)
         self.points = dataset.kind == "points"
+        self.stacked_base = dataset.info.get("base") if dataset.name.startswith("stacked_") else None
         if self.points:
             bad = [m for m in self.metrics if m != "modes"]
             if bad:
                 raise ConfigError(f"metrics {', '.join(bad)} need images; for 2-D point data use 'modes'.")
-        elif "modes" in self.metrics:
-            raise ConfigError("the 'modes' metric applies to the 2-D mixtures ring and grid only.")
+        elif "modes" in self.metrics and not self.stacked_base:
+            raise ConfigError(MODES_ONLY)
         if self.points and dataset.name not in ("ring", "grid"):
             raise ConfigError("the 'modes' metric needs known mixture centres: data 'ring' or 'grid'.")
         if n < 2:
@@ -388,14 +403,18 @@ class Evaluator:
         self.n, self.seed, self.batch_size = n, seed, batch_size
         self.store_max, self.image_max = store_max, image_max
         self.kid_subsets, self.kid_subset_size, self.pr_k = kid_subsets, kid_subset_size, pr_k
-        needs_features = any(METRICS[m] == "features" for m in self.metrics)
+        needs_features = any(METRICS[m] == "features" for m in self.metrics) or \
+            (self.stacked_base is not None and "modes" in self.metrics)
         self.extractor_name = None
         self.extractor = None
         if needs_features:
             from .extractors import get_extractor
 
-            self.extractor_name = default_extractor(dataset.name) if extractor == "auto" else extractor
+            base_name = self.stacked_base or dataset.name
+            self.extractor_name = default_extractor(base_name) if extractor == "auto" else extractor
             self.extractor = get_extractor(self.extractor_name, device=device)
+            if self.stacked_base:  # every channel is one image of the base dataset
+                self.extractor = ChannelExtractor(self.extractor)
         if self.points:
             self.image_max = n  # the points themselves are the "images" the mode metric needs
         elif not any(METRICS[m] == "images" for m in self.metrics):
@@ -410,12 +429,21 @@ class Evaluator:
         if self._ref is None:
             heldout = self.heldout if "memorisation" in self.metrics else None
             img_max = self.image_max if any(METRICS[m] == "images" for m in self.metrics) else 0
-            self._ref = reference_stats(self.dataset, self.extractor, self.store_max, img_max, heldout, self.batch_size)
+            data = self.dataset
+            if data.name == "folder":
+                # A folder is read in path order, usually class by class; the capped subsets (KID, PR, MS-SSIM)
+                # must not all come from the first classes, so they are drawn in a seeded random order.
+                data = data.subset(torch.randperm(len(data), generator=torch.Generator().manual_seed(self.seed)))
+            self._ref = reference_stats(data, self.extractor, self.store_max, img_max, heldout, self.batch_size)
         return self._ref
 
     def evaluate(self, batches: Iterable[tuple[Tensor, Tensor | None]], n: int, source: str) -> dict[str, Any]:
         """{'metrics': numbers, 'protocol': how they were computed} for `n` samples from `batches`."""
-        ref = self.reference
+        if any(m in NEEDS_REFERENCE for m in self.metrics):
+            ref = self.reference
+        else:  # IS, coverage, modes, ...: the real data's statistics are not needed, so not computed
+            ref = Reference(self.dataset.name, dict(getattr(self.dataset, "info", {})),
+                            FeatureStats(StreamingMoments(1), None))
         fake = accumulate(batches, self.extractor, n, self.store_max, self.image_max)
         mixture = None
         points = None

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..nn import activation, init_dcgan_, normalization
+from ..nn import MinibatchStdDev, activation, init_dcgan_, normalization
 from .registry import DISCRIMINATORS, GENERATORS
 
 
@@ -99,11 +99,14 @@ class DCGANDiscriminator(nn.Module):
         dropout: float = 0.0,
         num_classes: int = 0,
         cond: str = "concat",
+        mbstd_group: int = 0,
     ) -> None:
         super().__init__()
         c, n = _levels(shape)
         if cond not in CONDITIONING:
             raise ConfigError(f"dcgan discriminator cond {cond!r} is not one of: {', '.join(CONDITIONING)}")
+        if mbstd_group == 1 or mbstd_group < 0:
+            raise ConfigError(f"dcgan discriminator mbstd_group must be 0 (off) or at least 2, got {mbstd_group}")
         self.num_classes = num_classes
         self.cond = cond if num_classes else "none"
         chans = [min(width * 2**i, max_width) for i in range(n)]
@@ -115,7 +118,9 @@ class DCGANDiscriminator(nn.Module):
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
         self.body = nn.Sequential(*layers)
-        self.head = nn.Conv2d(chans[-1], 1, 4, 1, 0)
+        # Minibatch stddev before the 4x4 head (Karras et al. 2018, Sec. 3): one extra feature map.
+        self.mbstd = MinibatchStdDev(mbstd_group) if mbstd_group else None
+        self.head = nn.Conv2d(chans[-1] + (1 if self.mbstd is not None else 0), 1, 4, 1, 0)
         if self.cond == "projection":
             self.embed = nn.Embedding(num_classes, chans[-1])
         if self.cond == "acgan":
@@ -134,9 +139,12 @@ class DCGANDiscriminator(nn.Module):
         """The last 4x4 feature map, flattened (for feature matching)."""
         return self._body(x, y).flatten(1)
 
+    def _head(self, h: Tensor) -> Tensor:
+        return self.head(h if self.mbstd is None else self.mbstd(h)).flatten()
+
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         h = self._body(x, y)
-        logit = self.head(h).flatten()
+        logit = self._head(h)
         if self.cond == "projection":
             # phi(x) is the sum-pooled last feature map; the class term is its inner product with embed(y).
             logit = logit + (self.embed(_labels(y, x)) * h.sum((2, 3))).sum(1)
@@ -147,4 +155,4 @@ class DCGANDiscriminator(nn.Module):
         if self.cond != "acgan":
             raise ConfigError("AC-GAN needs an auxiliary classifier head: set the dcgan discriminator's args.cond: acgan")
         h = self.body(x)
-        return self.head(h).flatten(), self.classifier(h.flatten(1))
+        return self._head(h), self.classifier(h.flatten(1))

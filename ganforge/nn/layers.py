@@ -126,3 +126,27 @@ class VirtualBatchNorm(nn.Module):
         out_ref = (ref - mu_ref) * torch.rsqrt(var_ref + self.eps) * gamma + beta
         out_ex = (ex - mean) * torch.rsqrt(var + self.eps) * gamma + beta
         return torch.cat([out_ref, out_ex], dim=0)
+
+
+class MinibatchStdDev(nn.Module):
+    """Minibatch standard deviation (Karras et al. 2018, ProGAN, Sec. 3): one extra feature map holding the
+    average over features and positions of each feature's standard deviation within a group of samples.
+
+    A collapsed generator gives groups of near-identical fakes, whose low deviation D can see directly.
+    The batch is split into groups of `group_size` (the largest divisor of the batch not above it);
+    sample i belongs to group i mod (N / group_size), as in the authors' code.
+    """
+
+    def __init__(self, group_size: int = 4) -> None:
+        super().__init__()
+        if int(group_size) < 2:
+            raise ValueError(f"minibatch stddev needs a group size of at least 2, got {group_size}")
+        self.group_size = int(group_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        g = max(d for d in range(1, min(self.group_size, n) + 1) if n % d == 0)
+        y = x.float().reshape(g, n // g, c, h, w)
+        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n / g,)
+        y = y.reshape(1, -1, 1, 1, 1).expand(g, -1, 1, h, w).reshape(n, 1, h, w)
+        return torch.cat([x, y.to(x.dtype)], dim=1)

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ..config import Recipe, apply_override, build_recipe, parse_override, to_dict
+from ..config import Recipe, apply_override, build_recipe, parse_override, to_dict, yaml_problem
 from ..errors import ConfigError, GanforgeError
 
 # Dotted prefixes that may change when a run is resumed.
@@ -57,9 +57,14 @@ def checkpoint_recipe(state: dict[str, Any]) -> Recipe:
     """The recipe a checkpoint was trained with."""
     try:
         return build_recipe(yaml.safe_load(state["config"]))
-    except (GanforgeError, yaml.YAMLError, TypeError, KeyError) as e:
-        raise GanforgeError(f"the checkpoint's own recipe could not be read ({e}); it was not written by this "
-                            "version of ganforge.") from None
+    except yaml.YAMLError as e:
+        why = yaml_problem(e)
+    except GanforgeError as e:
+        why = str(e)
+    except Exception as e:  # noqa: BLE001 - a config that is not text (True, a number, a tensor) or not a mapping
+        why = f"{type(e).__name__}: {' '.join(str(e).split())}"
+    raise GanforgeError(f"the checkpoint's own recipe could not be read ({why}); it was not written by this "
+                        "version of ganforge.")
 
 
 def config_sha256(text: str) -> str:
@@ -82,7 +87,8 @@ def check_config_untouched(run_dir: Path, written_sha: str | None, truth: Recipe
         data = yaml.safe_load(text)
         edited = build_recipe(data if isinstance(data, dict) else {})
     except (GanforgeError, yaml.YAMLError) as e:
-        raise GanforgeError(f"{str(cfg)!r} was edited after the run wrote it and is no longer a valid recipe ({e}). "
+        why = yaml_problem(e) if isinstance(e, yaml.YAMLError) else e
+        raise GanforgeError(f"{str(cfg)!r} was edited after the run wrote it and is no longer a valid recipe ({why}). "
                             + advice) from None
     if not isinstance(data, dict) or not data:
         raise GanforgeError(f"{str(cfg)!r} was emptied after the run wrote it. " + advice)

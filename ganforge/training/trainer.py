@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -21,7 +22,7 @@ from torch import Tensor, nn
 
 from .. import __version__
 from ..config import Recipe, dump_yaml
-from ..data import BatchStream, load_dataset
+from ..data import BatchStream, load_data
 from ..errors import ConfigError, GanforgeError, RunInterrupted, TrainingError
 from ..games import build_game, conditional_games
 from ..latent import fixed_latents, grid_columns, latent_space, model_extras
@@ -75,10 +76,7 @@ class Trainer:
         seed_everything(r.seed)
 
         d = r.data
-        self.dataset = load_dataset(
-            d.name, path=d.path, root=d.root, image_size=d.image_size, channels=d.channels, labels=d.labels,
-            split=d.split, fit=d.fit, n_points=d.n_points, download=d.download, seed=r.seed, limit=d.limit,
-        )
+        self.dataset = load_data(d, r.seed)
         self.shape = tuple(self.dataset.shape)
         self.is_image = len(self.shape) == 3
         prec = resolve_precision(t.precision, self.device, self.is_image)
@@ -402,7 +400,16 @@ class Trainer:
             for bad, why in refused:
                 dest = move_aside(bad)
                 print(f"ganforge: checkpoint {bad.name} could not be read ({why}); moved to {dest}.", file=sys.stderr)
-            self.load_state_dict(state)
+            try:
+                self.load_state_dict(state)
+            except GanforgeError:
+                raise
+            except Exception as e:  # a checkpoint that unpickles safely but lacks or mangles part of the state
+                from .checkpoint import why_unreadable
+
+                raise GanforgeError(f"checkpoint {str(path)!r} could not be restored: it is not a complete ganforge "
+                                    f"checkpoint of this run ({why_unreadable(e)}). Nothing was changed in the run "
+                                    "folder.") from None
             self._apply_changed_lrs(changed)
             self._last_ckpt_step = self.step
             fell_back = f" (falling back past {len(refused)} unreadable newer checkpoint(s))" if refused else ""
@@ -599,8 +606,7 @@ class Trainer:
             d = self.recipe.data
             heldout = None
             if "memorisation" in e.metrics:
-                heldout = load_dataset(d.name, path=d.path, root=d.root, image_size=d.image_size, channels=d.channels,
-                                       split="test", fit=d.fit, download=d.download, seed=self.recipe.seed)
+                heldout = load_data(dataclasses.replace(d, limit=None, labels=False), self.recipe.seed, split="test")
             self.evaluator = Evaluator(self.dataset, e.metrics, extractor=e.extractor, n=e.n, seed=e.seed,
                                        heldout=heldout, device=self.device)
         net = self.ema.module if self.ema is not None else self.G
