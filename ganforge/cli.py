@@ -290,8 +290,11 @@ def cmd_eval(ns: argparse.Namespace) -> int:
         raise GanforgeError("give either a TARGET (run folder, checkpoint, safetensors or image folder) or --reference DATASET.")
     n_given = ns.n is not None
     n_wanted = ns.n if n_given else EVAL_DEFAULT_N
-    if n_wanted < 2:
-        raise GanforgeError(f"--n must be at least 2 (the metrics compare sample statistics), got {n_wanted}.")
+    from .config import MAX_EVAL_N
+
+    if not 2 <= n_wanted <= MAX_EVAL_N:
+        raise GanforgeError(f"--n must be between 2 (the metrics compare sample statistics) and {MAX_EVAL_N:,}, "
+                            f"got {n_wanted}.")
     if ns.batch < 1:
         raise GanforgeError(f"--batch must be at least 1, got {ns.batch}.")
     _check_seed(ns.seed)

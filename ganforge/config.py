@@ -176,8 +176,9 @@ class Recipe:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
+MAX_EVAL_N = 10_000_000  # 200x the usual 50,000; beyond it an evaluation runs for days
 MAX_Z_DIM = 65_536  # larger latents are a typo; the first layer alone would need gigabytes
-MAX_IMAGE_SIZE = 4096
+MAX_IMAGE_SIZE = 1024  # the largest resolution in the GAN literature (ProGAN, StyleGAN)
 MAX_THREADS = 1024  # OpenMP allocates per-thread state up front: a huge count aborts the process (libgomp out of memory)
 MAX_N_POINTS = 100_000_000  # synthetic 2-D mixtures: 10^8 points are 1.6 GB; torch cannot even index 2^63
 
@@ -448,8 +449,8 @@ def validate(r: Recipe) -> None:
     for key in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "n_samples"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key} must be at least 1, got {getattr(t, key)}.")
-    if r.game.n_critic < 1:
-        raise ConfigError(f"game.n_critic must be at least 1, got {r.game.n_critic}.")
+    if not 1 <= r.game.n_critic <= 100:
+        raise ConfigError(f"game.n_critic must be between 1 and 100 (WGAN uses 5), got {r.game.n_critic}.")
     if not 1 <= r.model.z_dim <= MAX_Z_DIM:
         raise ConfigError(f"model.z_dim must be between 1 and {MAX_Z_DIM}, got {r.model.z_dim}.")
     if not 0 <= r.seed < 2**63:
@@ -465,8 +466,9 @@ def validate(r: Recipe) -> None:
         raise ConfigError(f"data.limit must be at least 1 (or null: all samples), got {r.data.limit}.")
     if not 1 <= r.data.n_points <= MAX_N_POINTS:
         raise ConfigError(f"data.n_points must be between 1 and {MAX_N_POINTS:,}, got {r.data.n_points}.")
-    if r.eval.every < 0 or r.eval.n < 2:
-        raise ConfigError(f"eval.every must be >= 0 and eval.n >= 2, got {r.eval.every} and {r.eval.n}.")
+    if r.eval.every < 0 or not 2 <= r.eval.n <= MAX_EVAL_N:
+        raise ConfigError(f"eval.every must be >= 0 and eval.n between 2 and {MAX_EVAL_N:,}, got {r.eval.every} and "
+                          f"{r.eval.n}.")
     if r.eval.every:
         from .metrics.evaluate import parse_metrics
 

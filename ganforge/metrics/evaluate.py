@@ -400,6 +400,13 @@ class Evaluator:
             raise ConfigError(f"evaluation batch size must be a positive integer, got {batch_size!r}.")
         for m in self.metrics:  # checked now, before the reference statistics are computed
             _need(m, n, min_samples(m, pr_k), "generated", pr_k)
+        if "msssim" in self.metrics and not self.points:
+            h, w = dataset.shape[-2:]
+            try:
+                ms_ssim_protocol(h, w)
+            except ConfigError:
+                raise ConfigError(f"metric 'msssim' compares 11x11 windows, so it needs images of at least 11x11 "
+                                  f"pixels; these are {h}x{w}. Leave msssim out of the metrics.") from None
         self.n, self.seed, self.batch_size = n, seed, batch_size
         self.store_max, self.image_max = store_max, image_max
         self.kid_subsets, self.kid_subset_size, self.pr_k = kid_subsets, kid_subset_size, pr_k

@@ -155,7 +155,8 @@ class Trainer:
             latent_space=self.latent, next_labelled=None if self.labelled_stream is None else self.labelled_stream.next,
         )
         self.writer: Any = None
-        self.evaluator: Any = None
+        # Built now, so that a metric that cannot apply here stops the run before it trains, not after.
+        self.evaluator: Any = self._make_evaluator() if r.eval.every else None
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
         self.step = 0
         self.elapsed = 0.0  # training wall time summed over resumed segments
@@ -599,16 +600,8 @@ class Trainer:
 
     def run_eval(self, log_f: Any) -> dict[str, float]:
         """Evaluate the (EMA) generator now; log to metrics.jsonl, TensorBoard and eval.jsonl."""
-        from ..metrics.evaluate import Evaluator
-
-        e = self.recipe.eval
         if self.evaluator is None:
-            d = self.recipe.data
-            heldout = None
-            if "memorisation" in e.metrics:
-                heldout = load_data(dataclasses.replace(d, limit=None, labels=False), self.recipe.seed, split="test")
-            self.evaluator = Evaluator(self.dataset, e.metrics, extractor=e.extractor, n=e.n, seed=e.seed,
-                                       heldout=heldout, device=self.device)
+            self.evaluator = self._make_evaluator()
         net = self.ema.module if self.ema is not None else self.G
         res = self.evaluator.evaluate_generator(net, self.latent, autocast=self.precision.autocast,
                                                 source=f"{'EMA ' if self.ema is not None else ''}generator at step {self.step}")
@@ -620,6 +613,17 @@ class Trainer:
             self.writer.add_scalar(f"eval/{k}", v, self.step)
         write_json(self.out / "eval" / f"step_{self.step:07d}.json", {"step": self.step, **res})
         return numbers
+
+    def _make_evaluator(self) -> Any:
+        """The in-training evaluator (its options are checked here; reference statistics wait for the first eval)."""
+        from ..metrics.evaluate import Evaluator
+
+        e, d = self.recipe.eval, self.recipe.data
+        heldout = None
+        if "memorisation" in e.metrics:
+            heldout = load_data(dataclasses.replace(d, limit=None, labels=False), self.recipe.seed, split="test")
+        return Evaluator(self.dataset, e.metrics, extractor=e.extractor, n=e.n, seed=e.seed, heldout=heldout,
+                         device=self.device)
 
     def _maybe_save_best(self, numbers: dict[str, float]) -> None:
         from ..metrics.evaluate import higher_is_better
