@@ -158,5 +158,11 @@ def test_stacked_bench_rows_write_table_and_resume(tmp_path: Path) -> None:
     again = run_stacked_bench(out, **kw)
     assert again["info"]["cells_run"] == 0
     assert before == {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
+    # A cell whose record was lost (a session's end) continues its run folder instead of training again.
+    (out / "cells" / "dcgan__s0.json").unlink()
+    third = run_stacked_bench(out, **kw)
+    assert third["info"]["cells_run"] == 1
+    rec = json.loads((out / "cells" / "dcgan__s0.json").read_text())
+    assert rec["status"] == "finished" and rec["curve"][-1]["step"] == 2
     with pytest.raises(ConfigError, match="dcgan"):
         run_stacked_bench(out, rows=["nope"], base="digits")

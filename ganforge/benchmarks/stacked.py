@@ -25,7 +25,9 @@ import torch
 from .runner import run_cells
 
 RECIPE = "dcgan-stacked"
-DEFAULT_STEPS = 4000
+DEFAULT_STEPS = 6000
+CURVE_EVERY = 1000  # in-training mode count (10,000 samples) for the modes-vs-steps curve
+CURVE_N = 10_000
 QUICK_STEPS = 30
 EVAL_N = 26_000  # PacGAN's sample count on stacked MNIST
 REFERENCE_N = 10_000
@@ -99,30 +101,42 @@ def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[st
     """Train and score one (row, seed) cell; runs in a worker process."""
     torch.set_num_threads(threads)
     from ..config import load_recipe
+    from ..errors import GanforgeError
     from ..training.trainer import Trainer
 
     out = Path(out_dir)
     steps = cell.steps
-    overrides = [f"data.base={cell.base}", f"data.fit={FIT[cell.base]}", *cell.row.overrides, f"seed={cell.seed}", f"train.steps={steps}", "train.progress=false",
-                 f"train.threads={threads}", "eval.every=0", f"train.sample_every={steps}",
-                 f"train.checkpoint_every={steps}", "train.keep_checkpoints=1", f"train.log_every={max(1, steps // 40)}"]
+    every = min(CURVE_EVERY, steps)
+    overrides = [f"data.base={cell.base}", f"data.fit={FIT[cell.base]}", *cell.row.overrides, f"seed={cell.seed}",
+                 f"train.steps={steps}", "train.progress=false", f"train.threads={threads}",
+                 f"eval.every={every}", "eval.metrics=[modes]", f"eval.n={min(CURVE_N, eval_n)}",
+                 f"train.sample_every={every}", f"train.checkpoint_every={every}", "train.keep_checkpoints=1",
+                 f"train.log_every={max(1, steps // 40)}"]
     recipe = load_recipe(RECIPE, overrides)
     run_dir = out / "runs" / cell.key
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # a half-finished cell restarts, so that its wall time is honest
     t0 = time.perf_counter()
-    trainer = Trainer.start(recipe, run_dir, progress=False)
+    try:  # a cell cut short (a session's end) continues from its last checkpoint; its training time adds up
+        trainer = Trainer.resume_run(run_dir, progress=False)
+        if trainer.recipe.train.steps != steps or trainer.recipe.seed != cell.seed:
+            raise GanforgeError("the cell's settings changed")
+    except GanforgeError:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        trainer = Trainer.start(recipe, run_dir, progress=False)
     status, error = "finished", None
     try:
         trainer.run()
     except Exception as e:  # a diverging row is a result, not a crash of the benchmark
         status, error = "failed", f"{type(e).__name__}: {e}"
     rec: dict[str, Any] = {"row": cell.row.key, "seed": cell.seed, "steps": steps, "status": status, "error": error,
-                           "base": cell.base, "eval_n": eval_n, "overrides": list(cell.row.overrides), "train_s": round(trainer.elapsed, 1),
+                           "base": cell.base, "eval_n": eval_n, "overrides": list(cell.row.overrides),
+                           "train_s": round(trainer.elapsed, 1),
                            "g_images_per_s": round(steps * recipe.train.batch_size / max(trainer.elapsed, 1e-9), 1)}
+    rec["curve"] = _curve(run_dir)
     if status == "finished":
         G = (trainer.ema.module if trainer.ema is not None else trainer.G).eval()
-        res = _evaluator(cell.base, eval_n).evaluate_generator(G, trainer.latent, source=f"{cell.key} EMA generator, {steps} steps")
+        res = _evaluator(cell.base, eval_n).evaluate_generator(G, trainer.latent,
+                                                               source=f"{cell.key} EMA generator, {steps} steps")
         rec["metrics"] = res["metrics"]
         rec["protocol"] = res["protocol"]
         grid = run_dir / "samples" / "final_ema.png"
@@ -131,6 +145,18 @@ def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[st
             shutil.copyfile(grid, out / "plots" / f"{cell.key}.png")
     rec["wall_s"] = round(time.perf_counter() - t0, 1)
     return rec
+
+
+def _curve(run_dir: Path) -> list[dict[str, float]]:
+    """[{step, modes, kl, high_quality}] of the in-training evaluations (10,000 samples each)."""
+    out = []
+    log = run_dir / "metrics.jsonl"
+    for line in log.read_text().splitlines() if log.exists() else []:
+        r = json.loads(line)
+        if "eval/modes" in r:
+            out.append({"step": r["step"], "modes": r["eval/modes"], "kl": r["eval/kl_modes"],
+                        "high_quality": r["eval/high_quality"]})
+    return out
 
 
 def real_floor(base: str, eval_n: int) -> dict[str, Any]:
@@ -161,7 +187,7 @@ def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in ROW_KEYS:
         rows = [_numbers(c["metrics"]) for c in cells if c["row"] == key and c.get("metrics")]
-        walls = [c["wall_s"] for c in cells if c["row"] == key and c.get("metrics")]
+        walls = [c["train_s"] for c in cells if c["row"] == key and c.get("metrics")]
         if not rows:
             continue
         s = {k: _mean_se([r[k] for r in rows]) for k in ("modes", "kl_modes", "high_quality", "fd")}
@@ -188,7 +214,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"samples of the EMA generator scored per run; mean ± standard error over seeds (min-max of modes in "
         f"brackets). {result['info']['workers']} worker(s) x {result['info']['threads_per_worker']} thread(s).",
         "",
-        f"| row | what | modes (of 1,000) ↑ | KL ↓ | high quality ↑ | FD-{st['base'].split('_')[0]} (channels) ↓ | seeds | min / run |",
+        f"| row | what | modes (of 1,000) ↑ | KL ↓ | high quality ↑ | FD-{st['base'].split('_')[0]} (channels) ↓ | seeds | training min / run |",
         "|---|---|---|---|---|---|---|---|",
         f"| real test split | the floor ({result['floor']['n']:,} images) | {fl['modes']:.0f} | {fl['kl_modes']:.3f} | "
         f"{100 * fl['high_quality']:.1f}% | {fl['fd']:.2f} | — | — |",
