@@ -15,6 +15,8 @@ network and ``state`` the game-held state of a stateful regulariser.
 
 from __future__ import annotations
 
+import contextlib
+
 import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -28,11 +30,25 @@ from .registry import Registry
 # ----------------------------------------------------------------------------- helpers
 
 
+def _fp16_autocast(device_type: str) -> bool:
+    """True inside an fp16 autocast region (where small input gradients would underflow)."""
+    try:
+        return torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type) == torch.float16
+    except (AttributeError, RuntimeError, TypeError):  # older torch: no per-device query
+        return False
+
+
 def _grad_sq_norm(D: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """Per-sample ||grad_x D(x)||^2, keeping the graph so the penalty can be differentiated."""
+    """Per-sample ||grad_x D(x)||^2, keeping the graph so the penalty can be differentiated.
+
+    Under fp16 autocast the penalty's pass runs in fp32: fp16's narrow range underflows the small
+    input gradients these penalties square, and the step's GradScaler does not reach inside
+    autograd.grad. bf16 keeps fp32's range, so bf16 runs keep their speed.
+    """
     x = x.detach().float().requires_grad_(True)
-    out = D(x).float()
-    (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    with torch.autocast(x.device.type, enabled=False) if _fp16_autocast(x.device.type) else contextlib.nullcontext():
+        out = D(x).float()
+        (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
     return g.flatten(1).pow(2).sum(1)
 
 

@@ -147,3 +147,17 @@ def test_registry_checks_names_nets_args_and_lazy_correction() -> None:
     assert lazy_ratio([lazy], "g") == 1.0
     with pytest.raises(ConfigError, match="share one interval"):
         lazy_ratio([lazy, build_regularizer("r2", every=4)], "d")
+
+
+def test_penalties_survive_fp16_autocast() -> None:
+    """Under fp16 autocast the penalty's pass runs in fp32, so tiny input gradients do not underflow to 0."""
+    from ganforge.regularizers import r1_penalty
+
+    D = torch.nn.Linear(4, 1, bias=False)
+    torch.nn.init.constant_(D.weight, 1e-8)  # below fp16's smallest subnormal (6e-8)
+    x = torch.randn(3, 4)
+    with torch.autocast("cpu", dtype=torch.float16):
+        pen = r1_penalty(D, x)
+    assert float(pen) == pytest.approx(4e-16, rel=1e-3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 keeps the fast path (and fp32's range)
+        assert float(r1_penalty(D, x)) == pytest.approx(4e-16, rel=2e-2)
