@@ -204,7 +204,7 @@ def test_a_file_that_is_not_safetensors_is_a_user_error(capsys, tmp_path) -> Non
 @pytest.mark.parametrize("argv, fragments", [
     (["--batch", "0"], ["--batch", "at least 1"]),      # before: ValueError traceback (range step 0)
     (["--batch", "-5"], ["--batch"]),                   # before: an empty evaluation / traceback
-    (["--n", "1"], ["--n", "at least 2"]),
+    (["--n", "1"], ["--n", "between 2"]),
     (["--n", "-4"], ["--n"]),
     (["--metrics", "cond_acc"], ["cond_acc", "conditional"]),  # before: an empty table, exit 0
     (["--metrics", "fd", "--device", "cuda:99"], ["cuda"]),
