@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .checkpoint import atomic_write_bytes
 from .runlock import is_locked
@@ -63,7 +63,10 @@ class RunRecord:
         write_json(self.path, data)
         self._last_beat = now
 
-    def heartbeat(self, info: dict[str, Any], force: bool = False) -> None:
-        """A `running` record with the current step, at most every heartbeat_every_s seconds."""
+    def heartbeat(self, info: Callable[[], dict[str, Any]], force: bool = False) -> None:
+        """A `running` record with the current step, at most every heartbeat_every_s seconds.
+
+        `info` is called only when a record is written, so the training loop pays nothing in between.
+        """
         if force or time.time() - self._last_beat >= self.heartbeat_every_s:
-            self.write("running", info)
+            self.write("running", info())

@@ -534,7 +534,7 @@ class Trainer:
                         plain_mark = now
                         print(f"{r.name}: step {self.step}/{t.steps}, d_loss {rec['d_loss']:.3f}, g_loss "
                               f"{rec['g_loss']:.3f}, {rec['images_per_s']:.0f} img/s", file=sys.stderr, flush=True)
-                    self.record.heartbeat(self._run_info())
+                    self.record.heartbeat(self._run_info)
                     sums, n_logged = {}, 0
                     t_mark = time.perf_counter()
                 if self.step % t.sample_every == 0 or last:
@@ -576,7 +576,7 @@ class Trainer:
             self._check_finite({k: float(v) for k, v in sums.items()})
         save_checkpoint(self.state_dict(), self.out / "checkpoints", self.step, self.recipe.train.keep_checkpoints)
         self._last_ckpt_step = self.step
-        self.record.heartbeat(self._run_info(), force=True)
+        self.record.heartbeat(self._run_info, force=True)
 
     def _stop(self, sums: dict[str, Tensor]) -> Path:
         """After SIGINT/SIGTERM: checkpoint the finished step (if finite and new), record `interrupted`, raise."""
