@@ -536,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "3200 with --quick)")
     b.add_argument("--eval-n", type=int, help="fashion: samples scored per row (default 10000; 1000 with --quick)")
     b.add_argument("--seeds", type=int, help="toy, stacked: seeds per cell (default 3; 1 with --quick)")
-    b.add_argument("--bench-steps", type=int, help="stacked: generator steps per run (default 4000; 30 with --quick)")
+    b.add_argument("--bench-steps", type=int, help="stacked: generator steps per run (default 6000; 30 with --quick)")
     b.add_argument("--toy-steps", type=int, help="toy: generator steps of each zoo run (default 1000; 150 with --quick)")
     b.add_argument("--workers", type=int, help="toy: parallel runs (default: 2, one thread each)")
     b.add_argument("--no-showcase", action="store_true", help="toy: skip the showcase recipe (toy-best) at its own length")
