@@ -10,7 +10,9 @@ learning rate and betas are corrected by c = k / (k + 1) (lr * c, beta ** c).
 The game decides which tensors to pass (`Regularizer.needs` lists them by name):
 ``D`` the discriminator, ``real`` / ``fake`` its inputs (fake detached for D-side
 penalties, carrying G's graph for G-side ones), ``real_logits``, ``net`` the regularised
-network and ``state`` the game-held state of a stateful regulariser.
+network and ``state`` the game-held state of a stateful regulariser. Constraints (weight
+clipping) and input noise are registered the same way, with the function the game calls:
+``net`` for a constraint, ``x`` and ``step`` for input noise.
 """
 
 from __future__ import annotations
@@ -181,6 +183,12 @@ def annealed_std(std: float, anneal_steps: int, step: int) -> float:
     return std * max(0.0, 1.0 - step / anneal_steps)
 
 
+def annealed_instance_noise(x: Tensor, step: int, std: float = 0.1, anneal_steps: int = 0,
+                            generator: torch.Generator | None = None) -> Tensor:
+    """x + N(0, s^2) with s decayed linearly from `std` to 0 over `anneal_steps` G updates (Sonderby et al. 2017, Sec. 3.2)."""
+    return instance_noise(x, annealed_std(std, anneal_steps, step), generator)
+
+
 # ----------------------------------------------------------------------------- registry
 
 
@@ -190,7 +198,9 @@ class Regularizer:
 
     name: str
     fn: Callable[..., Any]
-    kind: str  # penalty | constraint | input
+    # penalty: fn(tensors) -> scalar added to the net's loss; constraint: fn(net, **args) applied in place after
+    # every update of the net; input: fn(x, step, **args) -> what D sees of x (step: the game's G updates so far).
+    kind: str
     nets: tuple[str, ...]
     source: str
 
@@ -209,14 +219,6 @@ class Regularizer:
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer")
 
 
-def _instance_noise_spec(std: float = 0.1, anneal_steps: int = 0) -> None:
-    """Instance noise arguments: initial std and linear annealing length (steps)."""
-
-
-def _clip_spec(c: float = 0.01) -> None:
-    """Weight clipping argument: the clip value c."""
-
-
 for _r in (
     Regularizer("gradient_penalty", gradient_penalty, "penalty", ("d",),
                 "Gulrajani et al. 2017, Improved Training of Wasserstein GANs (arXiv:1704.00028), Eq. 3"),
@@ -233,9 +235,9 @@ for _r in (
                 "Salimans et al. 2016, Improved Techniques for Training GANs (arXiv:1606.03498), Sec. 3.3"),
     Regularizer("feature_matching", feature_matching_loss, "penalty", ("g",),
                 "Salimans et al. 2016 (arXiv:1606.03498), Sec. 3.1"),
-    Regularizer("weight_clip", _clip_spec, "constraint", ("d",),
+    Regularizer("weight_clip", clip_weights_, "constraint", ("d",),
                 "Arjovsky et al. 2017, Wasserstein GAN (arXiv:1701.07875), Algorithm 1"),
-    Regularizer("instance_noise", _instance_noise_spec, "input", ("d",),
+    Regularizer("instance_noise", annealed_instance_noise, "input", ("d",),
                 "Sonderby et al. 2017, Amortised MAP Inference for Image Super-resolution (arXiv:1610.04490), Sec. 3.2"),
 ):
     REGULARIZERS.register(_r.name)(_r)

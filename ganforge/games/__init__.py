@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from ..errors import ConfigError, choices_message
 from ..losses import get_objective
-from ..registry import check_kwargs
 from ..regularizers import BoundRegularizer, build_regularizer
-from .base import GAMES, Game, StepContext
+from .base import GAMES, Game, GameArgs, Network, StepContext, register
 from .extragradient import ExtragradientGame
 from .standard import StandardGame, pack, packed_shape
 from .unrolled import UnrolledGame
@@ -19,7 +19,7 @@ import pkgutil as _pkgutil
 for _m in _pkgutil.iter_modules(__path__):
     _importlib.import_module(f"{__name__}.{_m.name}")
 
-__all__ = ["GAMES", "Game", "StepContext", "StandardGame", "UnrolledGame", "ExtragradientGame",
+__all__ = ["GAMES", "Game", "GameArgs", "Network", "StepContext", "register", "StandardGame", "UnrolledGame", "ExtragradientGame",
            "build_game", "build_regularizers", "conditional_games", "pack", "packed_shape"]
 
 
@@ -42,9 +42,12 @@ def build_game(name: str, loss: str, loss_args: dict[str, Any], n_critic: int, a
     """Build the game `name` around the objective `loss`; unknown names or arguments raise ConfigError."""
     cls = GAMES.get(name)
     objective = get_objective(loss, loss_args)
-    check_kwargs(cls.__init__, {**args}, f"game {name!r}")
     if "regularizers" in args or "objective" in args or "n_critic" in args:
-        from ..errors import ConfigError
-
         raise ConfigError("game.args may not set objective, n_critic or regularizers; use loss:, game.n_critic and regularizers:")
-    return cls(objective, n_critic=n_critic, regularizers=build_regularizers(regularizers), **args)
+    options, own = cls.game_options(), cls.own_args()
+    for key in args:
+        if key not in options and key not in own:
+            raise ConfigError(choices_message(f"argument of game {name!r}:", key, options + own))
+    base = GameArgs(objective, n_critic, tuple(build_regularizers(regularizers)),
+                    **{k: v for k, v in args.items() if k in options})
+    return cls(base, **{k: v for k, v in args.items() if k in own})

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..losses import Objective
-from ..regularizers import BoundRegularizer
-from .base import GAMES
+from .base import GameArgs, register
 from .standard import StandardGame
 
 
-@GAMES.register("acgan")
+@register("acgan")
 class ACGANGame(StandardGame):
     """D maximises L_S + L_C and G maximises L_C - L_S (Odena et al. 2017, Eq. 2-3), L_C the class log-likelihood.
 
@@ -23,13 +21,12 @@ class ACGANGame(StandardGame):
     D must offer `forward_aux(x) -> (logit, class logits)` (e.g. dcgan with cond: acgan).
     """
 
-    def __init__(self, objective: Objective, n_critic: int = 1, regularizers: Sequence[BoundRegularizer] = (),
-                 pack: int = 1, g_adversarial: bool = True, aux_weight: float = 1.0) -> None:
-        super().__init__(objective, n_critic, regularizers, pack, g_adversarial)
+    pack_refusal = "its classifier head labels single samples (pack must be 1)"
+
+    def __init__(self, args: GameArgs, aux_weight: float = 1.0) -> None:
+        super().__init__(args)
         if aux_weight < 0:
             raise ConfigError(f"acgan aux_weight must be >= 0, got {aux_weight}")
-        if self.pack_m != 1:
-            raise ConfigError("the acgan game does not pack samples (pack must be 1)")
         self.aux_weight = float(aux_weight)
 
     def critic(self, D: Callable[..., Tensor], x: Tensor, y: Tensor | None) -> tuple[Tensor, Any]:

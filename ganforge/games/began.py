@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..errors import ConfigError
 from ..losses import (
-    Objective,
     autoencoder_loss,
     began_balance,
     began_d_loss,
@@ -18,8 +17,7 @@ from ..losses import (
     began_k_update,
     began_m_global,
 )
-from ..regularizers import BoundRegularizer
-from .base import GAMES, Game, StepContext
+from .base import Game, GameArgs, StepContext, register
 
 
 def _check_range(name: str, value: float, lo: float, hi: float, lo_open: bool = False) -> float:
@@ -31,7 +29,7 @@ def _check_range(name: str, value: float, lo: float, hi: float, lo_open: bool = 
     return value
 
 
-@GAMES.register("began")
+@register("began")
 class BEGANGame(Game):
     """Boundary-equilibrium step (Berthelot et al. 2017, Eq. 4): D minimises L(x) - k_t L(G(z_D)), G minimises L(G(z_G)).
 
@@ -43,22 +41,15 @@ class BEGANGame(Game):
     Logged `k` is k_{t+1}, the value the next step uses; `l_fake` is L(G(z_G)) from G's step.
     """
 
-    def __init__(
-        self,
-        objective: Objective | None = None,
-        n_critic: int = 1,
-        regularizers: Sequence[BoundRegularizer] = (),
-        gamma: float = 0.5,
-        lambda_k: float = 0.001,
-        k0: float = 0.0,
-    ) -> None:
-        if n_critic != 1:
-            raise ConfigError(f"the began game updates D and G once each per step; use n_critic: 1 (got {n_critic})")
-        if list(regularizers):
+    options = ()  # none of the standard step's game.args (pack, g_adversarial)
+
+    def __init__(self, args: GameArgs, gamma: float = 0.5, lambda_k: float = 0.001, k0: float = 0.0) -> None:
+        if args.n_critic != 1:
+            raise ConfigError(f"the began game updates D and G once each per step; use n_critic: 1 (got {args.n_critic})")
+        if list(args.regularizers):
             raise ConfigError("the began game takes no regularizers: its auto-encoder discriminator outputs "
                               "reconstructions, not logits (remove the recipe's regularizers:)")
-        self.objective = objective  # unused: kept only so the game is built like every other one
-        self.n_critic = 1
+        super().__init__(args)  # args.objective is unused: BEGAN's objective is its own
         self.gamma = _check_range("gamma", gamma, 0.0, 1.0, lo_open=True)
         self.lambda_k = _check_range("lambda_k", lambda_k, 0.0, math.inf)
         self.k = _check_range("k0", k0, 0.0, 1.0)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..losses import Objective
-from ..regularizers import BoundRegularizer
-from .base import GAMES, StepContext
+from .base import GameArgs, StepContext, register
 from .standard import StandardGame
 
 
-@GAMES.register("extragradient")
+@register("extragradient")
 class ExtragradientGame(StandardGame):
     """Simultaneous extragradient (Korpelevich 1976; Gidel et al. 2019, Algorithm "Extra-Adam").
 
@@ -27,19 +23,13 @@ class ExtragradientGame(StandardGame):
 
     supports_conditional = False  # its own step calls G and D without labels
 
-    def __init__(
-        self,
-        objective: Objective,
-        n_critic: int = 1,
-        regularizers: Sequence[BoundRegularizer] = (),
-        pack: int = 1,
-        g_adversarial: bool = True,
-    ) -> None:
-        if n_critic != 1:
+    def __init__(self, args: GameArgs) -> None:
+        if args.n_critic != 1:
             raise ConfigError("the extragradient game updates both players simultaneously; use n_critic: 1")
-        if any(r.lazy for r in regularizers) or any(r.reg.kind == "constraint" for r in regularizers):
+        regs = args.regularizers
+        if any(r.lazy for r in regs) or any(r.reg.kind == "constraint" for r in regs):
             raise ConfigError("the extragradient game supports eager penalties only (no lazy regularisers or weight clipping)")
-        super().__init__(objective, n_critic, regularizers, pack, g_adversarial)
+        super().__init__(args)
 
     def _losses(self, ctx: StepContext) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         real = self.real(ctx)

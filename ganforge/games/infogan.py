@@ -29,9 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..losses import Objective
-from ..regularizers import BoundRegularizer
-from .base import GAMES, StepContext
+from ..latent import LatentSpace
+from .base import GameArgs, StepContext, register
 from .standard import StandardGame
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -82,7 +81,7 @@ def info_loss(cat_logits: Sequence[Tensor], cat_codes: Sequence[Tensor], cont_me
     return loss, logs
 
 
-@GAMES.register("infogan")
+@register("infogan")
 class InfoGANGame(StandardGame):
     """The standard game plus lambda L_I on generated samples for D/Q and for G (Chen et al. 2016, Eq. 5, Sec. 6).
 
@@ -93,21 +92,10 @@ class InfoGANGame(StandardGame):
     """
 
     supports_conditional = False
+    pack_refusal = "Q must recover each sample's codes."
 
-    def __init__(
-        self,
-        objective: Objective,
-        n_critic: int = 1,
-        regularizers: Sequence[BoundRegularizer] = (),
-        pack: int = 1,
-        g_adversarial: bool = True,
-        lambda_cat: float = 1.0,
-        lambda_cont: float = 1.0,
-        fix_std: bool = True,
-    ) -> None:
-        super().__init__(objective, n_critic=n_critic, regularizers=regularizers, pack=pack, g_adversarial=g_adversarial)
-        if self.pack_m != 1:
-            raise ConfigError(f"game infogan cannot pack samples (pack={pack}): Q must recover each sample's codes.")
+    def __init__(self, args: GameArgs, lambda_cat: float = 1.0, lambda_cont: float = 1.0, fix_std: bool = True) -> None:
+        super().__init__(args)
         if lambda_cat < 0 or lambda_cont < 0:
             raise ConfigError(f"game infogan: lambda_cat and lambda_cont must be >= 0, got {lambda_cat}, {lambda_cont}")
         self.lambda_cat = float(lambda_cat)
@@ -124,10 +112,15 @@ class InfoGANGame(StandardGame):
             raise ConfigError("game infogan needs latent codes: set model.latent.categorical (e.g. [10]) and/or "
                               "model.latent.continuous (e.g. 2).")
 
+    def check(self, latent: LatentSpace, dataset: Any) -> None:
+        """Refuse a latent space without codes before training."""
+        super().check(latent, dataset)
+        self.check_latent(latent)
+
     def _check(self, ctx: StepContext) -> None:
         if self._checked:
             return
-        ls = getattr(ctx, "latent_space", None)
+        ls = ctx.latent_space
         self.check_latent(ls)
         if not callable(getattr(ctx.D, "forward_q", None)):
             raise ConfigError(f"game infogan needs a discriminator with a Q head (forward_q), e.g. discriminator: "

@@ -16,19 +16,18 @@ set g_adversarial: false and add {name: feature_matching, net: g}.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..losses import Objective
-from ..regularizers import BoundRegularizer
-from .base import GAMES, StepContext
+from ..latent import LatentSpace
+from .base import GameArgs, StepContext, register
 from .standard import StandardGame
 
 
-@GAMES.register("semi_supervised")
+@register("semi_supervised")
 class SemiSupervisedGame(StandardGame):
     """Standard unsupervised GAN loss on log Z(x) plus supervised_weight * CE on labelled data (Salimans et al. 2016, Sec. 5).
 
@@ -37,20 +36,10 @@ class SemiSupervisedGame(StandardGame):
     """
 
     supports_conditional = False
+    pack_refusal = "D classifies single samples."
 
-    def __init__(
-        self,
-        objective: Objective,
-        n_critic: int = 1,
-        regularizers: Sequence[BoundRegularizer] = (),
-        pack: int = 1,
-        g_adversarial: bool = True,
-        labelled: int = 100,
-        supervised_weight: float = 1.0,
-    ) -> None:
-        super().__init__(objective, n_critic=n_critic, regularizers=regularizers, pack=pack, g_adversarial=g_adversarial)
-        if self.pack_m != 1:
-            raise ConfigError(f"game semi_supervised cannot pack samples (pack={pack}): D classifies single samples.")
+    def __init__(self, args: GameArgs, labelled: int = 100, supervised_weight: float = 1.0) -> None:
+        super().__init__(args)
         if isinstance(labelled, bool) or not isinstance(labelled, int) or labelled < 1:
             raise ConfigError(f"game semi_supervised: labelled (the number of labelled training examples) must be a "
                               f"positive integer, got {labelled!r}")
@@ -59,6 +48,11 @@ class SemiSupervisedGame(StandardGame):
         self.labelled = labelled  # the trainer reads this to build the labelled subset
         self.supervised_weight = float(supervised_weight)
         self._checked = False
+
+    def check(self, latent: LatentSpace, dataset: Any) -> None:
+        """Refuse, before training, a dataset with more classes than labelled examples."""
+        super().check(latent, dataset)
+        self.check_classes(dataset.num_classes)
 
     def check_classes(self, num_classes: int) -> None:
         """Refuse fewer labelled examples than classes (ConfigError): every class needs at least one."""

@@ -17,20 +17,14 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..losses import Objective
-from ..regularizers import BoundRegularizer, annealed_std, clip_weights_, instance_noise
-from .base import GAMES, Game, StepContext
+from ..latent import LatentSpace
+from ..regularizers import BoundRegularizer
+from .base import Game, GameArgs, StepContext, register
 
 
 def conditional(ctx: StepContext) -> bool:
     """True when the run's G and D are class-conditional."""
-    return getattr(ctx, "latent_space", None) is not None and ctx.latent_space.num_classes > 0
-
-
-def _bind(D: Callable[..., Tensor], y: Tensor | None) -> Callable[[Tensor], Tensor]:
-    """D as a function of its input alone, with labels `y` fixed (for penalties)."""
-    if y is None:
-        return D
-    return lambda x: D(x, y)
+    return ctx.latent_space.num_classes > 0
 
 
 def pack(x: Tensor, m: int) -> Tensor:
@@ -52,7 +46,7 @@ def packed_shape(shape: Sequence[int], m: int) -> tuple[int, ...]:
     return (shape[0] * m, *shape[1:])
 
 
-@GAMES.register("standard")
+@register("standard")
 class StandardGame(Game):
     """Alternating updates (Goodfellow et al. 2014, Algorithm 1) with k = n_critic D steps per G step.
 
@@ -60,35 +54,56 @@ class StandardGame(Game):
     m x batch_size samples. g_adversarial=False drops G's adversarial loss so that its
     G-side regularisers alone train it (feature matching, Salimans et al. 2016, Sec. 3.1).
     A conditional model (ctx.latent_space.num_classes > 0) gets labels in both nets' calls.
+    Subclasses take the same GameArgs and add their own keyword arguments; one whose D must
+    see single samples sets `pack_refusal` to the reason.
     """
 
     supports_conditional = True
+    # Why this game cannot pack samples (None: it can); the constructor refuses pack > 1 with it.
+    pack_refusal: str | None = None
 
-    def __init__(
-        self,
-        objective: Objective,
-        n_critic: int = 1,
-        regularizers: Sequence[BoundRegularizer] = (),
-        pack: int = 1,
-        g_adversarial: bool = True,
-    ) -> None:
-        if pack < 1:
-            raise ConfigError(f"game pack must be >= 1, got {pack}")
-        self.objective = objective
-        self.n_critic = n_critic
-        self.pack_m = int(pack)
-        self.g_adversarial = g_adversarial
-        regs = list(regularizers)
+    def __init__(self, args: GameArgs) -> None:
+        super().__init__(args)
+        if args.pack < 1:
+            raise ConfigError(f"game pack must be >= 1, got {args.pack}")
+        if args.pack != 1 and self.pack_refusal is not None:
+            raise ConfigError(f"game {self.name} cannot pack samples (pack={args.pack}): {self.pack_refusal}")
+        self.objective: Objective = args.objective  # type: ignore[assignment]
+        self.pack_m = int(args.pack)
+        self.g_adversarial = args.g_adversarial
+        regs = list(args.regularizers)
         self.d_penalties = [r for r in regs if r.reg.kind == "penalty" and r.net == "d"]
         self.g_penalties = [r for r in regs if r.reg.kind == "penalty" and r.net == "g"]
         self.constraints = [r for r in regs if r.reg.kind == "constraint"]
         self.noises = [r for r in regs if r.reg.kind == "input"]
-        if not g_adversarial and not self.g_penalties:
+        if not self.g_adversarial and not self.g_penalties:
             raise ConfigError("game g_adversarial is false but no regulariser with net: g trains the generator "
                               "(add e.g. {name: feature_matching, net: g}).")
         self.d_updates = 0  # counts D updates (lazy schedule)
         self.g_updates = 0  # counts G updates (lazy schedule, instance-noise annealing)
         self.history: dict[str, dict[str, Any]] = {"d": {}, "g": {}}  # historical-averaging state
+
+    # ------------------------------------------------------------------ declarations
+
+    def check(self, latent: LatentSpace, dataset: Any) -> None:
+        """Refuse packing with a class-conditional model: one input would hold m samples of different classes."""
+        if latent.num_classes and self.pack_m > 1:
+            raise ConfigError("PacGAN packing (game.args.pack > 1) cannot be combined with model.conditional: true.")
+
+    def lazy_intervals(self) -> dict[str, int]:
+        """The lazy penalties' interval k per optimiser; lazy penalties of one network must share it."""
+        out = {}
+        for net in ("g", "d"):
+            intervals = {r.every for r in self.d_penalties + self.g_penalties if r.net == net and r.lazy}
+            if len(intervals) > 1:
+                raise ConfigError(f"lazy regularisers of {net} must share one interval; got every = {sorted(intervals)}.")
+            if intervals:
+                out[net] = intervals.pop()
+        return out
+
+    def real_per_step(self, batch_size: int) -> int:
+        """Real samples D's updates see in one step: pack x batch_size per critic update."""
+        return batch_size * self.n_critic * self.pack_m
 
     # ------------------------------------------------------------------ shapes and inputs
 
@@ -124,10 +139,14 @@ class StandardGame(Game):
         """Extra G loss from the auxiliary outputs of D on G's samples; none here."""
         return None, {}
 
+    def critic_fn(self, D: Callable[..., Tensor], y: Tensor | None) -> Callable[[Tensor], Tensor]:
+        """D's logits as a function of its (already transformed) input, through `critic` with labels `y` fixed (for penalties)."""
+        return lambda x: self.critic(D, x, y)[0]
+
     def d_input(self, x: Tensor) -> Tensor:
-        """What D sees of a batch: instance noise, then packing."""
+        """What D sees of a batch: instance noise (annealed over G updates), then packing."""
         for r in self.noises:
-            x = instance_noise(x, annealed_std(r.args.get("std", 0.1), r.args.get("anneal_steps", 0), self.g_updates))
+            x = r(x=x, step=self.g_updates)
         return pack(x, self.pack_m)
 
     # ------------------------------------------------------------------ penalties
@@ -156,8 +175,9 @@ class StandardGame(Game):
             aux, alogs = self.aux_d_loss(real_aux, fake_aux, y, z)
         logs = {"logit_real": real_logits.detach().float().mean(), "logit_fake": fake_logits.detach().float().mean(),
                 "d_adv": loss.detach().float(), **alogs}
-        # Penalties see D with the batch's labels bound: real and fake share them in D's step.
-        D = _bind(ctx.D, y)
+        # Penalties see D through the same critic call as the loss, with the batch's labels bound: real and
+        # fake share them in D's step.
+        D = self.critic_fn(ctx.D, y)
         pen, plogs = self._penalties(self.d_penalties, self.d_updates, False, D=D, real=real_in, fake=fake_in,
                                      real_logits=real_logits, net=ctx.D)
         logs.update(plogs)
@@ -171,7 +191,7 @@ class StandardGame(Game):
         if not any(r.lazy and r.due(self.d_updates) for r in self.d_penalties):
             return None, {}
         real_in, fake_in = self.d_input(real), self.d_input(fake)
-        D = _bind(ctx.D, y)
+        D = self.critic_fn(ctx.D, y)
         needs_logits = any(r.lazy and "real_logits" in r.reg.needs for r in self.d_penalties)
         real_logits = None
         if needs_logits:
@@ -219,7 +239,7 @@ class StandardGame(Game):
     def after_d_update(self, ctx: StepContext) -> None:
         """Constraints after every D update (weight clipping)."""
         for r in self.constraints:
-            clip_weights_(ctx.D, **r.args)
+            r(net=ctx.D)
 
     # ------------------------------------------------------------------ the step
 

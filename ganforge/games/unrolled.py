@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
 from torch.func import functional_call
 
 from ..errors import ConfigError, choices_message
-from ..losses import Objective
-from ..regularizers import BoundRegularizer
-from .base import GAMES, StepContext
+from .base import GameArgs, StepContext, register
 from .standard import StandardGame
 
 UNROLL_RULES = ("auto", "sgd", "adam")
 
 
-@GAMES.register("unrolled")
+@register("unrolled")
 class UnrolledGame(StandardGame):
     """The standard D update, then a G update on f_K(theta_G, theta_D) = f(theta_G, theta_D^K) (Metz et al. 2017, Eqs. 5-7).
 
@@ -31,22 +29,13 @@ class UnrolledGame(StandardGame):
 
     supports_conditional = False  # its own step calls G and D without labels
 
-    def __init__(
-        self,
-        objective: Objective,
-        n_critic: int = 1,
-        regularizers: Sequence[BoundRegularizer] = (),
-        pack: int = 1,
-        g_adversarial: bool = True,
-        unroll: int = 5,
-        rule: str = "auto",
-    ) -> None:
-        super().__init__(objective, n_critic, regularizers, pack, g_adversarial)
+    def __init__(self, args: GameArgs, unroll: int = 5, rule: str = "auto") -> None:
+        super().__init__(args)
         if unroll < 0:
             raise ConfigError(f"game unroll must be >= 0, got {unroll}")
         if rule not in UNROLL_RULES:
             raise ConfigError(choices_message("unroll rule", rule, UNROLL_RULES))
-        if unroll and not g_adversarial:
+        if unroll and not self.g_adversarial:
             raise ConfigError("the unrolled game needs the adversarial generator loss (g_adversarial: true)")
         self.unroll = int(unroll)
         self.rule = rule

@@ -30,7 +30,14 @@ class TrainContext:
         on_g_step: Callable[[], None] | None = None,
         latent_space: LatentSpace | None = None,
         next_labelled: Callable[[], tuple[Tensor, Tensor | None]] | None = None,
+        nets: dict[str, nn.Module] | None = None,
+        optimizers: dict[str, torch.optim.Optimizer] | None = None,
     ) -> None:
+        # Networks and optimisers by the names the game declared; G, D, opt_g and opt_d are the standard
+        # game's aliases (a game with other networks reads them from `nets`).
+        self.nets: dict[str, nn.Module] = dict(nets) if nets is not None else {"G": G, "D": D}
+        self.optimizers: dict[str, torch.optim.Optimizer] = (dict(optimizers) if optimizers is not None
+                                                             else {"g": opt_g, "d": opt_d})
         self.G, self.D = G, D
         self.opt_g, self.opt_d = opt_g, opt_d
         self.precision = precision
@@ -40,10 +47,11 @@ class TrainContext:
         self._next_batch = next_batch
         self.noise_generator = noise_generator
         self.channels_last = channels_last
-        self.scaler_g = precision.make_scaler()
-        self.scaler_d = precision.make_scaler()
+        # One gradient scaler per optimiser: fp16 loss scales of G and D evolve separately.
+        self.scalers = {name: precision.make_scaler() for name in self.optimizers}
+        self.scaler_g, self.scaler_d = self.scalers.get("g"), self.scalers.get("d")
         self._on_g_step = on_g_step
-        self.latent_space = latent_space if latent_space is not None else LatentSpace(z_dim)
+        self.latent_space: LatentSpace = latent_space if latent_space is not None else LatentSpace(z_dim)
         self._next_labelled = next_labelled
 
     def real_batch(self) -> tuple[Tensor, Tensor | None]:
@@ -101,11 +109,11 @@ class TrainContext:
         `restore` (extragradient): parameter values to put back after the backward pass
         and before the update, so gradients taken at one point are applied at another.
         """
-        self._step(loss, self.opt_d, self.scaler_d, restore)
+        self._step(loss, self.optimizers["d"], self.scalers["d"], restore)
 
     def step_g(self, loss: Tensor, ema: bool = True, restore: list[Tensor] | None = None) -> None:
         """Backpropagate `loss` and update the generator, then its EMA unless ema=False."""
-        self._step(loss, self.opt_g, self.scaler_g, restore)
+        self._step(loss, self.optimizers["g"], self.scalers["g"], restore)
         if ema and self._on_g_step is not None:
             self._on_g_step()
 

@@ -28,7 +28,6 @@ from ..games import build_game, conditional_games
 from ..latent import fixed_latents, grid_columns, latent_space, model_extras
 from ..models import build_discriminator, build_generator
 from ..nn.spectral import apply_spectral_norm
-from ..regularizers import lazy_ratio
 from .checkpoint import (atomic_write_bytes, capture_rng, find_resumable, move_aside, remove_stale_temp_files,
                          restore_rng, save_checkpoint)
 from .context import TrainContext
@@ -99,13 +98,9 @@ class Trainer:
         if self.latent.num_classes and not self.game.supports_conditional:
             raise ConfigError(f"game {r.game.name!r} does not support model.conditional: true "
                               f"(conditional games: {', '.join(conditional_games())}).")
-        # Games that need codes (InfoGAN) or classes (semi-supervised) say so before anything trains.
-        if hasattr(self.game, "check_latent"):
-            self.game.check_latent(self.latent)
-        if hasattr(self.game, "check_classes"):
-            self.game.check_classes(self.dataset.num_classes)
-        if self.latent.num_classes and int(r.game.args.get("pack", 1)) > 1:
-            raise ConfigError("PacGAN packing (game.args.pack > 1) cannot be combined with model.conditional: true.")
+        # Games that need codes (InfoGAN), classes (semi-supervised) or unpacked inputs say so before anything trains.
+        self.game.check(self.latent, self.dataset)
+
         def make_g() -> nn.Module:
             return build_generator(r.model.generator.name, self.latent.input_dim, self.shape, r.model.generator.args,
                                    **model_extras(self.latent, "g"))
@@ -114,22 +109,33 @@ class Trainer:
             return build_discriminator(r.model.discriminator.name, self.game.d_input_shape(self.shape),
                                        r.model.discriminator.args, **model_extras(self.latent, "d"))
 
-        check_fits(make_g, "generator", self.device)  # before allocating: an absurd size is an error, not a hang
-        check_fits(make_d, "discriminator", self.device)
-        self.G, self.D = make_g(), make_d()
-        if r.model.spectral_norm in ("d", "both"):
-            apply_spectral_norm(self.D)
-        if r.model.spectral_norm in ("g", "both"):
-            apply_spectral_norm(self.G)
-        self.G.to(self.device, memory_format=mem)
-        self.D.to(self.device, memory_format=mem)
+        # The networks the game declares, by name; each role's recipe entry builds it.
+        make = {"generator": make_g, "discriminator": make_d}
+        for net in self.game.networks:  # before allocating: an absurd size is an error, not a hang
+            check_fits(make[net.role], net.role, self.device)
+        self.nets: dict[str, nn.Module] = {net.name: make[net.role]() for net in self.game.networks}
+        # Discriminators first: spectral norm draws its power-iteration vectors from the global RNG.
+        for role, when in (("discriminator", ("d", "both")), ("generator", ("g", "both"))):
+            if r.model.spectral_norm in when:
+                for net in self.game.networks:
+                    if net.role == role:
+                        apply_spectral_norm(self.nets[net.name])
+        for m in self.nets.values():
+            m.to(self.device, memory_format=mem)
+        # G: the generator that is sampled, averaged and exported; D: the standard game's discriminator.
+        self.G, self.D = self.nets[self.game.generator], self.nets.get("D")
         self.ema = make_ema(self.G, t.ema.decay) if t.ema.enabled else None
 
-        regs = getattr(self.game, "d_penalties", []) + getattr(self.game, "g_penalties", [])
-        self.opt_g = build_optimizer(self.G.parameters(), r.optim.g, lazy_ratio(regs, "g"))
-        self.opt_d = build_optimizer(self.D.parameters(), r.optim.d, lazy_ratio(regs, "d"))
-        self.sched_g = build_scheduler(self.opt_g, r.optim.g, t.steps)
-        self.sched_d = build_scheduler(self.opt_d, r.optim.d, t.steps)
+        # One optimiser per declared name (recipe optim.g / optim.d) over its networks; a lazy interval k
+        # gets StyleGAN2's correction c = k / (k + 1) (Karras et al. 2020, Appendix B).
+        lazy = self.game.lazy_intervals()
+        self.opts: dict[str, torch.optim.Optimizer] = {
+            name: build_optimizer([p for n in nets for p in self.nets[n].parameters()], getattr(r.optim, name),
+                                  lazy[name] / (lazy[name] + 1) if name in lazy else 1.0)
+            for name, nets in self.game.optimizers().items()}
+        self.scheds = {name: build_scheduler(opt, getattr(r.optim, name), t.steps) for name, opt in self.opts.items()}
+        self.opt_g, self.opt_d = self.opts.get("g"), self.opts.get("d")
+        self.sched_g, self.sched_d = self.scheds.get("g"), self.scheds.get("d")
         self.precision = Precision(t.precision, self.device)
 
         if t.batch_size > len(self.dataset):
@@ -146,13 +152,13 @@ class Trainer:
         # Fixed latents for sample grids; a conditional grid shows the classes in order, one per row.
         self.fixed = fixed_latents(self.latent, n_fixed, r.seed + 4242)
 
-        G_run, D_run = self.G, self.D
-        if t.compile:
-            G_run, D_run = torch.compile(self.G), torch.compile(self.D)
+        run_nets = {n: torch.compile(m) if t.compile else m for n, m in self.nets.items()}
         self.ctx = TrainContext(
-            G_run, D_run, self.opt_g, self.opt_d, self.precision, self.device, t.batch_size, r.model.z_dim,
-            self.stream.next, self.noise_gen, channels_last=self.channels_last, on_g_step=self._after_g_step,
-            latent_space=self.latent, next_labelled=None if self.labelled_stream is None else self.labelled_stream.next,
+            run_nets[self.game.generator], run_nets.get("D"), self.opt_g, self.opt_d, self.precision, self.device,
+            t.batch_size, r.model.z_dim, self.stream.next, self.noise_gen, channels_last=self.channels_last,
+            on_g_step=self._after_g_step, latent_space=self.latent,
+            next_labelled=None if self.labelled_stream is None else self.labelled_stream.next,
+            nets=run_nets, optimizers=self.opts,
         )
         self.writer: Any = None
         # Built now, so that a metric that cannot apply here stops the run before it trains, not after.
@@ -160,7 +166,7 @@ class Trainer:
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
         self.step = 0
         self.elapsed = 0.0  # training wall time summed over resumed segments
-        self._fresh_lrs = {"g": list(self.sched_g.base_lrs), "d": list(self.sched_d.base_lrs)}
+        self._fresh_lrs = {name: list(sched.base_lrs) for name, sched in self.scheds.items()}
         self._last_ckpt_step = 0
         self._lock: RunLock | None = None
         self._resume_from: tuple[Path, dict[str, Any], list[tuple[Path, str]], dict[str, Any]] | None = None
@@ -182,7 +188,11 @@ class Trainer:
             self.ema.update_parameters(self.G)
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue the run exactly."""
+        """Everything needed to continue the run exactly.
+
+        Networks are stored under the names the game declares ("G", "D"), optimisers, schedules and
+        gradient scalers as opt_NAME, sched_NAME, scaler_NAME ("opt_g", "opt_d", ...).
+        """
         return {
             "format": 1,
             "ganforge": __version__,
@@ -191,15 +201,11 @@ class Trainer:
             "config": dump_yaml(self.recipe),
             "shape": list(self.shape),
             "latent": self.latent.to_dict(),
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
+            **{name: net.state_dict() for name, net in self.nets.items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "sched_g": self.sched_g.state_dict(),
-            "sched_d": self.sched_d.state_dict(),
-            "scaler_g": self.ctx.scaler_g.state_dict(),
-            "scaler_d": self.ctx.scaler_d.state_dict(),
+            **{f"opt_{name}": opt.state_dict() for name, opt in self.opts.items()},
+            **{f"sched_{name}": sched.state_dict() for name, sched in self.scheds.items()},
+            **{f"scaler_{name}": scaler.state_dict() for name, scaler in self.ctx.scalers.items()},
             "game": self.game.state_dict(),
             "data": self.stream.state_dict(),
             "labelled_data": None if self.labelled_stream is None else self.labelled_stream.state_dict(),
@@ -211,16 +217,16 @@ class Trainer:
     def load_state_dict(self, s: dict[str, Any]) -> None:
         """Restore a checkpoint made by `state_dict`."""
         self.step, self.elapsed = int(s["step"]), float(s["elapsed"])
-        self.G.load_state_dict(s["G"])
-        self.D.load_state_dict(s["D"])
+        for name, net in self.nets.items():
+            net.load_state_dict(s[name])
         if self.ema is not None and s.get("ema") is not None:
             self.ema.load_state_dict(s["ema"])
-        self.opt_g.load_state_dict(s["opt_g"])
-        self.opt_d.load_state_dict(s["opt_d"])
-        self.sched_g.load_state_dict(s["sched_g"])
-        self.sched_d.load_state_dict(s["sched_d"])
-        self.ctx.scaler_g.load_state_dict(s["scaler_g"])
-        self.ctx.scaler_d.load_state_dict(s["scaler_d"])
+        for name, opt in self.opts.items():
+            opt.load_state_dict(s[f"opt_{name}"])
+        for name, sched in self.scheds.items():
+            sched.load_state_dict(s[f"sched_{name}"])
+        for name, scaler in self.ctx.scalers.items():
+            scaler.load_state_dict(s[f"scaler_{name}"])
         self.game.load_state_dict(s["game"])
         self.stream.load_state_dict(s["data"])
         if self.labelled_stream is not None and s.get("labelled_data") is not None:
@@ -278,7 +284,10 @@ class Trainer:
             "ganforge": __version__,
         }
         paths = []
-        nets = [("generator", self.G)] + ([("generator_ema", self.ema.module)] if self.ema is not None else [])
+        # Every generator the game declares: the sampled one as generator.safetensors, others by name.
+        nets = [("generator" if n.name == self.game.generator else f"generator_{n.name}", self.nets[n.name])
+                for n in self.game.networks if n.role == "generator"]
+        nets += [("generator_ema", self.ema.module)] if self.ema is not None else []
         for name, net in nets:
             tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
             path = self.out / f"{name}.safetensors"
@@ -312,10 +321,8 @@ class Trainer:
             "python": platform.python_version(),
             "machine": platform.machine(),
             "data": getattr(self.dataset, "info", {}),
-            "params": {
-                "generator": sum(p.numel() for p in self.G.parameters()),
-                "discriminator": sum(p.numel() for p in self.D.parameters()),
-            },
+            "params": {role: sum(p.numel() for n in self.game.networks if n.role == role for p in self.nets[n.name].parameters())
+                       for role in ("generator", "discriminator")},
         }
 
     def hardware_info(self) -> dict[str, Any]:
@@ -442,7 +449,8 @@ class Trainer:
 
     def _apply_changed_lrs(self, changed: dict[str, Any]) -> None:
         """Learning rates and schedules overridden on resume: the optimiser state restored the old ones."""
-        for net, opt, sched in (("g", self.opt_g, self.sched_g), ("d", self.opt_d, self.sched_d)):
+        for net, sched in self.scheds.items():
+            opt = self.opts[net]
             if not any(k.startswith(f"optim.{net}.") for k in changed):
                 continue
             sched.base_lrs = list(self._fresh_lrs[net])
@@ -498,12 +506,12 @@ class Trainer:
         plain_every, plain_mark = 30.0, -1e9
         sums: dict[str, Tensor] = {}
         n_logged, t_mark = 0, time.perf_counter()
-        real_per_step = t.batch_size * r.game.n_critic * int(r.game.args.get("pack", 1))
+        real_per_step = self.game.real_per_step(t.batch_size)
         try:
             while self.step < t.steps and self._stop_signal is None:
                 stats = self.game.step(self.ctx)
-                self.sched_g.step()
-                self.sched_d.step()
+                for sched in self.scheds.values():
+                    sched.step()
                 self.step += 1
                 n_logged += 1
                 for k, v in stats.items():
@@ -521,8 +529,7 @@ class Trainer:
                         epoch=self.stream.epoch,
                         time=round(self.elapsed, 3),
                         images_per_s=round(real_per_step * n_logged / max(dt, 1e-9), 2),
-                        lr_g=self.opt_g.param_groups[0]["lr"],
-                        lr_d=self.opt_d.param_groups[0]["lr"],
+                        **{f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in self.opts.items()},
                     )
                     log_f.write(json.dumps(rec) + "\n")
                     log_f.flush()
