@@ -128,7 +128,7 @@ def run_row(row: Row, out_dir: str, images: int, eval_n: int, threads: int = 1) 
     rec: dict[str, Any] = {
         "row": row.key, "recipe": row.recipe, "what": row.what, "overrides": list(row.overrides), "status": status,
         "error": error, "steps": steps, "batch_size": t.batch_size, "g_images": steps * t.batch_size,
-        "real_images": steps * t.batch_size * recipe.game.n_critic, "wall_s": round(wall, 1),
+        "real_images": steps * trainer.game.real_per_step(t.batch_size), "wall_s": round(wall, 1),
         "train_s": round(train_s, 1), "g_images_per_s": round(steps * t.batch_size / max(train_s, 1e-9), 1),
         "ema": trainer.ema is not None, "conditional": bool(trainer.latent.num_classes),
     }

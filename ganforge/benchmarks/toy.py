@@ -122,11 +122,10 @@ def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
     else:
         scores = mixture_mode_metrics(x, centres, std)
     torch.save(x, run_dir / "samples_2500.pt")
-    pack = int(recipe.game.args.get("pack", 1))
     return {
         "recipe": cell.recipe, "data": cell.data, "seed": cell.seed, "steps": steps, "status": status, "error": error,
         "wall_s": round(wall, 2), "ema": trainer.ema is not None,
-        "real_samples": steps * recipe.train.batch_size * recipe.game.n_critic * pack,
+        "real_samples": steps * trainer.game.real_per_step(recipe.train.batch_size),
         "modes": int(scores["modes"]), "num_modes": int(scores["num_modes"]),
         "high_quality": float(scores["high_quality"]) * 100.0, "kl": float(scores["kl"]),
     }
