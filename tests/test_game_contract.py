@@ -10,18 +10,29 @@ from typing import Any, Callable
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_recipe
+from test_games import make_ctx
 from torch import Tensor
 
-from conftest import tiny_recipe
 from ganforge.config import build_recipe
 from ganforge.errors import ConfigError
-from ganforge.games import GAMES, Game, GameArgs, Network, StandardGame, StepContext, build_game
+from ganforge.games import (
+    GAMES,
+    Game,
+    GameArgs,
+    Network,
+    StandardGame,
+    StepContext,
+    build_game,
+)
 from ganforge.latent import LatentSpace
-from ganforge.regularizers import REGULARIZERS, annealed_instance_noise, build_regularizer, clip_weights_
+from ganforge.regularizers import (
+    REGULARIZERS,
+    annealed_instance_noise,
+    build_regularizer,
+    clip_weights_,
+)
 from ganforge.training import Trainer
-
-from test_games import make_ctx
-
 
 # ----------------------------------------------------------------------------- constructor arguments
 
@@ -61,7 +72,13 @@ def test_real_per_step_counts_packs_and_critic_updates() -> None:
     ctx = make_ctx(d_shape=(4,))
     drawn = []
     nxt = ctx._next_batch
-    ctx._next_batch = lambda: (lambda b: (drawn.append(len(b[0])), b)[1])(nxt())  # type: ignore[method-assign]
+
+    def counted() -> tuple[Tensor, Tensor | None]:
+        batch = nxt()
+        drawn.append(len(batch[0]))
+        return batch
+
+    ctx._next_batch = counted  # type: ignore[method-assign]
     game.step(ctx)
     assert sum(drawn) == game.real_per_step(32)
 

@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..losses import Objective
 from ..latent import LatentSpace
+from ..losses import Objective
 from ..regularizers import BoundRegularizer
 from .base import Game, GameArgs, StepContext, register
 
@@ -68,7 +68,9 @@ class StandardGame(Game):
             raise ConfigError(f"game pack must be >= 1, got {args.pack}")
         if args.pack != 1 and self.pack_refusal is not None:
             raise ConfigError(f"game {self.name} cannot pack samples (pack={args.pack}): {self.pack_refusal}")
-        self.objective: Objective = args.objective  # type: ignore[assignment]
+        if args.objective is None:
+            raise ConfigError(f"game {self.name} needs an objective (the recipe's loss:)")
+        self.objective: Objective = args.objective
         self.pack_m = int(args.pack)
         self.g_adversarial = args.g_adversarial
         regs = list(args.regularizers)
