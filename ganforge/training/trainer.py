@@ -626,7 +626,7 @@ class Trainer:
                          device=self.device)
 
     def _maybe_save_best(self, numbers: dict[str, float]) -> None:
-        from ..metrics.evaluate import higher_is_better
+        from ..metrics.spec import higher_is_better
 
         key = self.recipe.eval.best
         if not key:
