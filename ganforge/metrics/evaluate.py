@@ -29,11 +29,10 @@ from .memorisation import memorisation
 from .modes import mixture_mode_metrics
 from .msssim import ms_ssim_diversity, ms_ssim_protocol
 from .precision_recall import precision_recall
+from .spec import METRIC_SPECS, ProtocolInputs, get_spec, higher_is_better, parse_metrics  # noqa: F401 (re-exported)
 from .stacked import ChannelExtractor, StackedModes
 from .stats import StreamingMoments
 from .swd import sliced_wasserstein
-
-from .spec import METRIC_SPECS, ProtocolInputs, get_spec, higher_is_better, parse_metrics  # noqa: F401 (re-exported)
 
 DEFAULT_IMAGE_METRICS = ("fd", "is", "kid", "pr", "coverage")
 # Which domain classifier measures which dataset; anything else falls back to Inception.
