@@ -133,7 +133,7 @@ def _write_jpeg(path: Path, write_png) -> None:  # noqa: ANN001 - write_png(path
 
 def cmd_export(ns: argparse.Namespace) -> int:
     from .config import DataConfig
-    from .data import load_data
+    from .data import load_dataset
     import torch
 
     from .plots import save_images
@@ -141,8 +141,8 @@ def cmd_export(ns: argparse.Namespace) -> int:
     out = Path(ns.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise GanforgeError(f"--out {str(out)!r} exists and is not an empty folder; choose a new folder.")
-    ds = load_data(DataConfig(name=ns.dataset, base=ns.base, image_size=ns.image_size, fit=ns.fit, split=ns.split,
-                              download=ns.download))
+    ds = load_dataset(DataConfig(name=ns.dataset, base=ns.base, image_size=ns.image_size, fit=ns.fit, split=ns.split,
+                                 download=ns.download))
     if ds.kind != "image":
         raise GanforgeError(f"dataset {ns.dataset!r} holds points, not images; nothing to export as PNG files.")
     n = min(ns.n or len(ds), len(ds))
@@ -238,9 +238,9 @@ def cmd_sample(ns: argparse.Namespace) -> int:
                 save_image_grid(x, path, nrow=ns.nrow)
         else:
             centres = None
-            if recipe.data.name in ("ring", "grid"):
-                from .data import mixture_spec
+            from .data import is_mixture, mixture_spec
 
+            if is_mixture(recipe.data.name):
                 centres = mixture_spec(recipe.data.name)[0]
 
             def draw(path: Path) -> None:
@@ -274,16 +274,13 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     import dataclasses
 
     from .config import DataConfig
-    from .data import load_data, load_dataset
+    from .data import DATASETS, has_test_split, load_dataset
     from .latent import check_truncation
     from .metrics.evaluate import (DEFAULT_IMAGE_METRICS, Evaluator, dataset_batches, format_table, generator_batches,
                                    parse_metrics)
 
     def load(split: str):
-        return load_data(dcfg, split=split)
-
-    def has_test_split(name: str) -> bool:
-        return name in ("digits", "mnist", "fashion_mnist", "cifar10", "stacked")
+        return load_dataset(dcfg, split=split)
 
     # Options first: a mistake must not cost the minutes of computing reference statistics.
     if (ns.target is None) == (ns.reference is None):
@@ -308,8 +305,8 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     if ns.reference:
         dcfg = DataConfig(name=ns.reference, base=ns.base, image_size=ns.image_size, fit=ns.fit, download=ns.download)
         if not has_test_split(ns.reference):
-            raise GanforgeError(f"--reference needs a dataset with a test split (digits, mnist, fashion_mnist, cifar10, "
-                                f"stacked), not {ns.reference!r}.")
+            with_test = ", ".join(n for n in DATASETS if has_test_split(n))
+            raise GanforgeError(f"--reference needs a dataset with a test split ({with_test}), not {ns.reference!r}.")
     elif not Path(ns.target).exists():
         raise GanforgeError(f"TARGET {ns.target!r} does not exist: give a run folder, a .pt checkpoint, a .safetensors "
                             "file or a folder of images.")

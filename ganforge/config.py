@@ -470,7 +470,7 @@ def validate(r: Recipe) -> None:
         raise ConfigError(f"eval.every must be >= 0 and eval.n between 2 and {MAX_EVAL_N:,}, got {r.eval.every} and "
                           f"{r.eval.n}.")
     if r.eval.every:
-        from .metrics.evaluate import parse_metrics
+        from .metrics.spec import parse_metrics  # the metric declarations, without loading the engine
 
         parse_metrics(r.eval.metrics)
     if not 0.0 <= t.ema.decay < 1.0:

@@ -16,7 +16,7 @@ from .errors import ConfigError
 from .atomic import atomic_file
 from .plots import curve_points, plot_curves, to_data_uri
 
-from .metrics.evaluate import higher_is_better  # one rule for the report and best-checkpoint choice
+from .metrics.spec import higher_is_better  # one rule for the report and best-checkpoint choice
 
 __all__ = ["write_report", "read_metrics", "read_run_info", "loss_keys", "eval_keys", "higher_is_better", "pick_evenly"]
 

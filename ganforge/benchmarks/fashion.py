@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from ..metrics.spec import metric_keys
 from ..training.hardware import available_cores
 
 DEFAULT_IMAGES = 96_000  # generator images per row: 1,500 steps of batch 64
@@ -73,6 +74,7 @@ ROW_KEYS = [r.key for r in ROWS]
 
 
 METRICS = "fd,is,pr,coverage,cond_acc"  # cond_acc appears only for samples that carry labels
+K = metric_keys(METRICS, "fashion")  # result keys by stem, as the metric specs name them: K["fd"] == "fd_fashion"
 _EVALUATORS: dict[int, Any] = {}
 
 
@@ -233,11 +235,11 @@ def _plot_truncation(points: list[dict[str, Any]], path: Path) -> Path:
     xs = [p["truncation"] if p["truncation"] is not None else 3.0 for p in points]
     fig = _new_figure(9.0, 3.4)
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    ax1.plot(xs, [p["fd_fashion"] for p in points], "o-")
+    ax1.plot(xs, [p[K["fd"]] for p in points], "o-")
     ax1.set_xlabel("truncation threshold (3 = none)")
     ax1.set_ylabel("FD-fashion (lower is better)")
-    ax2.plot(xs, [p["precision_fashion"] for p in points], "o-", label="precision (fidelity)")
-    ax2.plot(xs, [p["recall_fashion"] for p in points], "s-", label="recall (diversity)")
+    ax2.plot(xs, [p[K["precision"]] for p in points], "o-", label="precision (fidelity)")
+    ax2.plot(xs, [p[K["recall"]] for p in points], "s-", label="recall (diversity)")
     ax2.set_xlabel("truncation threshold (3 = none)")
     ax2.legend()
     for ax in (ax1, ax2):
@@ -282,19 +284,19 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     fl = result["floor"]["metrics"]
-    lines.append(f"| real test vs train (floor) | {_f(fl['fd_fashion'])} | {_f(fl['is_fashion'])} | "
-                 f"{fl['coverage_fashion'] * 10:.0f}/10 / {fl['kl_uniform_fashion']:.3f} | "
-                 f"{fl['precision_fashion']:.2f} / {fl['recall_fashion']:.2f} | "
-                 f"{_f(fl.get('cond_acc_fashion'), '{:.1%}')} (classifier's test accuracy) | — | — |")
+    lines.append(f"| real test vs train (floor) | {_f(fl[K['fd']])} | {_f(fl[K['is']])} | "
+                 f"{fl[K['coverage']] * 10:.0f}/10 / {fl[K['kl_uniform']]:.3f} | "
+                 f"{fl[K['precision']]:.2f} / {fl[K['recall']]:.2f} | "
+                 f"{_f(fl.get(K['cond_acc']), '{:.1%}')} (classifier's test accuracy) | — | — |")
     for r in result["rows"]:
         m = r.get("metrics")
         if not m:
             lines.append(f"| {r['row']} | failed: {r.get('error')} | | | | | | {r['wall_s'] / 60:.1f} min |")
             continue
         lines.append(
-            f"| {r['row']} | {_f(m['fd_fashion'])} | {_f(m['is_fashion'])} | {m['coverage_fashion'] * 10:.0f}/10 / "
-            f"{m['kl_uniform_fashion']:.3f} | {m['precision_fashion']:.2f} / {m['recall_fashion']:.2f} | "
-            f"{_f(m.get('cond_acc_fashion'), '{:.1%}')} | {r['g_images_per_s']:.0f} | {r['wall_s'] / 60:.1f} min |")
+            f"| {r['row']} | {_f(m[K['fd']])} | {_f(m[K['is']])} | {m[K['coverage']] * 10:.0f}/10 / "
+            f"{m[K['kl_uniform']]:.3f} | {m[K['precision']]:.2f} / {m[K['recall']]:.2f} | "
+            f"{_f(m.get(K['cond_acc']), '{:.1%}')} | {r['g_images_per_s']:.0f} | {r['wall_s'] / 60:.1f} min |")
     lines += ["", "Rows: " + "; ".join(f"**{r['row']}** {r['what']} (`{r['recipe']}`"
                                         + (f", {' '.join(r['overrides'])}" if r['overrides'] else "") + ")"
                                         for r in result["rows"]) + "."]
@@ -320,15 +322,15 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
                   "|---|---|---|---|---|"]
         for k, e in bg:
             lines.append(f"| {k.split('-')[1]} | {e['m_global_first']:.3f} | {e['m_global_last']:.3f} | {e['k_last']:.4f} | "
-                         f"{by[k]['metrics']['fd_fashion']:.2f} |")
+                         f"{by[k]['metrics'][K['fd']]:.2f} |")
     tr = ex("biggan", "truncation")
     if tr:
         lines += ["", "## BigGAN: the truncation trick", "", "| threshold | FD | IS | precision | recall | cond. acc |",
                   "|---|---|---|---|---|---|"]
         for p in tr["points"]:
-            lines.append(f"| {p['truncation'] if p['truncation'] is not None else 'none'} | {p['fd_fashion']:.2f} | "
-                         f"{p['is_fashion']:.2f} | {p['precision_fashion']:.2f} | {p['recall_fashion']:.2f} | "
-                         f"{_f(p.get('cond_acc_fashion'), '{:.1%}')} |")
+            lines.append(f"| {p['truncation'] if p['truncation'] is not None else 'none'} | {p[K['fd']]:.2f} | "
+                         f"{p[K['is']]:.2f} | {p[K['precision']]:.2f} | {p[K['recall']]:.2f} | "
+                         f"{_f(p.get(K['cond_acc']), '{:.1%}')} |")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -377,7 +379,7 @@ def run_fashion_bench(out: str | Path, quick: bool = False, rows: list[str] | No
         rec["eval_n"] = eval_n
         (out / "cells" / f"{r.key}.json").write_text(json.dumps(rec, indent=1))
         done[r.key] = rec
-        fd = rec.get("metrics", {}).get("fd_fashion")
+        fd = rec.get("metrics", {}).get(K["fd"])
         bar.set_postfix_str(f"{r.key}: FD {fd:.1f}" if fd is not None else f"{r.key}: {rec['status']}")
         bar.update(1)
 

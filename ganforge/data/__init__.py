@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .dataset import ArrayDataset, to_float
 from .images import read_idx, resize_images
-from .loaders import DATASETS, load_data, load_dataset
+from .loaders import DATASETS, DatasetSpec, dataset_spec, has_test_split, is_mixture, load_data, load_dataset
 from .mixtures import mixture_spec
 from .stream import BatchStream
 
@@ -12,6 +12,10 @@ __all__ = [
     "ArrayDataset",
     "BatchStream",
     "DATASETS",
+    "DatasetSpec",
+    "dataset_spec",
+    "has_test_split",
+    "is_mixture",
     "load_data",
     "load_dataset",
     "mixture_spec",

@@ -7,8 +7,11 @@ Fits: "resize" scales the shorter side to the target size and centre-crops the l
 images: a plain resize); "pad" keeps images that fit as they are and pads them with background 0 around
 the centre (images larger than the target are first scaled down so their longer side fits).
 
-Splits: MNIST, Fashion-MNIST and CIFAR-10 have their official train/test splits. sklearn's digits has one
-set of 1797 images, all of which are the "train" split; it has no test split.
+Splits: MNIST, Fashion-MNIST and CIFAR-10 have their official train/test splits. sklearn's 1797 digits have
+none, so they get a fixed stratified 80/20 split (1437 train / 360 test, `digits_split_indices`).
+
+Every loader takes the recipe's `DataConfig` and reads the options it uses from it, `limit` included
+(applied before resizing, so a small limit stays cheap).
 
 MNIST and Fashion-MNIST are first looked up as IDX files (gzipped or not) in system directories
 (Debian's `dataset-fashion-mnist` package installs /usr/share/datasets/fashion-mnist) and in
@@ -25,6 +28,7 @@ import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -34,6 +38,9 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, DataError, choices_message
 from .dataset import ArrayDataset
+
+if TYPE_CHECKING:
+    from ..config import DataConfig
 
 logger = logging.getLogger(__name__)
 
@@ -210,16 +217,11 @@ def digits_split_indices(split: str) -> np.ndarray:
     return np.sort(train_idx if split == "train" else test_idx)
 
 
-def load_digits_images(
-    *,
-    image_size: int | None = None,
-    channels: int | None = None,
-    fit: str = "resize",
-    split: str = "train",
-    limit: int | None = None,
-) -> ArrayDataset:
+def load_digits_images(cfg: DataConfig) -> ArrayDataset:
     """sklearn's 8x8 handwritten digits, `split` of 1437 train / 360 test, resized to `image_size` (default 16)."""
     from sklearn.datasets import load_digits
+
+    image_size, channels, fit, split, limit = cfg.image_size, cfg.channels, cfg.fit, cfg.split, cfg.limit
 
     _check_fit(fit)
     bunch = load_digits()
@@ -296,18 +298,10 @@ def load_idx_pair(images_path: str, labels_path: str) -> tuple[Tensor, Tensor]:
     return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 
-def load_mnist_like(
-    name: str,
-    *,
-    root: str | None = None,
-    image_size: int | None = None,
-    channels: int | None = None,
-    fit: str = "resize",
-    split: str = "train",
-    download: bool = True,
-    limit: int | None = None,
-) -> ArrayDataset:
-    """MNIST or Fashion-MNIST from local IDX files if present, else via torchvision (downloading if allowed)."""
+def load_mnist_like(cfg: DataConfig) -> ArrayDataset:
+    """MNIST or Fashion-MNIST (`cfg.name`) from local IDX files if present, else via torchvision (downloading if allowed)."""
+    name, root, image_size, channels = cfg.name, cfg.root, cfg.image_size, cfg.channels
+    fit, split, download, limit = cfg.fit, cfg.split, cfg.download, cfg.limit
     _check_fit(fit)
     root = os.path.abspath(os.path.expanduser(root or default_root()))
     _, _, _, tv_class, help_text = _IDX_SOURCES[name]
@@ -341,18 +335,12 @@ def load_mnist_like(
     return _finish(name, x, y, classes, image_size or 32, channels, fit, info)
 
 
-def load_cifar10(
-    *,
-    root: str | None = None,
-    image_size: int | None = None,
-    channels: int | None = None,
-    fit: str = "resize",
-    split: str = "train",
-    download: bool = True,
-    limit: int | None = None,
-) -> ArrayDataset:
+def load_cifar10(cfg: DataConfig) -> ArrayDataset:
     """CIFAR-10 (3x32x32) through torchvision under `root`, downloading it if allowed."""
     import torchvision
+
+    root, image_size, channels = cfg.root, cfg.image_size, cfg.channels
+    fit, split, download, limit = cfg.fit, cfg.split, cfg.download, cfg.limit
 
     _check_fit(fit)
     root = os.path.abspath(os.path.expanduser(root or default_root()))
@@ -424,16 +412,9 @@ def _decode(path: str, channels: int) -> np.ndarray | None:
     return arr
 
 
-def load_folder(
-    *,
-    path: str,
-    image_size: int | None = None,
-    channels: int | None = None,
-    fit: str = "resize",
-    labels: bool = False,
-    limit: int | None = None,
-) -> ArrayDataset:
+def load_folder(cfg: DataConfig) -> ArrayDataset:
     """All PNG/JPEG/BMP/WebP images under `path`, decoded up-front; unreadable files are skipped with one warning."""
+    path, image_size, channels, fit, labels, limit = cfg.path, cfg.image_size, cfg.channels, cfg.fit, cfg.labels, cfg.limit
     _check_fit(fit)
     root = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(root):

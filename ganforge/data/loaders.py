@@ -1,164 +1,116 @@
-"""The dataset registry and `load_dataset`, the one entry point that checks options and records the protocol."""
+"""The dataset registry and `load_dataset`, the one entry point that checks options and records the protocol.
+
+A recipe's `DataConfig` is the one declaration of the data options; every registered dataset is a
+`DatasetSpec`: a loader that reads what it needs from that config (and applies `limit`, as early as it
+can), plus what the dataset declares about itself (a test split, known mixture centres, a path, a base).
+"""
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import os
+from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..config import DataConfig
 from ..errors import ConfigError, choices_message
 from ..registry import Registry
 from .dataset import ArrayDataset
 from .images import FITS, load_cifar10, load_digits_images, load_folder, load_mnist_like
 from .mixtures import load_points, sample_mixture
 
-DATASETS: Registry[Callable[..., ArrayDataset]] = Registry("dataset")
 SPLITS = ("train", "test")
 
-# What `path` must point to, for the datasets that read one.
-_PATH_HELP = {
-    "points": "a .npy file holding an (N, D) array of points",
-    "folder": "a directory of PNG/JPEG/BMP/WebP images (searched recursively)",
-}
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: how to load it and what it declares about itself."""
+
+    name: str
+    load: Callable[[DataConfig, int], ArrayDataset]  # (options, seed) -> the dataset, `limit` applied
+    summary: str
+    has_test_split: bool = False  # a 'test' split exists (evaluation floors, the memorisation check)
+    is_mixture: bool = False  # a 2-D mixture with known centres (mixture_spec): mode metrics, centres in plots
+    path: str | None = None  # what `path` must point to, for the datasets that read one
+    takes_base: bool = False  # built on another dataset named by `base`
 
 
-@DATASETS.register("ring")
-def ring(*, n_points: int = 100_000, seed: int = 0) -> ArrayDataset:
-    """8 Gaussians (std 0.01) on the unit circle."""
-    return sample_mixture("ring", n_points, seed)
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
-@DATASETS.register("grid")
-def grid(*, n_points: int = 100_000, seed: int = 0) -> ArrayDataset:
-    """25 Gaussians (std 0.05) on {-4, -2, 0, 2, 4}^2."""
-    return sample_mixture("grid", n_points, seed)
+def _register(spec: DatasetSpec) -> None:
+    DATASETS.register(spec.name)(spec)
 
 
-@DATASETS.register("points")
-def points(*, path: str, labels: bool = False) -> ArrayDataset:
-    """User points from an (N, D) .npy file, in their own coordinates; they carry no labels."""
-    if labels:
+def _head(ds: ArrayDataset, limit: int | None) -> ArrayDataset:
+    """`limit` for the loaders that cannot stop early (their data is drawn or stacked whole, for a fixed RNG use)."""
+    return ds if limit is None else ds.head(limit)
+
+
+def _mixture(cfg: DataConfig, seed: int) -> ArrayDataset:
+    return _head(sample_mixture(cfg.name, cfg.n_points, seed), cfg.limit)
+
+
+def _points(cfg: DataConfig, seed: int) -> ArrayDataset:
+    if cfg.labels:
         raise ConfigError("dataset 'points' has no labels; use labels=False (a .npy file holds only coordinates)")
-    return load_points(path)
+    return _head(load_points(cfg.path), cfg.limit)
 
 
-@DATASETS.register("digits")
-def digits(
-    *,
-    image_size: int | None = None,
-    channels: int | None = None,
-    fit: str = "resize",
-    split: str = "train",
-    limit: int | None = None,
-) -> ArrayDataset:
-    """sklearn's 8x8 digits (1437 train / 360 test, stratified and seed-fixed), 1 channel, default size 16."""
-    return load_digits_images(image_size=image_size, channels=channels, fit=fit, split=split, limit=limit)
-
-
-@DATASETS.register("mnist")
-def mnist(
-    *,
-    root: str | None = None,
-    image_size: int | None = None,
-    channels: int | None = None,
-    fit: str = "resize",
-    split: str = "train",
-    download: bool = True,
-    limit: int | None = None,
-) -> ArrayDataset:
-    """MNIST digits (1x28x28), default size 32."""
-    return load_mnist_like(
-        "mnist",
-        root=root,
-        image_size=image_size,
-        channels=channels,
-        fit=fit,
-        split=split,
-        download=download,
-        limit=limit,
-    )
-
-
-@DATASETS.register("fashion_mnist")
-def fashion_mnist(
-    *,
-    root: str | None = None,
-    image_size: int | None = None,
-    channels: int | None = None,
-    fit: str = "resize",
-    split: str = "train",
-    download: bool = True,
-    limit: int | None = None,
-) -> ArrayDataset:
-    """Fashion-MNIST (1x28x28), default size 32; found in /usr/share/datasets/fashion-mnist when installed."""
-    return load_mnist_like(
-        "fashion_mnist",
-        root=root,
-        image_size=image_size,
-        channels=channels,
-        fit=fit,
-        split=split,
-        download=download,
-        limit=limit,
-    )
-
-
-@DATASETS.register("cifar10")
-def cifar10(
-    *,
-    root: str | None = None,
-    image_size: int | None = None,
-    channels: int | None = None,
-    fit: str = "resize",
-    split: str = "train",
-    download: bool = True,
-    limit: int | None = None,
-) -> ArrayDataset:
-    """CIFAR-10 (3x32x32) via torchvision."""
-    return load_cifar10(
-        root=root, image_size=image_size, channels=channels, fit=fit, split=split, download=download, limit=limit
-    )
-
-
-@DATASETS.register("folder")
-def folder(
-    *,
-    path: str,
-    image_size: int | None = None,
-    channels: int | None = None,
-    fit: str = "resize",
-    labels: bool = False,
-    limit: int | None = None,
-) -> ArrayDataset:
-    """A tree of image files; default 3 channels at 64x64; labels=True takes classes from first-level subfolders."""
-    return load_folder(path=path, image_size=image_size, channels=channels, fit=fit, labels=labels, limit=limit)
-
-
-@DATASETS.register("stacked")
-def stacked(
-    *,
-    base: str | None = None,
-    root: str | None = None,
-    image_size: int | None = None,
-    channels: int | None = None,
-    fit: str = "resize",
-    split: str = "train",
-    download: bool = True,
-) -> ArrayDataset:
-    """Three independent `base` images (fashion_mnist or digits) as RGB channels: 1,000 modes (stacked MNIST)."""
+def _stacked(cfg: DataConfig, seed: int) -> ArrayDataset:
     from .stacked import BASES, CHANNELS, stack_images
 
-    if base not in BASES:
-        raise ConfigError(choices_message("base for data 'stacked' (data.base):", str(base), BASES))
-    if channels not in (None, CHANNELS):
-        raise ConfigError(f"a stacked dataset has {CHANNELS} channels (one base image each), not {channels}.")
-    opts: dict[str, Any] = {"image_size": image_size or 32, "fit": fit, "split": split}
-    if base != "digits":
-        opts.update(root=root, download=download)
-    grey = DATASETS.get(base)(**opts)
+    if cfg.base not in BASES:
+        raise ConfigError(choices_message("base for data 'stacked' (data.base):", str(cfg.base), BASES))
+    if cfg.channels not in (None, CHANNELS):
+        raise ConfigError(f"a stacked dataset has {CHANNELS} channels (one base image each), not {cfg.channels}.")
+    # The whole base split at the stacked size (its own limit and channels do not apply).
+    base = DataConfig(name=cfg.base, root=cfg.root, image_size=cfg.image_size or 32, fit=cfg.fit, split=cfg.split,
+                      download=cfg.download)
+    grey = DATASETS.get(cfg.base).load(base, seed)
     # A fixed draw (not the run's seed), so every run and every evaluation sees the same dataset; train and
     # test are independent draws, each as large as its base split so that an epoch keeps its meaning.
-    return stack_images(grey, len(grey), seed=SPLITS.index(split))
+    return _head(stack_images(grey, len(grey), seed=SPLITS.index(cfg.split)), cfg.limit)
+
+
+def _ignore_seed(load: Callable[[DataConfig], ArrayDataset]) -> Callable[[DataConfig, int], ArrayDataset]:
+    return lambda cfg, seed: load(cfg)
+
+
+for _spec in (
+    DatasetSpec("ring", _mixture, "8 Gaussians (std 0.01) on the unit circle.", is_mixture=True),
+    DatasetSpec("grid", _mixture, "25 Gaussians (std 0.05) on {-4, -2, 0, 2, 4}^2.", is_mixture=True),
+    DatasetSpec("points", _points, "User points from an (N, D) .npy file, in their own coordinates; no labels.",
+                path="a .npy file holding an (N, D) array of points"),
+    DatasetSpec("digits", _ignore_seed(load_digits_images), "sklearn's 8x8 digits (1437 train / 360 test, "
+                "stratified and seed-fixed), 1 channel, default size 16.", has_test_split=True),
+    DatasetSpec("mnist", _ignore_seed(load_mnist_like), "MNIST digits (1x28x28), default size 32.",
+                has_test_split=True),
+    DatasetSpec("fashion_mnist", _ignore_seed(load_mnist_like), "Fashion-MNIST (1x28x28), default size 32; found "
+                "in /usr/share/datasets/fashion-mnist when installed.", has_test_split=True),
+    DatasetSpec("cifar10", _ignore_seed(load_cifar10), "CIFAR-10 (3x32x32) via torchvision.", has_test_split=True),
+    DatasetSpec("folder", _ignore_seed(load_folder), "A tree of image files; default 3 channels at 64x64; "
+                "labels=True takes classes from first-level subfolders.",
+                path="a directory of PNG/JPEG/BMP/WebP images (searched recursively)"),
+    DatasetSpec("stacked", _stacked, "Three independent `base` images (fashion_mnist or digits) as RGB channels: "
+                "1,000 modes (stacked MNIST).", has_test_split=True, takes_base=True),
+):
+    _register(_spec)
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    """The declaration of dataset `name`; an unknown name raises ConfigError listing the choices."""
+    return DATASETS.get(name)
+
+
+def is_mixture(name: str) -> bool:
+    """Whether `name` is a registered 2-D mixture with known centres (False for any other name)."""
+    return name in DATASETS and DATASETS.get(name).is_mixture
+
+
+def has_test_split(name: str) -> bool:
+    """Whether `name` is a registered dataset with a 'test' split (False for any other name)."""
+    return name in DATASETS and DATASETS.get(name).has_test_split
 
 
 def _positive_int(what: str, value: Any, allow_none: bool = True) -> None:
@@ -168,81 +120,57 @@ def _positive_int(what: str, value: Any, allow_none: bool = True) -> None:
         raise ConfigError(f"{what} must be a positive integer, got {value!r}")
 
 
-def load_dataset(
-    name: str,
-    *,
-    path: str | os.PathLike | None = None,
-    root: str | os.PathLike | None = None,
-    image_size: int | None = None,
-    channels: int | None = None,
-    labels: bool = False,
-    split: str = "train",
-    fit: str = "resize",
-    n_points: int = 100_000,
-    download: bool = True,
-    seed: int = 0,
-    limit: int | None = None,
-    base: str | None = None,
-) -> ArrayDataset:
-    """Load the registered dataset `name`; options a dataset does not use are ignored, except path, base and split."""
-    loader = DATASETS.get(name)
+def load_dataset(data: DataConfig | str, *, split: str | None = None, seed: int = 0, **options: Any) -> ArrayDataset:
+    """Load the dataset a DataConfig describes (its split unless `split` is given; `seed` draws the mixtures).
+
+    A name and DataConfig fields as keywords also work (`load_dataset("digits", image_size=32)`);
+    options a dataset does not use are ignored, except path, base and split, which are refused.
+    """
+    cfg = DataConfig(name=data, **options) if isinstance(data, str) else dataclasses.replace(data, **options)
+    spec = DATASETS.get(cfg.name)
+    split = cfg.split if split is None else split
     if split not in SPLITS:
         raise ConfigError(choices_message("split", split, SPLITS))
-    if fit not in FITS:
-        raise ConfigError(choices_message("fit method", fit, FITS))
-    _positive_int("image_size", image_size)
-    _positive_int("n_points", n_points, allow_none=False)
-    _positive_int("limit", limit)
-    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
-        raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+    if cfg.fit not in FITS:
+        raise ConfigError(choices_message("fit method", cfg.fit, FITS))
+    _positive_int("image_size", cfg.image_size)
+    _positive_int("n_points", cfg.n_points, allow_none=False)
+    _positive_int("limit", cfg.limit)
+    if cfg.channels is not None and (isinstance(cfg.channels, bool) or cfg.channels not in (1, 3)):
+        raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), got {cfg.channels!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
+    if spec.path is not None and cfg.path is None:
+        raise ConfigError(f"dataset {cfg.name!r} needs a path: {spec.path}")
+    if spec.path is None and cfg.path is not None:
+        takes = ", ".join(sorted(n for n in DATASETS if DATASETS.get(n).path is not None))
+        raise ConfigError(f"dataset {cfg.name!r} does not read a path (got {os.fspath(cfg.path)!r}); only {takes} "
+                          "take one")
+    if not spec.takes_base and cfg.base is not None:
+        raise ConfigError(f"dataset {cfg.name!r} takes no base (got {cfg.base!r}); only 'stacked' is built on "
+                          "another dataset.")
+    if not spec.has_test_split and split != "train":
+        raise ConfigError(f"dataset {cfg.name!r} has only a 'train' split, so split={split!r} is not available")
 
-    params = inspect.signature(loader).parameters
-    if "path" in params and path is None:
-        raise ConfigError(f"dataset {name!r} needs a path: {_PATH_HELP[name]}")
-    if "path" not in params and path is not None:
-        takes = ", ".join(sorted(_PATH_HELP))
-        raise ConfigError(f"dataset {name!r} does not read a path (got {os.fspath(path)!r}); only {takes} take one")
-    if "base" not in params and base is not None:
-        raise ConfigError(f"dataset {name!r} takes no base (got {base!r}); only 'stacked' is built on another dataset.")
-    if "split" not in params and split != "train":
-        raise ConfigError(f"dataset {name!r} has only a 'train' split, so split={split!r} is not available")
-
-    options: dict[str, Any] = {
-        "path": None if path is None else os.fspath(path),
-        "root": None if root is None else os.fspath(root),
-        "image_size": image_size,
-        "channels": channels,
-        "labels": bool(labels),
-        "split": split,
-        "fit": fit,
-        "n_points": n_points,
-        "download": bool(download),
-        "seed": seed,
-        "limit": limit,
-        "base": base,
-    }
-    ds = loader(**{k: v for k, v in options.items() if k in params})
-    if limit is not None:
-        ds = ds.head(limit)
+    cfg = dataclasses.replace(cfg, split=split, labels=bool(cfg.labels), download=bool(cfg.download),
+                              path=None if cfg.path is None else os.fspath(cfg.path),
+                              root=None if cfg.root is None else os.fspath(cfg.root))
+    ds = spec.load(cfg, seed)
     ds.info.update(
         {
-            "name": name,
+            "name": cfg.name,
             "kind": ds.kind,
             "split": split,
             "n": len(ds),
             "shape": list(ds.shape),
             "num_classes": ds.num_classes,
             "labels": ds.y is not None,
-            "limit": limit,
+            "limit": cfg.limit,
         }
     )
     return ds
 
 
-def load_data(cfg: Any, seed: int = 0, split: str | None = None) -> ArrayDataset:
-    """`load_dataset` from a recipe's DataConfig (its split unless `split` is given)."""
-    return load_dataset(cfg.name, path=cfg.path, root=cfg.root, image_size=cfg.image_size, channels=cfg.channels,
-                        labels=cfg.labels, split=split or cfg.split, fit=cfg.fit, n_points=cfg.n_points,
-                        download=cfg.download, seed=seed, limit=cfg.limit, base=cfg.base)
+def load_data(cfg: DataConfig, seed: int = 0, split: str | None = None) -> ArrayDataset:
+    """The older spelling of `load_dataset(cfg, split=split, seed=seed)`."""
+    return load_dataset(cfg, split=split, seed=seed)

@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from .. import __version__
-from ..errors import ConfigError, choices_message
+from ..data import is_mixture, mixture_spec
+from ..errors import ConfigError
 from ..latent import LatentSpace
 from .classes import class_coverage
 from .frechet import frechet_distance_from_moments
@@ -28,50 +29,21 @@ from .memorisation import memorisation
 from .modes import mixture_mode_metrics
 from .msssim import ms_ssim_diversity, ms_ssim_protocol
 from .precision_recall import precision_recall
+from .spec import METRIC_SPECS, ProtocolInputs, get_spec, higher_is_better, parse_metrics  # noqa: F401 (re-exported)
 from .stacked import ChannelExtractor, StackedModes
 from .stats import StreamingMoments
 from .swd import sliced_wasserstein
 
-# name -> what it needs: "features" (an extractor), "images" (raw samples), "points" (2-D mixtures)
-METRICS: dict[str, str] = {
-    "fd": "features",
-    "is": "features",
-    "kid": "features",
-    "pr": "features",
-    "coverage": "features",
-    "cond_acc": "features",
-    "memorisation": "features",
-    "swd": "images",
-    "msssim": "images",
-    "modes": "modes",  # 2-D mixtures (nearest centre) or stacked images (per-channel classifier)
-}
 DEFAULT_IMAGE_METRICS = ("fd", "is", "kid", "pr", "coverage")
 # Which domain classifier measures which dataset; anything else falls back to Inception.
 DOMAIN_EXTRACTOR = {"digits": "digits", "fashion_mnist": "fashion"}
 
-
-# Metrics that compare with the real data's statistics (the others read only the samples).
-NEEDS_REFERENCE = ("fd", "kid", "pr", "memorisation", "swd", "msssim")
 MODES_ONLY = "the 'modes' metric applies to the 2-D mixtures ring and grid and to stacked data only."
-_HIGHER_BETTER = ("is_", "inception", "precision", "recall", "coverage", "cond_acc", "modes", "high_quality")
 
 
-def higher_is_better(key: str) -> bool:
-    """Whether a larger value of the result key `key` (e.g. 'fd_fashion', 'recall_digits') is better."""
-    key = key.split("/", 1)[-1]
-    return (key == "is" or key.startswith(_HIGHER_BETTER)) and not key.endswith("_std")
-
-
-def parse_metrics(spec: str | Iterable[str]) -> list[str]:
-    """'fd,is,kid' or a list -> validated metric names (unknown ones raise ConfigError listing the choices)."""
-    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
-    names = [n for n in names if n]
-    for n in names:
-        if n not in METRICS:
-            raise ConfigError(choices_message("metric", n, METRICS))
-    if not names:
-        raise ConfigError("no metrics asked for. Valid choices: " + ", ".join(METRICS) + ".")
-    return list(dict.fromkeys(names))
+def _needs(metrics: Iterable[str], what: str) -> bool:
+    """Whether any of `metrics` declares the need `what` (see metrics/spec.py)."""
+    return any(what in METRIC_SPECS[m].needs for m in metrics)
 
 
 def default_extractor(dataset_name: str) -> str:
@@ -238,9 +210,6 @@ def reference_stats(
     return Reference(dataset.name, dict(getattr(dataset, "info", {})), st, held)
 
 
-_METRIC_WHAT = {"pr": "precision/recall", "kid": "KID", "msssim": "MS-SSIM diversity", "memorisation": "memorisation"}
-
-
 def min_samples(metric: str, pr_k: int = 3) -> int:
     """How many generated samples `metric` needs at least."""
     return {"pr": pr_k + 1, "kid": 2, "msssim": 2}.get(metric, 1)
@@ -253,8 +222,97 @@ def _need(metric: str, have: int, need: int, side: str, pr_k: int = 3) -> None:
     why = f" (each sample's {pr_k} nearest neighbours plus itself)" if metric == "pr" else ""
     fix = ("raise the sample count (--n, or eval.n in a recipe)" if side == "generated"
            else "use a larger reference dataset")
-    raise ConfigError(f"metric {metric!r} ({_METRIC_WHAT.get(metric, metric)}) needs at least {need} {side} samples"
+    raise ConfigError(f"metric {metric!r} ({get_spec(metric).title}) needs at least {need} {side} samples"
                       f"{why}, but {have} {'was' if have == 1 else 'were'} given; {fix}, or leave {metric!r} out.")
+
+
+@dataclass
+class MetricInputs:
+    """What a metric's compute function reads: the streamed statistics and the evaluation's settings."""
+
+    fake: FeatureStats
+    ref: Reference
+    sfx: str  # "_<extractor>" or ""
+    seed: int
+    kid_subsets: int
+    kid_subset_size: int
+    pr_k: int
+    mixture: tuple[Tensor, float] | None
+    fake_points: Tensor | None
+
+
+def _fd(c: MetricInputs) -> dict[str, float]:
+    return {f"fd{c.sfx}": frechet_distance_from_moments(c.fake.moments, c.ref.stats.moments)}
+
+
+def _is(c: MetricInputs) -> dict[str, float]:
+    mean, std = c.fake.inception.result()
+    return {f"is{c.sfx}": mean, f"is{c.sfx}_std": std}
+
+
+def _kid(c: MetricInputs) -> dict[str, float]:
+    _need("kid", c.fake.stored, 2, "generated")
+    _need("kid", c.ref.stats.stored, 2, "reference")
+    mean, std = kid(c.fake.stacked_features(), c.ref.stats.stacked_features(), num_subsets=c.kid_subsets,
+                    subset_size=c.kid_subset_size, seed=c.seed)
+    return {f"kid{c.sfx}": mean, f"kid{c.sfx}_std": std}
+
+
+def _pr(c: MetricInputs) -> dict[str, float]:
+    _need("pr", c.fake.stored, c.pr_k + 1, "generated", c.pr_k)
+    _need("pr", c.ref.stats.stored, c.pr_k + 1, "reference", c.pr_k)
+    p, r = precision_recall(c.ref.stats.stacked_features(), c.fake.stacked_features(), k=c.pr_k)
+    return {f"precision{c.sfx}": p, f"recall{c.sfx}": r}
+
+
+def _coverage(c: MetricInputs) -> dict[str, float]:
+    cov = class_coverage_from_counts(c.fake.pred_counts)
+    return {f"coverage{c.sfx}": cov["coverage"], f"kl_uniform{c.sfx}": cov["kl_uniform"]}
+
+
+def _cond_acc(c: MetricInputs) -> dict[str, float]:
+    # Only samples that carry labels (a conditional generator, a labelled test split) have an accuracy.
+    return {f"cond_acc{c.sfx}": c.fake.labels_correct / c.fake.labels_seen} if c.fake.labels_seen else {}
+
+
+def _memorisation(c: MetricInputs) -> dict[str, float]:
+    if c.ref.heldout is None:
+        raise ConfigError("the memorisation check needs a held-out split of the reference data (a test split).")
+    _need("memorisation", c.ref.stats.stored, 3, "reference")
+    mem = memorisation(c.fake.stacked_features(), c.ref.stats.stacked_features(), c.ref.heldout.stacked_features())
+    c.fake.memorisation = mem  # kept for the nearest-neighbour picture
+    return {f"memorisation_ratio{c.sfx}": mem["ratio"]}
+
+
+def _swd(c: MetricInputs) -> dict[str, float]:
+    n = min(c.fake.images_stored, c.ref.stats.images_stored)
+    res = sliced_wasserstein(c.ref.stats.stacked_images()[:n], c.fake.stacked_images()[:n], seed=c.seed)
+    return {"swd_x1e3": res["swd_x1e3_avg"]}
+
+
+def _msssim(c: MetricInputs) -> dict[str, float]:
+    _need("msssim", c.fake.images_stored, 2, "generated")
+    out = {"msssim": ms_ssim_diversity(c.fake.stacked_images(), seed=c.seed)}
+    if c.ref.stats.images_stored >= 2:  # the data's own diversity: samples far above it have collapsed
+        out["msssim_real"] = ms_ssim_diversity(c.ref.stats.stacked_images(), seed=c.seed)
+    return out
+
+
+def _modes(c: MetricInputs) -> dict[str, float]:
+    if c.fake.stacked is not None:
+        res = c.fake.stacked.result()
+    elif c.mixture is None or c.fake_points is None:
+        raise ConfigError(MODES_ONLY)
+    else:
+        res = mixture_mode_metrics(c.fake_points, c.mixture[0], c.mixture[1])
+    return {"modes": float(res["modes"]), "high_quality": res["high_quality"], "kl_modes": res["kl"]}
+
+
+# The compute function of every metric in METRIC_SPECS (a test checks that the two name the same metrics).
+COMPUTE: dict[str, Callable[[MetricInputs], dict[str, float]]] = {
+    "fd": _fd, "is": _is, "kid": _kid, "pr": _pr, "coverage": _coverage, "cond_acc": _cond_acc,
+    "memorisation": _memorisation, "swd": _swd, "msssim": _msssim, "modes": _modes,
+}
 
 
 def compute_metrics(
@@ -270,55 +328,11 @@ def compute_metrics(
     fake_points: Tensor | None = None,
 ) -> dict[str, float]:
     """Numbers for `metrics` from the streamed statistics; keys carry the extractor name (fd_fashion, ...)."""
-    sfx = f"_{extractor_name}" if extractor_name else ""
+    inputs = MetricInputs(fake, ref, f"_{extractor_name}" if extractor_name else "", seed, kid_subsets,
+                          kid_subset_size, pr_k, mixture, fake_points)
     out: dict[str, float] = {}
     for m in metrics:
-        if m == "fd":
-            out[f"fd{sfx}"] = frechet_distance_from_moments(fake.moments, ref.stats.moments)
-        elif m == "is":
-            mean, std = fake.inception.result()
-            out[f"is{sfx}"], out[f"is{sfx}_std"] = mean, std
-        elif m == "kid":
-            _need("kid", fake.stored, 2, "generated")
-            _need("kid", ref.stats.stored, 2, "reference")
-            mean, std = kid(fake.stacked_features(), ref.stats.stacked_features(), num_subsets=kid_subsets,
-                            subset_size=kid_subset_size, seed=seed)
-            out[f"kid{sfx}"], out[f"kid{sfx}_std"] = mean, std
-        elif m == "pr":
-            _need("pr", fake.stored, pr_k + 1, "generated", pr_k)
-            _need("pr", ref.stats.stored, pr_k + 1, "reference", pr_k)
-            p, r = precision_recall(ref.stats.stacked_features(), fake.stacked_features(), k=pr_k)
-            out[f"precision{sfx}"], out[f"recall{sfx}"] = p, r
-        elif m == "coverage":
-            cov = class_coverage_from_counts(fake.pred_counts)
-            out[f"coverage{sfx}"], out[f"kl_uniform{sfx}"] = cov["coverage"], cov["kl_uniform"]
-        elif m == "cond_acc":
-            if fake.labels_seen:
-                out[f"cond_acc{sfx}"] = fake.labels_correct / fake.labels_seen
-        elif m == "memorisation":
-            if ref.heldout is None:
-                raise ConfigError("the memorisation check needs a held-out split of the reference data (a test split).")
-            _need("memorisation", ref.stats.stored, 3, "reference")
-            mem = memorisation(fake.stacked_features(), ref.stats.stacked_features(), ref.heldout.stacked_features())
-            out[f"memorisation_ratio{sfx}"] = mem["ratio"]
-            fake.memorisation = mem
-        elif m == "swd":
-            n = min(fake.images_stored, ref.stats.images_stored)
-            res = sliced_wasserstein(ref.stats.stacked_images()[:n], fake.stacked_images()[:n], seed=seed)
-            out["swd_x1e3"] = res["swd_x1e3_avg"]
-        elif m == "msssim":
-            _need("msssim", fake.images_stored, 2, "generated")
-            out["msssim"] = ms_ssim_diversity(fake.stacked_images(), seed=seed)
-            if ref.stats.images_stored >= 2:  # the data's own diversity: samples far above it have collapsed
-                out["msssim_real"] = ms_ssim_diversity(ref.stats.stacked_images(), seed=seed)
-        elif m == "modes":
-            if fake.stacked is not None:
-                res = fake.stacked.result()
-            elif mixture is None or fake_points is None:
-                raise ConfigError(MODES_ONLY)
-            else:
-                res = mixture_mode_metrics(fake_points, mixture[0], mixture[1])
-            out["modes"], out["high_quality"], out["kl_modes"] = float(res["modes"]), res["high_quality"], res["kl"]
+        out.update(COMPUTE[m](inputs))
     return out
 
 
@@ -330,22 +344,29 @@ def class_coverage_from_counts(counts: Tensor) -> dict[str, Any]:
 
 def protocol(
     metrics: list[str], extractor: Any | None, ref: Reference, n_fake: int, seed: int, store_max: int,
-    image_max: int, kid_subsets: int, kid_subset_size: int, pr_k: int, source: str,
+    image_max: int, kid_subsets: int, kid_subset_size: int, pr_k: int, source: str, is_splits: int = 10,
+    image_shape: tuple[int, ...] | None = None,
 ) -> dict[str, Any]:
-    """Everything needed to reproduce a number: extractor and weights hash, reference split, counts, caps."""
+    """Everything needed to reproduce a number: extractor and weights hash, reference split, counts, caps.
+
+    `is_splits` is the number of Inception-Score splits actually used; `image_shape` (H, W) is given when
+    a metric's protocol depends on the samples' size (MS-SSIM).
+    """
     n_store = min(store_max, n_fake)
-    return {
+    inputs = ProtocolInputs(is_splits, kid_subsets, kid_subset_size, pr_k, n_store, ref.stats.stored, image_shape)
+    head = {
         "metrics": metrics,
         "extractor": extractor.protocol() if extractor is not None else None,
         "reference": {"dataset": ref.name, "n": ref.stats.n, "info": ref.info,
                       "heldout_n": ref.heldout.n if ref.heldout is not None else None},
         "generated": {"source": source, "n": n_fake},
         "seed": seed,
-        "fd": "Frechet distance of float64 streaming moments (eigenvalue form of Tr sqrt(S1 S2))",
-        "is": "exp E KL(p(y|x) || p(y)) over 10 contiguous splits, streamed",
-        "kid": {"subsets": kid_subsets, "subset_size": min(kid_subset_size, n_store, ref.stats.stored),
-                "kernel": "(x.y/d + 1)^3", "features_used": [n_store, ref.stats.stored]},
-        "pr": {"k": pr_k, "features_used": [ref.stats.stored, n_store], "method": "Kynkaanniemi et al. 2019"},
+    }
+    # Each metric's recipe as its spec writes it (those that need no sample shape are always recorded).
+    entries = {name: spec.protocol(inputs) for name, spec in METRIC_SPECS.items() if spec.protocol is not None}
+    return {
+        **head,
+        **{k: v for k, v in entries.items() if v is not None},
         "store_max": store_max,
         "image_max": image_max,
         "ganforge": __version__,
@@ -381,6 +402,7 @@ class Evaluator:
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
         pr_k: int = 3,
+        is_splits: int = 10,
     ) -> None:
         self.dataset = dataset
         self.metrics = parse_metrics(metrics)
@@ -392,7 +414,7 @@ class Evaluator:
                 raise ConfigError(f"metrics {', '.join(bad)} need images; for 2-D point data use 'modes'.")
         elif "modes" in self.metrics and not self.stacked_base:
             raise ConfigError(MODES_ONLY)
-        if self.points and dataset.name not in ("ring", "grid"):
+        if self.points and not is_mixture(dataset.name):
             raise ConfigError("the 'modes' metric needs known mixture centres: data 'ring' or 'grid'.")
         if n < 2:
             raise ConfigError(f"evaluation needs at least 2 samples, got n={n}.")
@@ -410,8 +432,9 @@ class Evaluator:
         self.n, self.seed, self.batch_size = n, seed, batch_size
         self.store_max, self.image_max = store_max, image_max
         self.kid_subsets, self.kid_subset_size, self.pr_k = kid_subsets, kid_subset_size, pr_k
-        needs_features = any(METRICS[m] == "features" for m in self.metrics) or \
-            (self.stacked_base is not None and "modes" in self.metrics)
+        self.is_splits = is_splits
+        # Point data has no extractor: its 'modes' reads the points themselves.
+        needs_features = not self.points and (_needs(self.metrics, "features") or _needs(self.metrics, "logits"))
         self.extractor_name = None
         self.extractor = None
         if needs_features:
@@ -424,7 +447,7 @@ class Evaluator:
                 self.extractor = ChannelExtractor(self.extractor)
         if self.points:
             self.image_max = n  # the points themselves are the "images" the mode metric needs
-        elif not any(METRICS[m] == "images" for m in self.metrics):
+        elif not _needs(self.metrics, "images"):
             # Only the memorisation picture needs samples: its first rows.
             self.image_max = 8 if "memorisation" in self.metrics else 0
         self.heldout = heldout
@@ -434,8 +457,8 @@ class Evaluator:
     def reference(self) -> Reference:
         """Reference statistics, computed on first use."""
         if self._ref is None:
-            heldout = self.heldout if "memorisation" in self.metrics else None
-            img_max = self.image_max if any(METRICS[m] == "images" for m in self.metrics) else 0
+            heldout = self.heldout if _needs(self.metrics, "heldout") else None
+            img_max = self.image_max if _needs(self.metrics, "images") else 0
             data = self.dataset
             if data.name == "folder":
                 # A folder is read in path order, usually class by class; the capped subsets (KID, PR, MS-SSIM)
@@ -446,16 +469,15 @@ class Evaluator:
 
     def evaluate(self, batches: Iterable[tuple[Tensor, Tensor | None]], n: int, source: str) -> dict[str, Any]:
         """{'metrics': numbers, 'protocol': how they were computed} for `n` samples from `batches`."""
-        if any(m in NEEDS_REFERENCE for m in self.metrics):
+        if _needs(self.metrics, "reference"):
             ref = self.reference
         else:  # IS, coverage, modes, ...: the real data's statistics are not needed, so not computed
             ref = Reference(self.dataset.name, dict(getattr(self.dataset, "info", {})),
                             FeatureStats(StreamingMoments(1), None))
-        fake = accumulate(batches, self.extractor, n, self.store_max, self.image_max)
+        fake = accumulate(batches, self.extractor, n, self.store_max, self.image_max, self.is_splits)
         mixture = None
         points = None
         if self.points:
-            from ..data import mixture_spec
 
             mixture = mixture_spec(self.dataset.name)
             points = fake.stacked_images()
@@ -463,11 +485,11 @@ class Evaluator:
             fake, ref, self.metrics, self.extractor_name, self.seed, self.kid_subsets, self.kid_subset_size,
             self.pr_k, mixture, points,
         )
+        # The splits StreamingIS really used (fewer than asked when there are fewer samples).
+        splits = fake.inception.splits if fake.inception is not None else self.is_splits
+        shape = tuple(fake.stacked_images().shape[-2:]) if "msssim" in self.metrics else None
         proto = protocol(self.metrics, self.extractor, ref, fake.n, self.seed, self.store_max, self.image_max,
-                         self.kid_subsets, self.kid_subset_size, self.pr_k, source)
-        if "msssim" in self.metrics:
-            shape = fake.stacked_images().shape
-            proto["msssim"] = ms_ssim_protocol(shape[-2], shape[-1])
+                         self.kid_subsets, self.kid_subset_size, self.pr_k, source, splits, shape)
         result: dict[str, Any] = {"metrics": numbers, "protocol": proto}
         if fake.memorisation is not None and fake.images_stored:
             from .memorisation import memorisation_grid

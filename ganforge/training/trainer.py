@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from .. import __version__
 from ..config import Recipe, dump_yaml
-from ..data import BatchStream, load_data
+from ..data import BatchStream, load_dataset
 from ..errors import ConfigError, GanforgeError, RunInterrupted, TrainingError
 from ..games import build_game, conditional_games
 from ..latent import fixed_latents, grid_columns, latent_space, model_extras
@@ -75,7 +75,7 @@ class Trainer:
         seed_everything(r.seed)
 
         d = r.data
-        self.dataset = load_data(d, r.seed)
+        self.dataset = load_dataset(d, seed=r.seed)
         self.shape = tuple(self.dataset.shape)
         self.is_image = len(self.shape) == 3
         prec = resolve_precision(t.precision, self.device, self.is_image)
@@ -628,12 +628,12 @@ class Trainer:
         e, d = self.recipe.eval, self.recipe.data
         heldout = None
         if "memorisation" in e.metrics:
-            heldout = load_data(dataclasses.replace(d, limit=None, labels=False), self.recipe.seed, split="test")
+            heldout = load_dataset(dataclasses.replace(d, limit=None, labels=False), split="test", seed=self.recipe.seed)
         return Evaluator(self.dataset, e.metrics, extractor=e.extractor, n=e.n, seed=e.seed, heldout=heldout,
                          device=self.device)
 
     def _maybe_save_best(self, numbers: dict[str, float]) -> None:
-        from ..metrics.evaluate import higher_is_better
+        from ..metrics.spec import higher_is_better
 
         key = self.recipe.eval.best
         if not key:
