@@ -25,8 +25,9 @@ from ..config import Recipe, dump_yaml
 from ..data import BatchStream, load_data
 from ..errors import ConfigError, GanforgeError, RunInterrupted, TrainingError
 from ..games import build_game, conditional_games
+from ..generation import apply_generator_spectral_norm, generate, generator_from_recipe
 from ..latent import fixed_latents, grid_columns, latent_space, model_extras
-from ..models import build_discriminator, build_generator
+from ..models import build_discriminator
 from ..nn.spectral import apply_spectral_norm
 from ..regularizers import lazy_ratio
 from .checkpoint import (atomic_write_bytes, capture_rng, find_resumable, move_aside, remove_stale_temp_files,
@@ -37,6 +38,7 @@ from .hardware import (check_fits, configure_threads, resolve_channels_last, res
                        warn_if_cores_shared)
 from .optim import build_optimizer, build_scheduler
 from .precision import Precision
+from .result import RunResult
 from .resume import (check_config_untouched, checkpoint_recipe, config_sha256, format_diff, is_safe, recipe_diff,
                      resume_recipe)
 from .runinfo import RunRecord, write_json
@@ -106,9 +108,8 @@ class Trainer:
             self.game.check_classes(self.dataset.num_classes)
         if self.latent.num_classes and int(r.game.args.get("pack", 1)) > 1:
             raise ConfigError("PacGAN packing (game.args.pack > 1) cannot be combined with model.conditional: true.")
-        def make_g() -> nn.Module:
-            return build_generator(r.model.generator.name, self.latent.input_dim, self.shape, r.model.generator.args,
-                                   **model_extras(self.latent, "g"))
+        def make_g() -> nn.Module:  # G's spectral norm waits until D is built: it draws from the global RNG
+            return generator_from_recipe(r, self.shape, self.latent, spectral_norm=False)
 
         def make_d() -> nn.Module:
             return build_discriminator(r.model.discriminator.name, self.game.d_input_shape(self.shape),
@@ -119,8 +120,7 @@ class Trainer:
         self.G, self.D = make_g(), make_d()
         if r.model.spectral_norm in ("d", "both"):
             apply_spectral_norm(self.D)
-        if r.model.spectral_norm in ("g", "both"):
-            apply_spectral_norm(self.G)
+        apply_generator_spectral_norm(self.G, r)
         self.G.to(self.device, memory_format=mem)
         self.D.to(self.device, memory_format=mem)
         self.ema = make_ema(self.G, t.ema.decay) if t.ema.enabled else None
@@ -231,20 +231,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ outputs
 
-    @torch.no_grad()
+    @property
+    def result(self) -> RunResult:
+        """The run folder, the generator to evaluate (EMA when kept) and the run's counts, as they stand now."""
+        s = self.stream
+        return RunResult(
+            run_dir=self.out, generator=self.ema.module if self.ema is not None else self.G, ema=self.ema is not None,
+            latent=self.latent, shape=self.shape, steps=self.step, d_updates=getattr(self.game, "d_updates", None),
+            g_updates=getattr(self.game, "g_updates", None),
+            real_images=s.epoch * s.batches_per_epoch * s.batch_size + s.pos,
+            labelled=None if self.labelled_stream is None else self.labelled_stream.dataset, wall_time_s=self.elapsed)
+
     def generate(self, z: Tensor, use_ema: bool = False, batch: int = 500, y: Tensor | None = None) -> Tensor:
-        """Samples for latents `z` (and labels `y` of a conditional G) in eval mode, float32 on the CPU."""
+        """Samples for latents `z` (and labels `y` of a conditional G) in eval mode and the run's precision, float32 on the CPU."""
         net = self.ema.module if (use_ema and self.ema is not None) else self.G
-        was_training = net.training
-        net.eval()
-        outs = []
-        ys = [None] * len(z.split(batch)) if y is None else y.split(batch)
-        for chunk, yc in zip(z.split(batch), ys):
-            with self.precision.autocast():
-                out = net(chunk.to(self.device)) if yc is None else net(chunk.to(self.device), yc.to(self.device))
-                outs.append(out.float().cpu())
-        net.train(was_training)
-        return torch.cat(outs)
+        return generate(net, z, y, batch, autocast=self.precision.autocast, device=self.device)
 
     def save_samples(self, name: str, use_ema: bool = False) -> Path:
         """A sample grid (images) or scatter plot (points) from the fixed noise into samples/NAME.png."""
