@@ -228,10 +228,10 @@ def _truncation_curve(G: Any, trainer: Any, ev: Any, plots: Path, key: str) -> d
 
 
 def _plot_truncation(points: list[dict[str, Any]], path: Path) -> Path:
-    from ..plots import _new_figure, _save_figure
+    from ..plots import new_figure, save_figure
 
     xs = [p["truncation"] if p["truncation"] is not None else 3.0 for p in points]
-    fig = _new_figure(9.0, 3.4)
+    fig = new_figure(9.0, 3.4)
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     ax1.plot(xs, [p["fd_fashion"] for p in points], "o-")
     ax1.set_xlabel("truncation threshold (3 = none)")
@@ -243,7 +243,7 @@ def _plot_truncation(points: list[dict[str, Any]], path: Path) -> Path:
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
     fig.suptitle("BigGAN truncation trick: fidelity against diversity")
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def real_floor(eval_n: int) -> dict[str, Any]:

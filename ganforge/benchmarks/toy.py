@@ -228,12 +228,12 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
 def plot_recipe(out: Path, recipe: str, cells: list[dict[str, Any]]) -> Path | None:
     """Generated points (seed 0 of each mixture) over the true centres."""
     from ..data import mixture_spec
-    from ..plots import _new_figure
+    from ..plots import new_figure
 
     seed0 = {c["data"]: c for c in cells if c["recipe"] == recipe and c["seed"] == min(x["seed"] for x in cells)}
     if not seed0:
         return None
-    fig = _new_figure(5.0 * len(seed0), 5.0)
+    fig = new_figure(5.0 * len(seed0), 5.0)
     for i, data in enumerate(d for d in DATASETS if d in seed0):
         c = seed0[data]
         path = out / "runs" / Cell(recipe, data, c["seed"], None).key / "samples_2500.pt"
