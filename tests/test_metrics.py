@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from ganforge.errors import GanforgeError
 from ganforge.metrics.classes import class_coverage
-from ganforge.metrics.frechet import frechet_distance, frechet_distance_from_moments
 from ganforge.metrics.evaluate import StreamingIS
+from ganforge.metrics.frechet import frechet_distance, frechet_distance_from_moments
 from ganforge.metrics.kid import kid
 from ganforge.metrics.memorisation import memorisation, memorisation_grid
 from ganforge.metrics.modes import mixture_mode_metrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ..plots import new_figure, save_figure, curve_points, moving_average
+from ..plots import curve_points, moving_average, new_figure, save_figure
 
 
 def has_convergence(records: Sequence[dict]) -> bool:

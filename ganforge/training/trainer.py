@@ -243,7 +243,7 @@ class Trainer:
             labelled=None if self.labelled_stream is None else self.labelled_stream.dataset, wall_time_s=self.elapsed)
 
     def generate(self, z: Tensor, use_ema: bool = False, batch: int = 500, y: Tensor | None = None) -> Tensor:
-        """Samples for latents `z` (and labels `y` of a conditional G) in eval mode and the run's precision, float32 on the CPU."""
+        """Samples for latents `z` (and labels `y` of a conditional G) in eval mode and the run's precision, float32, CPU."""
         net = self.ema.module if (use_ema and self.ema is not None) else self.G
         return generate(net, z, y, batch, autocast=self.precision.autocast, device=self.device)
 
