@@ -259,13 +259,3 @@ def began_k_update(k: float, l_real: Any, l_fake: Any, gamma: float, lambda_k: f
     if k_next != k_next:  # NaN from a non-finite loss: keep k_t (the trainer stops the run on it anyway)
         return min(max(float(k), 0.0), 1.0)
     return min(max(k_next, 0.0), 1.0)
-
-
-def began_losses(l_real: Tensor, l_fake: Tensor, k: float, gamma: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(L_D, L_G, gamma L(x) - L(G(z)), M_global) from mean reconstruction losses (Berthelot et al. 2017, Eq. 4, Sec. 3.4.1).
-
-    Uses one fake batch for both players; the game draws separate z_D and z_G and calls
-    the single-purpose functions above.
-    """
-    return (began_d_loss(l_real, l_fake, k), began_g_loss(l_fake), began_balance(l_real, l_fake, gamma),
-            began_m_global(l_real, l_fake, gamma))

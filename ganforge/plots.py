@@ -32,7 +32,7 @@ MIN_CELL = 32
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".svg": "image/svg+xml"}
 
 
-def _as_nchw(images: Tensor) -> Tensor:
+def as_nchw(images: Tensor) -> Tensor:
     """Bring (H,W), (C,H,W) or (N,C,H,W) images in [-1, 1] to a float (N,C,H,W) CPU tensor in [0, 1]."""
     x = torch.as_tensor(images).detach()
     if x.dim() == 2:
@@ -60,7 +60,7 @@ def save_image_grid(images: Tensor, path: str | Path, nrow: int | None = None) -
     """Save images in [-1, 1] (NCHW, 1 or 3 channels) as one PNG grid, upscaling tiny images; returns the path."""
     from torchvision.utils import make_grid, save_image
 
-    x = _as_nchw(images)
+    x = as_nchw(images)
     n, _, h, w = x.shape
     if n == 0:
         raise ValueError("save_image_grid needs at least one image")
@@ -80,7 +80,7 @@ def save_images(images: Tensor, folder: str | Path, prefix: str = "sample") -> l
     """Save each image in [-1, 1] as its own PNG `{prefix}_00000.png`... at native resolution; returns the paths."""
     from torchvision.utils import save_image
 
-    x = _as_nchw(images)
+    x = as_nchw(images)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
@@ -92,7 +92,7 @@ def save_images(images: Tensor, folder: str | Path, prefix: str = "sample") -> l
     return paths
 
 
-def _new_figure(width: float, height: float) -> "Figure":
+def new_figure(width: float, height: float) -> "Figure":
     """A matplotlib Figure on the Agg canvas, without pyplot (no global backend state, no GUI, thread-safe)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -102,7 +102,7 @@ def _new_figure(width: float, height: float) -> "Figure":
     return fig
 
 
-def _save_figure(fig: "Figure", path: str | Path) -> Path:
+def save_figure(fig: "Figure", path: str | Path) -> Path:
     """Write a figure as PNG atomically."""
     path = Path(path)
     with atomic_file(path) as f:
@@ -140,7 +140,7 @@ def save_points_plot(
     pts = torch.as_tensor(points).detach().to("cpu", torch.float32).reshape(-1, 2)
     # Diverged points would wreck autoscaled axes; fixed limits clip them visually anyway.
     pts = pts[torch.isfinite(pts).all(dim=1)].numpy()
-    fig = _new_figure(5.0, 5.0)
+    fig = new_figure(5.0, 5.0)
     ax = fig.add_subplot(1, 1, 1)
     ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.4, c="tab:blue", linewidths=0, label="generated")
     if centres is not None:
@@ -156,7 +156,7 @@ def save_points_plot(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def moving_average(values: Sequence[float], window: int) -> list[float]:
@@ -195,7 +195,7 @@ def plot_curves(
     smooth: int = 0,
 ) -> Path:
     """Line plot of metric `keys` vs "step" (records lacking a key are skipped); smoothed over a faint raw line."""
-    fig = _new_figure(7.5, 3.6)
+    fig = new_figure(7.5, 3.6)
     ax = fig.add_subplot(1, 1, 1)
     drawn = 0
     for i, key in enumerate(keys):
@@ -220,7 +220,7 @@ def plot_curves(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def to_data_uri(path: str | Path | None = None, data: bytes | None = None, mime: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""Load a trained generator from a run folder, checkpoint or safetensors file, and draw samples."""
+"""Load a trained generator from a run folder, checkpoint or safetensors file (sampling itself: generation.py)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import json
 import warnings
 from pathlib import Path
 
-import torch
 import yaml
-from torch import Tensor, nn
+from torch import nn
 
 from .config import Recipe, build_recipe
 from .errors import GanforgeError
+from .generation import generator_from_recipe, sample  # noqa: F401 - sample: `from ganforge.sampling import sample`
 from .latent import LatentSpace
-from .models import build_generator
 from .training.checkpoint import latest_good_checkpoint, load_checkpoint
 
 
@@ -67,11 +66,17 @@ def load_generator(source: str | Path, use_ema: bool = True) -> tuple[nn.Module,
             raise
         except Exception as e:  # noqa: BLE001 - damaged metadata
             raise GanforgeError(f"{str(src)!r} has damaged ganforge metadata ({_one_line(e)}).") from None
-        G = _build(recipe, shape, latent)
+        G = generator_from_recipe(recipe, shape, _latent_space(recipe, latent))
         _load_weights(G, state, src)
         G.loaded_from = str(src)  # which file the weights came from (an EMA copy may have been skipped)
         return G.eval(), recipe, shape
     return _from_checkpoint(load_checkpoint(src), use_ema, src)
+
+
+def _latent_space(recipe: Recipe, latent: dict | None) -> LatentSpace:
+    """The stored LatentSpace, or (files older than its metadata) the one the recipe describes without classes."""
+    m = recipe.model
+    return LatentSpace(**latent) if latent else LatentSpace(m.z_dim, 0, m.latent.categorical, m.latent.continuous)
 
 
 def _one_line(e: BaseException) -> str:
@@ -89,20 +94,6 @@ def _load_weights(G: nn.Module, state: dict, src: Path | str) -> None:
                             f"({msg[:300]}{'...' if len(msg) > 300 else ''}).") from None
 
 
-def _build(recipe: Recipe, shape: tuple[int, ...], latent: dict | None) -> nn.Module:
-    from .latent import model_extras
-
-    m = recipe.model
-    space = LatentSpace(**latent) if latent else LatentSpace(m.z_dim, 0, m.latent.categorical, m.latent.continuous)
-    G = build_generator(m.generator.name, space.input_dim, shape, m.generator.args, **model_extras(space, "g"))
-    if m.spectral_norm in ("g", "both"):
-        from .nn.spectral import apply_spectral_norm
-
-        apply_spectral_norm(G)
-    G.latent_space = space
-    return G
-
-
 def _from_checkpoint(state: dict, use_ema: bool, src: Path | str = "checkpoint") -> tuple[nn.Module, Recipe, tuple[int, ...]]:
     if not isinstance(state, dict) or not {"config", "shape", "G"} <= set(state):
         raise GanforgeError(f"{str(src)!r} is not a ganforge checkpoint (it holds no config, shape and generator "
@@ -110,7 +101,7 @@ def _from_checkpoint(state: dict, use_ema: bool, src: Path | str = "checkpoint")
     try:
         recipe = _recipe_from_text(state["config"])
         shape = tuple(state["shape"])
-        G = _build(recipe, shape, state.get("latent"))
+        G = generator_from_recipe(recipe, shape, _latent_space(recipe, state.get("latent")))
     except GanforgeError:
         raise
     except Exception as e:  # noqa: BLE001 - a checkpoint that unpickles safely but holds a damaged config/shape/latent
@@ -123,23 +114,3 @@ def _from_checkpoint(state: dict, use_ema: bool, src: Path | str = "checkpoint")
         _load_weights(G, state["G"], src)
         G.loaded_from = str(src)
     return G.eval(), recipe, shape
-
-
-@torch.no_grad()
-def sample(G: nn.Module, n: int, latent: int | LatentSpace | None = None, seed: int = 0, batch: int = 500,
-           truncation: float | None = None, y: int | None = None) -> Tensor:
-    """n samples (float32, CPU) from a seed-fixed draw of G's latent (default `G.latent_space`).
-
-    `truncation` redraws noise values beyond that magnitude (BigGAN's truncation trick);
-    `y` picks the class of a conditional generator (default: uniform over classes).
-    """
-    space = getattr(G, "latent_space", None) if latent is None else latent
-    if space is None:
-        raise GanforgeError("sample() needs the latent size: pass latent= or load G with load_generator")
-    if isinstance(space, int):
-        space = LatentSpace(space)
-    lat = space.sample(n, torch.Generator().manual_seed(seed), truncation=truncation, y=y)
-    device = next(G.parameters()).device
-    ys = [None] * len(lat.z.split(batch)) if lat.y is None else lat.y.split(batch)
-    return torch.cat([(G(z.to(device)) if yc is None else G(z.to(device), yc.to(device))).float().cpu()
-                      for z, yc in zip(lat.z.split(batch), ys)])

@@ -20,7 +20,6 @@ from ganforge.losses import (
     began_d_loss,
     began_g_loss,
     began_k_update,
-    began_losses,
     began_m_global,
 )
 from ganforge.models import build_discriminator, build_generator
@@ -94,7 +93,8 @@ def test_autoencoder_loss_is_per_sample_mean_absolute_error() -> None:
 
 def test_began_losses_against_hand_computed_values() -> None:
     l_real, l_fake = torch.tensor(0.4), torch.tensor(0.3)
-    d, g, bal, m = began_losses(l_real, l_fake, k=0.25, gamma=0.5)
+    d, g = began_d_loss(l_real, l_fake, 0.25), began_g_loss(l_fake)
+    bal, m = began_balance(l_real, l_fake, 0.5), began_m_global(l_real, l_fake, 0.5)
     assert d.item() == pytest.approx(0.4 - 0.25 * 0.3)  # L_D = L(x) - k L(G(z))
     assert g.item() == pytest.approx(0.3)  # L_G = L(G(z))
     assert bal.item() == pytest.approx(0.5 * 0.4 - 0.3)  # -0.1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -20,6 +22,24 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 def _images(n: int, c: int, size: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, c, size, size, generator=g) * 2 - 1
+
+
+def inception_random_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A randomly initialised state dict of torch-fidelity's Inception-v3 (no download, no real weights)."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    class _Skeleton(FeatureExtractorInceptionV3):
+        # torch-fidelity always loads weights in __init__; skipping that load leaves PyTorch's default random init.
+        def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
+            return None
+
+    empty = io.BytesIO()
+    torch.save({}, empty)
+    empty.seek(0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = _Skeleton("inception-skeleton", ["2048"], feature_extractor_weights_path=empty)
+    return {k: v.clone() for k, v in model.state_dict().items()}
 
 
 # --------------------------------------------------------------------------- registry
@@ -60,7 +80,7 @@ def no_inception_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
 def random_inception_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch_fidelity")
     path = tmp_path_factory.mktemp("inception") / "random-inception.pth"
-    torch.save(ex.inception_random_state_dict(seed=0), path)
+    torch.save(inception_random_state_dict(seed=0), path)
     return path
 
 

@@ -13,7 +13,7 @@ from ganforge.cli import main
 from ganforge.data import load_dataset
 from ganforge.data.stacked import mode_of, stack_images
 from ganforge.errors import ConfigError
-from ganforge.metrics.stacked import stacked_mode_metrics
+from ganforge.metrics.stacked import StackedModes
 from ganforge.nn import MinibatchStdDev
 
 
@@ -60,6 +60,13 @@ def _logits(triples: list[tuple[int, int, int]], confident: bool = True) -> torc
         for c, k in enumerate(t):
             lg[i, c, k] = 10.0 if confident else 0.1
     return lg
+
+
+def stacked_mode_metrics(channel_logits: torch.Tensor) -> dict:
+    """Mode metrics of (N, 3, K) per-channel logits, streamed as the evaluator does."""
+    acc = StackedModes(channel_logits.shape[-1])
+    acc.update(channel_logits.reshape(-1, channel_logits.shape[-1]))
+    return acc.result()
 
 
 def test_mode_metric_on_hand_made_cases() -> None:

@@ -7,19 +7,17 @@ class-conditional models. The first row is the real test split against the train
 (the floor every metric can reach). Rows with a paper-specific claim add its evidence:
 InfoGAN's code/class mutual information and traversal, the semi-supervised classifier
 against the same network trained on the labels alone, BEGAN's M_global curve at two
-gammas, SAGAN's attention map and BigGAN's truncation curve. Rows run in worker
-processes with one thread each and finished rows are kept in ``cells/`` (resumable).
+gammas, SAGAN's attention map and BigGAN's truncation curve. Rows and the floor run through
+runner.run_cells (worker processes dividing the cores; finished rows kept in ``cells/``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ import torch
 
 from ..metrics.spec import metric_keys
 from ..training.hardware import available_cores
+from .runner import run_cells, split_cores, wall_time
 
 DEFAULT_IMAGES = 96_000  # generator images per row: 1,500 steps of batch 64
 QUICK_IMAGES = 3_200
@@ -97,22 +96,43 @@ def _copy(src: Path, dst: Path) -> str | None:
     return dst.name
 
 
+def row_recipe(row: Row, images: int, threads: int) -> Any:
+    """The row's recipe at `images` generator images, one sample grid and one checkpoint, set before validation."""
+    from ..config import load_recipe
+
+    overrides = [*row.overrides, "train.progress=false", f"train.threads={threads}", "eval.every=0"]
+    own = load_recipe(row.recipe, overrides).train  # the recipe's batch size and log cadence
+    steps = max(1, images // own.batch_size)
+    return load_recipe(row.recipe, overrides + [
+        f"train.steps={steps}", f"train.log_every={max(1, min(own.log_every, steps // 30 or 1))}",
+        f"train.sample_every={steps}", f"train.checkpoint_every={steps}", "train.keep_checkpoints=1"])
+
+
+FLOOR = Row("_floor", "", "real test split vs train split (the floor)")  # a pool job whose record is cells/_floor.json
+
+
+def run_job(row: Row, out_dir: str, images: int, eval_n: int, threads: int = 1) -> dict[str, Any]:
+    """One job of the pool: a row, or the real floor (FLOOR), its record stamped with `eval_n`."""
+    if row.key == FLOOR.key:  # in the pool process's own torch threads, as when it was submitted on its own
+        return {**real_floor(eval_n), "eval_n": eval_n}
+    return {**run_row(row, out_dir, images, eval_n, threads), "eval_n": eval_n}
+
+
+def _describe(rec: dict[str, Any]) -> str:
+    fd = rec.get("metrics", {}).get(K["fd"])
+    return f"FD {fd:.1f}" if fd is not None else str(rec.get("status", "floor"))
+
+
 def run_row(row: Row, out_dir: str, images: int, eval_n: int, threads: int = 1) -> dict[str, Any]:
     """Train and score one row (runs in a worker process)."""
     torch.set_num_threads(threads)
-    from ..config import load_recipe
     from ..training.trainer import Trainer
 
     out = Path(out_dir)
     plots = out / "plots"
-    recipe = load_recipe(row.recipe, [*row.overrides, "train.progress=false", f"train.threads={threads}", "eval.every=0"])
+    recipe = row_recipe(row, images, threads)
     t = recipe.train
-    steps = max(1, images // t.batch_size)
-    t.steps = steps
-    t.log_every = max(1, min(t.log_every, steps // 30 or 1))
-    t.sample_every = steps
-    t.checkpoint_every = steps
-    t.keep_checkpoints = 1
+    steps = t.steps
     run_dir = out / "runs" / row.key
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a half-finished row restarts from scratch so its wall time is honest
@@ -124,67 +144,67 @@ def run_row(row: Row, out_dir: str, images: int, eval_n: int, threads: int = 1) 
     except Exception as e:  # a diverging recipe is a result, not a crash of the benchmark
         status, error = "failed", f"{type(e).__name__}: {e}"
     wall = time.perf_counter() - t0
-    train_s = trainer.elapsed or wall
-    G = trainer.ema.module if trainer.ema is not None else trainer.G
-    G = G.eval()
+    result = trainer.result
+    train_s = result.wall_time_s or wall
+    G = result.generator.eval()
     rec: dict[str, Any] = {
         "row": row.key, "recipe": row.recipe, "what": row.what, "overrides": list(row.overrides), "status": status,
         "error": error, "steps": steps, "batch_size": t.batch_size, "g_images": steps * t.batch_size,
         "real_images": steps * trainer.game.real_per_step(t.batch_size), "wall_s": round(wall, 1),
         "train_s": round(train_s, 1), "g_images_per_s": round(steps * t.batch_size / max(train_s, 1e-9), 1),
-        "ema": trainer.ema is not None, "conditional": bool(trainer.latent.num_classes),
+        "ema": result.ema, "conditional": bool(result.latent.num_classes),
     }
-    rec["samples"] = _copy(run_dir / "samples" / ("final_ema.png" if trainer.ema is not None else "final.png"),
+    rec["samples"] = _copy(run_dir / "samples" / ("final_ema.png" if result.ema else "final.png"),
                            plots / f"{row.key}_samples.png")
     if status != "finished":
         return rec
     t1 = time.perf_counter()
     ev = _evaluator(eval_n)
-    res = ev.evaluate_generator(G, trainer.latent, source=f"{row.key} generator after {steps} steps")
+    res = ev.evaluate_generator(G, result.latent, source=f"{row.key} generator after {steps} steps")
     rec["metrics"] = res["metrics"]
     extras: dict[str, Any] = {}
     if "infogan" in row.extras:
-        extras["infogan"] = _infogan_extras(G, trainer, plots)
+        extras["infogan"] = _infogan_extras(G, result.latent, plots)
     if "ssgan" in row.extras:
-        extras["ssgan"] = _ssgan_extras(trainer, recipe)
+        extras["ssgan"] = _ssgan_extras(trainer.D, result, recipe)
     if "began" in row.extras:
         extras["began"] = _began_extras(run_dir, plots, row.key)
     if "attention" in row.extras:
         from ..figures.attention import attention_map_figure
 
-        lat = trainer.latent.sample(1, torch.Generator().manual_seed(3))
+        lat = result.latent.sample(1, torch.Generator().manual_seed(3))
         attention_map_figure(G, lat.z, lat.y, None, plots / f"{row.key}_attention.png")
         extras["attention"] = f"{row.key}_attention.png"
     if "truncation" in row.extras:
-        extras["truncation"] = _truncation_curve(G, trainer, ev, plots, row.key)
+        extras["truncation"] = _truncation_curve(G, result.latent, ev, plots, row.key)
     rec["extras"] = extras
     rec["eval_s"] = round(time.perf_counter() - t1, 1)
     return rec
 
 
-def _infogan_extras(G: Any, trainer: Any, plots: Path) -> dict[str, Any]:
+def _infogan_extras(G: Any, latent: Any, plots: Path) -> dict[str, Any]:
     from ..figures.infogan import latent_traversal_figure
     from ..metrics.extractors import get_extractor
     from ..metrics.mutual_information import infogan_code_report
 
     ext = get_extractor("fashion")
-    rep = infogan_code_report(G, trainer.latent, lambda im: ext.extract(im)["logits"].argmax(1), n_per_value=1000)
-    for i in range(trainer.latent.continuous):
-        latent_traversal_figure(G, trainer.latent, plots / f"infogan_traversal_c{i + 1}.png", continuous_index=i)
+    rep = infogan_code_report(G, latent, lambda im: ext.extract(im)["logits"].argmax(1), n_per_value=1000)
+    for i in range(latent.continuous):
+        latent_traversal_figure(G, latent, plots / f"infogan_traversal_c{i + 1}.png", continuous_index=i)
     return {k: rep[k] for k in ("mi_bits", "max_bits", "accuracy_after_mapping", "mapping", "confusion")}
 
 
-def _ssgan_extras(trainer: Any, recipe: Any) -> dict[str, Any]:
+def _ssgan_extras(D: Any, result: Any, recipe: Any) -> dict[str, Any]:
     from ..data import load_dataset
     from ..models import build_discriminator
     from .semisup import test_accuracy, train_supervised_baseline
 
     test = load_dataset("fashion_mnist", image_size=32, fit="pad", split="test")
-    gan_acc = test_accuracy(trainer.D, test)
-    lab = trainer.labelled_stream.dataset
+    gan_acc = test_accuracy(D, test)
+    lab = result.labelled
     x_l, y_l = lab.get(torch.arange(len(lab)))
-    d_updates = int(trainer.game.d_updates)
-    shape = tuple(trainer.shape)
+    d_updates = int(result.d_updates)
+    shape = tuple(result.shape)
     args = dict(recipe.model.discriminator.args)
 
     def make_d() -> Any:
@@ -212,28 +232,28 @@ def _began_extras(run_dir: Path, plots: Path, key: str) -> dict[str, Any]:
             "plot": f"{key}_convergence.png"}
 
 
-def _truncation_curve(G: Any, trainer: Any, ev: Any, plots: Path, key: str) -> dict[str, Any]:
+def _truncation_curve(G: Any, latent: Any, ev: Any, plots: Path, key: str) -> dict[str, Any]:
     points = []
     for t in TRUNCATIONS:
-        m = ev.evaluate_generator(G, trainer.latent, truncation=t)["metrics"]
+        m = ev.evaluate_generator(G, latent, truncation=t)["metrics"]
         points.append({"truncation": t, **{k: m[k] for k in m if not k.endswith("_std")}})
     _plot_truncation(points, plots / f"{key}_truncation.png")
     # Sample grids at the strongest and no truncation, same noise seed, one class per row.
+    from ..generation import generate
     from ..plots import save_image_grid
 
     for t in (0.25, None):
-        lat = trainer.latent.sample(100, torch.Generator().manual_seed(1), truncation=t, y=torch.arange(100) // 10)
-        with torch.no_grad():
-            x = G(lat.z, lat.y)
+        lat = latent.sample(100, torch.Generator().manual_seed(1), truncation=t, y=torch.arange(100) // 10)
+        x = generate(G, lat.z, lat.y)
         save_image_grid(x, plots / f"{key}_samples_t{t or 'none'}.png", nrow=10)
     return {"points": points, "plot": f"{key}_truncation.png"}
 
 
 def _plot_truncation(points: list[dict[str, Any]], path: Path) -> Path:
-    from ..plots import _new_figure, _save_figure
+    from ..plots import new_figure, save_figure
 
     xs = [p["truncation"] if p["truncation"] is not None else 3.0 for p in points]
-    fig = _new_figure(9.0, 3.4)
+    fig = new_figure(9.0, 3.4)
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     ax1.plot(xs, [p[K["fd"]] for p in points], "o-")
     ax1.set_xlabel("truncation threshold (3 = none)")
@@ -245,7 +265,7 @@ def _plot_truncation(points: list[dict[str, Any]], path: Path) -> Path:
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
     fig.suptitle("BigGAN truncation trick: fidelity against diversity")
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def real_floor(eval_n: int) -> dict[str, Any]:
@@ -340,8 +360,6 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
 def run_fashion_bench(out: str | Path, quick: bool = False, rows: list[str] | None = None, images: int | None = None,
                       eval_n: int | None = None, workers: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Run every row (resumable), then write fashion.json, fashion.md and the pictures into `out`."""
-    from tqdm import tqdm
-
     from ..data import load_dataset
     from ..errors import ConfigError
 
@@ -354,61 +372,19 @@ def run_fashion_bench(out: str | Path, quick: bool = False, rows: list[str] | No
     images = images or (QUICK_IMAGES if quick else DEFAULT_IMAGES)
     eval_n = eval_n or (1000 if quick else DEFAULT_EVAL_N)
     out = Path(out)
-    (out / "cells").mkdir(parents=True, exist_ok=True)
-    (out / "plots").mkdir(exist_ok=True)
-    workers = workers or min(2, os.cpu_count() or 1)
-    threads = max(1, available_cores() // workers)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    # Costliest rows first keep both workers busy until the end; the floor is the pool's last job.
+    schedule = sorted(chosen, key=lambda r: -r.cost) + [FLOOR]
 
-    done: dict[str, dict[str, Any]] = {}
-    for r in chosen:
-        f = out / "cells" / f"{r.key}.json"
-        if f.exists():
-            rec = json.loads(f.read_text())
-            if rec.get("g_images") == (images // rec.get("batch_size", 64)) * rec.get("batch_size", 64) \
-                    and rec.get("eval_n") == eval_n:
-                done[r.key] = rec
-    todo = sorted([r for r in chosen if r.key not in done], key=lambda r: -r.cost)
-    t0 = time.perf_counter()
-    floor_file = out / "cells" / "_floor.json"
-    floor = json.loads(floor_file.read_text()) if floor_file.exists() else None
-    if floor is not None and floor.get("eval_n") != eval_n:
-        floor = None
-    bar = tqdm(total=len(chosen), initial=len(done), desc="bench fashion", disable=not progress, dynamic_ncols=True)
+    def valid(row: Row, rec: dict[str, Any]) -> bool:  # the same sample count and, for a row, the same length
+        batch = rec.get("batch_size", 64)
+        return rec.get("eval_n") == eval_n and (row.key == FLOOR.key or rec.get("g_images") == (images // batch) * batch)
 
-    def record(r: Row, rec: dict[str, Any]) -> None:
-        rec["eval_n"] = eval_n
-        (out / "cells" / f"{r.key}.json").write_text(json.dumps(rec, indent=1))
-        done[r.key] = rec
-        fd = rec.get("metrics", {}).get(K["fd"])
-        bar.set_postfix_str(f"{r.key}: FD {fd:.1f}" if fd is not None else f"{r.key}: {rec['status']}")
-        bar.update(1)
-
-    if workers == 1:
-        for r in todo:
-            record(r, run_row(r, str(out), images, eval_n, threads))
-        if floor is None:
-            floor = real_floor(eval_n)
-    else:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futs = {pool.submit(run_row, r, str(out), images, eval_n, threads): r for r in todo}
-            floor_fut = pool.submit(real_floor, eval_n) if floor is None else None
-            for fut in as_completed(futs):
-                record(futs[fut], fut.result())
-            if floor_fut is not None:
-                floor = floor_fut.result()
-    bar.close()
-    if floor.get("eval_n") != eval_n:  # newly measured
-        floor["eval_n"] = eval_n
-        floor_file.write_text(json.dumps(floor, indent=1))
-    wall = round(time.perf_counter() - t0, 1)
-    previous = out / "fashion.json"
-    if not todo and previous.exists():
-        try:  # re-summarising finished rows keeps the wall time of the run that trained them
-            wall = float(json.loads(previous.read_text()).get("wall_time_s", wall))
-        except (ValueError, OSError):
-            pass
+    done, info = run_cells(out, schedule, key=lambda r: r.key, fn=run_job, args=(str(out), images, eval_n),
+                           workers=workers, valid=valid, describe=_describe, progress=progress, desc="bench fashion")
+    workers, threads = split_cores(workers)
+    floor = done[FLOOR.key]
+    wall = wall_time(info, out / "fashion.json")
     result = {
         "benchmark": "fashion (issue 5: paper architectures and games)",
         "settings": {"quick": quick, "g_images": images, "eval_n": eval_n, "workers": workers,

@@ -24,34 +24,39 @@ def split_cores(workers: int | None, max_workers: int = 2) -> tuple[int, int]:
     return workers, max(1, cores // workers)
 
 
-def load_done(out: Path, keys: Sequence[str], valid: Callable[[dict[str, Any]], bool]) -> dict[str, dict[str, Any]]:
-    """Finished cells of an earlier call that still match the settings (`valid`)."""
+def load_done(out: Path, cells: Sequence[Any], key: Callable[[Any], str],
+              valid: Callable[[Any, dict[str, Any]], bool]) -> dict[str, dict[str, Any]]:
+    """Finished cells of an earlier call that still match the settings (`valid(cell, record)`)."""
     done = {}
-    for key in keys:
-        f = out / "cells" / f"{key}.json"
+    for cell in cells:
+        f = out / "cells" / f"{key(cell)}.json"
         if f.exists():
             try:
                 rec = json.loads(f.read_text())
             except ValueError:
                 continue  # a cell file cut short by a kill: run the cell again
-            if valid(rec):
-                done[key] = rec
+            if valid(cell, rec):
+                done[key(cell)] = rec
     return done
 
 
 def run_cells(out: Path, cells: Sequence[Any], key: Callable[[Any], str], fn: Callable[..., dict[str, Any]],
-              args: tuple = (), workers: int | None = None, valid: Callable[[dict[str, Any]], bool] = lambda r: True,
+              args: tuple = (), workers: int | None = None,
+              valid: Callable[[Any, dict[str, Any]], bool] = lambda c, r: True,
               describe: Callable[[dict[str, Any]], str] = lambda r: "", progress: bool = True,
               desc: str = "bench") -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Run `fn(cell, *args, threads=T)` for every cell not already done; ({key: record}, run info)."""
+    """Run `fn(cell, *args, threads=T)` for every cell not already done, in the order given; ({key: record}, run info).
+
+    The info holds the pool (`workers` used, `threads_per_worker` of the full split), the cells run and reused, and
+    `wall_time_s` of this call.
+    """
     from tqdm import tqdm
 
     (out / "cells").mkdir(parents=True, exist_ok=True)
-    keys = [key(c) for c in cells]
-    done = load_done(out, keys, valid)
+    done = load_done(out, cells, key, valid)
     todo = [c for c in cells if key(c) not in done]
-    workers, threads = split_cores(workers)
-    workers = min(workers, max(1, len(todo)))
+    split, threads = split_cores(workers)
+    workers = min(split, max(1, len(todo)))  # the threads per worker stay those of the full split
     t0 = time.perf_counter()
     bar = tqdm(total=len(cells), initial=len(done), desc=desc, disable=not progress, dynamic_ncols=True)
 
@@ -76,3 +81,13 @@ def run_cells(out: Path, cells: Sequence[Any], key: Callable[[Any], str], fn: Ca
     info = {"workers": workers, "threads_per_worker": threads, "cells_run": len(todo), "cells_reused": len(done) - len(todo),
             "wall_time_s": round(time.perf_counter() - t0, 1)}
     return done, info
+
+
+def wall_time(info: dict[str, Any], previous: Path) -> float:
+    """This call's wall time, or, when it ran no cell (re-summarising), the one `previous` (a result JSON) recorded."""
+    if not info["cells_run"] and previous.exists():
+        try:  # re-summarising finished cells keeps the wall time of the run that trained them
+            return float(json.loads(previous.read_text()).get("wall_time_s", info["wall_time_s"]))
+        except (ValueError, OSError):
+            pass
+    return info["wall_time_s"]

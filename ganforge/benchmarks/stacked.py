@@ -134,8 +134,9 @@ def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[st
                            "g_images_per_s": round(steps * recipe.train.batch_size / max(trainer.elapsed, 1e-9), 1)}
     rec["curve"] = _curve(run_dir)
     if status == "finished":
-        G = (trainer.ema.module if trainer.ema is not None else trainer.G).eval()
-        res = _evaluator(cell.base, eval_n).evaluate_generator(G, trainer.latent,
+        result = trainer.result
+        G = result.generator.eval()
+        res = _evaluator(cell.base, eval_n).evaluate_generator(G, result.latent,
                                                                source=f"{cell.key} EMA generator, {steps} steps")
         rec["metrics"] = res["metrics"]
         rec["protocol"] = res["protocol"]
@@ -254,7 +255,7 @@ def run_stacked_bench(out: str | Path, quick: bool = False, rows: list[str] | No
     chosen = [r for r in ROWS if not rows or r.key in rows]
     cells = sorted([Cell(r, s, steps, base) for s in range(n_seeds) for r in chosen], key=lambda c: (c.seed, -c.row.cost))
     done, info = run_cells(out, cells, key=lambda c: c.key, fn=run_cell, args=(str(out), eval_n), workers=workers,
-                           valid=lambda r: r.get("steps") == steps and r.get("metrics", {}).get("modes") is not None
+                           valid=lambda c, r: r.get("steps") == steps and r.get("metrics", {}).get("modes") is not None
                            and r.get("eval_n") == eval_n and r.get("base") == base,
                            describe=lambda r: f"{r.get('metrics', {}).get('modes', '?')} modes", progress=progress,
                            desc="bench stacked")

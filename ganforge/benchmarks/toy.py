@@ -4,19 +4,17 @@ Each cell trains one recipe on one mixture with one seed, then scores 2,500 samp
 its (EMA, when the recipe keeps one) generator by the PacGAN protocol: modes captured,
 % high-quality samples, KL(p_gen || uniform). The zoo rows share one generator-step
 budget so that they compare at equal length; showcase rows run at their recipe's own
-length. Cells run in worker processes with one thread each (two small networks use two
-cores better as two runs than as one), and finished cells are kept in ``cells/`` so an
-interrupted benchmark continues where it stopped.
+length. Cells run through runner.run_cells: worker processes that divide the cores (two
+small networks use two cores better as two runs than as one), finished cells kept in
+``cells/`` so an interrupted benchmark continues where it stopped.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import torch
 
 from ..training.hardware import available_cores
+from .runner import run_cells, split_cores, wall_time
 
 # (recipe, what it shows). Every objective, regulariser and scheme of the zoo has a row.
 ZOO: list[tuple[str, str]] = [
@@ -87,23 +86,28 @@ class Cell:
         return f"{Path(self.recipe).stem}__{self.data}__s{self.seed}"
 
 
+def cell_recipe(cell: Cell, threads: int) -> Any:
+    """The cell's recipe: its mixture, seed and length, one sample grid and one checkpoint, set before validation."""
+    from ..config import load_recipe
+
+    overrides = [f"data.name={cell.data}", f"seed={cell.seed}", "train.progress=false", f"train.threads={threads}"]
+    own = load_recipe(cell.recipe, overrides).train  # the recipe's own length and log cadence
+    steps = cell.steps or own.steps
+    return load_recipe(cell.recipe, overrides + [
+        f"train.steps={steps}", f"train.log_every={max(1, min(own.log_every, steps))}", f"train.sample_every={steps}",
+        f"train.checkpoint_every={steps}", "train.keep_checkpoints=1"])
+
+
 def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
     """Train and score one cell (runs in a worker process)."""
     torch.set_num_threads(threads)
-    from ..config import load_recipe
     from ..data import mixture_spec
+    from ..generation import sample
     from ..metrics.modes import mixture_mode_metrics
-    from ..sampling import sample
     from ..training.trainer import Trainer
 
-    overrides = [f"data.name={cell.data}", f"seed={cell.seed}", "train.progress=false", f"train.threads={threads}"]
-    recipe = load_recipe(cell.recipe, overrides)
-    steps = cell.steps or recipe.train.steps
-    recipe.train.steps = steps
-    recipe.train.log_every = max(1, min(recipe.train.log_every, steps))
-    recipe.train.sample_every = steps
-    recipe.train.checkpoint_every = steps
-    recipe.train.keep_checkpoints = 1
+    recipe = cell_recipe(cell, threads)
+    steps = recipe.train.steps
     run_dir = Path(out_dir) / "runs" / cell.key
     t0 = time.perf_counter()
     trainer = Trainer(recipe, run_dir, progress=False)
@@ -114,9 +118,8 @@ def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
         status, error = "failed", f"{type(e).__name__}: {e}"
     wall = time.perf_counter() - t0
     centres, std = mixture_spec(cell.data)
-    net = trainer.ema.module if trainer.ema is not None else trainer.G
-    net = net.cpu()
-    x = sample(net.eval(), 2500, recipe.model.z_dim, seed=10_000 + cell.seed)
+    result = trainer.result
+    x = sample(result.generator.cpu(), 2500, result.latent, seed=10_000 + cell.seed)
     if not torch.isfinite(x).all():
         scores = {"modes": 0, "num_modes": len(centres), "high_quality": 0.0, "kl": float("nan")}
     else:
@@ -124,7 +127,7 @@ def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
     torch.save(x, run_dir / "samples_2500.pt")
     return {
         "recipe": cell.recipe, "data": cell.data, "seed": cell.seed, "steps": steps, "status": status, "error": error,
-        "wall_s": round(wall, 2), "ema": trainer.ema is not None,
+        "wall_s": round(wall, 2), "ema": result.ema,
         "real_samples": steps * trainer.game.real_per_step(recipe.train.batch_size),
         "modes": int(scores["modes"]), "num_modes": int(scores["num_modes"]),
         "high_quality": float(scores["high_quality"]) * 100.0, "kl": float(scores["kl"]),
@@ -227,12 +230,12 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
 def plot_recipe(out: Path, recipe: str, cells: list[dict[str, Any]]) -> Path | None:
     """Generated points (seed 0 of each mixture) over the true centres."""
     from ..data import mixture_spec
-    from ..plots import _new_figure
+    from ..plots import new_figure
 
     seed0 = {c["data"]: c for c in cells if c["recipe"] == recipe and c["seed"] == min(x["seed"] for x in cells)}
     if not seed0:
         return None
-    fig = _new_figure(5.0 * len(seed0), 5.0)
+    fig = new_figure(5.0 * len(seed0), 5.0)
     for i, data in enumerate(d for d in DATASETS if d in seed0):
         c = seed0[data]
         path = out / "runs" / Cell(recipe, data, c["seed"], None).key / "samples_2500.pt"
@@ -259,14 +262,11 @@ def run_toy_bench(out: str | Path, quick: bool = False, recipes: list[str] | Non
                   steps: int | None = None, workers: int | None = None, showcase: bool = True,
                   progress: bool = True) -> dict[str, Any]:
     """Run the matrix (resumable), then write toy.json, toy.md and a picture per recipe into `out`."""
-    from tqdm import tqdm
-
     from ..config import list_recipes
     from ..errors import ConfigError
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cells").mkdir(exist_ok=True)
     known = list_recipes()
     zoo = [r for r, _ in ZOO]
     show = [r for r, _ in SHOWCASE] if showcase else []
@@ -281,47 +281,15 @@ def run_toy_bench(out: str | Path, quick: bool = False, recipes: list[str] | Non
     zoo_steps = steps or (150 if quick else 1000)
     cells = [Cell(r, d, s, zoo_steps) for r in zoo for d in DATASETS for s in range(n_seeds)]
     cells += [Cell(r, d, s, (steps or 150) if quick else None) for r in show for d in DATASETS for s in range(n_seeds)]
-    workers = workers or min(2, os.cpu_count() or 1)
-    threads = max(1, available_cores() // workers) if workers > 1 else available_cores()
-
-    done: dict[str, dict[str, Any]] = {}
-    for c in cells:
-        f = out / "cells" / f"{c.key}.json"
-        if f.exists():
-            rec = json.loads(f.read_text())
-            if rec.get("steps") == (c.steps or rec.get("steps")):
-                done[c.key] = rec
-    todo = [c for c in cells if c.key not in done]
-    # Longest first keeps both workers busy until the end.
-    todo.sort(key=lambda c: -(c.steps or 10_000) * (3 if "gp" in c.recipe or "unrolled" in c.recipe else 1))
-    t0 = time.perf_counter()
-    bar = tqdm(total=len(cells), initial=len(done), desc="bench toy", disable=not progress, dynamic_ncols=True)
-    def record(c: Cell, rec: dict[str, Any]) -> None:
-        (out / "cells" / f"{c.key}.json").write_text(json.dumps(rec, indent=1))
-        done[c.key] = rec
-        bar.set_postfix_str(f"{c.recipe}/{c.data}/s{c.seed}: {rec['modes']} modes {rec['high_quality']:.0f}%")
-        bar.update(1)
-
-    if todo and workers == 1:
-        for c in todo:
-            record(c, run_cell(c, str(out), threads))
-    elif todo:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futs = {pool.submit(run_cell, c, str(out), threads): c for c in todo}
-            for fut in as_completed(futs):
-                record(futs[fut], fut.result())
-    bar.close()
+    # Longest first keeps both workers busy until the end; the tables keep the matrix order.
+    schedule = sorted(cells, key=lambda c: -(c.steps or 10_000) * (3 if "gp" in c.recipe or "unrolled" in c.recipe else 1))
+    done, info = run_cells(out, schedule, key=lambda c: c.key, fn=run_cell, args=(str(out),), workers=workers,
+                           valid=lambda c, rec: rec.get("steps") == (c.steps or rec.get("steps")),
+                           describe=lambda rec: f"{rec['modes']} modes {rec['high_quality']:.0f}%", progress=progress,
+                           desc="bench toy")
+    workers, threads = split_cores(workers)
     results = [done[c.key] for c in cells]
-    wall = round(time.perf_counter() - t0, 1)
-    previous = out / "toy.json"
-    if not todo and previous.exists():
-        # Re-summarising finished cells: keep the wall time of the run that trained them.
-        try:
-            wall = float(json.loads(previous.read_text()).get("wall_time_s", wall))
-        except (ValueError, OSError):
-            pass
+    wall = wall_time(info, out / "toy.json")
     order = [r for r in zoo + show]
     result = {
         "benchmark": "toy (BENCHMARKS.md section 1)",

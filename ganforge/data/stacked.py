@@ -28,7 +28,7 @@ def stack_images(base: ArrayDataset, n: int, seed: int) -> ArrayDataset:
     x = base.x[:, 0][idx]  # (n, 3, H, W): channel c of image i is base image idx[i, c]
     k = base.num_classes
     labels = base.y[idx]
-    y = (labels[:, 0] * k + labels[:, 1]) * k + labels[:, 2]
+    y = mode_of(labels, k)
     info = {"base": base.name, "base_info": dict(base.info), "modes": k**CHANNELS, "seed": seed}
     return ArrayDataset(name=f"stacked_{base.name}", kind="image", x=x.contiguous(), y=y, num_classes=k**CHANNELS,
                         class_names=[], info=info)

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..nn.attention import SelfAttention
-from ..plots import _as_nchw, _new_figure, _save_figure
+from ..plots import as_nchw, new_figure, save_figure
 
 _COLOURS = ("red", "lime", "cyan", "yellow", "magenta", "orange")
 
@@ -54,7 +54,7 @@ def attention_map_figure(
         G.train(was_training)
     assert attn is not None  # the module ran: it is part of G's forward
 
-    img = _as_nchw(images[:1])[0]  # (C, H, W) in [0, 1]
+    img = as_nchw(images[:1])[0]  # (C, H, W) in [0, 1]
     _, height, width = img.shape
     side = int(round(attn.shape[-1] ** 0.5))
     queries = [tuple(query)] if query is not None else _default_queries(min(height, width))
@@ -69,7 +69,7 @@ def attention_map_figure(
     grey = img.mean(0).numpy()
 
     n = len(queries)
-    fig = _new_figure(2.4 * (n + 1), 2.6)
+    fig = new_figure(2.4 * (n + 1), 2.6)
     axes = [fig.add_subplot(1, n + 1, i + 1) for i in range(n + 1)]
     axes[0].imshow(shown, cmap=cmap, vmin=0, vmax=1)
     axes[0].set_title("sample")
@@ -89,4 +89,4 @@ def attention_map_figure(
         ax.set_yticks([])
     fig.suptitle(f"self-attention at {side}x{side}", fontsize=10)
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return save_figure(fig, path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ..plots import _new_figure, _save_figure, curve_points, moving_average
+from ..plots import curve_points, moving_average, new_figure, save_figure
 
 
 def has_convergence(records: Sequence[dict]) -> bool:
@@ -15,7 +15,7 @@ def has_convergence(records: Sequence[dict]) -> bool:
 
 def plot_convergence(records: Sequence[dict], path: str | Path, smooth: int = 0) -> Path:
     """Two stacked panels against step: M_global = L(x) + |gamma L(x) - L(G(z))| on top, k_t below (Sec. 3.4.1)."""
-    fig = _new_figure(7.5, 4.8)
+    fig = new_figure(7.5, 4.8)
     top = fig.add_subplot(2, 1, 1)
     bottom = fig.add_subplot(2, 1, 2, sharex=top)
     for ax, key, label, color in ((top, "m_global", "M_global", "C0"), (bottom, "k", "k_t", "C1")):
@@ -35,4 +35,4 @@ def plot_convergence(records: Sequence[dict], path: str | Path, smooth: int = 0)
     bottom.set_xlabel("step")
     top.set_title("BEGAN convergence: M_global (lower is better) and k_t")
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return save_figure(fig, path)

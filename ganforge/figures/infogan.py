@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..plots import _as_nchw, _new_figure, _save_figure
+from ..plots import as_nchw, new_figure, save_figure
 
 
 @torch.no_grad()
@@ -68,11 +68,11 @@ def _labelled_grid(images: torch.Tensor, rows: int, cols: int, path: str | Path,
     """Draw the k x steps images as one grid with the code values as row and column labels."""
     from torchvision.utils import make_grid
 
-    x = _as_nchw(images)
+    x = as_nchw(images)
     _, c, h, w = x.shape
     pad = 2
     grid = make_grid(x, nrow=cols, padding=pad, pad_value=1.0)
-    fig = _new_figure(1.0 + 0.6 * cols, 0.6 + 0.6 * rows)
+    fig = new_figure(1.0 + 0.6 * cols, 0.6 + 0.6 * rows)
     ax = fig.add_axes((0.12, 0.02, 0.86, 0.9))
     # make_grid repeats a grey channel three times; show grey images through a grey colour map.
     ax.imshow(grid[0].numpy() if c == 1 else grid.permute(1, 2, 0).numpy(),
@@ -84,4 +84,4 @@ def _labelled_grid(images: torch.Tensor, rows: int, cols: int, path: str | Path,
     ax.set_xlabel(f"continuous code {continuous_index + 1}" if values is not None else "noise draw", fontsize=8)
     ax.xaxis.set_label_position("top")
     ax.tick_params(length=0)
-    return _save_figure(fig, path)
+    return save_figure(fig, path)

@@ -1,4 +1,4 @@
-"""Class-level diversity and conditional accuracy from a classifier's predicted labels."""
+"""Class-level diversity from a classifier's predicted labels (conditional accuracy: the evaluator counts it)."""
 
 from __future__ import annotations
 
@@ -29,12 +29,3 @@ def class_coverage(pred_labels: ArrayLike, num_classes: int) -> dict[str, Any]:
         "kl_uniform": max(kl, 0.0),
         "histogram": [int(v) for v in hist.tolist()],
     }
-
-
-def conditional_accuracy(pred_labels: ArrayLike, target_labels: ArrayLike) -> float:
-    """Fraction of class-conditional samples classified as their conditioning class (Odena et al. 2017, AC-GAN)."""
-    pred = as_labels(pred_labels, "pred_labels")
-    target = as_labels(target_labels, "target_labels")
-    if pred.shape != target.shape:
-        raise ConfigError(f"pred_labels and target_labels differ in length: {pred.numel()} vs {target.numel()}")
-    return float((pred == target).to(torch.float64).mean())

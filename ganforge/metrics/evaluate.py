@@ -9,7 +9,6 @@ memorisation, SWD, MS-SSIM). The caps are part of the recorded protocol.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import platform
 from dataclasses import dataclass, field
@@ -171,21 +170,9 @@ def generator_batches(
     G gets uniformly drawn labels (or class `y` for all) and they are yielded with the images,
     so the conditional-accuracy metric can compare them with a classifier's predictions.
     """
-    space = LatentSpace(latent) if isinstance(latent, int) else latent
-    gen = torch.Generator().manual_seed(seed)
-    device = device or next(G.parameters()).device
-    was_training = G.training
-    G.eval()
-    try:
-        for start in range(0, n, batch_size):
-            lat = space.sample(min(batch_size, n - start), gen, truncation=truncation, y=y)
-            z = lat.z.to(device)
-            with torch.no_grad():
-                with autocast() if autocast is not None else contextlib.nullcontext():
-                    x = G(z) if lat.y is None else G(z, lat.y.to(device))
-            yield x.float().cpu(), lat.y
-    finally:
-        G.train(was_training)
+    from ..generation import sample_batches
+
+    return sample_batches(G, latent, n, seed, batch_size, device=device, autocast=autocast, truncation=truncation, y=y)
 
 
 @dataclass

@@ -29,7 +29,6 @@ __all__ = [
     "adapt_channels",
     "domain_preprocess",
     "inception_cache_path",
-    "inception_random_state_dict",
     "INCEPTION_URL",
     "INCEPTION_FILENAME",
     "INCEPTION_SHA256",
@@ -304,24 +303,6 @@ class InceptionExtractor(Extractor):
             "normalisation": "(x - 128) / 128",
             "channels": "1 -> repeated to RGB; 3 -> as is",
         }
-
-
-def inception_random_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
-    """Test-only: a randomly initialised state dict of torch-fidelity's Inception-v3 (no download, no real weights)."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-    class _Skeleton(FeatureExtractorInceptionV3):
-        # torch-fidelity always loads weights in __init__; skipping that load leaves PyTorch's default random init.
-        def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
-            return None
-
-    empty = io.BytesIO()
-    torch.save({}, empty)
-    empty.seek(0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = _Skeleton("inception-skeleton", ["2048"], feature_extractor_weights_path=empty)
-    return {k: v.clone() for k, v in model.state_dict().items()}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -29,13 +29,6 @@ def mode_metrics_from_counts(counts: Tensor, high_quality: int, n: int) -> dict[
     return {"modes": int(nz.sum()), "num_modes": k, "kl": max(kl, 0.0), "high_quality": high_quality / max(n, 1)}
 
 
-def stacked_mode_metrics(channel_logits: Tensor, confidence: float = CONFIDENCE) -> dict[str, Any]:
-    """Mode metrics from (N, 3, K) per-channel classifier logits."""
-    acc = StackedModes(channel_logits.shape[-1], confidence)
-    acc.update(channel_logits.reshape(-1, channel_logits.shape[-1]))
-    return acc.result()
-
-
 class StackedModes:
     """Streams per-channel logits (3 rows per image, in channel order) into a mode histogram."""
 

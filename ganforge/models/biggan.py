@@ -15,9 +15,9 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..nn.attention import SelfAttention
-from ..nn.conditional import ConditionalBatchNorm2d, _check_labels, orthogonal_init_
+from ..nn.conditional import ConditionalBatchNorm2d, check_labels, orthogonal_init_
 from .registry import DISCRIMINATORS, GENERATORS
-from .resnet import GBlock, ResNetDiscriminator, _check_common, _check_shape, _conv
+from .resnet import GBlock, ResNetDiscriminator, check_common, check_shape, res_conv
 
 _NEEDS_CLASSES = "biggan is class-conditional; set model.conditional: true"
 
@@ -38,11 +38,11 @@ class BigGANGenerator(nn.Module):
         attention: int = 0,
     ) -> None:
         super().__init__()
-        c, log_size = _check_shape(shape, self._family)
+        c, log_size = check_shape(shape, self._family)
         if num_classes < 1:
             raise ConfigError(_NEEDS_CLASSES)
         resolutions = [2**k for k in range(3, log_size + 1)]
-        _check_common(self._family, width, num_classes, attention, resolutions)
+        check_common(self._family, width, num_classes, attention, resolutions)
         if shared_dim < 1:
             raise ConfigError(f"{self._family}: shared_dim must be >= 1, got {shared_dim}")
         n = len(resolutions)
@@ -63,11 +63,11 @@ class BigGANGenerator(nn.Module):
             if r == attention:
                 self.blocks.append(SelfAttention(width))
         self.out_bn = nn.BatchNorm2d(width)
-        self.out_conv = _conv(width, c, 3)
+        self.out_conv = res_conv(width, c, 3)
         orthogonal_init_(self)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        y = _check_labels(y, self.num_classes, self._family)
+        y = check_labels(y, self.num_classes, self._family)
         zs = torch.split(z.flatten(1), self.chunks, dim=1)
         shared = self.shared(y)
         h = self.linear(zs[0]).view(z.shape[0], self.width, 4, 4)

@@ -20,14 +20,14 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..nn.attention import SelfAttention
-from ..nn.conditional import ClassConditionalBatchNorm2d, ProjectionHead, _check_labels
+from ..nn.conditional import ClassConditionalBatchNorm2d, ProjectionHead, check_labels
 from .registry import DISCRIMINATORS, GENERATORS
 
 # A normalisation layer for `channels` features; called as norm(x) or norm(x, c) when conditional.
 NormFactory = Callable[[int], nn.Module]
 
 
-def _check_shape(shape: tuple[int, ...], family: str) -> tuple[int, int]:
+def check_shape(shape: tuple[int, ...], family: str) -> tuple[int, int]:
     """(channels, log2(size)) of a square power-of-two image shape >= 8; ConfigError otherwise."""
     if len(shape) != 3:
         raise ConfigError(f"{family} needs image data of shape (C, H, W), got {tuple(shape)}")
@@ -37,7 +37,7 @@ def _check_shape(shape: tuple[int, ...], family: str) -> tuple[int, int]:
     return c, int(math.log2(h))
 
 
-def _check_common(family: str, width: int, num_classes: int, attention: int, valid: list[int]) -> None:
+def check_common(family: str, width: int, num_classes: int, attention: int, valid: list[int]) -> None:
     """ConfigError for a non-positive width, negative class count or an attention resolution no block has."""
     if width < 1:
         raise ConfigError(f"{family}: width must be >= 1, got {width}")
@@ -59,7 +59,8 @@ def _init_sngan_(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def _conv(cin: int, cout: int, k: int, residual: bool = False) -> nn.Conv2d:
+def res_conv(cin: int, cout: int, k: int, residual: bool = False) -> nn.Conv2d:
+    """A same-size Conv2d; `residual` marks a residual-branch conv (SNGAN init gain)."""
     conv = nn.Conv2d(cin, cout, k, padding=k // 2)
     # Marks the 3x3 convs of the residual branch, which SNGAN initialises with gain sqrt(2) (they follow a ReLU).
     conv._residual = residual  # type: ignore[attr-defined]
@@ -75,9 +76,9 @@ class GBlock(nn.Module):
 
     def __init__(self, cin: int, cout: int, norm: NormFactory) -> None:
         super().__init__()
-        self.bn1, self.conv1 = norm(cin), _conv(cin, cout, 3, residual=True)
-        self.bn2, self.conv2 = norm(cout), _conv(cout, cout, 3, residual=True)
-        self.shortcut = _conv(cin, cout, 1)
+        self.bn1, self.conv1 = norm(cin), res_conv(cin, cout, 3, residual=True)
+        self.bn2, self.conv2 = norm(cout), res_conv(cout, cout, 3, residual=True)
+        self.shortcut = res_conv(cin, cout, 1)
 
     def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         h = F.interpolate(F.relu(_norm(self.bn1, x, c)), scale_factor=2, mode="nearest")
@@ -96,8 +97,8 @@ class DBlock(nn.Module):
     def __init__(self, cin: int, cout: int, down: bool = True, optimized: bool = False) -> None:
         super().__init__()
         self.down, self.optimized = down, optimized
-        self.conv1, self.conv2 = _conv(cin, cout, 3, residual=True), _conv(cout, cout, 3, residual=True)
-        self.shortcut = _conv(cin, cout, 1) if (optimized or cin != cout or down) else None
+        self.conv1, self.conv2 = res_conv(cin, cout, 3, residual=True), res_conv(cout, cout, 3, residual=True)
+        self.shortcut = res_conv(cin, cout, 1) if (optimized or cin != cout or down) else None
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.conv1(x if self.optimized else F.relu(x))
@@ -129,9 +130,9 @@ class ResNetGenerator(nn.Module):
         attention: int = 0,
     ) -> None:
         super().__init__()
-        c, log_size = _check_shape(shape, self._family)
+        c, log_size = check_shape(shape, self._family)
         resolutions = [2**k for k in range(3, log_size + 1)]  # output size of each up-block
-        _check_common(self._family, width, num_classes, attention, resolutions)
+        check_common(self._family, width, num_classes, attention, resolutions)
         self.z_dim, self.num_classes, self.width = z_dim, num_classes, width
         norm: NormFactory = (lambda ch: ClassConditionalBatchNorm2d(ch, num_classes)) if num_classes else nn.BatchNorm2d
         self.linear = nn.Linear(z_dim, 4 * 4 * width)
@@ -142,12 +143,12 @@ class ResNetGenerator(nn.Module):
                 self.blocks.append(SelfAttention(width))
         # The last BN is unconditional in SNGAN's conditional generator too.
         self.out_bn = nn.BatchNorm2d(width)
-        self.out_conv = _conv(width, c, 3)
+        self.out_conv = res_conv(width, c, 3)
         _init_sngan_(self)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         # Labels are ignored by an unconditional generator.
-        c = _check_labels(y, self.num_classes, self._family) if self.num_classes else None
+        c = check_labels(y, self.num_classes, self._family) if self.num_classes else None
         h = self.linear(z.flatten(1)).view(z.shape[0], self.width, 4, 4)
         for block in self.blocks:
             h = block(h) if isinstance(block, SelfAttention) else block(h, c)
@@ -166,14 +167,14 @@ class ResNetDiscriminator(nn.Module):
 
     def __init__(self, shape: tuple[int, ...], num_classes: int = 0, width: int = 128, attention: int = 0) -> None:
         super().__init__()
-        c, log_size = _check_shape(shape, self._family)
+        c, log_size = check_shape(shape, self._family)
         # Down-blocks until 8x8, then two blocks at 8x8: for 32x32 that is down, down, plain, plain (SNGAN).
         downs = [True] * (log_size - 3) + [False, False]
         outs, size = [], 2**log_size
         for d in downs:
             size //= 2 if d else 1
             outs.append(size)
-        _check_common(self._family, width, num_classes, attention, sorted(set(outs)))
+        check_common(self._family, width, num_classes, attention, sorted(set(outs)))
         self.num_classes, self.width = num_classes, width
         self.blocks = nn.ModuleList()
         placed = False

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 
-def _check_labels(y: Tensor | None, num_classes: int, where: str) -> Tensor:
+def check_labels(y: Tensor | None, num_classes: int, where: str) -> Tensor:
     """`y` as a (N,) LongTensor; a clear ValueError when it is missing or out of range."""
     if y is None:
         raise ValueError(f"{where} is class-conditional ({num_classes} classes): pass the labels y")
@@ -56,7 +56,7 @@ class ClassConditionalBatchNorm2d(nn.Module):
         nn.init.zeros_(self.beta.weight)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        y = _check_labels(y, self.num_classes, "ClassConditionalBatchNorm2d")
+        y = check_labels(y, self.num_classes, "ClassConditionalBatchNorm2d")
         gamma = self.gamma(y).view(-1, self.num_features, 1, 1)
         beta = self.beta(y).view(-1, self.num_features, 1, 1)
         return self.bn(x) * gamma + beta
@@ -80,7 +80,7 @@ class ProjectionHead(nn.Module):
         if self.embed is None:
             # An unconditional head ignores labels, so a labelled data set can feed any discriminator.
             return out
-        y = _check_labels(y, self.num_classes, "ProjectionHead")
+        y = check_labels(y, self.num_classes, "ProjectionHead")
         return out + (self.embed(y) * phi).sum(dim=1)
 
 

@@ -22,11 +22,12 @@ from torch import Tensor, nn
 
 from .. import __version__
 from ..config import Recipe, dump_yaml
-from ..data import BatchStream, load_dataset
+from ..data import BatchStream, is_mixture, load_dataset, mixture_spec
 from ..errors import ConfigError, GanforgeError, RunInterrupted, TrainingError
 from ..games import build_game, conditional_games
+from ..generation import generate, generator_from_recipe
 from ..latent import fixed_latents, grid_columns, latent_space, model_extras
-from ..models import build_discriminator, build_generator
+from ..models import build_discriminator
 from ..nn.spectral import apply_spectral_norm
 from .checkpoint import (atomic_write_bytes, capture_rng, find_resumable, move_aside, remove_stale_temp_files,
                          restore_rng, save_checkpoint)
@@ -36,6 +37,7 @@ from .hardware import (check_fits, configure_threads, resolve_channels_last, res
                        warn_if_cores_shared)
 from .optim import build_optimizer, build_scheduler
 from .precision import Precision
+from .result import RunResult
 from .resume import (check_config_untouched, checkpoint_recipe, config_sha256, format_diff, is_safe, recipe_diff,
                      resume_recipe)
 from .runinfo import RunRecord, write_json
@@ -101,9 +103,8 @@ class Trainer:
         # Games that need codes (InfoGAN), classes (semi-supervised) or unpacked inputs say so before anything trains.
         self.game.check(self.latent, self.dataset)
 
-        def make_g() -> nn.Module:
-            return build_generator(r.model.generator.name, self.latent.input_dim, self.shape, r.model.generator.args,
-                                   **model_extras(self.latent, "g"))
+        def make_g() -> nn.Module:  # G's spectral norm waits until D is built: it draws from the global RNG
+            return generator_from_recipe(r, self.shape, self.latent, spectral_norm=False)
 
         def make_d() -> nn.Module:
             return build_discriminator(r.model.discriminator.name, self.game.d_input_shape(self.shape),
@@ -237,20 +238,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ outputs
 
-    @torch.no_grad()
+    @property
+    def result(self) -> RunResult:
+        """The run folder, the generator to evaluate (EMA when kept) and the run's counts, as they stand now."""
+        s = self.stream
+        return RunResult(
+            run_dir=self.out, generator=self.ema.module if self.ema is not None else self.G, ema=self.ema is not None,
+            latent=self.latent, shape=self.shape, steps=self.step, d_updates=getattr(self.game, "d_updates", None),
+            g_updates=getattr(self.game, "g_updates", None),
+            real_images=s.epoch * s.batches_per_epoch * s.batch_size + s.pos,
+            labelled=None if self.labelled_stream is None else self.labelled_stream.dataset, wall_time_s=self.elapsed)
+
     def generate(self, z: Tensor, use_ema: bool = False, batch: int = 500, y: Tensor | None = None) -> Tensor:
-        """Samples for latents `z` (and labels `y` of a conditional G) in eval mode, float32 on the CPU."""
+        """Samples for latents `z` (and labels `y` of a conditional G) in eval mode and the run's precision, float32, CPU."""
         net = self.ema.module if (use_ema and self.ema is not None) else self.G
-        was_training = net.training
-        net.eval()
-        outs = []
-        ys = [None] * len(z.split(batch)) if y is None else y.split(batch)
-        for chunk, yc in zip(z.split(batch), ys):
-            with self.precision.autocast():
-                out = net(chunk.to(self.device)) if yc is None else net(chunk.to(self.device), yc.to(self.device))
-                outs.append(out.float().cpu())
-        net.train(was_training)
-        return torch.cat(outs)
+        return generate(net, z, y, batch, autocast=self.precision.autocast, device=self.device)
 
     def save_samples(self, name: str, use_ema: bool = False) -> Path:
         """A sample grid (images) or scatter plot (points) from the fixed noise into samples/NAME.png."""
@@ -264,9 +266,7 @@ class Trainer:
                 self.writer.add_images("samples", ((x[:64] + 1) / 2).clamp(0, 1), self.step)
         else:
             centres = None
-            if self.dataset.name in ("ring", "grid"):
-                from ..data import mixture_spec
-
+            if is_mixture(self.dataset.name):
                 centres = mixture_spec(self.dataset.name)[0]
             real = self.dataset.x[: len(x)]
             lim = float(real.abs().max()) * 1.3
