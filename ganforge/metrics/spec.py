@@ -1,6 +1,6 @@
 """One declaration per metric: what it needs, the result keys it writes, which way is better, how it was computed.
 
-The engine (`evaluate.py`), the recipe's eval section (`config.py`), the HTML report, best-checkpoint
+The engine (`evaluate.py`), the recipe's eval section (`config/schema.py`), the HTML report, best-checkpoint
 selection and the benchmarks all read `METRIC_SPECS`, so adding a metric means adding one `MetricSpec`
 here and one compute function in the engine. This module imports no torch, so the config and the
 report can read directions and names without loading the engine.

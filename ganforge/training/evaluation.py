@@ -1,0 +1,61 @@
+"""In-training evaluation and checkpoints/best.pt (Trainer mixin; no trainer import; loads ganforge.metrics lazily)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any
+
+import torch
+
+from ..data import load_dataset
+from ..errors import ConfigError
+from .checkpoint import atomic_write_bytes
+from .runinfo import write_json
+
+
+class EvaluationMixin:
+    """The Trainer's evaluation side: metrics every eval.every steps, logged, and checkpoints/best.pt."""
+
+    def run_eval(self, log_f: Any) -> dict[str, float]:
+        """Evaluate the (EMA) generator now; log to metrics.jsonl, TensorBoard and eval.jsonl."""
+        if self.evaluator is None:
+            self.evaluator = self._make_evaluator()
+        net = self.ema.module if self.ema is not None else self.G
+        res = self.evaluator.evaluate_generator(net, self.latent, autocast=self.precision.autocast,
+                                                source=f"{'EMA ' if self.ema is not None else ''}generator at step {self.step}")
+        numbers = res["metrics"]
+        rec = {"step": self.step, **{f"eval/{k}": v for k, v in numbers.items()}}
+        log_f.write(json.dumps(rec) + "\n")
+        log_f.flush()
+        for k, v in numbers.items():
+            self.writer.add_scalar(f"eval/{k}", v, self.step)
+        write_json(self.out / "eval" / f"step_{self.step:07d}.json", {"step": self.step, **res})
+        return numbers
+
+    def _make_evaluator(self) -> Any:
+        """The in-training evaluator (its options are checked here; reference statistics wait for the first eval)."""
+        from ..metrics.evaluate import Evaluator
+
+        e, d = self.recipe.eval, self.recipe.data
+        heldout = None
+        if "memorisation" in e.metrics:
+            heldout = load_dataset(dataclasses.replace(d, limit=None, labels=False), split="test", seed=self.recipe.seed)
+        return Evaluator(self.dataset, e.metrics, extractor=e.extractor, n=e.n, seed=e.seed, heldout=heldout,
+                         device=self.device)
+
+    def _maybe_save_best(self, numbers: dict[str, float]) -> None:
+        from ..metrics.spec import higher_is_better
+
+        key = self.recipe.eval.best
+        if not key:
+            return
+        if key not in numbers:
+            raise ConfigError(f"eval.best is {key!r}, but the evaluation gives only: {', '.join(numbers)}.")
+        value = numbers[key]
+        better = self.best is None or (value > self.best["value"] if higher_is_better(key) else value < self.best["value"])
+        if better and math.isfinite(value):
+            self.best = {"metric": key, "value": value, "step": self.step}
+            path = self.out / "checkpoints" / "best.pt"
+            atomic_write_bytes(path, lambda f: torch.save(self.state_dict(), f))
