@@ -1,146 +1,22 @@
-"""A self-contained, offline HTML report of one run folder (images embedded as base64, no scripts)."""
+"""The HTML sections of the run report (header, losses, evaluation, samples, files, ...) and the formatting they share."""
 
 from __future__ import annotations
 
 import html
 import io
-import json
 import math
 import re
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from . import __version__
-from .errors import ConfigError
-from .atomic import atomic_file
-from .plots import curve_points, plot_curves, to_data_uri
+from .. import __version__
+from ..metrics.spec import higher_is_better
+from ..plots import curve_points, plot_curves, to_data_uri
+from .run_folder import MAX_PROGRESSION, _step_samples, eval_keys, loss_keys, pick_evenly
 
-from .metrics.spec import higher_is_better  # one rule for the report and best-checkpoint choice
-
-__all__ = ["write_report", "read_metrics", "read_run_info", "loss_keys", "eval_keys", "higher_is_better", "pick_evenly"]
-
-MAX_PROGRESSION = 16  # sample grids shown in the progression; more are thinned evenly
 THUMB_WIDTH = 320  # progression images wider than this are downscaled before embedding (keeps the HTML small)
 FINAL_DISPLAY_WIDTH = 640  # small final grids are shown enlarged (integer factor, pixelated) up to this width
-
-_STEP_PNG = re.compile(r"^step_(\d+)\.png$")
-_LOSS_KEY = re.compile(r"(^|_)loss(_|$)")
-_CSS = """
-body{margin:0;background:#f6f7f9;color:#1d2329;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif}
-main{max-width:1100px;margin:0 auto;padding:24px 28px 48px;background:#fff;min-height:100vh;box-sizing:border-box}
-h1{margin:0 0 4px;font-size:28px}
-h2{margin:36px 0 10px;font-size:20px;border-bottom:1px solid #e3e6ea;padding-bottom:4px}
-h3{margin:18px 0 6px;font-size:16px}
-p{margin:6px 0}
-.muted{color:#6b7480}
-.none{color:#8a929c;font-style:italic}
-.badge{display:inline-block;padding:1px 10px;border-radius:10px;font-size:13px;font-weight:600;color:#fff;background:#7a828c}
-.badge.running{background:#2f6fd0}.badge.finished{background:#2e8b57}.badge.failed{background:#c0392b}
-table{border-collapse:collapse;margin:8px 0}
-td,th{padding:4px 12px 4px 0;text-align:left;vertical-align:top}
-th{font-weight:600;color:#3a424b}
-table.grid td,table.grid th{border-bottom:1px solid #eceff2;padding:4px 14px 4px 4px}
-table.kv th{white-space:nowrap;color:#6b7480;font-weight:500}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-img{max-width:100%;height:auto}
-img.pix{image-rendering:pixelated}
-.figs{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
-figure{margin:0}
-figcaption{font-size:13px;color:#6b7480;text-align:center}
-.figs.half img{width:calc(50% - 9px)}
-.prog{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:14px;margin-top:10px}
-.prog img{width:100%;border:1px solid #e3e6ea}
-pre{background:#f3f4f6;border:1px solid #e3e6ea;padding:12px;overflow:auto;font-size:13px;line-height:1.4}
-code{font-size:13px}
-.err{color:#c0392b}
-"""
-
-
-# ----------------------------------------------------------------------------------------------- reading
-
-
-def _read_metrics_counted(path: Path) -> tuple[list[dict], int]:
-    """Records of a metrics.jsonl and how many non-blank lines could not be read."""
-    records: list[dict] = []
-    bad = 0
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return records, 0
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            # A run killed mid-write leaves a truncated last line; skip it (and any other garbage) quietly.
-            bad += 1
-            continue
-        if isinstance(obj, dict):
-            records.append(obj)
-        else:
-            bad += 1
-    return records, bad
-
-
-def read_metrics(path: str | Path) -> list[dict]:
-    """The JSON objects of a metrics.jsonl, skipping blank, truncated or malformed lines ([] if missing)."""
-    return _read_metrics_counted(Path(path))[0]
-
-
-def read_run_info(run_dir: str | Path) -> dict:
-    """The run.json summary of a run folder ({} when missing or caught mid-write)."""
-    try:
-        obj = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return obj if isinstance(obj, dict) else {}
-
-
-def _all_keys(records: Sequence[dict]) -> list[str]:
-    """Every key seen in the records, in first-seen order."""
-    seen: dict[str, None] = {}
-    for r in records:
-        for k in r:
-            seen.setdefault(str(k), None)
-    return list(seen)
-
-
-def loss_keys(records: Sequence[dict]) -> list[str]:
-    """Loss keys of the records (d_loss, g_loss first, then other `*_loss` keys), excluding `eval/` ones."""
-    keys = [k for k in _all_keys(records) if _LOSS_KEY.search(k) and not k.startswith("eval/")]
-    first = [k for k in ("d_loss", "g_loss") if k in keys]
-    return first + sorted(k for k in keys if k not in first)
-
-
-def eval_keys(records: Sequence[dict]) -> list[str]:
-    """The `eval/` metric keys of the records, sorted."""
-    return sorted(k for k in _all_keys(records) if k.startswith("eval/"))
-
-
-def pick_evenly(items: Sequence[Any], k: int = MAX_PROGRESSION) -> list[Any]:
-    """At most k items evenly spaced over `items`, always including the first and the last."""
-    n = len(items)
-    if n <= k:
-        return list(items)
-    if k <= 1:
-        return [items[-1]]
-    idx = sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
-    return [items[i] for i in idx]
-
-
-def _step_samples(samples_dir: Path) -> list[tuple[int, Path]]:
-    """(step, path) of samples/step_*.png in step order."""
-    if not samples_dir.is_dir():
-        return []
-    out = []
-    for p in samples_dir.iterdir():
-        m = _STEP_PNG.match(p.name)
-        if m and p.is_file():
-            out.append((int(m.group(1)), p))
-    return sorted(out)
 
 
 # ----------------------------------------------------------------------------------------------- formatting
@@ -445,7 +321,7 @@ def _files(run_dir: Path) -> str:
 
 def _began_convergence(records: list[dict], plots_dir: Path) -> str:
     """BEGAN's M_global and k_t against step (Berthelot et al. 2017, Sec. 3.4.1); "" unless the run logged m_global."""
-    from .figures.began import has_convergence, plot_convergence
+    from ..figures.began import has_convergence, plot_convergence
 
     if not has_convergence(records):
         return ""
@@ -459,61 +335,3 @@ def _began_convergence(records: list[dict], plots_dir: Path) -> str:
     out.append('<p class="muted">M_global = L(x) + |gamma L(x) - L(G(z))| (lower is better); '
                "k_t is the weight of the fake term in D's loss, kept in [0, 1].</p></section>")
     return "".join(out)
-
-
-# ----------------------------------------------------------------------------------------------- entry point
-
-
-def _recipe_name(run_dir: Path, info: dict, config_text: str | None) -> str:
-    """Recipe name from run.json, else from config.yaml, else the folder name."""
-    if info.get("recipe"):
-        return str(info["recipe"])
-    if config_text:
-        try:
-            import yaml
-
-            cfg = yaml.safe_load(config_text)
-        except Exception:
-            cfg = None
-        if isinstance(cfg, dict):
-            for key in ("recipe", "name"):
-                if isinstance(cfg.get(key), str) and cfg[key]:
-                    return cfg[key]
-    return run_dir.resolve().name
-
-
-def write_report(run_dir: str | Path) -> Path:
-    """Write `run_dir/report.html`, one self-contained offline page of everything the run folder holds so far."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ConfigError(f"run folder {str(run_dir)!r} does not exist (give the --out folder of a training run).")
-    plots_dir = run_dir / "plots"
-
-    try:
-        config_text: str | None = (run_dir / "config.yaml").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        config_text = None
-    info = read_run_info(run_dir)
-    records, bad = _read_metrics_counted(run_dir / "metrics.jsonl")
-    recipe = _recipe_name(run_dir, info, config_text)
-
-    body = [
-        _header(run_dir, info, records, recipe),
-        _losses(records, plots_dir, bad),
-        _began_convergence(records, plots_dir),
-        _throughput(records, plots_dir),
-        _evaluation(records, plots_dir),
-        _samples(run_dir),
-        _config(config_text),
-        _files(run_dir),
-    ]
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(recipe)} · ganforge run report</title><style>{_CSS}</style></head>"
-        "<body><main>\n" + "\n".join(body) + "\n</main></body></html>\n"
-    )
-    out = run_dir / "report.html"
-    with atomic_file(out) as f:
-        f.write(page.encode("utf-8"))
-    return out
