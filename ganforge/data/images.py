@@ -18,6 +18,9 @@ MNIST and Fashion-MNIST are first looked up as IDX files (gzipped or not) in sys
 dataset-specific folders of the data root (root/fashion_mnist, root/FashionMNIST/raw where torchvision
 puts them, ...; never root itself, as both datasets use the same file names), and only otherwise
 downloaded through torchvision.
+
+Resizing and channel conversion live in `resize.py`, folders of image files in `image_folder.py`; their
+public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -25,27 +28,21 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import warnings
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from tqdm import tqdm
 
-from ..errors import ConfigError, DataError, choices_message
+from ..errors import DataError
 from .dataset import ArrayDataset
+from .image_folder import IMAGE_EXTENSIONS, list_image_files, load_folder  # noqa: F401 (re-exported)
+from .resize import FITS, _check_fit, convert_channels, describe_fit, resize_images  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from ..config import DataConfig
 
 logger = logging.getLogger(__name__)
-
-FITS = ("resize", "pad")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 # Searched before the data root; an environment variable (os.pathsep-separated dirs) replaces the tuple.
 MNIST_DIRS: tuple[str, ...] = ("/usr/share/datasets/mnist",)
@@ -79,8 +76,6 @@ FASHION_MNIST_CLASSES = [
 ]  # fmt: skip
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
-_RESIZE_CHUNK = 1024  # images per interpolate call: bounds the float32 copy held in memory
-
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
@@ -89,73 +84,6 @@ def _one_line(exc: BaseException) -> str:
 def default_root() -> str:
     """The data root: $GANFORGE_DATA, else ~/.cache/ganforge/data."""
     return os.environ.get("GANFORGE_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "ganforge", "data")
-
-
-def _check_fit(fit: str) -> None:
-    if fit not in FITS:
-        raise ConfigError(choices_message("fit method", fit, FITS))
-
-
-def resize_images(x: Tensor, size: int, fit: str = "resize") -> Tensor:
-    """Resize uint8 images (N, C, H, W) to (N, C, size, size) by `fit` ("resize" or "pad"); bilinear, antialiased."""
-    _check_fit(fit)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ConfigError(f"image size must be a positive integer, got {size!r}")
-    if x.dtype != torch.uint8 or x.dim() != 4:
-        raise DataError(f"resize_images needs uint8 (N, C, H, W) images, got {x.dtype} {tuple(x.shape)}")
-    n, c, h, w = x.shape
-    if (h, w) == (size, size):
-        return x
-    if fit == "resize":
-        scale = size / min(h, w)
-        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    elif h <= size and w <= size:
-        nh, nw = h, w
-    else:
-        scale = size / max(h, w)
-        nh, nw = min(size, max(1, round(h * scale))), min(size, max(1, round(w * scale)))
-    out = torch.zeros((n, c, size, size), dtype=torch.uint8)
-    for start in range(0, n, _RESIZE_CHUNK):
-        chunk = x[start : start + _RESIZE_CHUNK]
-        if (nh, nw) != (h, w):
-            scaled = F.interpolate(chunk.float(), size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
-            chunk = scaled.round_().clamp_(0, 255).to(torch.uint8)
-        if fit == "resize":
-            top, left = (nh - size) // 2, (nw - size) // 2
-            out[start : start + len(chunk)] = chunk[:, :, top : top + size, left : left + size]
-        else:
-            top, left = (size - nh) // 2, (size - nw) // 2
-            out[start : start + len(chunk), :, top : top + nh, left : left + nw] = chunk
-    return out
-
-
-def describe_fit(fit: str, h: int | None, w: int | None, size: int) -> str:
-    """A one-line description of how `resize_images` maps (h, w) images (None: of varied sizes) to `size`."""
-    if (h, w) == (size, size):
-        return "none (already at size)"
-    if fit == "resize":
-        return f"bilinear, antialiased: shorter side to {size}, then centre crop to {size}x{size}"
-    if h is not None and w is not None and h <= size and w <= size:
-        return f"no scaling: centred and padded with 0 to {size}x{size}"
-    return f"bilinear, antialiased where larger than {size}: longer side to at most {size}, then padded with 0"
-
-
-def convert_channels(x: Tensor, channels: int) -> Tensor:
-    """Convert uint8 images between 1 and 3 channels (gray -> RGB repeats; RGB -> gray uses ITU-R 601 luma)."""
-    c = x.shape[1]
-    if c == channels:
-        return x
-    if c == 1 and channels == 3:
-        return x.expand(-1, 3, -1, -1).contiguous()
-    if c == 3 and channels == 1:
-        out = torch.empty((x.shape[0], 1, *x.shape[2:]), dtype=torch.uint8)
-        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-        for start in range(0, len(x), _RESIZE_CHUNK):
-            chunk = x[start : start + _RESIZE_CHUNK].float()
-            gray = (chunk * weights).sum(1, keepdim=True).round_().clamp_(0, 255)
-            out[start : start + len(chunk)] = gray.to(torch.uint8)
-        return out
-    raise ConfigError(f"cannot convert {c}-channel images to {channels} channels; channels must be 1 or 3")
 
 
 def _finish(
@@ -359,151 +287,3 @@ def load_cifar10(cfg: DataConfig) -> ArrayDataset:
     info = {"split": split, "source": os.path.join(root, "cifar-10-batches-py")}
     return _finish("cifar10", x, y, CIFAR10_CLASSES, image_size or 32, channels, fit, info)
 
-
-def list_image_files(root: str) -> list[str]:
-    """Image files under `root` (recursive, hidden entries skipped) as sorted '/'-separated relative paths."""
-    files = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        rel = os.path.relpath(dirpath, root)
-        for f in filenames:
-            if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS):
-                files.append(Path(rel, f).as_posix() if rel != "." else f)
-    return sorted(files)
-
-
-# PIL modes of 16-bit (and 32-bit integer) greyscale: `convert("L")` clips them at 255 instead of scaling.
-_WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
-
-
-def _wide_grey_to_uint8(img: object) -> np.ndarray:
-    """A 16-bit greyscale PIL image as uint8 (H, W): value * 255 / 65535, rounded (mode I is read as 16-bit)."""
-    a = np.asarray(img, dtype=np.float64)
-    if a.ndim == 3:  # some PIL builds hand I;16 over as (H, W, 1)
-        a = a[:, :, 0]
-    return np.rint(np.clip(a, 0, 65535) / 257.0).astype(np.uint8)
-
-
-def _decode(path: str, channels: int) -> np.ndarray | None:
-    """The image at `path` as uint8 (H, W, C), or None if it cannot be read.
-
-    16-bit greyscale is scaled to 8 bits (PIL's own conversion would clip it); 16-bit colour PNGs come
-    out of PIL as 8-bit RGB(A) already. Alpha is dropped (transparent pixels keep their colour); a
-    palette image with a transparent entry shows that entry's palette colour.
-    """
-    from PIL import Image, ImageOps
-
-    try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            if img.mode in _WIDE_GREY_MODES:
-                grey = _wide_grey_to_uint8(img)
-                arr = grey[:, :, None] if channels == 1 else np.repeat(grey[:, :, None], 3, axis=2)
-            else:
-                if img.mode in ("P", "PA") and ("transparency" in img.info or img.mode == "PA"):
-                    img = img.convert("RGBA")  # avoids PIL's palette-transparency warning
-                arr = np.array(img.convert("L" if channels == 1 else "RGB"))  # a writable copy, torch wants one
-    except Exception:  # noqa: BLE001 - any decoder failure means "unreadable": skip and count it
-        return None
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.size == 0:
-        return None
-    return arr
-
-
-def load_folder(cfg: DataConfig) -> ArrayDataset:
-    """All PNG/JPEG/BMP/WebP images under `path`, decoded up-front; unreadable files are skipped with one warning."""
-    path, image_size, channels, fit, labels, limit = cfg.path, cfg.image_size, cfg.channels, cfg.fit, cfg.labels, cfg.limit
-    _check_fit(fit)
-    root = os.path.abspath(os.path.expanduser(path))
-    if not os.path.isdir(root):
-        what = "is not a directory" if os.path.exists(root) else "does not exist"
-        raise DataError(f"image folder {path!r} {what}")
-    files = list_image_files(root)
-    if not files:
-        raise DataError(f"image folder {path!r} has no {'/'.join(e[1:] for e in IMAGE_EXTENSIONS)} files")
-    class_names: list[str] = []
-    file_class: list[int] = []
-    if labels:
-        top = [f for f in files if "/" not in f]
-        if top:
-            raise DataError(
-                f"labels=True needs one subfolder per class (e.g. {path}/cat/001.png), but {len(top)} image "
-                f"files lie directly in {path!r} (e.g. {top[0]!r}); move them into class folders or use labels=False"
-            )
-        class_names = sorted({f.split("/", 1)[0] for f in files})
-        class_id = {c: i for i, c in enumerate(class_names)}
-        file_class = [class_id[f.split("/", 1)[0]] for f in files]
-
-    size = image_size or 64
-    channels = channels or 3
-
-    def work(i: int) -> tuple[int, Tensor | None]:
-        arr = _decode(os.path.join(root, files[i]), channels)
-        if arr is None:
-            return i, None
-        img = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)
-        return i, resize_images(img, size, fit)[0]
-
-    want = len(files) if limit is None else min(limit, len(files))
-    kept: list[tuple[int, Tensor]] = []
-    skipped: list[str] = []
-    tried = 0
-    workers = max(1, min(4, os.cpu_count() or 1))
-    # Files go to the pool in ordered chunks and results are read back in order, so the dataset is
-    # deterministic whatever the threads' timing; chunks (not one big map) let a `limit` stop early while
-    # every submitted task still finishes before the pool shuts down.
-    with ThreadPoolExecutor(workers) as pool, tqdm(
-        total=want, desc=f"decoding {path}", unit="img", disable=None
-    ) as bar:
-        start = 0
-        while len(kept) < want and start < len(files):
-            chunk = range(start, min(len(files), start + min(256, max(16, want - len(kept)))))
-            start = chunk.stop
-            for i, img in pool.map(work, chunk):
-                if len(kept) >= want:
-                    break
-                tried += 1
-                if img is None:
-                    skipped.append(files[i])
-                else:
-                    kept.append((i, img))
-                    bar.update(1)
-
-    if skipped:
-        shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
-        msg = f"skipped {len(skipped)} of {tried} files under {path} that could not be read: {shown}"
-        # One warning, not also a log record: with no logging configured (the CLI), Python's last-resort
-        # handler printed it a second time on stderr, without the `ganforge: warning:` prefix.
-        warnings.warn(msg, UserWarning, stacklevel=2)
-    if not kept:
-        raise DataError(f"none of the {tried} image files under {path!r} could be read (e.g. {skipped[0]!r})")
-
-    x = torch.stack([img for _, img in kept])
-    y = torch.tensor([file_class[i] for i, _ in kept], dtype=torch.int64) if labels else None
-    info = {
-        "name": "folder",
-        "kind": "image",
-        "split": "train",
-        "source": root,
-        "image_size": size,
-        "channels": channels,
-        "fit": fit,
-        "resize": describe_fit(fit, None, None, size),
-        "files": len(files),
-        "tried": tried,
-        "skipped": len(skipped),
-        "skipped_files": skipped[:20],
-        "labels": bool(labels),
-        "n": len(x),
-    }
-    return ArrayDataset(
-        name="folder",
-        kind="image",
-        x=x,
-        y=y,
-        num_classes=len(class_names),
-        class_names=class_names,
-        info=info,
-    )

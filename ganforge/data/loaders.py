@@ -16,8 +16,10 @@ from ..config import DataConfig
 from ..errors import ConfigError, choices_message
 from ..registry import Registry
 from .dataset import ArrayDataset
-from .images import FITS, load_cifar10, load_digits_images, load_folder, load_mnist_like
+from .image_folder import load_folder
+from .images import load_cifar10, load_digits_images, load_mnist_like
 from .mixtures import load_points, sample_mixture
+from .resize import FITS
 
 SPLITS = ("train", "test")
 

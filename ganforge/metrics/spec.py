@@ -2,8 +2,8 @@
 
 The engine (`evaluate.py`), the recipe's eval section (`config/schema.py`), the HTML report, best-checkpoint
 selection and the benchmarks all read `METRIC_SPECS`, so adding a metric means adding one `MetricSpec`
-here and one compute function in the engine. This module imports no torch, so the config and the
-report can read directions and names without loading the engine.
+here and one compute function in the engine (`compute.py`). This module imports no torch, so the config
+and the report can read directions and names without loading the engine.
 """
 
 from __future__ import annotations
