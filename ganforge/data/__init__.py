@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from .dataset import ArrayDataset, to_float
 from .images import read_idx
-from .loaders import DATASETS, DatasetSpec, dataset_spec, has_test_split, is_mixture, load_data, load_dataset
+from .loaders import (
+    DATASETS,
+    DatasetSpec,
+    dataset_spec,
+    has_test_split,
+    is_mixture,
+    load_data,
+    load_dataset,
+)
 from .mixtures import mixture_spec
 from .resize import resize_images
 from .stream import BatchStream

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from ..errors import DataError
 from .dataset import ArrayDataset
-from .resize import _check_fit, describe_fit, resize_images
+from .resize import check_fit, describe_fit, resize_images
 
 if TYPE_CHECKING:
     from ..config import DataConfig
@@ -78,7 +78,7 @@ def _decode(path: str, channels: int) -> np.ndarray | None:
 def load_folder(cfg: DataConfig) -> ArrayDataset:
     """All PNG/JPEG/BMP/WebP images under `path`, decoded up-front; unreadable files are skipped with one warning."""
     path, image_size, channels, fit, labels, limit = cfg.path, cfg.image_size, cfg.channels, cfg.fit, cfg.labels, cfg.limit
-    _check_fit(fit)
+    check_fit(fit)
     root = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(root):
         what = "is not a directory" if os.path.exists(root) else "does not exist"

@@ -37,7 +37,7 @@ from torch import Tensor
 from ..errors import DataError
 from .dataset import ArrayDataset
 from .image_folder import IMAGE_EXTENSIONS, list_image_files, load_folder  # noqa: F401 (re-exported)
-from .resize import FITS, _check_fit, convert_channels, describe_fit, resize_images  # noqa: F401 (re-exported)
+from .resize import FITS, check_fit, convert_channels, describe_fit, resize_images  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from ..config import DataConfig
@@ -151,7 +151,7 @@ def load_digits_images(cfg: DataConfig) -> ArrayDataset:
 
     image_size, channels, fit, split, limit = cfg.image_size, cfg.channels, cfg.fit, cfg.split, cfg.limit
 
-    _check_fit(fit)
+    check_fit(fit)
     bunch = load_digits()
     idx = digits_split_indices(split)[:limit]
     images = np.asarray(bunch.images, dtype=np.float64)[idx]
@@ -230,7 +230,7 @@ def load_mnist_like(cfg: DataConfig) -> ArrayDataset:
     """MNIST or Fashion-MNIST (`cfg.name`) from local IDX files if present, else via torchvision (downloading if allowed)."""
     name, root, image_size, channels = cfg.name, cfg.root, cfg.image_size, cfg.channels
     fit, split, download, limit = cfg.fit, cfg.split, cfg.download, cfg.limit
-    _check_fit(fit)
+    check_fit(fit)
     root = os.path.abspath(os.path.expanduser(root or default_root()))
     _, _, _, tv_class, help_text = _IDX_SOURCES[name]
     found = _find_idx(name, root, split)
@@ -270,7 +270,7 @@ def load_cifar10(cfg: DataConfig) -> ArrayDataset:
     root, image_size, channels = cfg.root, cfg.image_size, cfg.channels
     fit, split, download, limit = cfg.fit, cfg.split, cfg.download, cfg.limit
 
-    _check_fit(fit)
+    check_fit(fit)
     root = os.path.abspath(os.path.expanduser(root or default_root()))
     try:
         if download:

@@ -13,14 +13,14 @@ FITS = ("resize", "pad")
 _RESIZE_CHUNK = 1024  # images per interpolate call: bounds the float32 copy held in memory
 
 
-def _check_fit(fit: str) -> None:
+def check_fit(fit: str) -> None:
     if fit not in FITS:
         raise ConfigError(choices_message("fit method", fit, FITS))
 
 
 def resize_images(x: Tensor, size: int, fit: str = "resize") -> Tensor:
     """Resize uint8 images (N, C, H, W) to (N, C, size, size) by `fit` ("resize" or "pad"); bilinear, antialiased."""
-    _check_fit(fit)
+    check_fit(fit)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError(f"image size must be a positive integer, got {size!r}")
     if x.dtype != torch.uint8 or x.dim() != 4:

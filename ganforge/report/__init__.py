@@ -6,13 +6,33 @@ from pathlib import Path
 
 from ..atomic import atomic_file
 from ..errors import ConfigError
-from ..metrics.spec import higher_is_better  # one rule for the report and best-checkpoint choice
-from .run_folder import _read_metrics_counted, eval_keys, loss_keys, pick_evenly, read_metrics, read_run_info
-from .sections import _began_convergence, _config, _e, _evaluation, _files, _header, _losses, _samples, _throughput
+from ..metrics.spec import (
+    higher_is_better,  # one rule for the report and best-checkpoint choice
+)
 
 # The report's size limits, importable from here as before the split.
 from .run_folder import MAX_PROGRESSION as MAX_PROGRESSION
-from .sections import FINAL_DISPLAY_WIDTH as FINAL_DISPLAY_WIDTH, THUMB_WIDTH as THUMB_WIDTH
+from .run_folder import (
+    eval_keys,
+    loss_keys,
+    pick_evenly,
+    read_metrics,
+    read_metrics_counted,
+    read_run_info,
+)
+from .sections import FINAL_DISPLAY_WIDTH as FINAL_DISPLAY_WIDTH
+from .sections import THUMB_WIDTH as THUMB_WIDTH
+from .sections import (
+    began_convergence,
+    config_section,
+    esc,
+    evaluation_section,
+    files_section,
+    header_section,
+    losses_section,
+    samples_section,
+    throughput_section,
+)
 
 __all__ = ["write_report", "read_metrics", "read_run_info", "loss_keys", "eval_keys", "higher_is_better", "pick_evenly"]
 
@@ -80,23 +100,23 @@ def write_report(run_dir: str | Path) -> Path:
     except OSError:
         config_text = None
     info = read_run_info(run_dir)
-    records, bad = _read_metrics_counted(run_dir / "metrics.jsonl")
+    records, bad = read_metrics_counted(run_dir / "metrics.jsonl")
     recipe = _recipe_name(run_dir, info, config_text)
 
     body = [
-        _header(run_dir, info, records, recipe),
-        _losses(records, plots_dir, bad),
-        _began_convergence(records, plots_dir),
-        _throughput(records, plots_dir),
-        _evaluation(records, plots_dir),
-        _samples(run_dir),
-        _config(config_text),
-        _files(run_dir),
+        header_section(run_dir, info, records, recipe),
+        losses_section(records, plots_dir, bad),
+        began_convergence(records, plots_dir),
+        throughput_section(records, plots_dir),
+        evaluation_section(records, plots_dir),
+        samples_section(run_dir),
+        config_section(config_text),
+        files_section(run_dir),
     ]
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(recipe)} · ganforge run report</title><style>{_CSS}</style></head>"
+        f"<title>{esc(recipe)} · ganforge run report</title><style>{_CSS}</style></head>"
         "<body><main>\n" + "\n".join(body) + "\n</main></body></html>\n"
     )
     out = run_dir / "report.html"

@@ -13,7 +13,7 @@ _STEP_PNG = re.compile(r"^step_(\d+)\.png$")
 _LOSS_KEY = re.compile(r"(^|_)loss(_|$)")
 
 
-def _read_metrics_counted(path: Path) -> tuple[list[dict], int]:
+def read_metrics_counted(path: Path) -> tuple[list[dict], int]:
     """Records of a metrics.jsonl and how many non-blank lines could not be read."""
     records: list[dict] = []
     bad = 0
@@ -40,7 +40,7 @@ def _read_metrics_counted(path: Path) -> tuple[list[dict], int]:
 
 def read_metrics(path: str | Path) -> list[dict]:
     """The JSON objects of a metrics.jsonl, skipping blank, truncated or malformed lines ([] if missing)."""
-    return _read_metrics_counted(Path(path))[0]
+    return read_metrics_counted(Path(path))[0]
 
 
 def read_run_info(run_dir: str | Path) -> dict:
@@ -84,7 +84,7 @@ def pick_evenly(items: Sequence[Any], k: int = MAX_PROGRESSION) -> list[Any]:
     return [items[i] for i in idx]
 
 
-def _step_samples(samples_dir: Path) -> list[tuple[int, Path]]:
+def step_samples(samples_dir: Path) -> list[tuple[int, Path]]:
     """(step, path) of samples/step_*.png in step order."""
     if not samples_dir.is_dir():
         return []

@@ -13,7 +13,7 @@ from typing import Any
 from .. import __version__
 from ..metrics.spec import higher_is_better
 from ..plots import curve_points, plot_curves, to_data_uri
-from .run_folder import MAX_PROGRESSION, _step_samples, eval_keys, loss_keys, pick_evenly
+from .run_folder import MAX_PROGRESSION, eval_keys, loss_keys, pick_evenly, step_samples
 
 THUMB_WIDTH = 320  # progression images wider than this are downscaled before embedding (keeps the HTML small)
 FINAL_DISPLAY_WIDTH = 640  # small final grids are shown enlarged (integer factor, pixelated) up to this width
@@ -22,7 +22,7 @@ FINAL_DISPLAY_WIDTH = 640  # small final grids are shown enlarged (integer facto
 # ----------------------------------------------------------------------------------------------- formatting
 
 
-def _e(x: Any) -> str:
+def esc(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
 
@@ -61,14 +61,14 @@ def _fmt_size(n: int) -> str:
 
 
 def _none(what: str = "") -> str:
-    return f'<p class="none">(none yet){" — " + _e(what) if what else ""}</p>'
+    return f'<p class="none">(none yet){" — " + esc(what) if what else ""}</p>'
 
 
 def _img_tag(uri: str, alt: str, cls: str = "", width: int | None = None) -> str:
     attrs = f' class="{cls}"' if cls else ""
     if width:
         attrs += f' width="{width}"'
-    return f'<img src="{uri}" alt="{_e(alt)}"{attrs}>'
+    return f'<img src="{uri}" alt="{esc(alt)}"{attrs}>'
 
 
 def _image_uri(path: Path, max_width: int | None = None) -> tuple[str, int]:
@@ -100,22 +100,22 @@ def _smooth_window(n: int) -> int:
 # ----------------------------------------------------------------------------------------------- sections
 
 
-def _header(run_dir: Path, info: dict, records: list[dict], recipe: str) -> str:
-    parts = [f"<h1>{_e(recipe)}</h1>"]
+def header_section(run_dir: Path, info: dict, records: list[dict], recipe: str) -> str:
+    parts = [f"<h1>{esc(recipe)}</h1>"]
     if info.get("description"):
-        parts.append(f"<p>{_e(info['description'])}</p>")
+        parts.append(f"<p>{esc(info['description'])}</p>")
     if info.get("source"):
-        parts.append(f'<p class="muted">Source: {_e(info["source"])}</p>')
+        parts.append(f'<p class="muted">Source: {esc(info["source"])}</p>')
 
     status = str(info.get("status", "")) or ("unknown" if info else "")
     rows: list[tuple[str, str]] = []
     if status:
         cls = status if status in ("running", "finished", "failed") else ""
-        rows.append(("status", f'<span class="badge {cls}">{_e(status)}</span>'))
+        rows.append(("status", f'<span class="badge {cls}">{esc(status)}</span>'))
     else:
         rows.append(("status", '<span class="none">(no run.json yet)</span>'))
     if info.get("error"):
-        rows.append(("error", f'<span class="err">{_e(info["error"])}</span>'))
+        rows.append(("error", f'<span class="err">{esc(info["error"])}</span>'))
 
     last_step = next((r["step"] for r in reversed(records) if "step" in r), None)
     step = info.get("step", last_step)
@@ -124,32 +124,32 @@ def _header(run_dir: Path, info: dict, records: list[dict], recipe: str) -> str:
         txt = _fmt_num(step) if step is not None else "?"
         if total is not None:
             txt += f" / {_fmt_num(total)}"
-        rows.append(("steps", _e(txt)))
+        rows.append(("steps", esc(txt)))
     wall = info.get("wall_time_s")
     if wall is None:
         wall = next((r["time"] for r in reversed(records) if "time" in r), None)
     if wall is not None:
-        rows.append(("wall time", _e(_fmt_duration(wall))))
+        rows.append(("wall time", esc(_fmt_duration(wall))))
 
     hw = [str(info[k]) for k in ("device", "precision") if info.get(k) is not None]
     flags = [k for k in ("channels_last", "compile") if info.get(k) is True]
     if hw or flags:
-        rows.append(("device / precision", _e(" / ".join(hw) + ("  (" + ", ".join(flags) + ")" if flags else ""))))
+        rows.append(("device / precision", esc(" / ".join(hw) + ("  (" + ", ".join(flags) + ")" if flags else ""))))
     if isinstance(info.get("params"), dict) and info["params"]:
-        rows.append(("parameters", _e(" · ".join(f"{k} {_fmt_num(v)}" for k, v in info["params"].items()))))
+        rows.append(("parameters", esc(" · ".join(f"{k} {_fmt_num(v)}" for k, v in info["params"].items()))))
     if isinstance(info.get("data"), dict) and info["data"]:
-        rows.append(("data", _e(", ".join(f"{k}={v}" for k, v in info["data"].items()))))
+        rows.append(("data", esc(", ".join(f"{k}={v}" for k, v in info["data"].items()))))
     elif info.get("data") is not None:
-        rows.append(("data", _e(info["data"])))
+        rows.append(("data", esc(info["data"])))
     if info.get("seed") is not None:
-        rows.append(("seed", _e(info["seed"])))
+        rows.append(("seed", esc(info["seed"])))
     versions = [f"{k} {info[k]}" for k in ("torch", "ganforge") if info.get(k)]
     if versions:
-        rows.append(("versions", _e(", ".join(versions))))
+        rows.append(("versions", esc(", ".join(versions))))
 
     parts.append('<table class="kv">' + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>")
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    parts.append(f'<p class="muted">Report of <code>{_e(run_dir)}</code>, written {_e(stamp)} by ganforge {_e(__version__)}.</p>')
+    parts.append(f'<p class="muted">Report of <code>{esc(run_dir)}</code>, written {esc(stamp)} by ganforge {esc(__version__)}.</p>')
     return "<header>" + "".join(parts) + "</header>"
 
 
@@ -159,10 +159,10 @@ def _figure(records: list[dict], keys: list[str], path: Path, title: str, smooth
         plot_curves(records, keys, path, title=title, smooth=smooth)
         return _img_tag(to_data_uri(path), title)
     except Exception as exc:  # a report is also written mid-training: it must never take the run down
-        return f'<p class="err">(figure {_e(title)} failed: {_e(type(exc).__name__)}: {_e(exc)})</p>'
+        return f'<p class="err">(figure {esc(title)} failed: {esc(type(exc).__name__)}: {esc(exc)})</p>'
 
 
-def _losses(records: list[dict], plots_dir: Path, bad_lines: int) -> str:
+def losses_section(records: list[dict], plots_dir: Path, bad_lines: int) -> str:
     out = ["<section id=\"losses\"><h2>Losses</h2>"]
     if not records:
         out.append(_none("no metrics have been logged yet."))
@@ -177,7 +177,7 @@ def _losses(records: list[dict], plots_dir: Path, bad_lines: int) -> str:
             note = f"{len(records):,} logged steps"
             if w:
                 note += f"; bold lines are a {w}-point moving average over the faint raw values"
-            out.append(f'<p class="muted">{_e(note)}.</p>')
+            out.append(f'<p class="muted">{esc(note)}.</p>')
         if bad_lines:
             out.append(f'<p class="muted">{bad_lines} unreadable line(s) of metrics.jsonl skipped '
                        f"(a run stopped mid-write leaves a truncated last line).</p>")
@@ -185,7 +185,7 @@ def _losses(records: list[dict], plots_dir: Path, bad_lines: int) -> str:
     return "".join(out)
 
 
-def _throughput(records: list[dict], plots_dir: Path) -> str:
+def throughput_section(records: list[dict], plots_dir: Path) -> str:
     out = ['<section id="throughput"><h2>Throughput</h2>']
     steps, values = curve_points(records, "images_per_s")
     if not steps:
@@ -195,13 +195,13 @@ def _throughput(records: list[dict], plots_dir: Path) -> str:
                            _smooth_window(len(steps))))
         tail = sorted(values[-20:])
         median = tail[len(tail) // 2]
-        out.append(f'<p class="muted">latest {_e(_fmt_num(values[-1]))} images/s; '
-                   f"median of the last {len(tail)} logs {_e(_fmt_num(median))} images/s.</p>")
+        out.append(f'<p class="muted">latest {esc(_fmt_num(values[-1]))} images/s; '
+                   f"median of the last {len(tail)} logs {esc(_fmt_num(median))} images/s.</p>")
     out.append("</section>")
     return "".join(out)
 
 
-def _evaluation(records: list[dict], plots_dir: Path) -> str:
+def evaluation_section(records: list[dict], plots_dir: Path) -> str:
     out = ['<section id="evaluation"><h2>Evaluation</h2>']
     keys = [k for k in eval_keys(records) if curve_points(records, k)[0]]
     if not keys:
@@ -214,9 +214,9 @@ def _evaluation(records: list[dict], plots_dir: Path) -> str:
         higher = higher_is_better(k)
         best_i = max(range(len(values)), key=values.__getitem__) if higher else min(range(len(values)), key=values.__getitem__)
         rows.append(
-            f"<tr><td><code>{_e(k)}</code></td><td>{'higher' if higher else 'lower'}</td>"
-            f'<td class="num">{_e(_fmt_num(values[-1]))}</td><td class="num">{_e(_fmt_num(steps[-1]))}</td>'
-            f'<td class="num">{_e(_fmt_num(values[best_i]))}</td><td class="num">{_e(_fmt_num(steps[best_i]))}</td>'
+            f"<tr><td><code>{esc(k)}</code></td><td>{'higher' if higher else 'lower'}</td>"
+            f'<td class="num">{esc(_fmt_num(values[-1]))}</td><td class="num">{esc(_fmt_num(steps[-1]))}</td>'
+            f'<td class="num">{esc(_fmt_num(values[best_i]))}</td><td class="num">{esc(_fmt_num(steps[best_i]))}</td>'
             f'<td class="num">{len(values)}</td></tr>'
         )
     out.append(
@@ -230,10 +230,10 @@ def _evaluation(records: list[dict], plots_dir: Path) -> str:
     return "".join(out)
 
 
-def _samples(run_dir: Path) -> str:
+def samples_section(run_dir: Path) -> str:
     out = ['<section id="samples"><h2>Samples</h2>']
     samples_dir = run_dir / "samples"
-    steps = _step_samples(samples_dir)
+    steps = step_samples(samples_dir)
     big: list[tuple[Path, str]] = [(samples_dir / n, c) for n, c in (("final.png", "final"), ("final_ema.png", "final (EMA)"))
                                    if (samples_dir / n).is_file()]
     if not big and steps:
@@ -249,12 +249,12 @@ def _samples(run_dir: Path) -> str:
         try:
             uri, width = _image_uri(path)
         except Exception as exc:  # e.g. a PNG being replaced right now; skip it rather than fail the report
-            out.append(f'<p class="err">({_e(path.name)} unreadable: {_e(exc)})</p>')
+            out.append(f'<p class="err">({esc(path.name)} unreadable: {esc(exc)})</p>')
             continue
         # Small grids (e.g. 16 px digits) are shown enlarged by an integer factor with crisp pixels.
         factor = max(1, FINAL_DISPLAY_WIDTH // max(width, 1)) if width < FINAL_DISPLAY_WIDTH // 2 else 1
         img = _img_tag(uri, caption, "pix" if factor > 1 else "", width * factor if factor > 1 else None)
-        out.append(f"<figure>{img}<figcaption>{_e(caption)}</figcaption></figure>")
+        out.append(f"<figure>{img}<figcaption>{esc(caption)}</figcaption></figure>")
     out.append("</div>")
 
     out.append("<h3>Progression</h3>")
@@ -269,7 +269,7 @@ def _samples(run_dir: Path) -> str:
             try:
                 uri, _ = _image_uri(path, THUMB_WIDTH)
             except Exception as exc:
-                out.append(f'<figure><p class="err">({_e(path.name)} unreadable: {_e(exc)})</p></figure>')
+                out.append(f'<figure><p class="err">({esc(path.name)} unreadable: {esc(exc)})</p></figure>')
                 continue
             out.append(f"<figure>{_img_tag(uri, f'step {step}')}<figcaption>step {step:,}</figcaption></figure>")
         out.append("</div>")
@@ -277,16 +277,16 @@ def _samples(run_dir: Path) -> str:
     return "".join(out)
 
 
-def _config(config_text: str | None) -> str:
-    body = f"<pre>{_e(config_text)}</pre>" if config_text is not None else _none("no config.yaml.")
+def config_section(config_text: str | None) -> str:
+    body = f"<pre>{esc(config_text)}</pre>" if config_text is not None else _none("no config.yaml.")
     return f'<section id="config"><h2>Config</h2>{body}</section>'
 
 
-def _files(run_dir: Path) -> str:
+def files_section(run_dir: Path) -> str:
     rows: list[str] = []
 
     def row(name: str, size: str) -> None:
-        rows.append(f'<tr><td><code>{_e(name)}</code></td><td class="num">{_e(size)}</td></tr>')
+        rows.append(f'<tr><td><code>{esc(name)}</code></td><td class="num">{esc(size)}</td></tr>')
 
     def stat_size(p: Path) -> int | None:
         try:
@@ -319,7 +319,7 @@ def _files(run_dir: Path) -> str:
 # ----------------------------------------------------------------------------------------------- BEGAN
 
 
-def _began_convergence(records: list[dict], plots_dir: Path) -> str:
+def began_convergence(records: list[dict], plots_dir: Path) -> str:
     """BEGAN's M_global and k_t against step (Berthelot et al. 2017, Sec. 3.4.1); "" unless the run logged m_global."""
     from ..figures.began import has_convergence, plot_convergence
 
@@ -331,7 +331,7 @@ def _began_convergence(records: list[dict], plots_dir: Path) -> str:
         plot_convergence(records, path, smooth=_smooth_window(len(curve_points(records, "m_global")[0])))
         out.append(_img_tag(to_data_uri(path), "BEGAN convergence: M_global and k_t"))
     except Exception as exc:  # never let a figure take the report (or the run) down
-        out.append(f'<p class="err">(figure M_global failed: {_e(type(exc).__name__)}: {_e(exc)})</p>')
+        out.append(f'<p class="err">(figure M_global failed: {esc(type(exc).__name__)}: {esc(exc)})</p>')
     out.append('<p class="muted">M_global = L(x) + |gamma L(x) - L(G(z))| (lower is better); '
                "k_t is the weight of the fake term in D's loss, kept in [0, 1].</p></section>")
     return "".join(out)
