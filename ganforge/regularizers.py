@@ -297,12 +297,13 @@ def build_regularizer(name: str, net: str = "d", weight: float = 1.0, every: int
     return BoundRegularizer(reg, net, float(weight), int(every), args)
 
 
-def lazy_ratio(regs: list[BoundRegularizer], net: str) -> float:
-    """StyleGAN2's optimiser correction c = k / (k + 1) for `net`'s lazy interval k (1.0 if none)."""
-    intervals = {r.every for r in regs if r.net == net and r.lazy}
-    if not intervals:
-        return 1.0
-    if len(intervals) > 1:
-        raise ConfigError(f"lazy regularisers of {net} must share one interval; got every = {sorted(intervals)}.")
-    k = intervals.pop()
-    return k / (k + 1)
+def lazy_intervals(regs: list[BoundRegularizer]) -> dict[str, int]:
+    """Each network's lazy interval k ("g"/"d" -> k) for StyleGAN2's optimiser correction (Karras et al. 2020, App. B)."""
+    out: dict[str, int] = {}
+    for net in ("g", "d"):
+        intervals = {r.every for r in regs if r.net == net and r.lazy}
+        if len(intervals) > 1:
+            raise ConfigError(f"lazy regularisers of {net} must share one interval; got every = {sorted(intervals)}.")
+        if intervals:
+            out[net] = intervals.pop()
+    return out

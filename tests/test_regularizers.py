@@ -18,7 +18,7 @@ from ganforge.regularizers import (
     gradient_penalty,
     historical_average_penalty,
     instance_noise,
-    lazy_ratio,
+    lazy_intervals,
     orthogonal_penalty,
     r1_penalty,
     r2_penalty,
@@ -143,10 +143,9 @@ def test_registry_checks_names_nets_args_and_lazy_correction() -> None:
         build_regularizer("weight_clip", every=4)
     lazy = build_regularizer("r1", weight=5.0, every=16)
     assert lazy.lazy and lazy.due(0) and not lazy.due(1) and lazy.due(16)
-    assert lazy_ratio([lazy], "d") == pytest.approx(16 / 17)
-    assert lazy_ratio([lazy], "g") == 1.0
+    assert lazy_intervals([lazy]) == {"d": 16}
     with pytest.raises(ConfigError, match="share one interval"):
-        lazy_ratio([lazy, build_regularizer("r2", every=4)], "d")
+        lazy_intervals([lazy, build_regularizer("r2", every=4)])
 
 
 def test_penalties_survive_fp16_autocast() -> None:

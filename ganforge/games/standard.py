@@ -18,7 +18,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..latent import LatentSpace
 from ..losses import Objective
-from ..regularizers import BoundRegularizer
+from ..regularizers import BoundRegularizer, lazy_intervals
 from .base import Game, GameArgs, StepContext, register
 
 
@@ -94,14 +94,7 @@ class StandardGame(Game):
 
     def lazy_intervals(self) -> dict[str, int]:
         """The lazy penalties' interval k per optimiser; lazy penalties of one network must share it."""
-        out = {}
-        for net in ("g", "d"):
-            intervals = {r.every for r in self.d_penalties + self.g_penalties if r.net == net and r.lazy}
-            if len(intervals) > 1:
-                raise ConfigError(f"lazy regularisers of {net} must share one interval; got every = {sorted(intervals)}.")
-            if intervals:
-                out[net] = intervals.pop()
-        return out
+        return lazy_intervals(self.d_penalties + self.g_penalties)
 
     def real_per_step(self, batch_size: int) -> int:
         """Real samples D's updates see in one step: pack x batch_size per critic update."""
