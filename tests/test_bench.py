@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from ganforge.benchmarks.speed import run_speed_bench
 
 
@@ -83,3 +85,28 @@ def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path) -> Non
     before = {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
     run_fashion_bench(out, rows=["acgan", "began-0.3"], images=128, eval_n=200, workers=1, progress=False)
     assert before == {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
+
+
+@pytest.mark.parametrize("which,fn,names_kw", [("toy", "run_toy_bench", "recipes"),
+                                               ("fashion", "run_fashion_bench", "rows"),
+                                               ("stacked", "run_stacked_bench", "rows")])
+def test_bench_command_passes_rows_and_prints_where_results_went(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        which: str, fn: str, names_kw: str) -> None:
+    import importlib
+
+    from ganforge.cli import main
+
+    seen: dict = {}
+
+    def fake(out, **kw):
+        seen.update(out=Path(out), **kw)
+        (Path(out) / f"{which}.md").write_text(f"the {which} table\n")
+        return {"wall_time_s": 12.0, "info": {"cells_run": 3, "wall_time_s": 12.0}}
+
+    monkeypatch.setattr(importlib.import_module(f"ganforge.benchmarks.{which}"), fn, fake)
+    assert main(["bench", which, "--out", str(tmp_path), "--recipes", " a, b,"]) == 0
+    printed = capsys.readouterr().out
+    assert seen["out"] == tmp_path and seen[names_kw] == ["a", "b"] and seen["quick"] is False
+    assert f"the {which} table" in printed and str(tmp_path / f"{which}.json") in printed
+    assert ("3 cells run now" if which == "stacked" else "wall time 12 s") in printed

@@ -23,34 +23,29 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         counts = [int(c) for c in ns.counts.split(",")]
         run_eval_memory_bench(ns.target, counts, ns.metrics, ns.out or "bench/results/eval_memory.json")
         return 0
-    if ns.which == "toy":
-        from ..benchmarks.toy import run_toy_bench
+    if ns.which in ("toy", "fashion", "stacked"):
+        names = [r.strip() for r in ns.recipes.split(",") if r.strip()] if ns.recipes else None
+        out = Path(ns.out or f"bench/results/{ns.which}{'_quick' if ns.quick else ''}")
+        if ns.which == "toy":
+            from ..benchmarks.toy import run_toy_bench
 
-        recipes = [r.strip() for r in ns.recipes.split(",") if r.strip()] if ns.recipes else None
-        out = ns.out or ("bench/results/toy_quick" if ns.quick else "bench/results/toy")
-        res = run_toy_bench(out, quick=ns.quick, recipes=recipes, seeds=ns.seeds, steps=ns.toy_steps,
-                            workers=ns.workers, showcase=not ns.no_showcase)
-        print((Path(out) / "toy.md").read_text())
-        print(f"results: {Path(out) / 'toy.json'} (wall time {res['wall_time_s']:.0f} s); pictures in {Path(out) / 'plots'}")
-        return 0
-    if ns.which == "fashion":
-        from ..benchmarks.fashion import run_fashion_bench
+            res = run_toy_bench(out, quick=ns.quick, recipes=names, seeds=ns.seeds, steps=ns.toy_steps,
+                                workers=ns.workers, showcase=not ns.no_showcase)
+            done, pictures = f"wall time {res['wall_time_s']:.0f} s", "pictures"
+        elif ns.which == "fashion":
+            from ..benchmarks.fashion import run_fashion_bench
 
-        rows = [r.strip() for r in ns.recipes.split(",") if r.strip()] if ns.recipes else None
-        out = ns.out or ("bench/results/fashion_quick" if ns.quick else "bench/results/fashion")
-        res = run_fashion_bench(out, quick=ns.quick, rows=rows, images=ns.images, eval_n=ns.eval_n, workers=ns.workers)
-        print((Path(out) / "fashion.md").read_text())
-        print(f"results: {Path(out) / 'fashion.json'} (wall time {res['wall_time_s']:.0f} s); pictures in {Path(out) / 'plots'}")
-        return 0
-    if ns.which == "stacked":
-        from ..benchmarks.stacked import run_stacked_bench
+            res = run_fashion_bench(out, quick=ns.quick, rows=names, images=ns.images, eval_n=ns.eval_n,
+                                    workers=ns.workers)
+            done, pictures = f"wall time {res['wall_time_s']:.0f} s", "pictures"
+        else:
+            from ..benchmarks.stacked import run_stacked_bench
 
-        rows = [r.strip() for r in ns.recipes.split(",") if r.strip()] if ns.recipes else None
-        out = ns.out or ("bench/results/stacked_quick" if ns.quick else "bench/results/stacked")
-        res = run_stacked_bench(out, quick=ns.quick, rows=rows, seeds=ns.seeds, steps=ns.bench_steps,
-                                eval_n=ns.eval_n, workers=ns.workers)
-        print((Path(out) / "stacked.md").read_text())
-        print(f"results: {Path(out) / 'stacked.json'} ({res['info']['cells_run']} cells run now, "
-              f"{res['info']['wall_time_s']:.0f} s); sample grids in {Path(out) / 'plots'}")
+            res = run_stacked_bench(out, quick=ns.quick, rows=names, seeds=ns.seeds, steps=ns.bench_steps,
+                                    eval_n=ns.eval_n, workers=ns.workers)
+            done = f"{res['info']['cells_run']} cells run now, {res['info']['wall_time_s']:.0f} s"
+            pictures = "sample grids"
+        print((out / f"{ns.which}.md").read_text())
+        print(f"results: {out / f'{ns.which}.json'} ({done}); {pictures} in {out / 'plots'}")
         return 0
     raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed, eval-memory, toy, fashion, stacked.")
