@@ -338,7 +338,20 @@ def test_batch_stream_epochs_cover_every_index_once():
     for _ in range(3):
         seen = sum(_take(s3, 3), [])
         assert len(set(seen)) == 9
-    assert s3.state_dict() == {"epoch": 2, "pos": 9}
+    assert s3.state_dict() == {"epoch": 2, "pos": 9, "drawn": 27}
+
+
+def test_batch_stream_draws_batches_of_any_size_and_counts_them():
+    ds = _tiny(10)
+    stream = BatchStream(ds, 4, seed=0)
+    sizes = [len(stream.next_indices(n)) for n in (4, 2, 3, None, 1)]
+    assert sizes == [4, 2, 3, 4, 1] and stream.drawn == 14
+    assert stream.state_dict() == {"epoch": 1, "pos": 5, "drawn": 14}  # 9 in epoch 0, then a fresh epoch for 4
+    old = BatchStream(ds, 4, seed=0)
+    old.load_state_dict({"epoch": 1, "pos": 4})  # a checkpoint from before the count: fixed-size batches
+    assert old.drawn == 2 * 4 + 4
+    with pytest.raises(DataError, match="cannot be drawn"):
+        stream.next_indices(11)
 
 
 def test_batch_stream_resume():

@@ -119,12 +119,27 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "ganforge.cli", *args]
 
 
-def test_kill_minus_9_then_resume_matches_uninterrupted_run_bit_for_bit(tmp_path: Path, write_recipe) -> None:
-    raw = tiny_recipe(
-        {"name": "digits", "image_size": 16}, steps=150,
-        train={"checkpoint_every": 7, "log_every": 5, "sample_every": 50, "ema": {"enabled": True, "decay": 0.95}},
-        optim={"g": {"schedule": "linear"}},
-    )
+def _progressive_kill_recipe() -> dict:
+    """ProGAN on 16x16 digits whose kill point (a checkpoint at step >= 84) falls inside the 16x16 fade, batch 8."""
+    from test_progan import progan_recipe
+
+    raw = progan_recipe(150, fade=320, stab=320, batch_sizes=[16, 16, 8])
+    raw["game"]["args"]["stabilize_images"] = [320, 320, 320]  # 4x4: 20 steps; 8x8: 40 fade + 20; 16x16 fade: steps 81-120
+    raw["train"].update({"checkpoint_every": 7, "log_every": 5, "sample_every": 50, "ema": {"enabled": True, "decay": 0.95}})
+    return raw
+
+
+@pytest.mark.parametrize("kind, kill_after", [("dcgan", 60), ("progressive", 84)])
+def test_kill_minus_9_then_resume_matches_uninterrupted_run_bit_for_bit(tmp_path: Path, write_recipe, kind: str,
+                                                                        kill_after: int) -> None:
+    if kind == "dcgan":
+        raw = tiny_recipe(
+            {"name": "digits", "image_size": 16}, steps=150,
+            train={"checkpoint_every": 7, "log_every": 5, "sample_every": 50, "ema": {"enabled": True, "decay": 0.95}},
+            optim={"g": {"schedule": "linear"}},
+        )
+    else:  # killed mid-fade: the phase, alpha and image count must come back from the checkpoint
+        raw = _progressive_kill_recipe()
     recipe = write_recipe(raw)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     full, killed = tmp_path / "full", tmp_path / "killed"
@@ -135,13 +150,16 @@ def test_kill_minus_9_then_resume_matches_uninterrupted_run_bit_for_bit(tmp_path
     deadline = time.time() + 240
     while time.time() < deadline:
         ckpts = list_checkpoints(killed / "checkpoints")
-        if ckpts and int(ckpts[-1].stem.split("_")[1]) >= 60:
+        if ckpts and int(ckpts[-1].stem.split("_")[1]) >= kill_after:
             break
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (killed / "generator.safetensors").exists(), "the run finished before it was killed"
+    if kind == "progressive":
+        last = torch.load(list_checkpoints(killed / "checkpoints")[-1], weights_only=True)
+        assert 0 < int(last["G"]["fade_done"]) < int(last["G"]["fade_len"]), "the kill did not fall mid-fade"
 
     subprocess.run(_cli("train", "--resume", str(killed), "--quiet"), check=True, env=env, timeout=300)
     for name in ("generator.safetensors", "generator_ema.safetensors"):

@@ -116,10 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_eval)
 
     b = sub.add_parser("bench", help="run a benchmark and write its results")
-    b.add_argument("which", choices=["speed", "eval-memory", "toy", "fashion", "stacked"],
+    b.add_argument("which", choices=["speed", "eval-memory", "toy", "fashion", "stacked", "progan"],
                    help="speed: DCGAN training throughput, fp32/NCHW vs fastest; eval-memory: peak memory of eval vs n; "
                    "toy: every stabilisation recipe on the 2-D ring and grid (mode collapse); "
-                   "fashion: the paper architectures and games on Fashion-MNIST under one budget")
+                   "fashion: the paper architectures and games on Fashion-MNIST under one budget; stacked: mode collapse on "
+                   "1,000-mode stacked Fashion-MNIST; progan: progressive growing against fixed 32x32 on Fashion-MNIST")
     b.add_argument("--out", help="result file (speed, eval-memory; default bench/results/WHICH.json) or folder "
                    "(toy; default bench/results/toy)")
     b.add_argument("--quick", action="store_true", help="toy: one seed, 150 steps per run; fashion: 50 steps per row "
@@ -127,8 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--recipes", help="toy: comma-separated recipe names or YAML paths (default: the whole zoo); "
                    "fashion: comma-separated row names (dcgan, wgan-gp, ..., biggan; default: all)")
     b.add_argument("--images", type=int, help="fashion: generator images per row (default 96000 = 1500 steps of 64; "
-                   "3200 with --quick)")
-    b.add_argument("--eval-n", type=int, help="fashion: samples scored per row (default 10000; 1000 with --quick)")
+                   "3200 with --quick); progan: images per fade / stabilise phase (default 32000; 640 with --quick)")
+    b.add_argument("--eval-n", type=int, help="fashion: samples scored per row (default 10000; 1000 with --quick); "
+                   "progan: final samples per run (default 10000)")
     b.add_argument("--seeds", type=int, help="toy, stacked: seeds per cell (default 3; 1 with --quick)")
     b.add_argument("--bench-steps", type=int, help="stacked: generator steps per run (default 6000; 30 with --quick)")
     b.add_argument("--toy-steps", type=int, help="toy: generator steps of each zoo run (default 1000; 150 with --quick)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from pathlib import Path
 
@@ -106,6 +107,11 @@ def cmd_sample(ns: argparse.Namespace) -> int:
         raise GanforgeError(f"--out {str(out)!r}: .csv holds point samples; this generator makes {tuple(shape)} "
                             "images, so use .png/.jpg for a grid or .npy for the raw array.")
     G = G.to(device)
+    from ..models.progan import growth_note
+
+    note = growth_note(G)
+    if note is not None:  # a ProGAN run mid-growth: say that these images are upsampled from a lower resolution
+        print(f"note: {note}", file=sys.stderr)
     space = G.latent_space
     if getattr(ns, "class_", None) is not None:
         if not space.num_classes:

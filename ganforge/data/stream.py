@@ -41,6 +41,7 @@ class BatchStream:
         self.n = n
         self.epoch = 0
         self.pos = 0
+        self.drawn = 0  # samples drawn so far, whatever the batch sizes (a progressive run changes them)
         self._perm: Tensor | None = None
         self._perm_epoch = -1
 
@@ -56,18 +57,22 @@ class BatchStream:
             self._perm_epoch = epoch
         return self._perm
 
-    def next_indices(self) -> Tensor:
-        """The dataset indices of the next batch, advancing the stream."""
-        if self.pos + self.batch_size > self.n:
+    def next_indices(self, n: int | None = None) -> Tensor:
+        """The dataset indices of the next batch (of `n` samples, default batch_size), advancing the stream."""
+        n = self.batch_size if n is None else n
+        if not 1 <= n <= self.n:
+            raise DataError(f"a batch of {n} samples cannot be drawn from dataset {self.dataset.name!r} of {self.n}")
+        if self.pos + n > self.n:
             self.epoch += 1
             self.pos = 0
-        idx = self._permutation(self.epoch)[self.pos : self.pos + self.batch_size]
-        self.pos += self.batch_size
+        idx = self._permutation(self.epoch)[self.pos : self.pos + n]
+        self.pos += n
+        self.drawn += n
         return idx
 
-    def next(self) -> tuple[Tensor, Tensor | None]:
-        """The next batch (x, y) as returned by `dataset.get`."""
-        return self.dataset.get(self.next_indices())
+    def next(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
+        """The next batch (x, y) of `n` samples (default batch_size) as returned by `dataset.get`."""
+        return self.dataset.get(self.next_indices(n))
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor | None]]:
         return self
@@ -76,8 +81,8 @@ class BatchStream:
         return self.next()
 
     def state_dict(self) -> dict[str, int]:
-        """The position of the stream: {"epoch": int, "pos": int}."""
-        return {"epoch": self.epoch, "pos": self.pos}
+        """The position of the stream: {"epoch": int, "pos": int, "drawn": int}."""
+        return {"epoch": self.epoch, "pos": self.pos, "drawn": self.drawn}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a position saved by `state_dict` (with the same dataset, batch size and seed)."""
@@ -95,3 +100,6 @@ class BatchStream:
             )
         self.epoch = epoch
         self.pos = pos
+        # Checkpoints from before the count existed drew fixed-size batches.
+        drawn = state.get("drawn")
+        self.drawn = int(drawn) if isinstance(drawn, numbers.Integral) else epoch * self.batches_per_epoch * self.batch_size + pos

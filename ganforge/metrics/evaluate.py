@@ -181,6 +181,9 @@ class Evaluator:
     def evaluate_generator(self, G: torch.nn.Module, latent: int | LatentSpace, autocast: Callable[[], Any] | None = None,
                            source: str = "generator", truncation: float | None = None) -> dict[str, Any]:
         """Evaluate `self.n` samples of generator `G` (drawn from seed-fixed noise, truncated if asked)."""
+        from ..models.progan import growth_note
+
+        note = growth_note(G)  # a ProGAN run mid-growth: the protocol says at which resolution the images were made
         batches = generator_batches(G, latent, self.n, self.seed, self.batch_size, autocast=autocast,
                                     truncation=truncation)
-        return self.evaluate(batches, self.n, source)
+        return self.evaluate(batches, self.n, source if note is None else f"{source} ({note})")

@@ -6,7 +6,8 @@ a down-block, two plain blocks, ReLU, global sum pooling, linear. Other power-of
 get one G up-block per doubling from 4x4, and D down-blocks until 8x8 followed by two plain
 blocks. `num_classes > 0` makes G use class-conditional batch norm and D a projection
 head (Miyato & Koyama 2018). `attention` inserts a SAGAN self-attention block at that
-resolution (Zhang et al. 2018).
+resolution (Zhang et al. 2018). `mbstd_group` adds a minibatch standard deviation map after D's last
+block (Karras et al. 2018, Sec. 3).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..nn.attention import SelfAttention
+from ..nn import MinibatchStdDev
 from ..nn.conditional import ClassConditionalBatchNorm2d, ProjectionHead, check_labels
 from .registry import DISCRIMINATORS, GENERATORS
 
@@ -165,9 +167,12 @@ class ResNetDiscriminator(nn.Module):
 
     _family = "resnet discriminator"
 
-    def __init__(self, shape: tuple[int, ...], num_classes: int = 0, width: int = 128, attention: int = 0) -> None:
+    def __init__(self, shape: tuple[int, ...], num_classes: int = 0, width: int = 128, attention: int = 0,
+                 mbstd_group: int = 0) -> None:
         super().__init__()
         c, log_size = check_shape(shape, self._family)
+        if mbstd_group == 1 or mbstd_group < 0:
+            raise ConfigError(f"{self._family} mbstd_group must be 0 (off) or at least 2, got {mbstd_group}")
         # Down-blocks until 8x8, then two blocks at 8x8: for 32x32 that is down, down, plain, plain (SNGAN).
         downs = [True] * (log_size - 3) + [False, False]
         outs, size = [], 2**log_size
@@ -184,6 +189,10 @@ class ResNetDiscriminator(nn.Module):
             if r == attention and not placed:
                 self.blocks.append(SelfAttention(width))
                 placed = True
+        # Minibatch stddev after the last block (Karras et al. 2018, Sec. 3), folded back to `width` channels by a
+        # 3x3 conv as in ProGAN's last D block, so the head and `features` keep their size.
+        self.mbstd = MinibatchStdDev(mbstd_group) if mbstd_group else None
+        self.mbstd_conv = res_conv(width + 1, width, 3) if mbstd_group else None
         self.head = ProjectionHead(width, num_classes)
         _init_sngan_(self)
 
@@ -192,6 +201,8 @@ class ResNetDiscriminator(nn.Module):
         h = x
         for block in self.blocks:
             h = block(h)
+        if self.mbstd is not None:
+            h = self.mbstd_conv(F.relu(self.mbstd(h)))
         # Sum, not mean, pooling, as in Miyato et al.'s SNGAN code.
         return F.relu(h).sum(dim=(2, 3))
 

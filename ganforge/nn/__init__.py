@@ -1,9 +1,14 @@
 """Layers shared by the model families."""
 
+from .equalized import EqualizedConv2d, EqualizedLinear, PixelNorm, he_constant
 from .layers import (Maxout, MinibatchDiscrimination, MinibatchStdDev, VirtualBatchNorm, activation, init_dcgan_,
                      normalization)
 
 __all__ = [
+    "EqualizedConv2d",
+    "EqualizedLinear",
+    "PixelNorm",
+    "he_constant",
     "Maxout",
     "MinibatchDiscrimination",
     "MinibatchStdDev",

@@ -129,7 +129,7 @@ def header_section(run_dir: Path, info: dict, records: list[dict], recipe: str) 
     if wall is None:
         wall = next((r["time"] for r in reversed(records) if "time" in r), None)
     if wall is not None:
-        rows.append(("wall time", esc(_fmt_duration(wall))))
+        rows.append(("training time", esc(_fmt_duration(wall) + " (grids, evaluation and checkpoints excluded)")))
 
     hw = [str(info[k]) for k in ("device", "precision") if info.get(k) is not None]
     flags = [k for k in ("channels_last", "compile") if info.get(k) is True]
@@ -335,3 +335,35 @@ def began_convergence(records: list[dict], plots_dir: Path) -> str:
     out.append('<p class="muted">M_global = L(x) + |gamma L(x) - L(G(z))| (lower is better); '
                "k_t is the weight of the fake term in D's loss, kept in [0, 1].</p></section>")
     return "".join(out)
+
+
+def growth_section(run_dir: Path, records: list[dict], plots_dir: Path) -> str:
+    """A progressive run's resolution and alpha over time, and the last sample grid of each phase; "" for other runs."""
+    from ..figures.progressive import has_growth, phase_grids, plot_growth
+
+    if not has_growth(records):
+        return ""
+    out = ['<section id="growth"><h2>Progressive growing</h2>']
+    path = plots_dir / "growth.png"
+    try:
+        plot_growth(records, path)
+        out.append(_img_tag(to_data_uri(path), "resolution and alpha against step"))
+    except Exception as exc:  # never let a figure take the report (or the run) down
+        out.append(f'<p class="err">(figure growth failed: {esc(type(exc).__name__)}: {esc(exc)})</p>')
+    samples = dict(step_samples(run_dir / "samples"))
+    grids = phase_grids(records, list(samples))
+    if grids:
+        out.append("<h3>The last grid of each phase</h3><div class=\"prog\">")
+        for label, step, alpha in grids:
+            try:
+                uri, _ = _image_uri(samples[step], THUMB_WIDTH)
+            except Exception as exc:
+                out.append(f'<figure><p class="err">({esc(samples[step].name)} unreadable: {esc(exc)})</p></figure>')
+                continue
+            cap = f"{label}, step {step:,}" + (f" (alpha ~{alpha:.2f})" if alpha < 1 else "")
+            out.append(f"<figure>{_img_tag(uri, cap)}<figcaption>{esc(cap)}</figcaption></figure>")
+        out.append("</div>")
+    out.append('<p class="muted">Images below the data size are the generator\'s output at its current resolution, '
+               "nearest-upsampled; resolution and alpha are means over each log interval.</p></section>")
+    return "".join(out)
+

@@ -24,7 +24,7 @@ class TrainContext:
         device: torch.device,
         batch_size: int,
         z_dim: int,
-        next_batch: Callable[[], tuple[Tensor, Tensor | None]],
+        next_batch: Callable[..., tuple[Tensor, Tensor | None]],
         noise_generator: torch.Generator,
         channels_last: bool = False,
         on_g_step: Callable[[], None] | None = None,
@@ -54,9 +54,9 @@ class TrainContext:
         self.latent_space: LatentSpace = latent_space if latent_space is not None else LatentSpace(z_dim)
         self._next_labelled = next_labelled
 
-    def real_batch(self) -> tuple[Tensor, Tensor | None]:
-        """The next batch of real data on the device (images in [-1, 1]) and its labels (or None)."""
-        return self._to_device(*self._next_batch())
+    def real_batch(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
+        """The next batch (of `n` samples, default batch_size) of real data on the device (images in [-1, 1]) and its labels."""
+        return self._to_device(*(self._next_batch() if n is None else self._next_batch(n)))
 
     def labelled_batch(self) -> tuple[Tensor, Tensor]:
         """The next batch of the fixed labelled subset (semi-supervised games; the trainer builds the subset)."""

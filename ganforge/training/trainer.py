@@ -235,7 +235,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             run_dir=self.out, generator=self.ema.module if self.ema is not None else self.G, ema=self.ema is not None,
             latent=self.latent, shape=self.shape, steps=self.step, d_updates=getattr(self.game, "d_updates", None),
             g_updates=getattr(self.game, "g_updates", None),
-            real_images=s.epoch * s.batches_per_epoch * s.batch_size + s.pos,
+            real_images=s.drawn,
             labelled=None if self.labelled_stream is None else self.labelled_stream.dataset, wall_time_s=self.elapsed)
 
     def generate(self, z: Tensor, use_ema: bool = False, batch: int = 500, y: Tensor | None = None) -> Tensor:
@@ -311,10 +311,10 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         bar = tqdm(total=t.steps, initial=self.step, disable=not interactive, dynamic_ncols=True, desc=r.name)
         plain_every, plain_mark = 30.0, -1e9
         sums: dict[str, Tensor] = {}
-        n_logged, t_mark = 0, time.perf_counter()
-        real_per_step = self.game.real_per_step(t.batch_size)
+        n_logged, n_real, t_mark = 0, 0, time.perf_counter()
         try:
             while self.step < t.steps and self._stop_signal is None:
+                n_real += self.game.real_per_step(t.batch_size)  # asked per step: a progressive game's batch changes
                 stats = self.game.step(self.ctx)
                 for sched in self.scheds.values():
                     sched.step()
@@ -334,7 +334,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                         step=self.step,
                         epoch=self.stream.epoch,
                         time=round(self.elapsed, 3),
-                        images_per_s=round(real_per_step * n_logged / max(dt, 1e-9), 2),
+                        images_per_s=round(n_real / max(dt, 1e-9), 2),
                         **{f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in self.opts.items()},
                     )
                     log_f.write(json.dumps(rec) + "\n")
@@ -348,8 +348,9 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                         print(f"{r.name}: step {self.step}/{t.steps}, d_loss {rec['d_loss']:.3f}, g_loss "
                               f"{rec['g_loss']:.3f}, {rec['images_per_s']:.0f} img/s", file=sys.stderr, flush=True)
                     self.record.heartbeat(self._run_info)
-                    sums, n_logged = {}, 0
+                    sums, n_logged, n_real = {}, 0, 0
                     t_mark = time.perf_counter()
+                t_aside = time.perf_counter()
                 if self.step % t.sample_every == 0 or last:
                     self.save_samples(f"step_{self.step:07d}")
                 if r.eval.every and (self.step % r.eval.every == 0 or last):
@@ -357,6 +358,8 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                     self._maybe_save_best(self.run_eval(log_f))
                 if self.step % t.checkpoint_every == 0 or last:
                     self._checkpoint(sums)
+                # Grids, evaluation and checkpoints are not training: `time` and images/s leave them out.
+                t_mark += time.perf_counter() - t_aside
             bar.close()
             if self._stop_signal is not None:
                 return self._stop(sums)
