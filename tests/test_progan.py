@@ -149,7 +149,9 @@ def test_phase_state_is_in_the_state_dict_and_the_ema_copy() -> None:
     ema.update_parameters(G)
     ema.update_parameters(G)  # not averaged: copied
     assert ema.module.phase() == (2, 0.5)
-    assert growth_note(ema) == "progressive generator at 16x16, fading in (alpha 0.50), nearest-upsampled to 16x16"
+    assert growth_note(ema) == "progressive generator at 16x16, fading in (alpha 0.50)"  # full size: nothing upsampled
+    G.set_phase(1)
+    assert growth_note(G) == "progressive generator at 8x8, nearest-upsampled to 16x16"
     G.set_phase(2)
     assert growth_note(G) is None
     with pytest.raises(ValueError):
@@ -238,6 +240,8 @@ def test_a_mid_growth_run_samples_and_evaluates_at_its_resolution(tmp_path: Path
     assert "progressive generator at 8x8, fading in (alpha 0.20)" in source and "nearest-upsampled to 16x16" in source
     html = (out / "report.html").read_text()
     assert 'id="growth"' in html and "8x8 fade-in, step 25" in html
+    assert main(["eval", str(out), "--n", "32", "--metrics", "fd", "--json", str(tmp_path / "e.json")]) == 0
+    assert "nearest-upsampled to 16x16" in json.loads((tmp_path / "e.json").read_text())["protocol"]["generated"]["source"]
     assert main(["sample", str(out), "--n", "8", "--out", str(tmp_path / "s.npy")]) == 0
     assert "nearest-upsampled to 16x16" in capsys.readouterr().err
     x = np.load(tmp_path / "s.npy")

@@ -263,9 +263,14 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     if ns.reference:
         res = ev.evaluate(dataset_batches(test, n, ns.batch), n, f"real {data_name} test split (first {n})")
     elif G is not None:
+        from ..models.progan import growth_note
+
         trunc = f", truncation {ns.truncation}" if ns.truncation else ""
+        note = growth_note(G)  # a ProGAN run mid-growth: its images are upsampled from a lower resolution
         res = ev.evaluate(generator_batches(G, G.latent_space, n, ns.seed, ns.batch, truncation=ns.truncation),
-                          n, f"generator from {getattr(G, 'loaded_from', ns.target)}{trunc}")
+                          n, f"generator from {getattr(G, 'loaded_from', ns.target)}{trunc}" + (f" ({note})" if note else ""))
+        if note:
+            print(f"note: {note}")
     else:
         res = ev.evaluate(dataset_batches(imgs, n, ns.batch), n, f"images in {ns.target}")
     print(format_table(res["metrics"]))

@@ -227,5 +227,6 @@ def growth_note(net: nn.Module) -> str | None:
     base = getattr(getattr(net, "module", net), "_orig_mod", getattr(net, "module", net))  # through EMA and compile wrappers
     if not isinstance(base, ProGANGenerator) or (int(base.level) == base.max_level and base.alpha == 1.0):
         return None
-    return f"progressive generator at {base.describe()}, nearest-upsampled to {base.size}x{base.size}"
+    up = "" if int(base.level) == base.max_level else f", nearest-upsampled to {base.size}x{base.size}"
+    return f"progressive generator at {base.describe()}{up}"
 
