@@ -170,6 +170,7 @@ def test_schedule_phases_and_alpha_at_exact_image_counts() -> None:
     assert s.at(159).resolution == 4 and s.at(160).name == "8x8 fade-in"
     assert s.alpha(160) == 0.0 and s.alpha(320) == 0.5 and s.alpha(479) == pytest.approx(319 / 320) and s.alpha(480) == 1.0
     assert s.at(10**9).name == "16x16 stabilise"  # training goes on at the final resolution
+    assert s.phases[1].name == "8x8 fade-in" and s.phases[1].level == 1
     assert s.images_total == 1600 and s.steps() == 10 + 20 + 20 + 40 + 60
 
 
@@ -212,6 +213,7 @@ def test_phases_change_at_the_exact_image_counts_and_optimiser_state_survives_gr
     assert alphas[10:20] == pytest.approx([k / 10 for k in range(10)])  # step 11 starts the fade at image 160
     assert alphas[30:50] == pytest.approx([k / 20 for k in range(20)]) and alphas[50:] == [1.0] * 5
     assert by_step[55]["kimg"] == pytest.approx((30 * 16 + 25 * 8) / 1000)
+    assert trainer.game.status() == "16x16 stabilise"
     assert trainer.stream.drawn == 30 * 16 + 25 * 8 == trainer.game.images
     images_per_s = [by_step[s]["images_per_s"] for s in (10, 40)]
     assert all(v > 0 for v in images_per_s)

@@ -143,6 +143,10 @@ class Game:
         """The discriminator's input shape for data of `shape` (PacGAN packing changes it)."""
         return tuple(shape)
 
+    def status(self) -> str:
+        """A short phrase for the progress line about where the game stands (ProGAN: its phase); "" for most games."""
+        return ""
+
     # ------------------------------------------------------------------ the step and its state
 
     def step(self, ctx: StepContext) -> dict[str, Tensor]:

@@ -214,6 +214,13 @@ class ProgressiveGame(StandardGame):
         assert self.schedule is not None
         return self.schedule.alpha(self.images)
 
+    def status(self) -> str:
+        """The phase of the next step, e.g. '16x16 fade-in (alpha 0.35)'."""
+        if self.schedule is None:
+            return ""
+        p = self.schedule.at(self.images)
+        return p.name + (f" (alpha {self.alpha:.2f})" if p.fading else "")
+
     # ------------------------------------------------------------------ the step
 
     def step(self, ctx: StepContext) -> dict[str, Tensor]:

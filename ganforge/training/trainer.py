@@ -342,10 +342,12 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                     for k, v in rec.items():
                         if k not in ("step", "epoch", "time"):
                             self.writer.add_scalar(f"train/{k}", v, self.step)
-                    bar.set_postfix(d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", ips=f"{rec['images_per_s']:.0f}")
+                    status = self.game.status()
+                    bar.set_postfix(d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", ips=f"{rec['images_per_s']:.0f}",
+                                    **({"phase": status} if status else {}))
                     if self.progress and not interactive and (now - plain_mark >= plain_every or last):
                         plain_mark = now
-                        print(f"{r.name}: step {self.step}/{t.steps}, d_loss {rec['d_loss']:.3f}, g_loss "
+                        print(f"{r.name}: step {self.step}/{t.steps}{', ' + status if status else ''}, d_loss {rec['d_loss']:.3f}, g_loss "
                               f"{rec['g_loss']:.3f}, {rec['images_per_s']:.0f} img/s", file=sys.stderr, flush=True)
                     self.record.heartbeat(self._run_info)
                     sums, n_logged, n_real = {}, 0, 0
