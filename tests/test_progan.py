@@ -297,7 +297,20 @@ def test_bench_progan_compares_growing_with_fixed_and_resumes(tmp_path: Path) ->
         assert {"fd_digits", "precision_digits", "recall_digits", "swd_x1e3"} <= set(r["metrics"])
     md = (tmp_path / "progan.md").read_text()
     assert "| progressive |" in md and "| 32x32 stabilise | 128 |" in md and "Speed-up" in md
+    assert f"progressive {prog['curve'][-1]['fd']:.2f}" in md  # equal training time: its own last FD
     for name in ("fd_vs_time.png", "fixed_final_ema.png", "progressive_end_of_phase_1.png", "progressive_end_of_phase_7.png"):
         assert (tmp_path / "plots" / name).is_file(), name
     again = run_progan_bench(tmp_path, **kw)  # finished runs are reused, not retrained
     assert again["info"]["cells_run"] == 0 and again["runs"]["fixed"]["train_s"] == fixed["train_s"]
+
+
+def test_fd_at_equal_time_and_speedup_from_curves() -> None:
+    from ganforge.benchmarks.progan import fd_at_time, speedup
+
+    curve = [{"step": 10, "time": 5.0, "fd": 80.0}, {"step": 20, "time": 11.0, "fd": 50.0}]
+    assert fd_at_time(curve, 4.9) is None and fd_at_time(curve, 5.0) == 80.0 and fd_at_time(curve, 30.0) == 50.0
+    runs = {"progressive": {"train_s": 10.0, "time_to_threshold_s": 4.0},
+            "fixed": {"train_s": 18.0, "time_to_threshold_s": None}}
+    assert speedup(runs) == {"total": 1.8, "to_threshold": None}
+    runs["fixed"]["time_to_threshold_s"] = 10.0
+    assert speedup(runs)["to_threshold"] == 2.5

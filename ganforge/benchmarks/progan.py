@@ -94,7 +94,8 @@ def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
         trainer = Trainer.start(recipe, run_dir, progress=False)
     trainer.run()
     rec: dict[str, Any] = {"run": cell.run, "base": cell.base, "steps": cell.steps, "phase_images": cell.phase_images,
-                           "curve_n": cell.curve_n, "final_n": cell.final_n, "train_s": round(trainer.elapsed, 1)}
+                           "curve_n": cell.curve_n, "final_n": cell.final_n, "train_s": round(trainer.elapsed, 1),
+                           "threads": threads}
     logs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     rec["curve"] = fd_curve(logs, f"eval/fd_{EXTRACTOR[cell.base]}")
     rec["phases"] = phase_costs(logs, cell)
@@ -157,6 +158,12 @@ def phase_costs(logs: list[dict[str, Any]], cell: Cell) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
+def fd_at_time(curve: list[dict[str, float]], t: float) -> float | None:
+    """The last FD a run measured at or before training time t (None if it measured none by then)."""
+    before = [c["fd"] for c in curve if c["time"] <= t + 1e-9]
+    return before[-1] if before else None
+
+
 def plot_fd_against_time(runs: dict[str, dict[str, Any]], path: Path, extractor: str = "fashion") -> Path:
     """FD-fashion against training time for both runs, with the threshold."""
     from ..plots import new_figure, save_figure
@@ -188,7 +195,8 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     name = {"fashion_mnist": "Fashion-MNIST", "digits": "sklearn digits"}[st["base"]]
     lines = [f"ProGAN (`{RECIPE}`) on {name} 32x32: {st['phase_images']:,} images per phase, "
              f"{st['steps']:,} steps of {BATCH} ({st['steps'] * BATCH:,} images) per run, seed 0, "
-             f"{result['info']['threads_per_worker']} thread(s) per run, runs one after the other. Training time "
+             f"{'/'.join(str(r.get('threads', '?')) for r in runs.values())} thread(s) per run (progressive/fixed), "
+             f"runs one after the other. Training time "
              f"excludes grids, evaluation and checkpoints. FD-{EXTRACTOR[st['base']]} of the EMA generator on {st['curve_n']:,} samples "
              f"during training, final numbers on {st['final_n']:,}.", "",
              f"| run | training time | time to FD ≤ {THRESHOLD:g} | images to FD ≤ {THRESHOLD:g} | final FD ↓ | "
@@ -199,9 +207,13 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         lines.append(f"| {name} | {_minutes(r['train_s'])} | {_minutes(r['time_to_threshold_s'])} | {imgs} | "
                      f"{m[K['fd']]:.2f} | {m[K['precision']]:.3f} | {m[K['recall']]:.3f} | {m[K['swd_x1e3']]:.1f} |")
     sp = result["speedup"]
+    t_eq = runs["progressive"]["train_s"]
+    eq = {name: fd_at_time(r["curve"], t_eq) for name, r in runs.items()}
     lines += ["", f"Speed-up (fixed / progressive, same invocation): whole run {sp['total']:.2f}x; time to FD ≤ "
               f"{THRESHOLD:g}: " + (f"{sp['to_threshold']:.2f}x" if sp["to_threshold"] is not None else
-                                     "not measurable (a run never reached it)") + ".", "",
+                                     "not measurable (a run never reached it)") + ".",
+              f"At equal training time ({t_eq / 60:.1f} min, the whole progressive run), the last FD measured: "
+              + "; ".join(f"{name} {v:.2f}" if v is not None else f"{name} (none yet)" for name, v in eq.items()) + ".", "",
               "| phase | images | progressive time | progressive img/s | fixed time (same steps) | fixed img/s | ratio |",
               "|---|---|---|---|---|---|---|"]
     for p, f in zip(runs["progressive"]["phases"], runs["fixed"]["phases"]):
