@@ -85,9 +85,13 @@ def test_resnet_discriminator_takes_minibatch_stddev() -> None:
     D = build_discriminator("resnet", (3, 32, 32), {"width": 16, "mbstd_group": 4})
     x = torch.randn(8, 3, 32, 32)
     assert D(x).shape == (8,) and D.features(x).shape == (8, 16)
-    # A collapsed batch changes the stddev map and so the logits: the layer is in the path.
+    # The layer is in the path: with the same weights, a collapsed batch and a varied one that share sample 0
+    # give sample 0 different logits only through the stddev map.
+    varied = x.clone()
+    collapsed = x[:1].expand(8, -1, -1, -1).clone()
+    assert not torch.allclose(D(varied)[0], D(collapsed)[0])
     D0 = build_discriminator("resnet", (3, 32, 32), {"width": 16})
-    assert not hasattr(D0, "mbstd") or D0.mbstd is None
+    assert D0.mbstd is None and torch.allclose(D0(varied)[0], D0(collapsed)[0], atol=1e-5)
     with pytest.raises(ConfigError, match="mbstd_group"):
         build_discriminator("resnet", (3, 32, 32), {"width": 16, "mbstd_group": 1})
 
