@@ -259,3 +259,26 @@ def began_k_update(k: float, l_real: Any, l_fake: Any, gamma: float, lambda_k: f
     if k_next != k_next:  # NaN from a non-finite loss: keep k_t (the trainer stops the run on it anyway)
         return min(max(float(k), 0.0), 1.0)
     return min(max(k_next, 0.0), 1.0)
+
+
+# --------------------------------------------------------------------------- translation
+# The `cycle` game (ganforge.games.cycle) adds these to its generators' adversarial losses.
+# Zhu, Park, Isola & Efros 2017, "Unpaired Image-to-Image Translation using Cycle-Consistent
+# Adversarial Networks" (arXiv:1703.10593). Means over pixels, as the authors' code (nn.L1Loss).
+
+
+def l1_mean(x: Tensor, y: Tensor) -> Tensor:
+    """E|x - y|, the mean absolute difference over every element (nn.L1Loss), in float32."""
+    if x.shape != y.shape:
+        raise ValueError(f"an L1 distance needs matching shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
+    return (_f(x) - _f(y)).abs().mean()
+
+
+def cycle_loss(a: Tensor, rec_a: Tensor, b: Tensor, rec_b: Tensor) -> Tensor:
+    """L_cyc = E|F(G(a)) - a|_1 + E|G(F(b)) - b|_1, each a mean over pixels (Zhu et al. 2017, Eq. 2)."""
+    return l1_mean(rec_a, a) + l1_mean(rec_b, b)
+
+
+def identity_loss(a: Tensor, f_of_a: Tensor, b: Tensor, g_of_b: Tensor) -> Tensor:
+    """L_identity = E|G(b) - b|_1 + E|F(a) - a|_1 for G: A -> B and F: B -> A (Zhu et al. 2017, Sec. 5.2, after Taigman et al.)."""
+    return l1_mean(g_of_b, b) + l1_mean(f_of_a, a)

@@ -25,7 +25,13 @@ def load_generator(source: str | Path, use_ema: bool = True) -> tuple[nn.Module,
 
     The generator carries its LatentSpace as `G.latent_space` (noise size, InfoGAN codes, classes).
     """
+    from .translation import EXPORT_NAME, is_translation_run
+
     src = Path(source)
+    if is_translation_run(src):
+        raise GanforgeError(f"{str(src)!r} is a translation (CycleGAN) run: it has translators, not a noise generator. "
+                            f"Use `ganforge translate {src} INPUT --direction a2b --out DIR`, or `ganforge sample` for "
+                            f"triplets; its weights are in {EXPORT_NAME}.")
     if src.is_dir():
         names = (["generator_ema.safetensors"] if use_ema else []) + ["generator.safetensors"]
         names = [n for n in names if (src / n).is_file()]
@@ -95,6 +101,9 @@ def _load_weights(G: nn.Module, state: dict, src: Path | str) -> None:
 
 
 def _from_checkpoint(state: dict, use_ema: bool, src: Path | str = "checkpoint") -> tuple[nn.Module, Recipe, tuple[int, ...]]:
+    if isinstance(state, dict) and "G_ab" in state:
+        raise GanforgeError(f"{str(src)!r} is a translation (CycleGAN) checkpoint, not a noise generator's: use "
+                            "`ganforge translate` or `ganforge sample` on it.")
     if not isinstance(state, dict) or not {"config", "shape", "G"} <= set(state):
         raise GanforgeError(f"{str(src)!r} is not a ganforge checkpoint (it holds no config, shape and generator "
                             "weights).")

@@ -113,7 +113,11 @@ def test_declared_networks_and_optimisers_of_the_standard_games() -> None:
     for name in GAMES.names():
         cls = GAMES.get(name)
         assert cls.name == name
-        assert [n.name for n in cls.networks] == ["G", "D"] and cls.generator == "G"
+        if name == "cycle":  # two translators share optim.g, two discriminators optim.d (Zhu et al. 2017)
+            assert cls.generator is None and cls.data == "unpaired"
+            assert cls.optimizers() == {"g": ["G_ab", "G_ba"], "d": ["D_a", "D_b"]}
+            continue
+        assert [n.name for n in cls.networks] == ["G", "D"] and cls.generator == "G" and cls.data == "single"
         assert cls.optimizers() == {"g": ["G"], "d": ["D"]}
 
 

@@ -129,7 +129,7 @@ def _progressive_kill_recipe() -> dict:
     return raw
 
 
-@pytest.mark.parametrize("kind, kill_after", [("dcgan", 60), ("progressive", 84)])
+@pytest.mark.parametrize("kind, kill_after", [("dcgan", 60), ("progressive", 84), ("cycle", 60)])
 def test_kill_minus_9_then_resume_matches_uninterrupted_run_bit_for_bit(tmp_path: Path, write_recipe, kind: str,
                                                                         kill_after: int) -> None:
     if kind == "dcgan":
@@ -138,6 +138,10 @@ def test_kill_minus_9_then_resume_matches_uninterrupted_run_bit_for_bit(tmp_path
             train={"checkpoint_every": 7, "log_every": 5, "sample_every": 50, "ema": {"enabled": True, "decay": 0.95}},
             optim={"g": {"schedule": "linear"}},
         )
+    elif kind == "cycle":  # two translators, two discriminators, two data streams and the pools' images
+        from test_cycle import cycle_recipe
+
+        raw = cycle_recipe(150, checkpoint_every=7, log_every=5, sample_every=50)
     else:  # killed mid-fade: the phase, alpha and image count must come back from the checkpoint
         raw = _progressive_kill_recipe()
     recipe = write_recipe(raw)
@@ -156,13 +160,19 @@ def test_kill_minus_9_then_resume_matches_uninterrupted_run_bit_for_bit(tmp_path
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    assert not (killed / "generator.safetensors").exists(), "the run finished before it was killed"
+    exports = ("translators.safetensors",) if kind == "cycle" else ("generator.safetensors", "generator_ema.safetensors")
+    assert not (killed / exports[0]).exists(), "the run finished before it was killed"
     if kind == "progressive":
         last = torch.load(list_checkpoints(killed / "checkpoints")[-1], weights_only=True)
         assert 0 < int(last["G"]["fade_done"]) < int(last["G"]["fade_len"]), "the kill did not fall mid-fade"
 
     subprocess.run(_cli("train", "--resume", str(killed), "--quiet"), check=True, env=env, timeout=300)
-    for name in ("generator.safetensors", "generator_ema.safetensors"):
+    if kind == "cycle":
+        last = [torch.load(list_checkpoints(d / "checkpoints")[-1], weights_only=True)["game"]["pools"] for d in (full, killed)]
+        for side in ("a", "b"):
+            assert len(last[0][side]["images"]) == 6, "the pool should be full"
+            assert torch.equal(last[0][side]["images"], last[1][side]["images"]), f"pool {side} differs after resume"
+    for name in exports:
         a, b = load_file(full / name), load_file(killed / name)
         assert a.keys() == b.keys()
         for k in a:

@@ -11,11 +11,12 @@ from typing import Sequence
 
 from ..errors import GanforgeError, RunInterrupted, TrainingError
 from .bench import cmd_bench
+from .translate import cmd_translate
 from .sample_eval import EVAL_DEFAULT_N, SAMPLE_SUFFIXES, cmd_eval, cmd_export, cmd_sample
 from .train import DEFAULT_RECIPE, cmd_recipes, cmd_status, cmd_train
 
 __all__ = ["DEFAULT_RECIPE", "EVAL_DEFAULT_N", "SAMPLE_SUFFIXES", "build_parser", "cmd_bench", "cmd_eval", "cmd_export",
-           "cmd_recipes", "cmd_sample", "cmd_status", "cmd_train", "main"]
+           "cmd_recipes", "cmd_sample", "cmd_status", "cmd_train", "cmd_translate", "main"]
 
 
 @contextlib.contextmanager
@@ -87,6 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps")
     s.set_defaults(fn=cmd_sample)
 
+    tr = sub.add_parser("translate", help="translate images with a CycleGAN run's translators",
+                        description="Run an image file or a folder of images (searched recursively) through one "
+                        "translator of RUN (run folder, checkpoint or translators.safetensors); writes PNGs under "
+                        "--out with the inputs' names and sub-folders, at the run's image size.")
+    tr.add_argument("run", metavar="RUN")
+    tr.add_argument("input", metavar="INPUT", help="an image file or a folder of images")
+    tr.add_argument("--direction", required=True, help="a2b (G_ab: domain a to b) or b2a")
+    tr.add_argument("--out", required=True, help="folder for the translated PNGs")
+    tr.add_argument("--overwrite", action="store_true", help="replace files that already exist in --out")
+    tr.add_argument("--batch", type=int, default=64, help="images per forward pass (default 64)")
+    tr.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps")
+    tr.set_defaults(fn=cmd_translate)
+
     e = sub.add_parser(
         "eval",
         help="evaluate a generator or images (FD, IS, KID, precision/recall, coverage, ...)",
@@ -116,23 +130,27 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_eval)
 
     b = sub.add_parser("bench", help="run a benchmark and write its results")
-    b.add_argument("which", choices=["speed", "eval-memory", "toy", "fashion", "stacked", "progan"],
+    b.add_argument("which", choices=["speed", "eval-memory", "toy", "fashion", "stacked", "progan", "cycle"],
                    help="speed: DCGAN training throughput, fp32/NCHW vs fastest; eval-memory: peak memory of eval vs n; "
                    "toy: every stabilisation recipe on the 2-D ring and grid (mode collapse); "
                    "fashion: the paper architectures and games on Fashion-MNIST under one budget; stacked: mode collapse on "
-                   "1,000-mode stacked Fashion-MNIST; progan: progressive growing against fixed 32x32 on Fashion-MNIST")
+                   "1,000-mode stacked Fashion-MNIST; progan: progressive growing against fixed 32x32 on Fashion-MNIST; "
+                   "cycle: CycleGAN on Fashion-MNIST class pairs with its ablations")
     b.add_argument("--out", help="result file (speed, eval-memory; default bench/results/WHICH.json) or folder "
                    "(toy; default bench/results/toy)")
     b.add_argument("--quick", action="store_true", help="toy: one seed, 150 steps per run; fashion: 50 steps per row "
                    "(a few minutes each)")
     b.add_argument("--recipes", help="toy: comma-separated recipe names or YAML paths (default: the whole zoo); "
-                   "fashion: comma-separated row names (dcgan, wgan-gp, ..., biggan; default: all)")
+                   "fashion: comma-separated row names (dcgan, wgan-gp, ..., biggan; default: all); cycle: cells "
+                   "PAIR__VARIANT (shoes|tops x full|no_identity|no_pool|no_cycle; default: the shoes ablations and "
+                   "tops__full)")
     b.add_argument("--images", type=int, help="fashion: generator images per row (default 96000 = 1500 steps of 64; "
                    "3200 with --quick); progan: images per fade / stabilise phase (default 32000; 640 with --quick)")
     b.add_argument("--eval-n", type=int, help="fashion: samples scored per row (default 10000; 1000 with --quick); "
                    "progan: final samples per run (default 10000)")
     b.add_argument("--seeds", type=int, help="toy, stacked: seeds per cell (default 3; 1 with --quick)")
-    b.add_argument("--bench-steps", type=int, help="stacked: generator steps per run (default 6000; 30 with --quick)")
+    b.add_argument("--bench-steps", type=int, help="stacked: generator steps per run (default 6000; 30 with --quick); "
+                   "cycle: steps per run (default 2000; 30 with --quick)")
     b.add_argument("--toy-steps", type=int, help="toy: generator steps of each zoo run (default 1000; 150 with --quick)")
     b.add_argument("--workers", type=int, help="toy: parallel runs (default: 2, one thread each)")
     b.add_argument("--no-showcase", action="store_true", help="toy: skip the showcase recipe (toy-best) at its own length")

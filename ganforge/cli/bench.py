@@ -23,7 +23,7 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         counts = [int(c) for c in ns.counts.split(",")]
         run_eval_memory_bench(ns.target, counts, ns.metrics, ns.out or "bench/results/eval_memory.json")
         return 0
-    if ns.which in ("toy", "fashion", "stacked", "progan"):
+    if ns.which in ("toy", "fashion", "stacked", "progan", "cycle"):
         names = [r.strip() for r in ns.recipes.split(",") if r.strip()] if ns.recipes else None
         out = Path(ns.out or f"bench/results/{ns.which}{'_quick' if ns.quick else ''}")
         if ns.which == "toy":
@@ -43,6 +43,11 @@ def cmd_bench(ns: argparse.Namespace) -> int:
 
             res = run_progan_bench(out, quick=ns.quick, phase_images=ns.images, eval_n=ns.eval_n, workers=ns.workers)
             done, pictures = f"{res['info']['cells_run']} runs trained now", "FD-against-time plot and sample grids"
+        elif ns.which == "cycle":
+            from ..benchmarks.cycle import run_cycle_bench
+
+            res = run_cycle_bench(out, quick=ns.quick, cells=names, steps=ns.bench_steps, workers=ns.workers)
+            done, pictures = f"{res['info']['cells_run']} runs trained now", "triplet grids"
         else:
             from ..benchmarks.stacked import run_stacked_bench
 
@@ -53,4 +58,4 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         print((out / f"{ns.which}.md").read_text())
         print(f"results: {out / f'{ns.which}.json'} ({done}); {pictures} in {out / 'plots'}")
         return 0
-    raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed, eval-memory, toy, fashion, stacked, progan.")
+    raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed, eval-memory, toy, fashion, stacked, progan, cycle.")

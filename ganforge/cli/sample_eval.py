@@ -100,6 +100,12 @@ def cmd_sample(ns: argparse.Namespace) -> int:
                             ".csv: the raw samples of point data).")
     if ns.individual and Path(ns.individual).exists() and not Path(ns.individual).is_dir():
         raise GanforgeError(f"--individual {ns.individual!r} is an existing file; give a folder.")
+    from ..translation import is_translation_run
+
+    if is_translation_run(ns.source):
+        from .translate import sample_triplets
+
+        return sample_triplets(ns)
     device = _device(ns.device)
     G, recipe, shape = load_generator(ns.source, use_ema=not ns.no_ema)
     is_image = len(shape) == 3

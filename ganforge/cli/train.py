@@ -63,7 +63,8 @@ def cmd_train(ns: argparse.Namespace) -> int:
         if (out / "samples" / name).exists():
             print(f"samples: {out / 'samples' / name}")
     print(f"report:  {out / 'report.html'}")
-    print(f"weights: {out / 'generator.safetensors'}")
+    weights = "translators.safetensors" if trainer.translation else "generator.safetensors"
+    print(f"weights: {out / weights}")
     return 0
 
 

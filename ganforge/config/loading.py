@@ -163,6 +163,15 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def _optional_dataclass(tp: Any) -> Any:
+    """`X | None` as X when X is a dataclass (data.a of an unpaired dataset), so overrides can reach inside it."""
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(inner) == 1 and dataclasses.is_dataclass(inner[0]):
+            return inner[0]
+    return tp
+
+
 def apply_override(data: dict[str, Any], key: str, value: Any) -> None:
     """Set a dotted `key` in the raw recipe dict; checks each step against the schema."""
     parts = key.split(".")
@@ -177,7 +186,7 @@ def apply_override(data: dict[str, Any], key: str, value: Any) -> None:
                 prefix = ".".join(parts[:i])
                 names = [f"{prefix}.{n}" if prefix else n for n in hints]
                 raise ConfigError(choices_message("recipe key", dotted, names))
-            tp = hints[part]
+            tp = _optional_dataclass(hints[part])
         if i == len(parts) - 1:
             if not free_form and dataclasses.is_dataclass(tp) and tp not in (Component, RegularizerConfig) \
                     and not isinstance(value, dict):

@@ -36,6 +36,11 @@ class DataConfig:
     n_points: int = 100_000
     download: bool = True
     limit: int | None = None
+    # Keep only these classes (names as the dataset spells them, case and spaces/underscores ignored, or indices).
+    classes: list[str] | None = None
+    # data 'unpaired' (CycleGAN): the two domains, each any dataset spec of its own.
+    a: DataConfig | None = None
+    b: DataConfig | None = None
 
 
 @dataclass
@@ -74,6 +79,9 @@ class OptimizerConfig:
     alpha: float = 0.99
     schedule: str = "constant"
     warmup: int = 0
+    # schedule 'linear': when the decay to 0 begins: a step (an integer), or a fraction of train.steps (a number
+    # in (0, 1): CycleGAN's 0.5); 0 = right after warm-up; at or beyond train.steps the lr stays constant.
+    decay_start: int | float = 0
 
 
 @dataclass
@@ -222,6 +230,11 @@ def validate(r: Recipe) -> None:
         # What torch's optimisers would refuse with a ValueError (a traceback) once the networks are built.
         if not all(0.0 <= b < 1.0 for b in o.betas):
             raise ConfigError(f"optim.{net}.betas must both be in [0, 1), got {list(o.betas)}.")
-        for key in ("eps", "weight_decay", "momentum", "alpha", "warmup"):
+        for key in ("eps", "weight_decay", "momentum", "alpha", "warmup", "decay_start"):
             if getattr(o, key) < 0:
                 raise ConfigError(f"optim.{net}.{key} must be at least 0, got {getattr(o, key)}.")
+        if o.decay_start and o.schedule != "linear":
+            raise ConfigError(f"optim.{net}.decay_start applies to schedule 'linear' only (got schedule {o.schedule!r}).")
+        if isinstance(o.decay_start, float) and not 0 < o.decay_start < 1:
+            raise ConfigError(f"optim.{net}.decay_start is a step (an integer) or a fraction of train.steps (a number "
+                              f"between 0 and 1), got {o.decay_start}.")

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import torch
+
 from ..config import DataConfig
 from ..errors import ConfigError, choices_message
 from ..registry import Registry
@@ -75,6 +77,28 @@ def _stacked(cfg: DataConfig, seed: int) -> ArrayDataset:
     return _head(stack_images(grey, len(grey), seed=SPLITS.index(cfg.split)), cfg.limit)
 
 
+def _unpaired(cfg: DataConfig, seed: int) -> Any:
+    from .unpaired import load_unpaired
+
+    def side(name: str, split: str) -> tuple[ArrayDataset, bool]:
+        sub = getattr(cfg, name)
+        if sub is None:
+            raise ConfigError(f"data 'unpaired' needs both domains: data.{name} is missing, e.g. "
+                              f"data.{name}: {{name: fashion_mnist, classes: [sneaker]}} or {{name: folder, path: ...}}.")
+        if sub.name == "unpaired":
+            raise ConfigError(f"data.{name} must be a dataset of one domain, not another 'unpaired' dataset.")
+        # The outer spec's sizes and places apply to a side that does not set its own.
+        fill = {k: getattr(cfg, k) for k in ("image_size", "channels", "root", "limit") if getattr(sub, k) is None}
+        native = has_test_split(sub.name)
+        try:
+            ds = load_dataset(dataclasses.replace(sub, **fill), split=split if native else "train", seed=seed)
+        except ConfigError as e:
+            raise ConfigError(f"data.{name}: {e}") from None
+        return ds, native
+
+    return load_unpaired(side, cfg.split)
+
+
 def _ignore_seed(load: Callable[[DataConfig], ArrayDataset]) -> Callable[[DataConfig, int], ArrayDataset]:
     return lambda cfg, seed: load(cfg)
 
@@ -94,6 +118,8 @@ for _spec in (
     DatasetSpec("folder", _ignore_seed(load_folder), "A tree of image files; default 3 channels at 64x64; "
                 "labels=True takes classes from first-level subfolders.",
                 path="a directory of PNG/JPEG/BMP/WebP images (searched recursively)"),
+    DatasetSpec("unpaired", _unpaired, "Two image domains `a` and `b` (each any dataset spec), shuffled independently, "
+                "for translation (CycleGAN); each keeps a test split.", has_test_split=True),
     DatasetSpec("stacked", _stacked, "Three independent `base` images (fashion_mnist or digits) as RGB channels: "
                 "1,000 modes (stacked MNIST).", has_test_split=True, takes_base=True),
 ):
@@ -151,13 +177,20 @@ def load_dataset(data: DataConfig | str, *, split: str | None = None, seed: int 
     if not spec.takes_base and cfg.base is not None:
         raise ConfigError(f"dataset {cfg.name!r} takes no base (got {cfg.base!r}); only 'stacked' is built on "
                           "another dataset.")
+    if cfg.name != "unpaired" and (cfg.a is not None or cfg.b is not None):
+        raise ConfigError(f"dataset {cfg.name!r} has no sides; data.a and data.b belong to name: unpaired.")
+    if cfg.classes is not None and cfg.name == "unpaired":
+        raise ConfigError("data 'unpaired': set classes on a side (data.a.classes, data.b.classes), not on both.")
     if not spec.has_test_split and split != "train":
         raise ConfigError(f"dataset {cfg.name!r} has only a 'train' split, so split={split!r} is not available")
 
     cfg = dataclasses.replace(cfg, split=split, labels=bool(cfg.labels), download=bool(cfg.download),
                               path=None if cfg.path is None else os.fspath(cfg.path),
                               root=None if cfg.root is None else os.fspath(cfg.root))
-    ds = spec.load(cfg, seed)
+    if cfg.classes is not None:
+        ds = _load_classes(spec, cfg, seed)
+    else:
+        ds = spec.load(cfg, seed)
     ds.info.update(
         {
             "name": cfg.name,
@@ -170,6 +203,38 @@ def load_dataset(data: DataConfig | str, *, split: str | None = None, seed: int 
             "limit": cfg.limit,
         }
     )
+    return ds
+
+
+def _norm_class(name: str) -> str:
+    return "".join(ch for ch in str(name).lower() if ch.isalnum())
+
+
+def _load_classes(spec: DatasetSpec, cfg: DataConfig, seed: int) -> ArrayDataset:
+    """The dataset restricted to `cfg.classes` (names, loosely matched, or indices); `limit` counts after the filter."""
+    if not cfg.classes:
+        raise ConfigError(f"data {cfg.name!r}: classes is empty; list at least one class or remove the key.")
+    full = spec.load(dataclasses.replace(cfg, labels=True, limit=None, classes=None), seed)
+    if full.y is None or not full.class_names:
+        raise ConfigError(f"dataset {cfg.name!r} has no classes to pick from (data.classes); only labelled datasets "
+                          "(fashion_mnist, mnist, cifar10, digits, a folder with labels: true) do.")
+    by_name = {_norm_class(n): i for i, n in enumerate(full.class_names)}
+    ids = []
+    for c in cfg.classes:
+        key = _norm_class(c)
+        if key in by_name:
+            ids.append(by_name[key])
+        elif str(c).isdigit() and int(c) < len(full.class_names):
+            ids.append(int(c))
+        else:
+            raise ConfigError(choices_message(f"class of dataset {cfg.name!r}:", str(c), full.class_names))
+    keep = torch.nonzero(torch.isin(full.y, torch.tensor(sorted(set(ids))))).flatten()
+    ds = full.subset(keep)
+    ds.info["classes"] = [full.class_names[i] for i in sorted(set(ids))]
+    if cfg.limit is not None:
+        ds = ds.head(cfg.limit)
+    if not cfg.labels:
+        ds.y, ds.num_classes, ds.class_names = None, 0, []
     return ds
 
 

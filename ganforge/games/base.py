@@ -35,6 +35,8 @@ class StepContext(Protocol):
 
     def real_batch(self, n: int | None = None) -> tuple[Tensor, Tensor | None]: ...
 
+    def real_pair(self, n: int | None = None) -> tuple[Tensor, Tensor]: ...
+
     def noise(self, n: int) -> Tensor: ...
 
     def sample_latent(self, n: int) -> Any: ...
@@ -55,7 +57,9 @@ class Network:
     """A network a game owns: its name (context attribute and checkpoint key), the recipe entry that builds it, its optimiser."""
 
     name: str  # "G", "D"; CycleGAN: "G_ab", "G_ba", "D_a", "D_b"
-    role: str  # "generator" (model.generator builds it) or "discriminator" (model.discriminator)
+    # "generator" (model.generator builds a noise-to-data network), "translator" (model.generator builds an
+    # image-to-image network from the TRANSLATORS registry) or "discriminator" (model.discriminator)
+    role: str
     optimizer: str  # "g" or "d": the recipe's optim.g / optim.d; several networks may share one optimiser
 
 
@@ -92,8 +96,11 @@ class Game:
     labelled: int = 0
     # The networks the trainer builds, checkpoints and optimises for this game, in build order.
     networks: ClassVar[tuple[Network, ...]] = (Network("G", "generator", "g"), Network("D", "discriminator", "d"))
-    # The generator that sample grids, EMA, evaluation and generator.safetensors use.
-    generator: ClassVar[str] = "G"
+    # The generator that sample grids, EMA, evaluation and generator.safetensors use; None for a translation
+    # game, whose samples are input | translation | reconstruction triplets and whose export is translators.safetensors.
+    generator: ClassVar[str | None] = "G"
+    # The data the step reads: "single" (one dataset, ctx.real_batch) or "unpaired" (data 'unpaired', ctx.real_pair).
+    data: ClassVar[str] = "single"
     # The GameArgs options this game accepts in game.args (None: all of them).
     options: ClassVar[tuple[str, ...] | None] = None
 
@@ -127,6 +134,9 @@ class Game:
 
     def check(self, latent: LatentSpace, dataset: Any) -> None:
         """Refuse, before anything trains, a latent space or dataset this game cannot use (ConfigError); default: accept all."""
+
+    def set_seed(self, seed: int) -> None:
+        """Seed the game's own random draws (CycleGAN's pools) from the run's seed; default: the game draws none."""
 
     def lazy_intervals(self) -> dict[str, int]:
         """Each optimiser's lazy-regularisation interval k > 1 (Karras et al. 2020, StyleGAN2, App. B); none by default.

@@ -3,10 +3,10 @@
 import importlib
 import pkgutil
 
-from .registry import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator
+from .registry import DISCRIMINATORS, GENERATORS, TRANSLATORS, build_discriminator, build_generator, build_translator
 
 for _m in pkgutil.iter_modules(__path__):
     if _m.name not in ("registry",):
         importlib.import_module(f"{__name__}.{_m.name}")
 
-__all__ = ["GENERATORS", "DISCRIMINATORS", "build_generator", "build_discriminator"]
+__all__ = ["GENERATORS", "DISCRIMINATORS", "TRANSLATORS", "build_generator", "build_discriminator", "build_translator"]

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from .registry import DISCRIMINATORS, TRANSLATORS
 
 
 def _check_image(shape: tuple[int, ...], family: str, divisor: int) -> int:
@@ -39,6 +40,7 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+@TRANSLATORS.register("cyclegan_resnet")
 class ResnetTranslator(nn.Module):
     """CycleGAN's ResNet generator: an image of `shape` in, an image of the same shape out (tanh)."""
 
@@ -71,6 +73,7 @@ class ResnetTranslator(nn.Module):
         return self.net(x)
 
 
+@DISCRIMINATORS.register("patchgan")
 class PatchDiscriminator(nn.Module):
     """PatchGAN: one real/fake logit per overlapping patch, (N, 1, h, w); `layers` stride-2 convs after the first."""
 

@@ -12,6 +12,8 @@ from ..registry import Registry
 
 GENERATORS: Registry[type[nn.Module]] = Registry("generator")
 DISCRIMINATORS: Registry[type[nn.Module]] = Registry("discriminator")
+# Image-to-image generators (CycleGAN): an image in, an image of the same shape out; no noise input.
+TRANSLATORS: Registry[type[nn.Module]] = Registry("translator")
 
 # What each trainer-supplied argument means, for the error when a family cannot take it.
 _EXTRA_MEANING = {
@@ -51,3 +53,8 @@ def build_generator(name: str, z_dim: int, shape: tuple[int, ...], args: dict[st
 def build_discriminator(name: str, shape: tuple[int, ...], args: dict[str, Any], **extras: Any) -> nn.Module:
     """Build the discriminator family `name` for inputs of `shape` (one logit per sample); `extras` from the trainer."""
     return _build(DISCRIMINATORS, name, args, extras, shape=tuple(shape))
+
+
+def build_translator(name: str, shape: tuple[int, ...], args: dict[str, Any]) -> nn.Module:
+    """Build the translator family `name` (recipe model.generator of a translation game) for images of `shape`."""
+    return _build(TRANSLATORS, name, args, {}, shape=tuple(shape))

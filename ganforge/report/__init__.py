@@ -33,6 +33,7 @@ from .sections import (
     losses_section,
     samples_section,
     throughput_section,
+    translation_section,
 )
 
 __all__ = ["write_report", "read_metrics", "read_run_info", "loss_keys", "eval_keys", "higher_is_better", "pick_evenly"]
@@ -109,6 +110,7 @@ def write_report(run_dir: str | Path) -> Path:
         losses_section(records, plots_dir, bad),
         began_convergence(records, plots_dir),
         growth_section(run_dir, records, plots_dir),
+        translation_section(records, plots_dir),
         throughput_section(records, plots_dir),
         evaluation_section(records, plots_dir),
         samples_section(run_dir),

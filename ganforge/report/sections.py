@@ -367,3 +367,25 @@ def growth_section(run_dir: Path, records: list[dict], plots_dir: Path) -> str:
                "nearest-upsampled; resolution and alpha are means over each log interval.</p></section>")
     return "".join(out)
 
+
+
+def translation_section(records: list[dict], plots_dir: Path) -> str:
+    """A CycleGAN run: the four networks' losses, the cycle and identity terms, and how to read the triplet grids."""
+    if not any("g_ab" in r for r in records):
+        return ""
+    n = sum(1 for r in records if "g_ab" in r)
+    w = _smooth_window(n)
+    out = ['<section id="translation"><h2>Translation</h2>',
+           _figure(records, ["g_ab", "g_ba", "d_a", "d_b"], plots_dir / "networks.png", "Losses of the four networks", w),
+           '<p class="muted">g_ab, g_ba: the adversarial losses of the translators G_ab (a to b, judged by D_b) and '
+           "G_ba (b to a, judged by D_a); d_a, d_b: the discriminators' losses on real images against pooled "
+           "translations.</p>"]
+    terms = [k for k in ("cycle_aba", "cycle_bab", "identity_ab", "identity_ba") if any(k in r for r in records)]
+    if terms:
+        out += [_figure(records, terms, plots_dir / "cycle_terms.png", "Cycle and identity terms (mean |.|, unweighted)", w),
+                '<p class="muted">cycle_aba = |G_ba(G_ab(a)) - a|, cycle_bab = |G_ab(G_ba(b)) - b|; identity_ab = '
+                "|G_ab(b) - b|, identity_ba = |G_ba(a) - a|.</p>"]
+    out.append('<p class="muted">Sample grids below are triplets on held-out test images, one row per image pair: '
+               "a | G_ab(a) | G_ba(G_ab(a)) | b | G_ba(b) | G_ab(G_ba(b)) (input, translation, reconstruction "
+               "in each direction).</p></section>")
+    return "".join(out)

@@ -71,7 +71,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise GanforgeError(f"{str(path)!r} is a folder, not a checkpoint file.") from None
     except Exception as e:  # a truncated, foreign or tampered file
         raise GanforgeError(f"checkpoint {str(path)!r} could not be read: {why_unreadable(e)}.") from None
-    if not isinstance(state, dict) or not {"config", "shape", "G"} <= set(state):
+    # A generation run stores its generator as "G", a translation run its translators as "G_ab" and "G_ba".
+    if not isinstance(state, dict) or not {"config", "shape"} <= set(state) or not ({"G", "G_ab"} & set(state)):
         raise GanforgeError(f"checkpoint {str(path)!r} could not be read: it is not a ganforge checkpoint "
                             "(no config, shape and generator weights).")
     return state

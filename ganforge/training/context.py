@@ -58,6 +58,11 @@ class TrainContext:
         """The next batch (of `n` samples, default batch_size) of real data on the device (images in [-1, 1]) and its labels."""
         return self._to_device(*(self._next_batch() if n is None else self._next_batch(n)))
 
+    def real_pair(self, n: int | None = None) -> tuple[Tensor, Tensor]:
+        """The next batch of each domain of unpaired data (translation games), on the device, images in [-1, 1]."""
+        a, b = self._next_batch() if n is None else self._next_batch(n)
+        return self._to_device(a, None)[0], self._to_device(b, None)[0]
+
     def labelled_batch(self) -> tuple[Tensor, Tensor]:
         """The next batch of the fixed labelled subset (semi-supervised games; the trainer builds the subset)."""
         if self._next_labelled is None:

@@ -43,14 +43,16 @@ def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimizerConfig, lazy_r
 
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimizerConfig, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """Linear warm-up over `warmup` steps, then constant or linear decay to 0 at `total_steps`."""
+    """Linear warm-up over `warmup` steps, then constant, or (linear) constant until `decay_start` and linear decay to 0 at `total_steps`."""
     warmup = max(cfg.warmup, 0)
+    decay = cfg.decay_start
+    start = max(warmup, round(decay * total_steps) if isinstance(decay, float) else int(decay))
 
     def factor(step: int) -> float:
         if warmup and step < warmup:
             return (step + 1) / warmup
         if cfg.schedule == "linear":
-            return max(0.0, 1.0 - (step - warmup) / max(1, total_steps - warmup))
+            return max(0.0, min(1.0, 1.0 - (step - start) / max(1, total_steps - start)))
         return 1.0
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)

@@ -16,7 +16,7 @@ class RunResult:
     """A run's folder, the generator to evaluate and its counts (after a finished, failed or stopped run alike)."""
 
     run_dir: Path
-    generator: nn.Module  # the EMA copy when the recipe keeps one, else G: what evaluation and sampling use
+    generator: nn.Module | None  # the EMA copy when kept, else G: what evaluation and sampling use (None: translators)
     ema: bool  # whether `generator` is the EMA copy
     latent: LatentSpace
     shape: tuple[int, ...]

@@ -167,6 +167,14 @@ class RunFolderMixin:
             "ganforge": __version__,
         }
         paths = []
+        if self.game.generator is None:  # a translation game: both translators in one file, by network name
+            from ..translation import EXPORT_NAME
+
+            tensors = {f"{n.name}.{k}": v.detach().cpu().contiguous() for n in self.game.networks
+                       if n.role == "translator" for k, v in self.nets[n.name].state_dict().items()}
+            path = self.out / EXPORT_NAME
+            atomic_write_bytes(path, lambda f: f.write(save(tensors, metadata=meta)))
+            return [path]
         # Every generator the game declares: the sampled one as generator.safetensors, others by name.
         nets = [("generator" if n.name == self.game.generator else f"generator_{n.name}", self.nets[n.name])
                 for n in self.game.networks if n.role == "generator"]
@@ -205,7 +213,8 @@ class RunFolderMixin:
             "machine": platform.machine(),
             "data": getattr(self.dataset, "info", {}),
             "params": {role: sum(p.numel() for n in self.game.networks if n.role == role for p in self.nets[n.name].parameters())
-                       for role in ("generator", "discriminator")},
+                       for role in ("generator", "translator", "discriminator")
+                       if any(n.role == role for n in self.game.networks)},
         }
 
     def hardware_info(self) -> dict[str, Any]:

@@ -23,11 +23,12 @@ from torch import Tensor, nn
 from .. import __version__
 from ..config import Recipe, dump_yaml
 from ..data import BatchStream, is_mixture, load_dataset, mixture_spec
+from ..data.unpaired import UnpairedDataset, UnpairedStream
 from ..errors import ConfigError, RunInterrupted, TrainingError
 from ..games import build_game, conditional_games
 from ..generation import generate, generator_from_recipe
 from ..latent import fixed_latents, grid_columns, latent_space, model_extras
-from ..models import build_discriminator
+from ..models import build_discriminator, build_translator
 from ..nn.spectral import apply_spectral_norm
 from .checkpoint import capture_rng, restore_rng, save_checkpoint
 from .context import TrainContext
@@ -85,6 +86,11 @@ class Trainer(RunFolderMixin, EvaluationMixin):
 
         mem = torch.channels_last if self.channels_last else torch.contiguous_format
         self.game = build_game(r.game.name, r.loss.name, r.loss.args, r.game.n_critic, r.game.args, r.regularizers)
+        self.game.set_seed(r.seed)
+        self.unpaired = isinstance(self.dataset, UnpairedDataset)
+        self._check_data_kind()
+        # A translation game (CycleGAN) has no noise generator: samples are triplets, exports are translators.
+        self.translation = self.game.generator is None
         self.latent = latent_space(r, self.dataset)
         if self.latent.num_classes and not self.game.supports_conditional:
             raise ConfigError(f"game {r.game.name!r} does not support model.conditional: true "
@@ -100,7 +106,10 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                                        r.model.discriminator.args, **model_extras(self.latent, "d"))
 
         # The networks the game declares, by name; each role's recipe entry builds it.
-        make = {"generator": make_g, "discriminator": make_d}
+        def make_t() -> nn.Module:
+            return build_translator(r.model.generator.name, self.shape, r.model.generator.args)
+
+        make = {"generator": make_g, "translator": make_t, "discriminator": make_d}
         for net in self.game.networks:  # before allocating: an absurd size is an error, not a hang
             check_fits(make[net.role], net.role, self.device)
         self.nets: dict[str, nn.Module] = {net.name: make[net.role]() for net in self.game.networks}
@@ -113,7 +122,11 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         for m in self.nets.values():
             m.to(self.device, memory_format=mem)
         # G: the generator that is sampled, averaged and exported; D: the standard game's discriminator.
-        self.G, self.D = self.nets[self.game.generator], self.nets.get("D")
+        self.G = None if self.translation else self.nets[self.game.generator]
+        self.D = self.nets.get("D")
+        if self.translation and t.ema.enabled:
+            raise ConfigError(f"game {r.game.name!r} trains translators; train.ema averages a noise generator and "
+                              "does not apply (set train.ema.enabled: false).")
         self.ema = make_ema(self.G, t.ema.decay) if t.ema.enabled else None
 
         # One optimiser per declared name (recipe optim.g / optim.d) over its networks; a lazy interval k
@@ -132,7 +145,8 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             raise ConfigError(
                 f"train.batch_size ({t.batch_size}) is larger than the dataset ({len(self.dataset)} samples)."
             )
-        self.stream = BatchStream(self.dataset, t.batch_size, r.seed)
+        self.stream: Any = (UnpairedStream(self.dataset, t.batch_size, r.seed) if self.unpaired
+                            else BatchStream(self.dataset, t.batch_size, r.seed))
         self.labelled_stream: BatchStream | None = None
         if self.game.labelled:
             self.labelled_stream = BatchStream(self._labelled_subset(self.game.labelled),
@@ -141,10 +155,12 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         n_fixed = 2500 if not self.is_image else t.n_samples
         # Fixed latents for sample grids; a conditional grid shows the classes in order, one per row.
         self.fixed = fixed_latents(self.latent, n_fixed, r.seed + 4242)
+        # A translation run's grids show the same held-out images of each domain every time.
+        self.fixed_pair = self._fixed_test_pair(min(t.n_samples, 8)) if self.translation else None
 
         run_nets = {n: torch.compile(m) if t.compile else m for n, m in self.nets.items()}
         self.ctx = TrainContext(
-            run_nets[self.game.generator], run_nets.get("D"), self.opt_g, self.opt_d, self.precision, self.device,
+            run_nets.get(self.game.generator or ""), run_nets.get("D"), self.opt_g, self.opt_d, self.precision, self.device,
             t.batch_size, r.model.z_dim, self.stream.next, self.noise_gen, channels_last=self.channels_last,
             on_g_step=self._after_g_step, latent_space=self.latent,
             next_labelled=None if self.labelled_stream is None else self.labelled_stream.next,
@@ -152,6 +168,9 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         )
         self.writer: Any = None
         # Built now, so that a metric that cannot apply here stops the run before it trains, not after.
+        if self.translation and r.eval.every:
+            raise ConfigError(f"game {r.game.name!r} trains translators; eval.every measures a noise generator and does "
+                              "not apply (set eval.every: 0; `ganforge bench cycle` measures translations).")
         self.evaluator: Any = self._make_evaluator() if r.eval.every else None
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
         self.step = 0
@@ -162,6 +181,31 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         self._resume_from: tuple[Path, dict[str, Any], list[tuple[Path, str]], dict[str, Any]] | None = None
         self._stop_signal: str | None = None
         self.record: RunRecord | None = None
+
+    def _check_data_kind(self) -> None:
+        """A translation game needs data 'unpaired', and unpaired data needs a translation game."""
+        from ..games import GAMES
+
+        name = self.recipe.game.name
+        if self.game.data == "unpaired" and not self.unpaired:
+            raise ConfigError(f"game {name!r} translates between two image domains: use data: {{name: unpaired, "
+                              f"a: {{...}}, b: {{...}}}} (got data {self.dataset.name!r}).")
+        if self.unpaired and self.game.data != "unpaired":
+            able = [n for n in GAMES.names() if GAMES.get(n).data == "unpaired"]
+            raise ConfigError(f"data 'unpaired' holds two domains for translation; game {name!r} trains on one "
+                              f"dataset. Games that translate: {', '.join(able)}.")
+
+    def _fixed_test_pair(self, n: int) -> tuple[Tensor, Tensor]:
+        """The first n held-out images of each domain (fewer if a side has fewer), in [-1, 1]."""
+        test = load_dataset(self.recipe.data, split="test", seed=self.recipe.seed)
+        return tuple(test.side(s).get(torch.arange(min(n, len(test.side(s)))))[0] for s in ("a", "b"))  # type: ignore[return-value]
+
+    def translate(self, direction: str, x: Tensor, batch: int = 256) -> Tensor:
+        """Images `x` of the source domain through G_ab ('a2b') or G_ba ('b2a'), in eval mode and the run's precision."""
+        from ..translation import translate
+
+        return translate(self.nets["G_ab" if direction == "a2b" else "G_ba"], x, batch, autocast=self.precision.autocast,
+                         device=self.device)
 
     def _labelled_subset(self, n: int) -> Any:
         """A seeded, class-balanced subset of n labelled training samples (semi-supervised games)."""
@@ -232,7 +276,8 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         """The run folder, the generator to evaluate (EMA when kept) and the run's counts, as they stand now."""
         s = self.stream
         return RunResult(
-            run_dir=self.out, generator=self.ema.module if self.ema is not None else self.G, ema=self.ema is not None,
+            run_dir=self.out, generator=self.ema.module if self.ema is not None else self.G,  # None: translators
+            ema=self.ema is not None,
             latent=self.latent, shape=self.shape, steps=self.step, d_updates=getattr(self.game, "d_updates", None),
             g_updates=getattr(self.game, "g_updates", None),
             real_images=s.drawn,
@@ -247,8 +292,18 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         """A sample grid (images) or scatter plot (points) from the fixed noise into samples/NAME.png."""
         from ..plots import save_image_grid, save_points_plot
 
-        x = self.generate(self.fixed.z, use_ema=use_ema, y=self.fixed.y)
         path = self.out / "samples" / f"{name}.png"
+        if self.translation:
+            from ..translation import triplet_grid
+
+            a, b = self.fixed_pair
+            rows = triplet_grid(self.nets["G_ab"], self.nets["G_ba"], a, b, autocast=self.precision.autocast,
+                                device=self.device)
+            save_image_grid(rows, path, nrow=6)
+            if self.writer is not None:
+                self.writer.add_images("triplets", ((rows + 1) / 2).clamp(0, 1), self.step)
+            return path
+        x = self.generate(self.fixed.z, use_ema=use_ema, y=self.fixed.y)
         if self.is_image:
             save_image_grid(x, path, nrow=grid_columns(self.latent, len(x)))
             if self.writer is not None:
