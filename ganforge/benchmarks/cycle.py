@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .runner import run_cells, wall_time
+from .runner import run_cells, train_or_resume, wall_time
 
 RECIPE = "cycle-fashion"
 STEPS = 2000
@@ -79,21 +79,13 @@ def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
     """Train (or resume) one cell's run, then measure both directions on the test split."""
     torch.set_num_threads(threads)
     from ..config import load_recipe
-    from ..errors import GanforgeError
-    from ..training.trainer import Trainer
 
     out = Path(out_dir)
     recipe = load_recipe(RECIPE, overrides(cell, threads))
     run_dir = out / "runs" / cell.key
     t0 = time.perf_counter()
-    try:
-        trainer = Trainer.resume_run(run_dir, progress=False)
-        if trainer.recipe.train.steps != cell.steps or trainer.recipe.game.args != recipe.game.args:
-            raise GanforgeError("the run's settings changed")
-    except GanforgeError:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        trainer = Trainer.start(recipe, run_dir, progress=False)
+    trainer = train_or_resume(recipe, run_dir, lambda t: (t.recipe.train.steps, t.recipe.game.args, t.recipe.data)
+                              == (cell.steps, recipe.game.args, recipe.data))
     trainer.run()
     rec: dict[str, Any] = {"pair": cell.pair, "variant": cell.variant, "classes": list(cell.classes), "base": cell.base,
                            "steps": cell.steps, "train_s": round(trainer.elapsed, 1), "threads": threads,

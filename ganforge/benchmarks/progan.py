@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ..metrics.spec import metric_keys
-from .runner import run_cells
+from .runner import run_cells, train_or_resume
 
 RECIPE = "progan-fashion"
 THRESHOLD = 30.0  # FD-fashion; chosen with the issue ("say FD 30") before any run
@@ -77,21 +77,13 @@ def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
     """Train (or resume) one run, then score its EMA generator; runs in this process or a worker."""
     torch.set_num_threads(threads)
     from ..config import load_recipe
-    from ..errors import GanforgeError
-    from ..training.trainer import Trainer
 
     out = Path(out_dir)
     recipe = load_recipe(RECIPE, overrides(cell, threads))
     run_dir = out / "runs" / cell.key
     t0 = time.perf_counter()
-    try:
-        trainer = Trainer.resume_run(run_dir, progress=False)
-        if trainer.recipe.train.steps != cell.steps or trainer.recipe.game.name != recipe.game.name:
-            raise GanforgeError("the run's settings changed")
-    except GanforgeError:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        trainer = Trainer.start(recipe, run_dir, progress=False)
+    trainer = train_or_resume(recipe, run_dir, lambda t: (t.recipe.train.steps, t.recipe.game.name)
+                              == (cell.steps, recipe.game.name))
     trainer.run()
     rec: dict[str, Any] = {"run": cell.run, "base": cell.base, "steps": cell.steps, "phase_images": cell.phase_images,
                            "curve_n": cell.curve_n, "final_n": cell.final_n, "train_s": round(trainer.elapsed, 1),

@@ -91,3 +91,25 @@ def wall_time(info: dict[str, Any], previous: Path) -> float:
         except (ValueError, OSError):
             pass
     return info["wall_time_s"]
+
+
+def train_or_resume(recipe: Any, run_dir: Path, same: Callable[[Any], bool]) -> Any:
+    """A Trainer for a cell's run: resumed from its folder when `same(trainer)` says its settings still match, else fresh.
+
+    A cell cut short (a session's end) continues from its last checkpoint and its training time adds up; a
+    folder from other settings, or one that cannot be resumed, is replaced.
+    """
+    import shutil
+
+    from ..errors import GanforgeError
+    from ..training.trainer import Trainer
+
+    try:
+        trainer = Trainer.resume_run(run_dir, progress=False)
+        if not same(trainer):
+            raise GanforgeError("the cell's settings changed")
+    except GanforgeError:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        trainer = Trainer.start(recipe, run_dir, progress=False)
+    return trainer

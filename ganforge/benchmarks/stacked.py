@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .runner import run_cells
+from .runner import run_cells, train_or_resume
 
 RECIPE = "dcgan-stacked"
 DEFAULT_STEPS = 6000
@@ -101,8 +101,6 @@ def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[st
     """Train and score one (row, seed) cell; runs in a worker process."""
     torch.set_num_threads(threads)
     from ..config import load_recipe
-    from ..errors import GanforgeError
-    from ..training.trainer import Trainer
 
     out = Path(out_dir)
     steps = cell.steps
@@ -115,14 +113,7 @@ def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[st
     recipe = load_recipe(RECIPE, overrides)
     run_dir = out / "runs" / cell.key
     t0 = time.perf_counter()
-    try:  # a cell cut short (a session's end) continues from its last checkpoint; its training time adds up
-        trainer = Trainer.resume_run(run_dir, progress=False)
-        if trainer.recipe.train.steps != steps or trainer.recipe.seed != cell.seed:
-            raise GanforgeError("the cell's settings changed")
-    except GanforgeError:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        trainer = Trainer.start(recipe, run_dir, progress=False)
+    trainer = train_or_resume(recipe, run_dir, lambda t: (t.recipe.train.steps, t.recipe.seed) == (steps, cell.seed))
     status, error = "finished", None
     try:
         trainer.run()
