@@ -262,3 +262,24 @@ def test_shipped_cycle_recipes_train_shrunk(recipe: str, tmp_path: Path) -> None
     out = Trainer(r, tmp_path / recipe, progress=False).run()
     nets, _, shape = load_translators(out)
     assert shape[1:] == (16, 16) and set(nets) == {"G_ab", "G_ba"}
+
+
+def test_kept_is_one_for_a_translation_that_keeps_brightness_and_near_zero_for_one_that_ignores_it() -> None:
+    from ganforge.metrics.translation import direction_metrics, object_brightness
+
+    class Fake:  # features: the mean and spread of each image; logits: class 1 when the object is brighter than grey
+        def extract(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            f = torch.stack([x.mean((1, 2, 3)), x.std((1, 2, 3))], 1)
+            b = x.amax((1, 2, 3))
+            return {"features": f, "logits": torch.stack([-b, b], 1)}
+
+    g = torch.Generator().manual_seed(0)
+    level = torch.rand(400, generator=g)
+    x = torch.full((400, 1, 8, 8), -1.0)
+    x[:, :, 2:6, 2:6] = level.view(-1, 1, 1, 1)  # a square object of its own brightness on black
+    assert torch.allclose(object_brightness(x), (level + 1) / 2)
+    same = direction_metrics(x, x.clone(), x, x, 1, Fake())
+    shuffled = direction_metrics(x, x[torch.randperm(400, generator=g)], x, x, 1, Fake())
+    assert same["kept"] == pytest.approx(1.0) and same["success"] == pytest.approx(float((level > 0).float().mean()))
+    assert same["cycle_l1"] == 0.0
+    assert abs(shuffled["kept"]) < 0.15 and same["fd"] == pytest.approx(0.0, abs=1e-6)

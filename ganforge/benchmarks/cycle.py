@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,11 +90,21 @@ def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
                            "steps": cell.steps, "train_s": round(trainer.elapsed, 1), "threads": threads,
                            "game_args": dict(trainer.recipe.game.args)}
     rec.update(measure(trainer, cell.base))
-    plots = out / "plots"
-    plots.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "samples" / "final.png", plots / f"{cell.key}.png")
+    copy_grid(cell, out)
     rec["wall_s"] = round(time.perf_counter() - t0, 1)
     return rec
+
+
+def copy_grid(cell: Cell, out: Path, scale: int = 3) -> None:
+    """The run's final triplet grid, enlarged `scale` times (nearest neighbour, crisp pixels), as plots/KEY.png."""
+    from PIL import Image
+
+    src = out / "runs" / cell.key / "samples" / "final.png"
+    if not src.is_file():
+        return
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    with Image.open(src) as im:
+        im.resize((im.width * scale, im.height * scale), Image.NEAREST).save(out / "plots" / f"{cell.key}.png")
 
 
 def measure(trainer: Any, base: str) -> dict[str, Any]:
@@ -210,6 +219,8 @@ def run_cycle_bench(out: str | Path, quick: bool = False, cells: list[str] | Non
                            describe=lambda r: " / ".join(f"{r['directions'][d]['success']:.0%}" for d in ("a2b", "b2a")),
                            progress=progress, desc="bench cycle")
     res_cells = {c.key: done[c.key] for c in todo}
+    for c in todo:  # again here, so that a re-summary of finished runs refreshes the pictures
+        copy_grid(c, out)
     result = {
         "benchmark": "cycle (issue 14: CycleGAN translation and its ablations)",
         "settings": {"recipe": RECIPE, "base": base, "image_size": IMAGE_SIZE[base], "steps": steps, "batch": BATCH,
