@@ -97,7 +97,8 @@ class Game:
     # The networks the trainer builds, checkpoints and optimises for this game, in build order.
     networks: ClassVar[tuple[Network, ...]] = (Network("G", "generator", "g"), Network("D", "discriminator", "d"))
     # The generator that sample grids, EMA, evaluation and generator.safetensors use; None for a translation
-    # game, whose samples are input | translation | reconstruction triplets and whose export is translators.safetensors.
+    # game, whose samples are input | translation | reconstruction triplets and whose export is translators.safetensors
+    # (its translators are named G_ab and G_ba: ganforge.translation.DIRECTIONS).
     generator: ClassVar[str | None] = "G"
     # The data the step reads: "single" (one dataset, ctx.real_batch) or "unpaired" (data 'unpaired', ctx.real_pair).
     data: ClassVar[str] = "single"

@@ -202,10 +202,12 @@ class Trainer(RunFolderMixin, EvaluationMixin):
 
     def translate(self, direction: str, x: Tensor, batch: int = 256) -> Tensor:
         """Images `x` of the source domain through G_ab ('a2b') or G_ba ('b2a'), in eval mode and the run's precision."""
-        from ..translation import translate
+        from ..translation import DIRECTIONS, translate
 
-        return translate(self.nets["G_ab" if direction == "a2b" else "G_ba"], x, batch, autocast=self.precision.autocast,
-                         device=self.device)
+        if not self.translation or direction not in DIRECTIONS:
+            raise ConfigError(f"translate() needs a translation run and a direction in {', '.join(DIRECTIONS)}; got "
+                              f"{direction!r} on a run of game {self.recipe.game.name!r}.")
+        return translate(self.nets[DIRECTIONS[direction]], x, batch, autocast=self.precision.autocast, device=self.device)
 
     def _labelled_subset(self, n: int) -> Any:
         """A seeded, class-balanced subset of n labelled training samples (semi-supervised games)."""
