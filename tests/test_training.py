@@ -179,3 +179,66 @@ def test_kill_minus_9_then_resume_matches_uninterrupted_run_bit_for_bit(tmp_path
             assert torch.equal(a[k], b[k]), f"{name}:{k} differs after resume"
     logged = [json.loads(x)["step"] for x in (killed / "metrics.jsonl").read_text().splitlines()]
     assert logged == sorted(set(logged)) and logged[-1] == steps, "resumed log has duplicates or gaps"
+
+
+# ----------------------------------------------------------------------------- training-health signals
+
+
+def test_signals_change_nothing_in_the_run_and_land_in_the_log(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    outs = {}
+    for on in (True, False):
+        raw = tiny_recipe({"name": "digits", "image_size": 16}, steps=12, train={"signals": on, "log_every": 4,
+                                                                              "sample_every": 6})
+        outs[on] = train(raw, tmp_path / str(on))
+    a, b = (load_file(outs[on] / "generator.safetensors") for on in (True, False))
+    assert all(torch.equal(a[k], b[k]) for k in a), "signals must not change training"
+    lines = [json.loads(x) for x in (outs[True] / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [4, 8, 12], "signals ride on the log lines; no extra lines"
+    assert all({"grad_norm_d", "grad_norm_g", "weight_norm_G", "update_ratio_D"} <= set(r) for r in lines)
+    assert all(r["grad_norm_g"] > 0 and 0 < r["update_ratio_G"] < 1 for r in lines)
+    grids = [r for r in lines if "signals/sample_diversity" in r]  # grids at 6 and 12: the log lines at 8 and 12
+    assert [r["step"] for r in grids] == [8, 12] and "signals/sample_change" in grids[1]
+    assert grids[0]["signals/real_diversity"] > 0
+    plain = [json.loads(x) for x in (outs[False] / "metrics.jsonl").read_text().splitlines()]
+    assert not any("grad_norm_g" in r or "signals/sample_diversity" in r for r in plain)
+
+
+def test_signal_measures_on_known_values() -> None:
+    from ganforge.training.signals import SampleTracker, WeightTracker, mean_pairwise_distance
+
+    assert mean_pairwise_distance(torch.ones(5, 3, 2, 2)) == 0.0
+    x = torch.zeros(2, 4)
+    x[1] = 2.0  # distance 4 over sqrt(4) dimensions
+    assert mean_pairwise_distance(x) == pytest.approx(2.0)
+    net = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[3.0, 4.0]]))
+    tracker = WeightTracker({"G": net})
+    with torch.no_grad():
+        net.weight.add_(torch.tensor([[0.0, 1.0]]))
+    m = tracker.measure()
+    assert m["weight_norm_G"] == pytest.approx(float(torch.tensor([3.0, 5.0]).norm()))
+    assert m["update_ratio_G"] == pytest.approx(1.0 / m["weight_norm_G"])
+    assert tracker.measure()["update_ratio_G"] == 0.0  # no update since
+    s = SampleTracker(x)
+    first = s.measure(torch.zeros(2, 4))
+    assert "sample_change" not in first and first["real_diversity"] == pytest.approx(2.0)
+    assert s.measure(torch.ones(2, 4))["sample_change"] == pytest.approx(1.0)
+
+
+def test_the_logged_gradient_norm_is_the_norm_of_the_first_update(tmp_path: Path) -> None:
+    from ganforge.training.context import TrainContext
+    from ganforge.training.precision import Precision
+
+    net = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    ctx = TrainContext(net, net, opt, opt, Precision("fp32", torch.device("cpu")), torch.device("cpu"), 4, 2,
+                       lambda n=None: (torch.zeros(4, 3), None), torch.Generator())
+    x = torch.randn(8, 3)
+    ctx.measure_grads = True
+    ctx.step_d(net(x).sum())
+    ctx.step_d(100 * net(x).sum())  # a second (lazy-penalty-like) update does not overwrite it
+    want = torch.cat([x.sum(0), torch.tensor([8.0])]).norm()
+    assert float(ctx.grad_norms["d"]) == pytest.approx(float(want), rel=1e-5)

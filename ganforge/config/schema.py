@@ -141,6 +141,9 @@ class TrainConfig:
     keep_checkpoints: int = 3
     n_samples: int = 64
     progress: bool = True
+    # Training-health signals (gradient, weight and update norms; fixed-noise sample movement and diversity) in
+    # metrics.jsonl and TensorBoard; they draw no random numbers, so results are the same either way.
+    signals: bool = True
     ema: EMAConfig = field(default_factory=EMAConfig)
 
 

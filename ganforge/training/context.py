@@ -53,6 +53,10 @@ class TrainContext:
         self._on_g_step = on_g_step
         self.latent_space: LatentSpace = latent_space if latent_space is not None else LatentSpace(z_dim)
         self._next_labelled = next_labelled
+        # Training-health signals: when the trainer sets `measure_grads` for a step, the first update of each
+        # optimiser in it records its gradient norm (unscaled from fp16's loss scale) in `grad_norms`.
+        self.measure_grads = False
+        self.grad_norms: dict[str, Tensor] = {}
 
     def real_batch(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
         """The next batch (of `n` samples, default batch_size) of real data on the device (images in [-1, 1]) and its labels."""
@@ -97,9 +101,14 @@ class TrainContext:
         return self.precision.autocast()
 
     def _step(self, loss: Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-              restore: list[Tensor] | None) -> None:
+              restore: list[Tensor] | None, name: str = "") -> None:
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if self.measure_grads and name not in self.grad_norms:
+            grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+            if grads:
+                norm = torch.linalg.vector_norm(torch.stack([n.float() for n in torch._foreach_norm(grads)]))
+                self.grad_norms[name] = (norm / scaler.get_scale() if scaler.is_enabled() else norm).detach()
         if restore is not None:
             with torch.no_grad():
                 params = [p for g in opt.param_groups for p in g["params"]]
@@ -114,11 +123,11 @@ class TrainContext:
         `restore` (extragradient): parameter values to put back after the backward pass
         and before the update, so gradients taken at one point are applied at another.
         """
-        self._step(loss, self.optimizers["d"], self.scalers["d"], restore)
+        self._step(loss, self.optimizers["d"], self.scalers["d"], restore, "d")
 
     def step_g(self, loss: Tensor, ema: bool = True, restore: list[Tensor] | None = None) -> None:
         """Backpropagate `loss` and update the generator, then its EMA unless ema=False."""
-        self._step(loss, self.optimizers["g"], self.scalers["g"], restore)
+        self._step(loss, self.optimizers["g"], self.scalers["g"], restore, "g")
         if ema and self._on_g_step is not None:
             self._on_g_step()
 

@@ -42,6 +42,12 @@ from .result import RunResult
 from .runfolder import RunFolderMixin
 from .runinfo import RunRecord
 from .runlock import RunLock
+from .signals import SampleTracker, WeightTracker
+
+
+def _finite_or_none(d: dict[str, float]) -> dict[str, float | None]:
+    """Non-finite values as None (JSON has no inf or NaN)."""
+    return {k: v if math.isfinite(v) else None for k, v in d.items()}
 
 
 def seed_everything(seed: int) -> None:
@@ -181,6 +187,9 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         self._resume_from: tuple[Path, dict[str, Any], list[tuple[Path, str]], dict[str, Any]] | None = None
         self._stop_signal: str | None = None
         self.record: RunRecord | None = None
+        self.weight_tracker: WeightTracker | None = None  # made when training starts (after a resume's load)
+        self.sample_tracker: SampleTracker | None = None
+        self._last_grid: Tensor | None = None
 
     def _check_data_kind(self) -> None:
         """A translation game needs data 'unpaired', and unpaired data needs a translation game."""
@@ -306,6 +315,8 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 self.writer.add_images("triplets", ((rows + 1) / 2).clamp(0, 1), self.step)
             return path
         x = self.generate(self.fixed.z, use_ema=use_ema, y=self.fixed.y)
+        if not use_ema:
+            self._last_grid = x
         if self.is_image:
             save_image_grid(x, path, nrow=grid_columns(self.latent, len(x)))
             if self.writer is not None:
@@ -369,9 +380,18 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         plain_every, plain_mark = 30.0, -1e9
         sums: dict[str, Tensor] = {}
         n_logged, n_real, t_mark = 0, 0, time.perf_counter()
+        grid_signals: dict[str, float] = {}  # from the last sample grid, for the next log line
+        if t.signals:  # from the weights as they are now: a resumed run measures its updates from here
+            self.weight_tracker = WeightTracker(self.nets)
+            if not self.translation:
+                n_real_ref = min(len(self.fixed.z), len(self.dataset))
+                self.sample_tracker = SampleTracker(self.dataset.get(torch.arange(n_real_ref))[0])
         try:
             while self.step < t.steps and self._stop_signal is None:
                 n_real += self.game.real_per_step(t.batch_size)  # asked per step: a progressive game's batch changes
+                # Gradient norms are taken on the step that ends a log interval only: one norm per optimiser.
+                self.ctx.measure_grads = t.signals and ((self.step + 1) % t.log_every == 0 or self.step + 1 == t.steps)
+                self.ctx.grad_norms = {}
                 stats = self.game.step(self.ctx)
                 for sched in self.scheds.values():
                     sched.step()
@@ -381,12 +401,24 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                     sums[k] = sums[k] + v if k in sums else v.clone()
                 bar.update(1)
                 last = self.step == t.steps
+                # The grid comes before the log line, so that the line of its step carries its signals.
+                if self.step % t.sample_every == 0 or last:
+                    t_grid = time.perf_counter()
+                    self.save_samples(f"step_{self.step:07d}")
+                    if self.sample_tracker is not None and self._last_grid is not None:
+                        grid_signals = self.sample_tracker.measure(self._last_grid)
+                    t_mark += time.perf_counter() - t_grid  # grids are not training
                 if self.step % t.log_every == 0 or last:
                     now = time.perf_counter()
                     dt = now - t_mark
                     self.elapsed += dt
                     rec = {k: float(v) / n_logged for k, v in sums.items()}
                     self._check_finite(rec)
+                    if self.weight_tracker is not None:  # after the check: an infinite gradient is evidence, not a stop
+                        rec.update(_finite_or_none({f"grad_norm_{k}": float(v) for k, v in self.ctx.grad_norms.items()}))
+                        rec.update(_finite_or_none(self.weight_tracker.measure()))
+                        rec.update(_finite_or_none({f"signals/{k}": v for k, v in grid_signals.items()}))
+                        grid_signals = {}
                     rec.update(
                         step=self.step,
                         epoch=self.stream.epoch,
@@ -397,8 +429,8 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                     log_f.write(json.dumps(rec) + "\n")
                     log_f.flush()
                     for k, v in rec.items():
-                        if k not in ("step", "epoch", "time"):
-                            self.writer.add_scalar(f"train/{k}", v, self.step)
+                        if k not in ("step", "epoch", "time") and v is not None:
+                            self.writer.add_scalar(k if k.startswith("signals/") else f"train/{k}", v, self.step)
                     status = self.game.status()
                     bar.set_postfix(d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", ips=f"{rec['images_per_s']:.0f}",
                                     **({"phase": status} if status else {}))
@@ -410,8 +442,6 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                     sums, n_logged, n_real = {}, 0, 0
                     t_mark = time.perf_counter()
                 t_aside = time.perf_counter()
-                if self.step % t.sample_every == 0 or last:
-                    self.save_samples(f"step_{self.step:07d}")
                 if r.eval.every and (self.step % r.eval.every == 0 or last):
                     # Before the regular checkpoint, so that it records the updated best.
                     self._maybe_save_best(self.run_eval(log_f))
