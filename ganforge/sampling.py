@@ -103,7 +103,7 @@ def _load_weights(G: nn.Module, state: dict, src: Path | str) -> None:
 def _from_checkpoint(state: dict, use_ema: bool, src: Path | str = "checkpoint") -> tuple[nn.Module, Recipe, tuple[int, ...]]:
     if isinstance(state, dict) and "G_ab" in state:
         raise GanforgeError(f"{str(src)!r} is a translation (CycleGAN) checkpoint, not a noise generator's: use "
-                            "`ganforge translate` or `ganforge sample` on it.")
+                            "`ganforge translate` on it, or `ganforge sample` on its run folder for triplets.")
     if not isinstance(state, dict) or not {"config", "shape", "G"} <= set(state):
         raise GanforgeError(f"{str(src)!r} is not a ganforge checkpoint (it holds no config, shape and generator "
                             "weights).")

@@ -120,7 +120,8 @@ def is_translation_run(source: str | Path) -> bool:
     from .games import GAMES
 
     src = Path(source)
-    cfg = src / "config.yaml" if src.is_dir() else None
+    # A run folder, or a checkpoint inside one (RUN/checkpoints/step_N.pt): the run's config.yaml says.
+    cfg = src / "config.yaml" if src.is_dir() else src.parent.parent / "config.yaml" if src.suffix == ".pt" else None
     if cfg is not None and cfg.is_file():
         import yaml
 

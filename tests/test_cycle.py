@@ -222,6 +222,8 @@ def test_translate_a_folder_keeps_names_and_sample_writes_triplets(tmp_path: Pat
     w, h = Image.open(tmp_path / "trip.png").size
     assert w > h, "six columns (two triplets) per row, three rows"
     assert main(["eval", str(out), "--n", "10"]) != 0 and "translate" in capsys.readouterr().err
+    ckpt = sorted((out / "checkpoints").glob("step_*.pt"))[-1]  # a checkpoint inside the run: triplets too
+    assert main(["sample", str(ckpt), "--n", "2", "--out", str(tmp_path / "trip2.png")]) == 0
 
 
 def test_the_bench_measures_both_directions_and_the_floor(tmp_path: Path) -> None:
