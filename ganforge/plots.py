@@ -193,6 +193,7 @@ def plot_curves(
     path: str | Path,
     title: str | None = None,
     smooth: int = 0,
+    logy: bool = False,
 ) -> Path:
     """Line plot of metric `keys` vs "step" (records lacking a key are skipped); smoothed over a faint raw line."""
     fig = new_figure(7.5, 3.6)
@@ -217,6 +218,8 @@ def plot_curves(
         ax.text(0.5, 0.5, "(no data yet)", ha="center", va="center", transform=ax.transAxes, color="0.5")
     ax.set_xlabel("step")
     ax.grid(True, alpha=0.25)
+    if logy and drawn:
+        ax.set_yscale("log")  # norms span orders of magnitude; a blow-up shows as a climb, not a wall
     if title:
         ax.set_title(title)
     fig.tight_layout()

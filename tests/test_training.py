@@ -203,6 +203,9 @@ def test_signals_change_nothing_in_the_run_and_land_in_the_log(tmp_path: Path) -
     assert grids[0]["signals/real_diversity"] > 0
     plain = [json.loads(x) for x in (outs[False] / "metrics.jsonl").read_text().splitlines()]
     assert not any("grad_norm_g" in r or "signals/sample_diversity" in r for r in plain)
+    assert 'id="health"' in (outs[True] / "report.html").read_text()  # the report plots them
+    assert (outs[True] / "plots" / "grad_norms.png").is_file()
+    assert 'id="health"' not in (outs[False] / "report.html").read_text()
 
 
 def test_signal_measures_on_known_values() -> None:

@@ -153,10 +153,10 @@ def header_section(run_dir: Path, info: dict, records: list[dict], recipe: str) 
     return "<header>" + "".join(parts) + "</header>"
 
 
-def _figure(records: list[dict], keys: list[str], path: Path, title: str, smooth: int) -> str:
+def _figure(records: list[dict], keys: list[str], path: Path, title: str, smooth: int, logy: bool = False) -> str:
     """Make one curve figure and return its <img>; a failure is shown in the page instead of killing the report."""
     try:
-        plot_curves(records, keys, path, title=title, smooth=smooth)
+        plot_curves(records, keys, path, title=title, smooth=smooth, logy=logy)
         return _img_tag(to_data_uri(path), title)
     except Exception as exc:  # a report is also written mid-training: it must never take the run down
         return f'<p class="err">(figure {esc(title)} failed: {esc(type(exc).__name__)}: {esc(exc)})</p>'
@@ -388,4 +388,29 @@ def translation_section(records: list[dict], plots_dir: Path) -> str:
     out.append('<p class="muted">Sample grids below are triplets on held-out test images, one row per image pair: '
                "a | G_ab(a) | G_ba(G_ab(a)) | b | G_ba(b) | G_ab(G_ba(b)) (input, translation, reconstruction "
                "in each direction).</p></section>")
+    return "".join(out)
+
+
+def health_section(records: list[dict], plots_dir: Path) -> str:
+    """The training-health signals (train.signals): gradient norms, relative updates, sample movement and diversity."""
+    keys = {k for r in records for k in r}
+    grads = sorted(k for k in keys if k.startswith("grad_norm_"))
+    if not grads:
+        return ""
+    n = sum(1 for r in records if grads[0] in r)
+    w = _smooth_window(n)
+    updates = sorted(k for k in keys if k.startswith("update_ratio_"))
+    out = ['<section id="health"><h2>Health</h2>',
+           _figure(records, grads, plots_dir / "grad_norms.png", "Gradient norm of each optimiser's update", w, logy=True),
+           _figure(records, updates, plots_dir / "update_ratios.png", "Relative weight update per log interval", w,
+                   logy=True)]
+    diversity = [k for k in ("signals/sample_diversity", "signals/real_diversity", "signals/sample_change") if k in keys]
+    if diversity:
+        out.append(_figure(records, diversity, plots_dir / "sample_signals.png",
+                           "Fixed-noise samples: diversity (beside the data's) and movement", 0))
+    out.append('<p class="muted">Gradient norms: one step per log line (the adversarial update). Updates: '
+               "||w_t - w_prev|| / ||w_t|| since the previous log line. Sample diversity: mean pairwise distance per "
+               "dimension of the grid's fixed-noise samples, against as many real samples; far below the data's "
+               "means the samples look alike (mode collapse); a movement near 0 means G has stopped changing.</p>"
+               "</section>")
     return "".join(out)
