@@ -35,6 +35,9 @@ class Objective:
     g_needs_real: bool = False
     source: str = ""
     args: dict[str, Any] = field(default_factory=dict)  # bound keyword arguments
+    # D's decision rule: accuracy(real_logits, fake_logits, **args) -> (on real, on fake); None where the
+    # outputs carry no decision (a Wasserstein critic's level is arbitrary).
+    accuracy: Callable[..., tuple[Tensor, Tensor]] | None = None
 
     def params(self) -> dict[str, Any]:
         """The keyword arguments this objective accepts, with their defaults."""
@@ -59,7 +62,8 @@ class Objective:
             names = {p.name for p in list(inspect.signature(fn).parameters.values())[2:]}
             return functools.partial(fn, **{k: v for k, v in args.items() if k in names})
 
-        return Objective(self.name, pick(self.d_loss), pick(self.g_loss), self.g_needs_real, self.source, dict(args))
+        return Objective(self.name, pick(self.d_loss), pick(self.g_loss), self.g_needs_real, self.source, dict(args),
+                         None if self.accuracy is None else pick(self.accuracy))
 
 
 OBJECTIVES: Registry[Objective] = Registry("loss")
@@ -192,24 +196,53 @@ def rahinge_g_loss(fake_logits: Tensor, real_logits: Optional[Tensor] = None) ->
     return F.relu(1.0 - (f - r.mean())).mean() + F.relu(1.0 + (r - f.mean())).mean()
 
 
+# ----------------------------------------------------------------------------- D's decisions (training-health signals)
+
+
+def sign_accuracy(real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """Fractions of real logits > 0 and of fake logits < 0 (D's decision for the minimax, non-saturating and hinge losses)."""
+    return (_f(real_logits) > 0).float().mean(), (_f(fake_logits) < 0).float().mean()
+
+
+def least_squares_accuracy(real_logits: Tensor, fake_logits: Tensor, a: float = 0.0, b: float = 1.0) -> tuple[Tensor, Tensor]:
+    """Fractions of outputs on the right side of the midpoint (a + b) / 2 between LSGAN's fake and real targets."""
+    mid = (a + b) / 2
+    real_ok = _f(real_logits) > mid if b > a else _f(real_logits) < mid
+    fake_ok = _f(fake_logits) < mid if b > a else _f(fake_logits) > mid
+    return real_ok.float().mean(), fake_ok.float().mean()
+
+
+def relativistic_accuracy(real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """Fractions of real outputs above the mean fake output, and of fake outputs below the mean real output."""
+    r, f = _f(real_logits), _f(fake_logits)
+    return (r > f.mean()).float().mean(), (f < r.mean()).float().mean()
+
+
 # ----------------------------------------------------------------------------- registry
 
 _RELATIVISTIC = "Jolicoeur-Martineau 2018, The relativistic discriminator (arXiv:1807.00734)"
 for _obj in (
     Objective("minimax", minimax_d_loss, minimax_g_loss,
-              source="Goodfellow et al. 2014, Generative Adversarial Nets, Eq. 1 (saturating generator loss)"),
+              source="Goodfellow et al. 2014, Generative Adversarial Nets, Eq. 1 (saturating generator loss)",
+              accuracy=sign_accuracy),
     Objective("non_saturating", minimax_d_loss, non_saturating_g_loss,
-              source="Goodfellow et al. 2014, Generative Adversarial Nets, Sec. 3 (maximise log D(G(z)))"),
+              source="Goodfellow et al. 2014, Generative Adversarial Nets, Sec. 3 (maximise log D(G(z)))",
+              accuracy=sign_accuracy),
     Objective("wasserstein", wasserstein_d_loss, wasserstein_g_loss,
               source="Arjovsky et al. 2017, Wasserstein GAN (arXiv:1701.07875), Algorithm 1"),
     Objective("least_squares", least_squares_d_loss, least_squares_g_loss,
-              source="Mao et al. 2017, Least Squares GANs (arXiv:1611.04076), Eq. 2"),
+              source="Mao et al. 2017, Least Squares GANs (arXiv:1611.04076), Eq. 2", accuracy=least_squares_accuracy),
     Objective("hinge", hinge_d_loss, hinge_g_loss,
-              source="Lim & Ye 2017, Geometric GAN; Miyato et al. 2018 (arXiv:1802.05957), Eqs. 16-17"),
-    Objective("rsgan", rsgan_d_loss, rsgan_g_loss, g_needs_real=True, source=_RELATIVISTIC + ", RSGAN"),
-    Objective("ragan", ragan_d_loss, ragan_g_loss, g_needs_real=True, source=_RELATIVISTIC + ", RaSGAN"),
-    Objective("ralsgan", ralsgan_d_loss, ralsgan_g_loss, g_needs_real=True, source=_RELATIVISTIC + ", RaLSGAN"),
-    Objective("rahinge", rahinge_d_loss, rahinge_g_loss, g_needs_real=True, source=_RELATIVISTIC + ", RaHingeGAN"),
+              source="Lim & Ye 2017, Geometric GAN; Miyato et al. 2018 (arXiv:1802.05957), Eqs. 16-17",
+              accuracy=sign_accuracy),
+    Objective("rsgan", rsgan_d_loss, rsgan_g_loss, g_needs_real=True, source=_RELATIVISTIC + ", RSGAN",
+              accuracy=relativistic_accuracy),
+    Objective("ragan", ragan_d_loss, ragan_g_loss, g_needs_real=True, source=_RELATIVISTIC + ", RaSGAN",
+              accuracy=relativistic_accuracy),
+    Objective("ralsgan", ralsgan_d_loss, ralsgan_g_loss, g_needs_real=True, source=_RELATIVISTIC + ", RaLSGAN",
+              accuracy=relativistic_accuracy),
+    Objective("rahinge", rahinge_d_loss, rahinge_g_loss, g_needs_real=True, source=_RELATIVISTIC + ", RaHingeGAN",
+              accuracy=relativistic_accuracy),
 ):
     OBJECTIVES.register(_obj.name)(_obj)
 

@@ -140,3 +140,22 @@ def test_every_objective_is_finite_under_extreme_logits() -> None:
         obj = get_objective(name)
         assert torch.isfinite(obj.d_loss(big, -big))
         assert torch.isfinite(obj.g_loss(-big, big))
+
+
+def test_each_objective_states_d_decision_rule_or_none() -> None:
+    """D's accuracy (a training-health signal) under each objective's own decision rule."""
+    import torch
+
+    from ganforge.losses import OBJECTIVES, get_objective
+
+    real, fake = torch.tensor([2.0, 0.7, -1.0, 3.0]), torch.tensor([-2.0, 0.2, 1.5, -0.1])
+    acc = {n: get_objective(n).accuracy for n in OBJECTIVES.names()}
+    assert acc["wasserstein"] is None  # a critic's level is arbitrary: no decision
+    for n in ("minimax", "non_saturating", "hinge"):
+        assert [float(v) for v in acc[n](real, fake)] == [0.75, 0.5]
+    assert [float(v) for v in acc["least_squares"](real, fake)] == [0.75, 0.75]  # midpoint 0.5 of targets 0 and 1
+    ls = get_objective("least_squares", {"a": -1.0, "b": 1.0, "c": 0.0})
+    assert [float(v) for v in ls.accuracy(real, fake)] == [0.75, 0.5]  # midpoint 0
+    # relativistic: real above the mean fake (-0.1), fake below the mean real (1.175)
+    for n in ("rsgan", "ragan", "ralsgan", "rahinge"):
+        assert [float(v) for v in acc[n](real, fake)] == [0.75, 0.75]

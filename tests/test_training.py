@@ -196,7 +196,10 @@ def test_signals_change_nothing_in_the_run_and_land_in_the_log(tmp_path: Path) -
     assert all(torch.equal(a[k], b[k]) for k in a), "signals must not change training"
     lines = [json.loads(x) for x in (outs[True] / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [4, 8, 12], "signals ride on the log lines; no extra lines"
-    assert all({"grad_norm_d", "grad_norm_g", "weight_norm_G", "update_ratio_D"} <= set(r) for r in lines)
+    assert all({"grad_norm_d", "grad_norm_g", "weight_norm_G", "update_ratio_D", "d_acc_real", "d_acc_fake",
+                "logit_gap"} <= set(r) for r in lines)
+    assert all(0 <= r["d_acc_real"] <= 1 and r["logit_gap"] == pytest.approx(r["logit_real"] - r["logit_fake"])
+               for r in lines)
     assert all(r["grad_norm_g"] > 0 and 0 < r["update_ratio_G"] < 1 for r in lines)
     grids = [r for r in lines if "signals/sample_diversity" in r]  # grids at 6 and 12: the log lines at 8 and 12
     assert [r["step"] for r in grids] == [8, 12] and "signals/sample_change" in grids[1]

@@ -170,6 +170,10 @@ class StandardGame(Game):
             aux, alogs = self.aux_d_loss(real_aux, fake_aux, y, z)
         logs = {"logit_real": real_logits.detach().float().mean(), "logit_fake": fake_logits.detach().float().mean(),
                 "d_adv": loss.detach().float(), **alogs}
+        logs["logit_gap"] = logs["logit_real"] - logs["logit_fake"]
+        if self.objective.accuracy is not None:  # D's decisions under its objective's rule (a health signal)
+            acc_real, acc_fake = self.objective.accuracy(real_logits.detach(), fake_logits.detach())
+            logs["d_acc_real"], logs["d_acc_fake"] = acc_real, acc_fake
         # Penalties see D through the same critic call as the loss, with the batch's labels bound: real and
         # fake share them in D's step.
         D = self.critic_fn(ctx.D, y)
