@@ -30,6 +30,14 @@ class RunInterrupted(Exception):
         self.signal, self.step, self.checkpoint_step, self.folder = signal, step, checkpoint_step, folder
 
 
+class RunStopped(Exception):
+    """train.doctor.stop_on stopped a run when the doctor diagnosed one of its states (checkpointed first)."""
+
+    def __init__(self, state: str, title: str, since: int, step: int, best: object, folder: object) -> None:
+        super().__init__(f"{title} since step {since}, stopped at step {step}")
+        self.state, self.title, self.since, self.step, self.best, self.folder = state, title, since, step, best, folder
+
+
 def choices_message(what: str, name: str, valid: Iterable[str]) -> str:
     """Format 'unknown X "name"; did you mean ...? valid choices: ...'."""
     # Bools are shown as YAML spells them (a choice such as train.channels_last: auto | true | false).

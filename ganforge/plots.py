@@ -226,6 +226,66 @@ def plot_curves(
     return save_figure(fig, path)
 
 
+STATE_COLORS = {"unstable": "#d62728", "divergence": "#ff7f0e", "collapse": "#9467bd", "d_wins": "#8c564b",
+                "no_learning": "#7f7f7f"}
+
+
+def plot_health_timeline(records: list[dict], periods: list[dict], path: str | Path, total_steps: int,
+                         title: str | None = None) -> Path:
+    """The doctor's evidence against steps: sample diversity and coverage over the data's, D's accuracy, gradient
+    norms; each diagnosed period (ganforge.doctor) shaded in its state's colour."""
+    panels: list[tuple[str, list[tuple[str, list[float], list[float]]], bool]] = []
+
+    def ratio(num: str, den: str) -> tuple[list[float], list[float]]:
+        xs, ys = [], []
+        for r in records:
+            a, b = r.get(num), r.get(den)
+            if _is_number(a) and _is_number(b) and b:
+                xs.append(float(r["step"]))
+                ys.append(float(a) / float(b))
+        return xs, ys
+
+    div = [(label, *ratio(f"signals/{k}", f"signals/real_{k2}")) for label, k, k2 in (
+        ("diversity / real", "sample_diversity", "diversity"), ("class coverage / real", "class_coverage", "class_coverage"),
+        ("mode coverage / real", "mode_coverage", "mode_coverage"), ("movement / real diversity", "sample_change", "diversity"))]
+    panels.append(("fixed-noise samples", [d for d in div if d[1]], False))
+    panels.append(("D's accuracy", [(k, *curve_points(records, k)) for k in ("d_acc_real", "d_acc_fake")
+                                    if curve_points(records, k)[0]], False))
+    panels.append(("gradient norms", [(k, *curve_points(records, k)) for k in ("grad_norm_g", "grad_norm_d", "grad_norm_d_input")
+                                      if curve_points(records, k)[0]], True))
+    panels = [p for p in panels if p[1]] or [("(no health signals in this log)", [], False)]
+    fig = new_figure(7.5, 1.0 + 1.9 * len(panels))
+    axes = [fig.add_subplot(len(panels), 1, i + 1) for i in range(len(panels))]
+    seen_states: set[str] = set()
+    last = max((float(r["step"]) for r in records if _is_number(r.get("step"))), default=float(total_steps))
+    for ax, (name, series, logy) in zip(axes, panels):
+        for i, (label, xs, ys) in enumerate(series):
+            ax.plot(xs, ys, color=f"C{i}", linewidth=1.4, marker="o" if len(xs) <= 30 else None, markersize=3, label=label)
+        for p in periods:
+            if p.get("start") is None:
+                continue
+            end = last if p.get("end") is None else p["end"]
+            ax.axvspan(p["start"], max(end, p["start"] + 1), color=STATE_COLORS.get(p["state"], "0.5"), alpha=0.18, lw=0)
+            seen_states.add(p["state"])
+        if logy and series:
+            ax.set_yscale("log")
+        ax.set_xlim(0, max(total_steps, 1))
+        ax.set_ylabel(name, fontsize="small")
+        ax.grid(True, alpha=0.25)
+        if series:
+            ax.legend(loc="best", fontsize="x-small", frameon=False)
+    axes[-1].set_xlabel("step")
+    if seen_states:
+        from matplotlib.patches import Patch
+
+        fig.legend(handles=[Patch(color=STATE_COLORS[s], alpha=0.35, label=s) for s in STATE_COLORS if s in seen_states],
+                   loc="upper right", fontsize="small", frameon=False, ncol=len(seen_states))
+    axes[0].set_title(title or "diagnosis: no state entered (healthy)" if not seen_states else title or "diagnosis",
+                      fontsize="medium", loc="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return save_figure(fig, path)
+
+
 def to_data_uri(path: str | Path | None = None, data: bytes | None = None, mime: str | None = None) -> str:
     """A base64 `data:` URI of an image file (or of raw `data` bytes), for self-contained HTML."""
     if data is None:

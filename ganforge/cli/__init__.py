@@ -9,13 +9,14 @@ import sys
 import warnings
 from typing import Sequence
 
-from ..errors import GanforgeError, RunInterrupted, TrainingError
+from ..errors import GanforgeError, RunInterrupted, RunStopped, TrainingError
 from .bench import cmd_bench
+from .doctor import cmd_doctor
 from .translate import cmd_translate
 from .sample_eval import EVAL_DEFAULT_N, SAMPLE_SUFFIXES, cmd_eval, cmd_export, cmd_sample
 from .train import DEFAULT_RECIPE, cmd_recipes, cmd_status, cmd_train
 
-__all__ = ["DEFAULT_RECIPE", "EVAL_DEFAULT_N", "SAMPLE_SUFFIXES", "build_parser", "cmd_bench", "cmd_eval", "cmd_export",
+__all__ = ["DEFAULT_RECIPE", "EVAL_DEFAULT_N", "SAMPLE_SUFFIXES", "build_parser", "cmd_bench", "cmd_doctor", "cmd_eval", "cmd_export",
            "cmd_recipes", "cmd_sample", "cmd_status", "cmd_train", "cmd_translate", "main"]
 
 
@@ -129,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-download", dest="download", action="store_false", help="never download datasets")
     e.set_defaults(fn=cmd_eval)
 
+    dr = sub.add_parser("doctor", help="diagnose a run's training health: a timeline of states, evidence, remedies",
+                        description="Read RUN's metrics.jsonl and name what went wrong, when, on what evidence, and "
+                        "the recipe overrides the literature suggests (thresholds: bench/results/doctor/doctor.md).")
+    dr.add_argument("runs", nargs="+", metavar="RUN", help="one or more run folders")
+    dr.add_argument("--json", action="store_true", help="print the diagnosis as JSON (one object, or a list for several runs)")
+    dr.set_defaults(fn=cmd_doctor)
+
     b = sub.add_parser("bench", help="run a benchmark and write its results")
     b.add_argument("which", choices=["speed", "eval-memory", "toy", "fashion", "stacked", "progan", "cycle"],
                    help="speed: DCGAN training throughput, fp32/NCHW vs fastest; eval-memory: peak memory of eval vs n; "
@@ -203,6 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2
+    except RunStopped as e:
+        best = f"the best checkpoint is {e.best}" if e.best else "no checkpoint was kept"
+        print(f"ganforge: doctor stopped the run at step {e.step:,} (train.doctor.stop_on): {e.title} since step "
+              f"{e.since:,}; {best}. See `ganforge doctor {e.folder}` for the evidence and what to change.",
+              file=sys.stderr)
+        return 3
     except RunInterrupted as e:
         kept = f"checkpoint at step {e.checkpoint_step} kept" if e.checkpoint_step else "no checkpoint was written yet"
         print(f"ganforge: {e.signal} stopped the run at step {e.step} ({kept}); continue it with "

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, choices_message
 
 
 @dataclass
@@ -122,6 +122,15 @@ class EMAConfig:
 
 
 @dataclass
+class DoctorConfig:
+    """Live training-health diagnosis (ganforge.doctor): a warning line when a state is entered, optional stop."""
+
+    enabled: bool = True
+    # States that stop the run (checkpointed, status `stopped`): collapse, d_wins, divergence, no_learning, unstable.
+    stop_on: list[str] = field(default_factory=list)
+
+
+@dataclass
 class TrainConfig:
     """The loop: length, batch, device, precision, cadence of logs, samples and checkpoints."""
 
@@ -144,6 +153,7 @@ class TrainConfig:
     # Training-health signals (gradient, weight and update norms; fixed-noise sample movement and diversity) in
     # metrics.jsonl and TensorBoard; they draw no random numbers, so results are the same either way.
     signals: bool = True
+    doctor: DoctorConfig = field(default_factory=DoctorConfig)
     ema: EMAConfig = field(default_factory=EMAConfig)
 
 
@@ -224,6 +234,12 @@ def validate(r: Recipe) -> None:
         from ..metrics.spec import parse_metrics  # the metric declarations, without loading the engine
 
         parse_metrics(r.eval.metrics)
+    if t.doctor.stop_on:
+        from ..doctor.rules import STATES  # names only: rules.py imports nothing heavy
+
+        for s in t.doctor.stop_on:
+            if s not in STATES:
+                raise ConfigError(choices_message("train.doctor.stop_on state", s, STATES))
     if not 0.0 <= t.ema.decay < 1.0:
         raise ConfigError(f"train.ema.decay must be in [0, 1), got {t.ema.decay}.")
     for net in ("g", "d"):

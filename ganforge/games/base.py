@@ -51,6 +51,16 @@ class StepContext(Protocol):
 
     def frozen(self, net: nn.Module) -> Any: ...
 
+    # Set by the trainer: on a measuring step a game may add health signals to `grad_norms` (see StandardGame).
+    measure_grads: bool
+    grad_norms: dict[str, Tensor]
+
+
+def input_grad_norm(logits: Tensor, x: Tensor) -> Tensor:
+    """Mean per-sample ||d logits / d x|| for inputs `x` (requires_grad) that produced `logits`; keeps the graph."""
+    (g,) = torch.autograd.grad(logits.float().sum(), x, retain_graph=True)
+    return g.detach().float().flatten(1).norm(dim=1).mean()
+
 
 @dataclass(frozen=True)
 class Network:

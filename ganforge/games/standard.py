@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from ..latent import LatentSpace
 from ..losses import Objective
 from ..regularizers import BoundRegularizer, lazy_intervals
-from .base import Game, GameArgs, StepContext, register
+from .base import Game, GameArgs, StepContext, input_grad_norm, register
 
 
 def conditional(ctx: StepContext) -> bool:
@@ -163,10 +163,18 @@ class StandardGame(Game):
                z: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """D's objective plus its eager penalties for one batch (`fake` = G(z) detached; `y` labels both, if conditional)."""
         real_in, fake_in = self.d_input(real), self.d_input(fake)
+        # A health signal, on the trainer's measuring steps only: how steep D is around the real data.
+        probe = getattr(ctx, "measure_grads", False) and "d_input" not in ctx.grad_norms
+        if probe:
+            real_in = real_in.detach().requires_grad_(True)
         with ctx.autocast():
             real_logits, real_aux = self.critic(ctx.D, real_in, y)
             fake_logits, fake_aux = self.critic(ctx.D, fake_in, y)
             loss = self.objective.d_loss(real_logits, fake_logits)
+        if probe:
+            ctx.grad_norms["d_input"] = input_grad_norm(real_logits, real_in)
+            real_in = real_in.detach()
+        with ctx.autocast():
             aux, alogs = self.aux_d_loss(real_aux, fake_aux, y, z)
         logs = {"logit_real": real_logits.detach().float().mean(), "logit_fake": fake_logits.detach().float().mean(),
                 "d_adv": loss.detach().float(), **alogs}

@@ -112,7 +112,7 @@ def write_report(run_dir: str | Path) -> Path:
         began_convergence(records, plots_dir),
         growth_section(run_dir, records, plots_dir),
         translation_section(records, plots_dir),
-        health_section(records, plots_dir),
+        health_section(records, plots_dir, run_dir),
         throughput_section(records, plots_dir),
         evaluation_section(records, plots_dir),
         samples_section(run_dir),

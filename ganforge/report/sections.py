@@ -391,8 +391,39 @@ def translation_section(records: list[dict], plots_dir: Path) -> str:
     return "".join(out)
 
 
-def health_section(records: list[dict], plots_dir: Path) -> str:
-    """The training-health signals (train.signals): gradient norms, relative updates, sample movement and diversity."""
+def _diagnosis_html(run_dir: Path, records: list[dict], plots_dir: Path) -> str:
+    """The doctor's verdict, timeline and first remedies, with the evidence plot (diagnosed periods shaded)."""
+    from ..doctor import diagnose_run
+    from ..plots import plot_health_timeline
+
+    try:
+        d = diagnose_run(run_dir)
+    except Exception as e:  # the report must come out even if the diagnosis cannot
+        return f'<p class="muted">No diagnosis: {html.escape(str(e))}</p>'
+    out = [f"<p><b>Diagnosis: {html.escape(d['title'])}</b> (<code>ganforge doctor {html.escape(str(run_dir))}</code>"
+           " prints it with every remedy).</p>"]
+    if d["periods"]:
+        items = []
+        for p in d["periods"]:
+            end = "the end" if p["end"] is None else f"step {p['end']:,}"
+            ev = html.escape(p["evidence"][-1]) if p["evidence"] else ""
+            items.append(f"<li>step {p['start']:,} to {end}: <b>{html.escape(p['title'])}</b>. {ev}</li>")
+        out.append("<ul>" + "".join(items) + "</ul>")
+        for state, rems in d["remedies"].items():
+            if rems:
+                out.append(f"<p>To try against {html.escape(state)}: " + ", ".join(
+                    f"<code>{html.escape(r['override'])}</code>" for r in rems[:3]) + ".</p>")
+    try:
+        fig = plot_health_timeline(records, d["periods"], plots_dir / "diagnosis.png", d["total_steps"])
+        out.append(_img_tag(to_data_uri(fig), "diagnosis timeline"))
+    except Exception as exc:  # a report is also written mid-training: it must never take the run down
+        out.append(f'<p class="err">(diagnosis figure failed: {esc(type(exc).__name__)}: {esc(exc)})</p>')
+    return "".join(out)
+
+
+def health_section(records: list[dict], plots_dir: Path, run_dir: Path | None = None) -> str:
+    """The training-health signals (train.signals) and the doctor's diagnosis: gradient norms, relative updates,
+    sample movement and diversity, with the diagnosed periods shaded."""
     keys = {k for r in records for k in r}
     grads = sorted(k for k in keys if k.startswith("grad_norm_"))
     if not grads:
@@ -401,6 +432,7 @@ def health_section(records: list[dict], plots_dir: Path) -> str:
     w = _smooth_window(n)
     updates = sorted(k for k in keys if k.startswith("update_ratio_"))
     out = ['<section id="health"><h2>Health</h2>',
+           _diagnosis_html(run_dir, records, plots_dir) if run_dir is not None else "",
            _figure(records, grads, plots_dir / "grad_norms.png", "Gradient norm of each optimiser's update", w, logy=True),
            _figure(records, updates, plots_dir / "update_ratios.png", "Relative weight update per log interval", w,
                    logy=True)]

@@ -22,7 +22,7 @@ from ..errors import ConfigError, GanforgeError
 SAFE_ON_RESUME = (
     "train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
     "train.n_samples", "train.progress", "train.device", "train.precision", "train.channels_last", "train.compile",
-    "train.threads", "train.signals", "eval.", "optim.g.decay_start", "optim.d.decay_start",
+    "train.threads", "train.signals", "train.doctor", "eval.", "optim.g.decay_start", "optim.d.decay_start",
     "optim.g.lr", "optim.d.lr", "optim.g.schedule", "optim.d.schedule", "optim.g.warmup", "optim.d.warmup",
     "description",
 )

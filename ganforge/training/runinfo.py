@@ -1,7 +1,8 @@
 """run.json: what a run is, where it stands (status and heartbeat) and how it got there (resumes).
 
 Status is one of running (with a heartbeat: last step and time), finished, failed (with the
-error), interrupted (SIGINT / SIGTERM, with the last checkpoint's step) or, as read back by
+error), interrupted (SIGINT / SIGTERM, with the last checkpoint's step), stopped (by
+train.doctor.stop_on, with the state and the best checkpoint) or, as read back by
 `read_status`, stale: a run.json that says running while no process holds the run's lock.
 """
 
@@ -15,7 +16,7 @@ from typing import Any, Callable
 from .checkpoint import atomic_write_bytes
 from .runlock import is_locked
 
-STATUSES = ("running", "finished", "failed", "interrupted", "stale")
+STATUSES = ("running", "finished", "failed", "interrupted", "stopped", "stale")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -6,10 +6,13 @@ first update of the step: the adversarial loss, before any lazy penalty), each n
 its relative update since the previous log line, ||w_t - w_prev|| / ||w_t||. At each sample grid, from the
 grid's fixed-noise samples (written in the log line of the grid's step, or the next one): how far they
 moved since the previous grid (mean absolute change) and how varied they are (mean pairwise distance
-per dimension), beside the same diversity of as many real samples.
+per dimension), beside the same diversity of as many real samples; where the data has a shipped classifier
+(digits, Fashion-MNIST) or known modes (2-D mixtures), their class or mode coverage beside the real samples'.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -61,17 +64,51 @@ class WeightTracker:
 
 
 class SampleTracker:
-    """Movement and diversity of the fixed-noise samples from one grid to the next, and the real data's diversity."""
+    """Movement, diversity and (where a probe exists) class or mode coverage of the fixed-noise samples, and the
+    same figures for as many real samples."""
 
-    def __init__(self, real: Tensor) -> None:
+    def __init__(self, real: Tensor, probe: Callable[[Tensor], dict[str, float]] | None = None) -> None:
         self.real_diversity = mean_pairwise_distance(real)
+        self.probe = probe
+        real = real.detach().float().cpu()
+        self.real_probe = {f"real_{k}": v for k, v in probe(real).items()} if probe is not None else {}
         self.prev: Tensor | None = None
 
     def measure(self, x: Tensor) -> dict[str, float]:
-        """{'sample_change' (absent at the first grid), 'sample_diversity', 'real_diversity'} for samples x."""
+        """{'sample_change' (absent at the first grid), 'sample_diversity', 'real_diversity'} and the probe's
+        figures with their real counterparts ('class_coverage', 'real_class_coverage', ...) for samples x."""
         x = x.detach().float().cpu()
         out = {"sample_diversity": mean_pairwise_distance(x), "real_diversity": self.real_diversity}
         if self.prev is not None and self.prev.shape == x.shape:
             out["sample_change"] = float((x - self.prev).abs().mean())
+        if self.probe is not None:
+            out.update(self.probe(x))
+            out.update(self.real_probe)
         self.prev = x
         return out
+
+
+def class_probe(classifier: Callable[[Tensor], dict[str, Tensor]], num_classes: int) -> Callable[[Tensor], dict[str, float]]:
+    """Class coverage of samples by a domain classifier: the share of classes predicted at least once, and the
+    KL of the predicted-class histogram to uniform (Santurkar et al. 2018)."""
+
+    def probe(x: Tensor) -> dict[str, float]:
+        pred = classifier(x)["logits"].argmax(1)
+        p = torch.bincount(pred, minlength=num_classes).double() / max(len(pred), 1)
+        nz = p > 0
+        return {"class_coverage": float(nz.sum()) / num_classes,
+                "class_kl": max(float((p[nz] * torch.log(p[nz] * num_classes)).sum()), 0.0)}
+
+    return probe
+
+
+def mode_probe(centres: Tensor, std: float) -> Callable[[Tensor], dict[str, float]]:
+    """Mode coverage of 2-D samples on a known mixture: the share of modes with a high-quality sample (within 3
+    std), and the high-quality share (Lin et al. 2018, PacGAN)."""
+    from ..metrics.modes import mixture_mode_metrics
+
+    def probe(x: Tensor) -> dict[str, float]:
+        m = mixture_mode_metrics(x[:, :2], centres, std)
+        return {"mode_coverage": m["modes"] / m["num_modes"], "high_quality": m["high_quality"]}
+
+    return probe

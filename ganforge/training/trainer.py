@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import Tensor, nn
 
 from .. import __version__
 from ..config import Recipe, dump_yaml
 from ..data import BatchStream, is_mixture, load_dataset, mixture_spec
 from ..data.unpaired import UnpairedDataset, UnpairedStream
-from ..errors import ConfigError, RunInterrupted, TrainingError
+from ..errors import ConfigError, RunInterrupted, RunStopped, TrainingError
 from ..games import build_game, conditional_games
 from ..generation import generate, generator_from_recipe
 from ..latent import fixed_latents, grid_columns, latent_space, model_extras
@@ -190,6 +191,8 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         self.weight_tracker: WeightTracker | None = None  # made when training starts (after a resume's load)
         self.sample_tracker: SampleTracker | None = None
         self._last_grid: Tensor | None = None
+        self.doctor: Any = None  # ganforge.doctor.Doctor, made when training starts (a resume replays the log)
+        self._doctor_stop: Any = None  # the Period that train.doctor.stop_on stops the run for
 
     def _check_data_kind(self) -> None:
         """A translation game needs data 'unpaired', and unpaired data needs a translation game."""
@@ -330,6 +333,21 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             save_points_plot(x[:, :2], path, centres=centres, title=f"step {self.step}", limits=(-lim, lim))
         return path
 
+    def _coverage_probe(self) -> Any:
+        """A class-coverage probe where the data has a shipped classifier, a mode probe on known mixtures, else None."""
+        from ..metrics.evaluate import DOMAIN_EXTRACTOR
+        from ..metrics.extractors import get_extractor
+        from .signals import class_probe, mode_probe
+
+        name = self.dataset.name
+        if not self.is_image and is_mixture(name):
+            centres, std = mixture_spec(name)[:2]
+            return mode_probe(torch.as_tensor(centres, dtype=torch.float32), float(std))
+        if self.is_image and name in DOMAIN_EXTRACTOR and self.dataset.y is not None:
+            clf = get_extractor(DOMAIN_EXTRACTOR[name])
+            return class_probe(clf, clf.num_classes)
+        return None
+
     # ------------------------------------------------------------------ loop
 
     def _install_signal_handlers(self) -> dict[int, Any]:
@@ -385,9 +403,13 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             self.weight_tracker = WeightTracker(self.nets)
             if not self.translation:
                 n_real_ref = min(len(self.fixed.z), len(self.dataset))
-                self.sample_tracker = SampleTracker(self.dataset.get(torch.arange(n_real_ref))[0])
+                # A seeded draw of its own: folders are stored class by class, and the global RNG stays untouched.
+                idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.recipe.seed))
+                self.sample_tracker = SampleTracker(self.dataset.get(idx[:n_real_ref])[0], self._coverage_probe())
+        if t.doctor.enabled:
+            self._start_doctor()
         try:
-            while self.step < t.steps and self._stop_signal is None:
+            while self.step < t.steps and self._stop_signal is None and self._doctor_stop is None:
                 n_real += self.game.real_per_step(t.batch_size)  # asked per step: a progressive game's batch changes
                 # Gradient norms are taken on the step that ends a log interval only: one norm per optimiser.
                 self.ctx.measure_grads = t.signals and ((self.step + 1) % t.log_every == 0 or self.step + 1 == t.steps)
@@ -428,6 +450,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                     )
                     log_f.write(json.dumps(rec) + "\n")
                     log_f.flush()
+                    self._consult_doctor(rec, bar)
                     for k, v in rec.items():
                         if k not in ("step", "epoch", "time") and v is not None:
                             self.writer.add_scalar(k if k.startswith("signals/") else f"train/{k}", v, self.step)
@@ -444,7 +467,9 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 t_aside = time.perf_counter()
                 if r.eval.every and (self.step % r.eval.every == 0 or last):
                     # Before the regular checkpoint, so that it records the updated best.
-                    self._maybe_save_best(self.run_eval(log_f))
+                    numbers = self.run_eval(log_f)
+                    self._maybe_save_best(numbers)
+                    self._consult_doctor({"step": self.step, **{f"eval/{k}": v for k, v in numbers.items()}}, bar)
                 if self.step % t.checkpoint_every == 0 or last:
                     self._checkpoint(sums)
                 # Grids, evaluation and checkpoints are not training: `time` and images/s leave them out.
@@ -452,12 +477,14 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             bar.close()
             if self._stop_signal is not None:
                 return self._stop(sums)
+            if self._doctor_stop is not None:
+                return self._stop_for_doctor(sums)
             self.save_samples("final")
             if self.ema is not None:
                 self.save_samples("final_ema", use_ema=True)
             self._export_generator()
             self.record.write("finished", self._run_info())
-        except RunInterrupted:
+        except (RunInterrupted, RunStopped):
             raise
         except KeyboardInterrupt:
             bar.close()
@@ -493,6 +520,58 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 print(f"ganforge: no checkpoint at the interruption: {e}", file=sys.stderr)
         self.record.write("interrupted", self._run_info(), signal=sig)
         raise RunInterrupted(sig, self.step, self._last_ckpt_step, self.out)
+
+    # ------------------------------------------------------------------ doctor
+
+    def _start_doctor(self) -> None:
+        """The live doctor; a resumed run replays its log so far, so that it warns only of what is new."""
+        from ..doctor import Doctor
+        from ..doctor.diagnose import read_records
+
+        self.doctor = Doctor(self.recipe.train.steps, lr_g0=self.recipe.optim.g.lr)
+        log = self.out / "metrics.jsonl"
+        if self.step and log.is_file():
+            for rec in read_records(log):
+                if int(rec.get("step", 0)) <= self.step:
+                    self.doctor.feed(rec)
+
+    def _consult_doctor(self, rec: dict[str, Any], bar: Any) -> None:
+        """Feed one log record to the live doctor: a warning line per state entered, and stop_on."""
+        if self.doctor is None:
+            return
+        from ..doctor import STATES, remedies
+
+        for p in self.doctor.feed(rec):
+            if self.progress:
+                cfg = yaml.safe_load(dump_yaml(self.recipe))
+                first = remedies(p.state, cfg)[:1]
+                hint = f" Try {first[0]['override']};" if first else ""
+                msg = (f"ganforge: doctor: step {self.step:,}: {STATES[p.state]} since step {p.start:,} "
+                       f"({p.evidence[-1].split(': ', 1)[-1]}).{hint} `ganforge doctor {self.out}` lists the remedies.")
+                bar.write(msg, file=sys.stderr) if not bar.disable else print(msg, file=sys.stderr, flush=True)
+            if p.state in self.recipe.train.doctor.stop_on and self._doctor_stop is None:
+                self._doctor_stop = p
+
+    def _best_checkpoint(self, before: int) -> Path | None:
+        """checkpoints/best.pt when evaluation kept one, else the newest checkpoint from before step `before`."""
+        ck = self.out / "checkpoints"
+        if (ck / "best.pt").is_file():
+            return ck / "best.pt"
+        kept = sorted(ck.glob("step_*.pt"))
+        early = [c for c in kept if int(c.stem.split("_")[1]) <= before]
+        return early[-1] if early else (kept[0] if kept else None)
+
+    def _stop_for_doctor(self, sums: dict[str, Tensor]) -> Path:
+        """train.doctor.stop_on: checkpoint the finished step, record `stopped`, point to the best checkpoint."""
+        from ..doctor import STATES
+
+        p = self._doctor_stop
+        if self.step > self._last_ckpt_step:
+            self._checkpoint(sums)
+        best = self._best_checkpoint(p.start)
+        self.record.write("stopped", self._run_info(), state=p.state, since=p.start, evidence=p.evidence,
+                          best_checkpoint=str(best) if best else None)
+        raise RunStopped(p.state, STATES[p.state], p.start, self.step, best, self.out)
 
     def _check_finite(self, rec: dict[str, float]) -> None:
         bad = [k for k, v in rec.items() if not math.isfinite(v)]

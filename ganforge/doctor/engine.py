@@ -1,0 +1,265 @@
+"""The diagnosis engine: metrics.jsonl records in, one at a time; states entered and left, with evidence, out.
+
+The same engine runs live inside the trainer (a warning line when a state is entered, `train.doctor.stop_on`)
+and afterwards over a finished run's log (`ganforge doctor RUN`), so both say the same thing. Each detector
+turns one record into an observation (alarm or not, and why); a state is entered when its alarm has held on
+consecutive observations for `persist` of the run (and `min_obs` observations), and left when it has not held
+for as long. Pure Python on the logged numbers: nothing here touches a network.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .rules import HEALTHY, SEVERITY, STATES, THRESHOLDS, Thresholds
+
+GRAD_KEYS = ("grad_norm_g", "grad_norm_d", "grad_norm_d_input")
+EXPLAINS = {"no_learning": ("collapse", "d_wins")}
+RECENT = 4  # observations in the "recent" window of the gradient-growth detector
+
+
+@dataclass
+class Observation:
+    """One detector's reading of one record."""
+
+    alarm: bool
+    evidence: str
+
+
+@dataclass
+class Period:
+    """A state held from step `start` to `end` (None: still held at the last record), with its evidence."""
+
+    state: str
+    start: int
+    end: int | None = None
+    evidence: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "title": STATES[self.state], "start": self.start, "end": self.end,
+                "evidence": self.evidence}
+
+
+@dataclass
+class _Track:
+    """Run-length bookkeeping of one state's alarms."""
+
+    on: list[tuple[int, str]] = field(default_factory=list)  # the current run of alarms: (step, evidence)
+    off: list[int] = field(default_factory=list)  # the current run of non-alarms while the state is held
+    period: Period | None = None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or not b:
+        return None
+    return a / b
+
+
+def _num(rec: dict[str, Any], key: str) -> float | None:
+    v = rec.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+class Doctor:
+    """Feeds on metrics.jsonl records of a run of `total_steps` steps; `periods` is the diagnosed timeline so far."""
+
+    def __init__(self, total_steps: int, thresholds: Thresholds = THRESHOLDS, lr_g0: float | None = None) -> None:
+        self.total = max(1, int(total_steps))
+        self.th = thresholds
+        self.lr_g0 = lr_g0
+        # (detector, state it signals, observations in a row needed, whether they must also span `persist`)
+        self._detectors: list[tuple[str, str, Callable[[dict[str, Any], int], Observation | None], int, bool]] = [
+            ("nonfinite", "unstable", self._nonfinite, 1, False),
+            ("grad_growth", "unstable", self._grad_growth, thresholds.min_obs, False),
+            ("fd_rise", "divergence", self._fd_rise, 1, False),  # fd_rises evaluations are persistence enough
+            ("late_change", "divergence", self._late_change, thresholds.min_obs, True),
+            ("collapse", "collapse", self._collapse, thresholds.min_obs, True),
+            ("d_wins", "d_wins", self._d_wins, thresholds.min_obs, True),
+            ("no_learning", "no_learning", self._no_learning, thresholds.min_obs, True)]
+        self.tracks = {d[0]: _Track() for d in self._detectors}
+        self.periods: list[Period] = []
+        self.grads: dict[str, list[float]] = {k: [] for k in GRAD_KEYS}
+        self.fds: list[tuple[int, float]] = []
+        self.last_step = 0
+        self.seen: set[str] = set()  # detectors that had something to read (what the diagnosis could rest on)
+
+    # ------------------------------------------------------------------ detectors
+
+    def _warm(self, step: int) -> bool:
+        return step >= self.th.warmup * self.total
+
+    def _collapse(self, rec: dict[str, Any], step: int) -> Observation | None:
+        why: list[str] = []
+        seen = False
+        r = _ratio(_num(rec, "signals/sample_diversity"), _num(rec, "signals/real_diversity"))
+        if r is not None:
+            seen = True
+            if r < self.th.diversity_ratio:
+                why.append(f"fixed-noise diversity {r:.2f} of the real data's (< {self.th.diversity_ratio})")
+        for what, key in (("class", "class_coverage"), ("mode", "mode_coverage")):
+            c = _ratio(_num(rec, f"signals/{key}"), _num(rec, f"signals/real_{key}"))
+            if c is not None:
+                seen = True
+                if c < self.th.coverage_ratio:
+                    why.append(f"{what} coverage {c:.2f} of the real samples' (< {self.th.coverage_ratio})")
+        kl = _num(rec, "signals/class_kl")
+        if kl is not None and kl > self.th.class_kl:
+            why.append(f"class histogram KL to uniform {kl:.2f} (> ln 3: under a third of the classes' entropy)")
+        for k, v in rec.items():  # in-training evaluation: class coverage of many samples
+            if k.startswith("eval/kl_uniform") and isinstance(v, (int, float)):
+                seen = True
+                if v > self.th.class_kl:
+                    why.append(f"{k} {v:.2f} (> ln 3)")
+        if not seen or not self._warm(step):
+            return None
+        return Observation(bool(why), "; ".join(why))
+
+    def _d_wins(self, rec: dict[str, Any], step: int) -> Observation | None:
+        a_r, a_f = _num(rec, "d_acc_real"), _num(rec, "d_acc_fake")
+        if a_r is None or a_f is None or not self._warm(step):
+            return None
+        alarm = min(a_r, a_f) >= self.th.d_acc
+        g = _num(rec, "grad_norm_g")
+        return Observation(alarm, f"D right on {a_r:.1%} of real and {a_f:.1%} of fake samples (>= {self.th.d_acc:.0%})"
+                           + (f", G's gradient norm {g:.3g}" if g is not None else ""))
+
+    def _fd_rise(self, rec: dict[str, Any], step: int) -> Observation | None:
+        fd = next((float(v) for k, v in rec.items() if k.startswith("eval/fd_") and isinstance(v, (int, float))), None)
+        if fd is None or not math.isfinite(fd):
+            return None
+        self.fds.append((step, fd))
+        n = self.th.fd_rises
+        last = self.fds[-(n + 1):]
+        rising = len(last) == n + 1 and all(b[1] >= a[1] * self.th.fd_rise for a, b in zip(last, last[1:]))
+        return Observation(rising, f"FD rose {n} evaluations in a row, {last[0][1]:.1f} at step {last[0][0]} to "
+                           f"{fd:.1f}" if rising else f"FD {fd:.1f}")
+
+    def _late_change(self, rec: dict[str, Any], step: int) -> Observation | None:
+        ch = _ratio(_num(rec, "signals/sample_change"), _num(rec, "signals/real_diversity"))
+        if ch is not None and step >= 0.5 * self.total:
+            return Observation(ch > self.th.late_change, f"fixed-noise samples still moving {ch:.2f} of the real "
+                               f"data's diversity between grids after half the run (> {self.th.late_change})")
+        return None
+
+    def _nonfinite(self, rec: dict[str, Any], step: int) -> Observation | None:
+        bad = [k for k in GRAD_KEYS + ("d_loss", "g_loss") if k in rec and rec[k] is None]
+        bad += [k for k, v in rec.items() if isinstance(v, float) and not math.isfinite(v)]
+        if not bad and not any(k in rec for k in GRAD_KEYS + ("d_loss",)):
+            return None
+        return Observation(bool(bad), f"non-finite {', '.join(sorted(set(bad)))}")
+
+    def _grad_growth(self, rec: dict[str, Any], step: int) -> Observation | None:
+        why, seen = [], False
+        for k in GRAD_KEYS:
+            v = _num(rec, k)
+            if v is None:
+                continue
+            seen = True
+            hist = self.grads[k]
+            hist.append(v)
+            if len(hist) >= 2 * RECENT:
+                before = statistics.median(hist[:-RECENT])
+                now = statistics.median(hist[-RECENT:])
+                if before > 0 and now >= self.th.grad_spike * before:
+                    why.append(f"{k} grew {now / before:.0f}x ({before:.3g} -> {now:.3g}, median of the last "
+                               f"{RECENT} log lines against all before)")
+        return Observation(bool(why), "; ".join(why)) if seen else None
+
+    def _no_learning(self, rec: dict[str, Any], step: int) -> Observation | None:
+        ch = _ratio(_num(rec, "signals/sample_change"), _num(rec, "signals/real_diversity"))
+        if ch is None or not self._warm(step):
+            return None
+        lr = _num(rec, "lr_g")
+        if lr is None:
+            lr = self.last_lr_g
+        if lr is not None and self.lr_g0 and lr < self.th.lr_live * self.lr_g0:
+            return None  # a decayed schedule is meant to stop G moving
+        return Observation(ch < self.th.still, f"fixed-noise samples moved {ch:.4f} of the real data's diversity "
+                           f"between grids (< {self.th.still})")
+
+    last_lr_g: float | None = None
+
+    # ------------------------------------------------------------------ feeding
+
+    def _held(self, steps: list[int], need: int, span: bool) -> bool:
+        """Whether consecutive observations at `steps` are enough to enter (or leave) a state."""
+        if len(steps) < need:
+            return False
+        return not span or steps[-1] - steps[0] >= self.th.persist * self.total or len(steps) >= 4 * need
+
+    def feed(self, rec: dict[str, Any]) -> list[Period]:
+        """Read one metrics.jsonl record; the periods it opened (for a live warning)."""
+        step = int(rec.get("step", self.last_step))
+        self.last_step = max(self.last_step, step)
+        if (lr := _num(rec, "lr_g")) is not None:
+            if self.lr_g0 is None:
+                self.lr_g0 = lr
+            self.last_lr_g = lr
+        opened: list[Period] = []
+        for name, state, det, need, span in self._detectors:
+            obs = det(rec, step)
+            if obs is None:
+                continue
+            self.seen.add(name)
+            tr = self.tracks[name]
+            if obs.alarm:
+                tr.on.append((step, obs.evidence))
+                tr.off = []
+                if tr.period is None and self._held([s for s, _ in tr.on], need, span):
+                    tr.period = Period(state, tr.on[0][0], None, [f"step {s}: {e}" for s, e in tr.on[-3:]])
+                    self.periods.append(tr.period)
+                    opened.append(tr.period)
+                elif tr.period is not None and len(tr.period.evidence) < 6:
+                    tr.period.evidence.append(f"step {step}: {obs.evidence}")
+            else:
+                tr.on = []
+                if tr.period is not None:
+                    tr.off.append(step)
+                    if self._held(tr.off, max(need, self.th.min_obs), span):
+                        tr.period.end = tr.off[0]
+                        tr.period = None
+                        tr.off = []
+        return opened
+
+    def finish(self, status: str | None = None, error: str | None = None) -> list[Period]:
+        """Close the run: a run that stopped on a non-finite value is `unstable` at its end, whatever came before."""
+        opened: list[Period] = []
+        if status == "failed" and error and "non-finite" in error:
+            tr = self.tracks["nonfinite"]
+            if tr.period is None:
+                start = tr.on[0][0] if tr.on else self.last_step
+                tr.period = Period("unstable", start, None, [f"step {s}: {e}" for s, e in tr.on[-3:]]
+                                   + [f"the run stopped: {error.split(';')[0]}"])
+                self.periods.append(tr.period)
+                opened.append(tr.period)
+            else:
+                tr.period.evidence.append(f"the run stopped: {error.split(';')[0]}")
+        return opened
+
+    # ------------------------------------------------------------------ verdict
+
+    def current(self) -> list[str]:
+        """States held at the last record, most severe first."""
+        held = {state for name, state, *_ in self._detectors if self.tracks[name].period is not None}
+        return [s for s in SEVERITY if s in held]
+
+    def verdict(self) -> str:
+        """The run's state: the one held longest (most severe on a tie), or healthy when none was entered."""
+        if not self.periods:
+            return HEALTHY
+        span: dict[str, int] = {}
+        for p in self.periods:
+            end = self.last_step if p.end is None else p.end
+            span[p.state] = span.get(p.state, 0) + max(end - p.start, 1)
+        if any(p.state == "unstable" and p.end is None for p in self.periods):
+            return "unstable"  # a run that ends in (or on the edge of) a NaN is named by it
+        # A cause is named before its symptoms: a G that does not move keeps its first, uniform output (low
+        # diversity) and lets D win.
+        for cause, symptoms in EXPLAINS.items():
+            if cause in span:
+                for s in symptoms:
+                    span.pop(s, None)
+        return max(span, key=lambda s: (span[s], -SEVERITY.index(s)))

@@ -1,0 +1,196 @@
+"""The doctor: each detector on hand-made traces, remedies that are valid overrides, the CLI, live stop_on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ganforge.doctor import HEALTHY, STATES, THRESHOLDS, diagnose_records, remedies
+
+T = 2000  # steps of the hand-made runs; logs every 25, grids every 100, evaluations every 250
+
+
+def trace(acc: float = 0.8, div: float = 0.9, change: float = 0.1, grad: float = 5.0, fd=None, cov: float = 1.0,
+          lr: float = 2e-4, steps: int = T, **override) -> list[dict]:
+    """A run's metrics.jsonl as the trainer writes it; each argument a value or a function of the step."""
+    f = (lambda v, s: v(s) if callable(v) else v)
+    out = []
+    for s in range(25, steps + 1, 25):
+        rec = {"step": s, "d_loss": 1.0, "g_loss": 1.0, "d_acc_real": f(acc, s), "d_acc_fake": f(acc, s),
+               "grad_norm_g": f(grad, s), "grad_norm_d": f(grad, s), "grad_norm_d_input": f(grad, s) / 5, "lr_g": f(lr, s)}
+        if s % 100 == 0:
+            rec.update({"signals/sample_diversity": f(div, s) * 0.5, "signals/real_diversity": 0.5,
+                        "signals/class_coverage": f(cov, s), "signals/real_class_coverage": 1.0,
+                        "signals/class_kl": 0.1 if f(cov, s) > 0.5 else 1.8})
+            if s > 100:
+                rec["signals/sample_change"] = f(change, s) * 0.5
+        for k, v in override.items():
+            rec[k] = f(v, s)
+        out.append(rec)
+        if fd is not None and s % 250 == 0:
+            out.append({"step": s, "eval/fd_digits": f(fd, s)})
+    return out
+
+
+def states(d: dict) -> list[str]:
+    return [p["state"] for p in d["periods"]]
+
+
+def test_a_healthy_trace_raises_nothing() -> None:
+    # D's accuracy wobbling up to 1.0 now and then, gradient norms noisy over two orders of magnitude, FD falling:
+    # the healthy demo's log looks like this.
+    d = diagnose_records(trace(acc=lambda s: 1.0 if s % 200 == 0 else 0.85, grad=lambda s: 5.0 * (1 + (s % 300 == 0) * 40),
+                               fd=lambda s: 400 / (1 + s / 250)), T)
+    assert d["verdict"] == HEALTHY and d["periods"] == [] and d["remedies"] == {}
+
+
+def test_collapse_is_entered_where_diversity_falls_and_names_the_evidence() -> None:
+    d = diagnose_records(trace(div=lambda s: 0.9 if s < 1000 else 0.2), T)
+    assert d["verdict"] == "collapse" and states(d) == ["collapse"]
+    p = d["periods"][0]
+    assert p["start"] == 1000 and p["end"] is None
+    assert "diversity 0.20 of the real data's" in p["evidence"][0]
+    # Class coverage alone (diversity fine: one class drawn in many ways) is collapse too.
+    d = diagnose_records(trace(cov=lambda s: 1.0 if s < 1200 else 0.2), T)
+    assert d["verdict"] == "collapse" and d["periods"][0]["start"] == 1200
+    assert any("KL to uniform" in e for e in d["periods"][0]["evidence"])
+
+
+def test_early_low_diversity_is_warm_up_not_collapse() -> None:
+    # Every run starts from G's initial output: low diversity before warm-up is not a diagnosis.
+    d = diagnose_records(trace(div=lambda s: 0.2 if s < THRESHOLDS.warmup * T else 0.9), T)
+    assert d["verdict"] == HEALTHY
+
+
+def test_a_collapse_that_recovers_closes_its_period() -> None:
+    d = diagnose_records(trace(div=lambda s: 0.2 if 800 <= s < 1400 else 0.9), T)
+    (p,) = d["periods"]
+    assert (p["state"], p["start"], p["end"]) == ("collapse", 800, 1400)
+
+
+def test_oscillation_and_rising_fd_are_divergence() -> None:
+    # Samples that keep jumping between grids late in the run ...
+    d = diagnose_records(trace(change=lambda s: 0.1 if s < 900 else 0.9), T)
+    assert d["verdict"] == "divergence" and d["periods"][0]["start"] >= T // 2
+    # ... or FD rising over three evaluations in a row.
+    d = diagnose_records(trace(fd=lambda s: 50.0 if s < 1000 else 50.0 * 1.3 ** ((s - 750) // 250)), T)
+    assert "divergence" in states(d)
+    assert any("FD rose 3 evaluations in a row" in e for p in d["periods"] for e in p["evidence"])
+
+
+def test_d_winning_for_long_is_d_wins_but_brief_wins_are_not() -> None:
+    d = diagnose_records(trace(acc=lambda s: 1.0 if s >= 600 else 0.8), T)
+    assert d["verdict"] == "d_wins" and d["periods"][0]["start"] == 600
+    brief = diagnose_records(trace(acc=lambda s: 1.0 if 600 <= s < 650 else 0.8), T)
+    assert brief["verdict"] == HEALTHY
+
+
+def test_a_still_generator_is_no_learning_unless_its_schedule_decayed() -> None:
+    d = diagnose_records(trace(change=0.001), T, {"optim": {"g": {"lr": 2e-4}}})
+    assert d["verdict"] == "no_learning"
+    # A linear decay to 0 is meant to stop G: the last stretch of toy-best is not "no learning".
+    decayed = diagnose_records(trace(change=lambda s: 0.001 if s > 1500 else 0.1, lr=lambda s: 2e-4 * (1 - s / T)),
+                               T, {"optim": {"g": {"lr": 2e-4}}})
+    assert decayed["verdict"] == HEALTHY
+
+
+def test_no_learning_explains_the_rest() -> None:
+    # A G that does not move keeps its initial low diversity and lets D win: the cause is named, not the symptoms.
+    d = diagnose_records(trace(change=0.001, div=0.2, acc=1.0, cov=0.1), T, {"optim": {"g": {"lr": 1e-7}}})
+    assert d["verdict"] == "no_learning"
+
+
+def test_growing_gradients_and_a_nan_are_instability() -> None:
+    d = diagnose_records(trace(grad=lambda s: 3.0 * (1.006 ** max(0, s - 800))), T)
+    assert d["verdict"] == "unstable"
+    assert any("grew" in e for p in d["periods"] for e in p["evidence"])
+    # A run that stopped on a NaN is unstable at its end, with the trainer's message as evidence.
+    recs = trace(steps=1000)
+    d = diagnose_records(recs, T, status="failed", error="TrainingError: d_loss became non-finite (NaN/inf) by step 1010; x")
+    assert d["verdict"] == "unstable" and "non-finite" in d["periods"][-1]["evidence"][-1]
+    # A non-finite signal written as null is evidence on its own.
+    recs = trace(steps=1000)
+    recs[-1]["grad_norm_d"] = None
+    recs.append({**recs[-1], "step": 1025})
+    assert diagnose_records(recs, T)["verdict"] == "unstable"
+
+
+def test_missing_signals_are_said_not_guessed() -> None:
+    recs = [{"step": s, "d_loss": 1.0, "g_loss": 1.0} for s in range(25, 1001, 25)]
+    d = diagnose_records(recs, 1000)
+    assert d["verdict"] == HEALTHY and len(d["missing"]) == 2
+
+
+@pytest.mark.parametrize("state", list(STATES))
+def test_every_remedy_is_a_valid_override_of_the_demo(state: str) -> None:
+    import yaml
+
+    from ganforge.config import dump_yaml, load_recipe
+
+    cfg = yaml.safe_load(dump_yaml(load_recipe("demo")))
+    cfg["loss"] = {"name": "minimax", "args": {}}
+    rems = remedies(state, cfg)
+    assert rems, state
+    for r in rems:
+        load_recipe("demo", r["overrides"])  # raises on an unknown key or a bad value
+    if state == "d_wins":
+        assert rems[0]["overrides"] == ["loss=non_saturating"]
+
+
+def test_unknown_stop_on_state_lists_the_states() -> None:
+    from ganforge.config import load_recipe
+    from ganforge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="collapse"):
+        load_recipe("demo", ["train.doctor.stop_on=[colapse]"])
+    assert load_recipe("demo", ["train.doctor.stop_on=[collapse,divergence]"]).train.doctor.stop_on == ["collapse", "divergence"]
+
+
+def _tiny(tmp: Path, *extra: str) -> Path:
+    from ganforge.cli import main
+
+    out = tmp / "run"
+    rc = main(["train", "gan-toy", "--out", str(out), "--steps", "60", "train.log_every=5", "train.sample_every=10",
+               "train.checkpoint_every=10", "train.batch_size=32", "train.progress=false", *extra])
+    return out if rc == 0 else Path(str(rc))
+
+
+def test_doctor_on_a_tiny_real_run_warns_live_then_prints_a_timeline_and_json(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ganforge.cli import main
+
+    run = _tiny(tmp_path, "optim.g.lr=1e-9", "train.progress=true")
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.startswith("ganforge: doctor:")]
+    mine = [x for x in lines if "no learning" in x]
+    assert len(mine) == 1 and "Try optim.g.lr=" in mine[0] and "since step" in mine[0]
+    assert len(lines) == len(set(lines))  # each state is announced once, when entered
+    rc = main(["doctor", str(run)])
+    text = capsys.readouterr().out
+    assert rc == 1 and "NO LEARNING" in text and "optim.g.lr=" in text and "timeline:" in text
+    assert main(["doctor", str(run), "--json"]) == 1
+    d = json.loads(capsys.readouterr().out)
+    assert d["verdict"] == "no_learning" and d["total_steps"] == 60 and d["periods"][0]["evidence"]
+    assert (run / "plots" / "diagnosis.png").is_file() and "Diagnosis: no learning" in (run / "report.html").read_text()
+    assert main(["doctor", str(tmp_path / "nope")]) == 2
+
+
+def test_stop_on_stops_the_run_and_points_to_its_best_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ganforge.training.runinfo import read_status
+
+    rc = _tiny(tmp_path, "optim.g.lr=1e-9", "train.doctor.stop_on=[no_learning]")
+    assert str(rc) == "3"
+    err = capsys.readouterr().err
+    run = tmp_path / "run"
+    info = read_status(run)
+    assert info["status"] == "stopped" and info["state"] == "no_learning" and info["step"] < 60
+    best = Path(info["best_checkpoint"])
+    assert best.is_file() and int(best.stem.split("_")[1]) <= info["since"]
+    assert "doctor stopped the run" in err and str(best) in err
+    # The stopped run resumes (say, with the remedy applied) from its checkpoint.
+    from ganforge.training import Trainer
+
+    Trainer.resume_run(run, ["train.doctor.stop_on=[]", "optim.g.lr=1e-3"], progress=False).run()
+    assert read_status(run)["status"] == "finished" and read_status(run)["step"] == 60
