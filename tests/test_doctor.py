@@ -194,3 +194,40 @@ def test_stop_on_stops_the_run_and_points_to_its_best_checkpoint(tmp_path: Path,
 
     Trainer.resume_run(run, ["train.doctor.stop_on=[]", "optim.g.lr=1e-3"], progress=False).run()
     assert read_status(run)["status"] == "finished" and read_status(run)["step"] == 60
+
+
+def test_bench_doctor_writes_a_confusion_table_pictures_and_reuses_its_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ganforge.benchmarks import doctor as bd
+
+    cases = [bd.Case("ok", "gan-toy", 20, "healthy", "plain GAN", "spread samples", eval_metrics="modes"),
+             bd.Case("still", "gan-toy", 20, "no_learning", "G lr 1e-9", "the first grid", ("optim.g.lr=1e-9",),
+                     eval_metrics="modes")]
+    monkeypatch.setattr(bd, "CASES", cases)
+    monkeypatch.setattr(bd, "CASE_KEYS", [c.key for c in cases])
+    monkeypatch.setattr(bd, "LOG_EVERY", 5)
+    monkeypatch.setattr(bd, "SAMPLE_EVERY", 5)
+    fashion = tmp_path / "fashion" / "cells"
+    fashion.mkdir(parents=True)
+    floor = {"coverage_fashion": 1.0, "kl_uniform_fashion": 0.003}
+    (fashion / "_floor.json").write_text(json.dumps({"metrics": floor}))
+    (fashion / "began-0.3.json").write_text(json.dumps(
+        {"row": "began-0.3", "status": "finished", "metrics": {"coverage_fashion": 0.2, "kl_uniform_fashion": 2.3}}))
+    (fashion / "dcgan.json").write_text(json.dumps(
+        {"row": "dcgan", "status": "finished", "metrics": {"coverage_fashion": 1.0, "kl_uniform_fashion": 0.13}}))
+    out = tmp_path / "doctor"
+    res = bd.run_doctor_bench(out, workers=1, progress=False, fashion_dir=tmp_path / "fashion")
+    rows = {r["key"]: r for r in res["rows"]}
+    assert set(rows) == {"ok", "still", "fashion/began-0.3", "fashion/dcgan"}
+    assert rows["still"]["diagnosed"] == "no_learning" and rows["still"]["first_alarm"] is not None
+    assert rows["fashion/began-0.3"]["diagnosed"] == "collapse" and rows["fashion/dcgan"]["diagnosed"] == "healthy"
+    c = res["confusion"]
+    assert c["runs"] == 4 and sum(sum(v.values()) for v in c["table"].values()) == 4
+    assert c["right"] == sum(r["expected"] == r["diagnosed"] for r in res["rows"])
+    assert c["per_state"]["no_learning"]["recall"] == 1.0
+    md = (out / "doctor.md").read_text()
+    assert "| still |" in md and "## Confusion" in md and "diversity_ratio" in md
+    assert (out / "plots" / "still.png").is_file() and (out / "plots" / "ok.png").is_file()
+    before = {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
+    again = bd.run_doctor_bench(out, workers=1, progress=False, fashion_dir=tmp_path / "fashion")
+    assert again["info"]["cells_run"] == 0 and before == {p: p.stat().st_mtime for p in (out / "cells").iterdir()}

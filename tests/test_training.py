@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -196,14 +197,17 @@ def test_signals_change_nothing_in_the_run_and_land_in_the_log(tmp_path: Path) -
     assert all(torch.equal(a[k], b[k]) for k in a), "signals must not change training"
     lines = [json.loads(x) for x in (outs[True] / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [4, 8, 12], "signals ride on the log lines; no extra lines"
-    assert all({"grad_norm_d", "grad_norm_g", "weight_norm_G", "update_ratio_D", "d_acc_real", "d_acc_fake",
-                "logit_gap"} <= set(r) for r in lines)
+    assert all({"grad_norm_d", "grad_norm_g", "grad_norm_d_input", "weight_norm_G", "update_ratio_D", "d_acc_real",
+                "d_acc_fake", "logit_gap"} <= set(r) for r in lines)
     assert all(0 <= r["d_acc_real"] <= 1 and r["logit_gap"] == pytest.approx(r["logit_real"] - r["logit_fake"])
                for r in lines)
     assert all(r["grad_norm_g"] > 0 and 0 < r["update_ratio_G"] < 1 for r in lines)
     grids = [r for r in lines if "signals/sample_diversity" in r]  # grids at 6 and 12: the log lines at 8 and 12
     assert [r["step"] for r in grids] == [8, 12] and "signals/sample_change" in grids[1]
     assert grids[0]["signals/real_diversity"] > 0
+    # digits has a shipped classifier: the grid's class coverage beside the same number of real images'.
+    assert 0 < grids[0]["signals/class_coverage"] <= 1 and grids[0]["signals/real_class_coverage"] >= 0.8
+    assert grids[0]["signals/class_kl"] >= 0 and grids[0]["signals/real_class_kl"] < 1.0
     plain = [json.loads(x) for x in (outs[False] / "metrics.jsonl").read_text().splitlines()]
     assert not any("grad_norm_g" in r or "signals/sample_diversity" in r for r in plain)
     assert 'id="health"' in (outs[True] / "report.html").read_text()  # the report plots them
@@ -232,6 +236,31 @@ def test_signal_measures_on_known_values() -> None:
     first = s.measure(torch.zeros(2, 4))
     assert "sample_change" not in first and first["real_diversity"] == pytest.approx(2.0)
     assert s.measure(torch.ones(2, 4))["sample_change"] == pytest.approx(1.0)
+
+
+def test_coverage_probes_count_classes_and_modes() -> None:
+    from ganforge.data import mixture_spec
+    from ganforge.training.signals import SampleTracker, class_probe, mode_probe
+
+    # A "classifier" that reads the class off the first pixel: 3 of 10 classes, one-third each.
+    probe = class_probe(lambda x: {"logits": torch.nn.functional.one_hot(x.flatten(1)[:, 0].long(), 10).float()}, 10)
+    got = probe(torch.tensor([0.0, 1, 2, 0, 1, 2]).view(6, 1, 1, 1))
+    assert got["class_coverage"] == pytest.approx(0.3) and got["class_kl"] == pytest.approx(math.log(10 / 3))
+    centres, std = mixture_spec("ring")
+    on_two = torch.cat([centres[:1].repeat(50, 1), centres[1:2].repeat(50, 1) + 0.5])  # mode 0, and off mode 1
+    m = mode_probe(centres, std)(on_two)
+    assert m["mode_coverage"] == pytest.approx(1 / 8) and m["high_quality"] == pytest.approx(0.5)
+    s = SampleTracker(centres.repeat(10, 1), mode_probe(centres, std))
+    out = s.measure(on_two)
+    assert out["real_mode_coverage"] == 1.0 and out["mode_coverage"] == pytest.approx(1 / 8)
+
+
+def test_d_input_gradient_norm_of_a_linear_critic() -> None:
+    from ganforge.games.base import input_grad_norm
+
+    x = torch.randn(4, 3, requires_grad=True)
+    w = torch.tensor([3.0, 4.0, 0.0])
+    assert float(input_grad_norm(x @ w, x)) == pytest.approx(5.0)  # d(x.w)/dx = w for every sample
 
 
 def test_the_logged_gradient_norm_is_the_norm_of_the_first_update(tmp_path: Path) -> None:

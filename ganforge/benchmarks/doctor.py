@@ -53,6 +53,9 @@ CASES = [
     Case("dwins-big-d", "demo", 2000, "d_wins", "D 16x wider than G (width 64 against 4)",
          "blurred blobs that stop improving",
          ("model.discriminator.args.width=64", "model.generator.args.width=4")),
+    # The README's worked example: dwins-minimax with the doctor's first remedy applied.
+    Case("fixed-minimax", "demo", 2000, "healthy", "dwins-minimax with the doctor's first remedy: loss=non_saturating",
+         "varied, legible digits", ("loss=non_saturating", "optim.d.lr=0.001", "game.n_critic=3")),
     Case("diverge-lr10x", "demo", 2000, "divergence", "learning rates 10x the recipe's (2e-3)",
          "digits that appear, then break up between grids", ("optim.g.lr=0.002", "optim.d.lr=0.002")),
     Case("nolearn-tiny-lr", "demo", 2000, "no_learning", "G's learning rate 1e-7", "the first grid's noise, unchanged",

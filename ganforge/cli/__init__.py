@@ -138,17 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     dr.set_defaults(fn=cmd_doctor)
 
     b = sub.add_parser("bench", help="run a benchmark and write its results")
-    b.add_argument("which", choices=["speed", "eval-memory", "toy", "fashion", "stacked", "progan", "cycle"],
+    b.add_argument("which", choices=["speed", "eval-memory", "toy", "fashion", "stacked", "progan", "cycle", "doctor"],
                    help="speed: DCGAN training throughput, fp32/NCHW vs fastest; eval-memory: peak memory of eval vs n; "
                    "toy: every stabilisation recipe on the 2-D ring and grid (mode collapse); "
                    "fashion: the paper architectures and games on Fashion-MNIST under one budget; stacked: mode collapse on "
                    "1,000-mode stacked Fashion-MNIST; progan: progressive growing against fixed 32x32 on Fashion-MNIST; "
-                   "cycle: CycleGAN on Fashion-MNIST class pairs with its ablations")
+                   "cycle: CycleGAN on Fashion-MNIST class pairs with its ablations; doctor: the doctor's labelled "
+                   "validation suite (healthy and broken runs)")
     b.add_argument("--out", help="result file (speed, eval-memory; default bench/results/WHICH.json) or folder "
                    "(toy; default bench/results/toy)")
     b.add_argument("--quick", action="store_true", help="toy: one seed, 150 steps per run; fashion: 50 steps per row "
                    "(a few minutes each)")
     b.add_argument("--recipes", help="toy: comma-separated recipe names or YAML paths (default: the whole zoo); "
+                   "doctor: case names (default: all, plus the committed Fashion-MNIST rows); "
                    "fashion: comma-separated row names (dcgan, wgan-gp, ..., biggan; default: all); cycle: cells "
                    "PAIR__VARIANT (shoes|tops x full|no_identity|no_pool|no_cycle; default: the shoes ablations and "
                    "tops__full)")

@@ -23,6 +23,17 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         counts = [int(c) for c in ns.counts.split(",")]
         run_eval_memory_bench(ns.target, counts, ns.metrics, ns.out or "bench/results/eval_memory.json")
         return 0
+    if ns.which == "doctor":
+        from ..benchmarks.doctor import run_doctor_bench
+
+        names = [r.strip() for r in ns.recipes.split(",") if r.strip()] if ns.recipes else None
+        out = Path(ns.out or "bench/results/doctor")
+        res = run_doctor_bench(out, cases=names, workers=ns.workers)
+        print((out / "doctor.md").read_text())
+        c = res["confusion"]
+        print(f"results: {out / 'doctor.json'} ({c['right']} of {c['runs']} right, {len(c['healthy_alarms'])} healthy "
+              f"alarms); pictures in {out / 'plots'}")
+        return 0
     if ns.which in ("toy", "fashion", "stacked", "progan", "cycle"):
         names = [r.strip() for r in ns.recipes.split(",") if r.strip()] if ns.recipes else None
         out = Path(ns.out or f"bench/results/{ns.which}{'_quick' if ns.quick else ''}")
@@ -58,4 +69,4 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         print((out / f"{ns.which}.md").read_text())
         print(f"results: {out / f'{ns.which}.json'} ({done}); {pictures} in {out / 'plots'}")
         return 0
-    raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed, eval-memory, toy, fashion, stacked, progan, cycle.")
+    raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed, eval-memory, toy, fashion, stacked, progan, cycle, doctor.")

@@ -74,7 +74,9 @@ class Doctor:
         self._detectors: list[tuple[str, str, Callable[[dict[str, Any], int], Observation | None], int, bool]] = [
             ("nonfinite", "unstable", self._nonfinite, 1, False),
             ("grad_growth", "unstable", self._grad_growth, thresholds.min_obs, False),
-            ("fd_rise", "divergence", self._fd_rise, 1, False),  # fd_rises evaluations are persistence enough
+            # fd_rises evaluations are persistence enough; a jump must hold on the next evaluation too
+            ("fd_rise", "divergence", self._fd_rise, 1, False),
+            ("fd_jump", "divergence", self._fd_jump, thresholds.min_obs, False),
             ("late_change", "divergence", self._late_change, thresholds.min_obs, True),
             ("collapse", "collapse", self._collapse, thresholds.min_obs, True),
             ("d_wins", "d_wins", self._d_wins, thresholds.min_obs, True),
@@ -130,12 +132,26 @@ class Doctor:
         fd = next((float(v) for k, v in rec.items() if k.startswith("eval/fd_") and isinstance(v, (int, float))), None)
         if fd is None or not math.isfinite(fd):
             return None
+        best = min(self.fds, key=lambda x: x[1]) if self.fds else None
         self.fds.append((step, fd))
         n = self.th.fd_rises
         last = self.fds[-(n + 1):]
         rising = len(last) == n + 1 and all(b[1] >= a[1] * self.th.fd_rise for a, b in zip(last, last[1:]))
-        return Observation(rising, f"FD rose {n} evaluations in a row, {last[0][1]:.1f} at step {last[0][0]} to "
-                           f"{fd:.1f}" if rising else f"FD {fd:.1f}")
+        self._fd_best = best
+        return Observation(rising, f"FD rose {n} evaluations in a row, {last[0][1]:.1f} at step {last[0][0]} to {fd:.1f}"
+                           if rising else f"FD {fd:.1f}")
+
+    _fd_best: tuple[int, float] | None = None
+
+    def _fd_jump(self, rec: dict[str, Any], step: int) -> Observation | None:
+        # Runs after _fd_rise, which recorded this evaluation's FD and the best before it.
+        if not self.fds or self.fds[-1][0] != step or not any(k.startswith("eval/fd_") for k in rec):
+            return None
+        fd, best = self.fds[-1][1], self._fd_best
+        if best is None:
+            return Observation(False, f"FD {fd:.1f}")
+        return Observation(fd >= self.th.fd_jump * best[1],
+                           f"FD {fd:.1f}, {fd / best[1]:.1f}x its best ({best[1]:.1f} at step {best[0]})")
 
     def _late_change(self, rec: dict[str, Any], step: int) -> Observation | None:
         ch = _ratio(_num(rec, "signals/sample_change"), _num(rec, "signals/real_diversity"))
@@ -160,7 +176,8 @@ class Doctor:
             seen = True
             hist = self.grads[k]
             hist.append(v)
-            if len(hist) >= 2 * RECENT:
+            # Not before warm-up: D's gradients leap by 20-30x in a healthy run's first hundred steps.
+            if len(hist) >= 2 * RECENT and self._warm(step):
                 before = statistics.median(hist[:-RECENT])
                 now = statistics.median(hist[-RECENT:])
                 if before > 0 and now >= self.th.grad_spike * before:

@@ -45,11 +45,13 @@ class Thresholds:
     # Divergence: FD up by at least this factor over `fd_rises` consecutive evaluations ...
     fd_rise: float = 1.10
     fd_rises: int = 3
+    # ... or at least this multiple of its best so far on `min_obs` evaluations in a row (the run was better) ...
+    fd_jump: float = 2.0
     # ... or the fixed-noise samples still moving this much (mean |change| over the real data's diversity)
     # after half the run.
     late_change: float = 0.6
     # Instability: a gradient norm this many times its median so far, or a non-finite signal.
-    grad_spike: float = 20.0
+    grad_spike: float = 10.0
     # No learning: the fixed-noise samples move less than this (same scale as late_change) between grids ...
     still: float = 0.02
     # ... while G's learning rate is at least this share of its initial value (a schedule that decays to 0

@@ -455,12 +455,14 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                         if k not in ("step", "epoch", "time") and v is not None:
                             self.writer.add_scalar(k if k.startswith("signals/") else f"train/{k}", v, self.step)
                     status = self.game.status()
+                    held = self.doctor.current() if self.doctor is not None else []
                     bar.set_postfix(d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", ips=f"{rec['images_per_s']:.0f}",
-                                    **({"phase": status} if status else {}))
+                                    **({"phase": status} if status else {}), **({"doctor": ",".join(held)} if held else {}))
                     if self.progress and not interactive and (now - plain_mark >= plain_every or last):
                         plain_mark = now
                         print(f"{r.name}: step {self.step}/{t.steps}{', ' + status if status else ''}, d_loss {rec['d_loss']:.3f}, g_loss "
-                              f"{rec['g_loss']:.3f}, {rec['images_per_s']:.0f} img/s", file=sys.stderr, flush=True)
+                              f"{rec['g_loss']:.3f}, {rec['images_per_s']:.0f} img/s{', doctor: ' + ','.join(held) if held else ''}",
+                              file=sys.stderr, flush=True)
                     self.record.heartbeat(self._run_info)
                     sums, n_logged, n_real = {}, 0, 0
                     t_mark = time.perf_counter()
@@ -578,8 +580,14 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         if bad:
             ckpts = sorted((self.out / "checkpoints").glob("step_*.pt"))
             last = f"the last good checkpoint is {ckpts[-1]}" if ckpts else "no checkpoint was written yet"
+            seen = ""
+            if self.doctor is not None and self.doctor.periods:
+                from ..doctor import STATES
+
+                seen = " Before it, the doctor saw: " + "; ".join(
+                    f"{STATES[p.state]} from step {p.start} ({p.evidence[-1].split(': ', 1)[-1]})" for p in self.doctor.periods[-2:]) + "."
             raise TrainingError(
                 f"{', '.join(bad)} became non-finite (NaN/inf) by step {self.step}; training stopped and "
                 f"{last}. Usual causes: a learning rate too high for this objective, fp16 overflow "
-                f"(try precision=bf16 or fp32), or an unbounded objective without a Lipschitz constraint."
+                f"(try precision=bf16 or fp32), or an unbounded objective without a Lipschitz constraint.{seen}"
             )
