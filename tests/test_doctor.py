@@ -102,6 +102,16 @@ def test_no_learning_explains_the_rest() -> None:
     assert d["verdict"] == "no_learning"
 
 
+def test_a_still_generator_under_a_winning_d_with_vanished_gradients_is_d_wins() -> None:
+    # The minimax loss saturates when D is sure: G's gradient falls to nothing and G stops moving. D winning is
+    # the cause there, and its evidence says the gradient vanished.
+    d = diagnose_records(trace(change=0.001, div=0.2, acc=1.0, cov=0.1, grad=lambda s: 0.01 * 0.99 ** s), T,
+                         {"optim": {"g": {"lr": 2e-4}}, "loss": {"name": "minimax"}})
+    assert d["verdict"] == "d_wins" and "no_learning" in states(d)
+    assert any("vanished" in e for p in d["periods"] if p["state"] == "d_wins" for e in p["evidence"])
+    assert d["remedies"]["d_wins"][0]["override"] == "loss=non_saturating"
+
+
 def test_growing_gradients_and_a_nan_are_instability() -> None:
     d = diagnose_records(trace(grad=lambda s: 3.0 * (1.006 ** max(0, s - 800))), T)
     assert d["verdict"] == "unstable"

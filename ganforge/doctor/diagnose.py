@@ -50,7 +50,7 @@ def diagnose_records(records: list[dict[str, Any]], total_steps: int, cfg: dict[
         "steps": doc.last_step,
         "total_steps": total_steps,
         "status": status,
-        "periods": [p.as_dict() for p in doc.periods],
+        "periods": [p.as_dict() for p in sorted(doc.periods, key=lambda p: p.start)],
         "remedies": {s: remedies(s, cfg) for s in states},
         "missing": missing,
     }

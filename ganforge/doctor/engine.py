@@ -87,6 +87,9 @@ class Doctor:
         self.fds: list[tuple[int, float]] = []
         self.last_step = 0
         self.seen: set[str] = set()  # detectors that had something to read (what the diagnosis could rest on)
+        self._g_recent: list[float] = []  # G's gradient norms, for the vanishing-gradient evidence of d_wins
+        self._g_peak = 0.0
+        self.g_vanished = False  # D won while G's gradient had vanished: D winning is the cause
 
     # ------------------------------------------------------------------ detectors
 
@@ -125,8 +128,22 @@ class Doctor:
             return None
         alarm = min(a_r, a_f) >= self.th.d_acc
         g = _num(rec, "grad_norm_g")
+        vanished = ""
+        if g is not None and len(self._g_recent) >= RECENT and self._g_peak > 0:
+            now = statistics.median(self._g_recent[-RECENT:])
+            if now < self.th.g_vanish * self._g_peak:
+                vanished = f" ({now / self._g_peak:.1e} of its peak: vanished)"
+                if alarm:
+                    self.g_vanished = True
         return Observation(alarm, f"D right on {a_r:.1%} of real and {a_f:.1%} of fake samples (>= {self.th.d_acc:.0%})"
-                           + (f", G's gradient norm {g:.3g}" if g is not None else ""))
+                           + (f", G's gradient norm {g:.3g}{vanished}" if g is not None else ""))
+
+    def _track_g(self, rec: dict[str, Any]) -> None:
+        g = _num(rec, "grad_norm_g")
+        if g is not None:
+            self._g_recent.append(g)
+            if len(self._g_recent) >= RECENT:
+                self._g_peak = max(self._g_peak, statistics.median(self._g_recent[-RECENT:]))
 
     def _fd_rise(self, rec: dict[str, Any], step: int) -> Observation | None:
         fd = next((float(v) for k, v in rec.items() if k.startswith("eval/fd_") and isinstance(v, (int, float))), None)
@@ -174,15 +191,18 @@ class Doctor:
             if v is None:
                 continue
             seen = True
+            # From warm-up on only, baseline included: D's gradients leap by 20-30x in a healthy run's first
+            # hundred steps, and a toy G's grow 27x from its near-silent start (bench doctor, healthy-gan-ring).
+            if not self._warm(step):
+                continue
             hist = self.grads[k]
             hist.append(v)
-            # Not before warm-up: D's gradients leap by 20-30x in a healthy run's first hundred steps.
-            if len(hist) >= 2 * RECENT and self._warm(step):
+            if len(hist) >= 2 * RECENT:
                 before = statistics.median(hist[:-RECENT])
                 now = statistics.median(hist[-RECENT:])
                 if before > 0 and now >= self.th.grad_spike * before:
                     why.append(f"{k} grew {now / before:.0f}x ({before:.3g} -> {now:.3g}, median of the last "
-                               f"{RECENT} log lines against all before)")
+                               f"{RECENT} log lines against all since warm-up)")
         return Observation(bool(why), "; ".join(why)) if seen else None
 
     def _no_learning(self, rec: dict[str, Any], step: int) -> Observation | None:
@@ -215,6 +235,7 @@ class Doctor:
             if self.lr_g0 is None:
                 self.lr_g0 = lr
             self.last_lr_g = lr
+        self._track_g(rec)
         opened: list[Period] = []
         for name, state, det, need, span in self._detectors:
             obs = det(rec, step)
@@ -245,15 +266,16 @@ class Doctor:
         """Close the run: a run that stopped on a non-finite value is `unstable` at its end, whatever came before."""
         opened: list[Period] = []
         if status == "failed" and error and "non-finite" in error:
-            tr = self.tracks["nonfinite"]
-            if tr.period is None:
+            stopped = f"the run stopped: {error.split(';')[0]}"
+            held = [self.tracks[n].period for n in ("nonfinite", "grad_growth") if self.tracks[n].period is not None]
+            if held:  # the precursor was seen: the NaN ends its period
+                held[0].evidence.append(stopped)
+            else:
+                tr = self.tracks["nonfinite"]
                 start = tr.on[0][0] if tr.on else self.last_step
-                tr.period = Period("unstable", start, None, [f"step {s}: {e}" for s, e in tr.on[-3:]]
-                                   + [f"the run stopped: {error.split(';')[0]}"])
+                tr.period = Period("unstable", start, None, [f"step {s}: {e}" for s, e in tr.on[-3:]] + [stopped])
                 self.periods.append(tr.period)
                 opened.append(tr.period)
-            else:
-                tr.period.evidence.append(f"the run stopped: {error.split(';')[0]}")
         return opened
 
     # ------------------------------------------------------------------ verdict
@@ -274,8 +296,11 @@ class Doctor:
         if any(p.state == "unstable" and p.end is None for p in self.periods):
             return "unstable"  # a run that ends in (or on the edge of) a NaN is named by it
         # A cause is named before its symptoms: a G that does not move keeps its first, uniform output (low
-        # diversity) and lets D win.
-        for cause, symptoms in EXPLAINS.items():
+        # diversity) and lets D win; unless G's gradient vanished under that winning D, which then is the cause.
+        explains = dict(EXPLAINS)
+        if self.g_vanished:  # G is still because its gradient vanished under a winning D (Goodfellow et al. 2014)
+            explains = {"d_wins": ("no_learning", "collapse")}
+        for cause, symptoms in explains.items():
             if cause in span:
                 for s in symptoms:
                     span.pop(s, None)

@@ -42,6 +42,9 @@ class Thresholds:
     class_kl: float = math.log(3)
     # D wins: D right on at least this share of real AND fake samples (averaged over a log interval).
     d_acc: float = 0.99
+    # G's gradient has vanished when its median over 4 log lines falls below this share of its largest such
+    # median so far: then D winning is the cause of a still G, not its symptom.
+    g_vanish: float = 0.01
     # Divergence: FD up by at least this factor over `fd_rises` consecutive evaluations ...
     fd_rise: float = 1.10
     fd_rises: int = 3
@@ -51,7 +54,7 @@ class Thresholds:
     # after half the run.
     late_change: float = 0.6
     # Instability: a gradient norm this many times its median so far, or a non-finite signal.
-    grad_spike: float = 10.0
+    grad_spike: float = 8.0
     # No learning: the fixed-noise samples move less than this (same scale as late_change) between grids ...
     still: float = 0.02
     # ... while G's learning rate is at least this share of its initial value (a schedule that decays to 0
