@@ -250,8 +250,11 @@ class Doctor:
                     tr.period = Period(state, tr.on[0][0], None, [f"step {s}: {e}" for s, e in tr.on[-3:]])
                     self.periods.append(tr.period)
                     opened.append(tr.period)
-                elif tr.period is not None and len(tr.period.evidence) < 6:
-                    tr.period.evidence.append(f"step {step}: {obs.evidence}")
+                elif tr.period is not None:  # the first readings that opened it, and the latest three
+                    ev = tr.period.evidence
+                    ev.append(f"step {step}: {obs.evidence}")
+                    if len(ev) > 6:
+                        del ev[3]
             else:
                 tr.on = []
                 if tr.period is not None:
