@@ -172,7 +172,56 @@ def diagnose_case(case: Case, rec: dict[str, Any], out: Path) -> dict[str, Any]:
             "steps": case.steps, "train_s": rec.get("train_s"), "periods": d["periods"],
             "first_alarm": min((p["start"] for p in d["periods"]), default=None),
             "evidence": [e for p in d["periods"] for e in p["evidence"][:2]], "picture": picture,
+            "extremes": signal_extremes(read_records(run_dir / "metrics.jsonl"), d["total_steps"]),
             "source": "training log"}
+
+
+def signal_extremes(records: list[dict[str, Any]], total: int) -> dict[str, float | None]:
+    """What each detector read at its most extreme after warm-up: the margins the thresholds sit between."""
+    import statistics
+
+    from ..doctor import THRESHOLDS as th
+    from ..doctor.engine import GROWTH_KEYS, RECENT
+
+    warm = [r for r in records if int(r.get("step", 0)) >= th.warmup * total]
+
+    def ratios(num: str, den: str, recs: list[dict[str, Any]]) -> list[float]:
+        return [float(r[num]) / float(r[den]) for r in recs
+                if isinstance(r.get(num), (int, float)) and isinstance(r.get(den), (int, float)) and r[den]]
+
+    out: dict[str, float | None] = {}
+    div = ratios("signals/sample_diversity", "signals/real_diversity", warm)
+    out["min_diversity_ratio"] = min(div) if div else None
+    cov = ratios("signals/class_coverage", "signals/real_class_coverage", warm) or \
+        ratios("signals/mode_coverage", "signals/real_mode_coverage", warm)
+    out["min_coverage_ratio"] = min(cov) if cov else None
+    kls = [float(r["signals/class_kl"]) for r in warm if isinstance(r.get("signals/class_kl"), (int, float))]
+    out["max_class_kl"] = max(kls) if kls else None
+    acc = [(int(r["step"]), min(r["d_acc_real"], r["d_acc_fake"])) for r in warm
+           if isinstance(r.get("d_acc_real"), (int, float)) and isinstance(r.get("d_acc_fake"), (int, float))]
+    longest, run_start = 0, None
+    for s, a in acc:  # the longest stretch with D right on >= d_acc of both, as a share of the run
+        if a >= th.d_acc:
+            run_start = s if run_start is None else run_start
+            longest = max(longest, s - run_start)
+        else:
+            run_start = None
+    out["longest_d_wins_share"] = longest / total if acc else None
+    ch = ratios("signals/sample_change", "signals/real_diversity", warm)
+    late = ratios("signals/sample_change", "signals/real_diversity", [r for r in warm if r["step"] >= total / 2])
+    out["min_change_ratio"] = min(ch) if ch else None
+    out["median_late_change_ratio"] = statistics.median(late) if late else None
+    fds = [float(v) for r in records for k, v in r.items() if k.startswith("eval/fd_") and isinstance(v, (int, float))]
+    out["max_fd_over_best"] = max((fds[i] / min(fds[:i]) for i in range(1, len(fds))), default=None)
+    growth = 0.0
+    for k in GROWTH_KEYS:
+        h = [float(r[k]) for r in warm if isinstance(r.get(k), (int, float))]
+        for i in range(2 * RECENT, len(h) + 1):
+            before = statistics.median(h[:i - RECENT])
+            if before > 0:
+                growth = max(growth, statistics.median(h[i - RECENT:i]) / before)
+    out["max_grad_growth"] = growth or None
+    return out
 
 
 def _picture(case: Case, d: dict[str, Any], records: list[dict[str, Any]], run_dir: Path, path: Path) -> str:
@@ -249,6 +298,18 @@ def write_markdown(res: dict[str, Any], path: Path) -> None:
         lines.append(f"| {s} | {f(p['precision'])} | {f(p['recall'])} | {p['support']} |")
     lines += ["", "## Thresholds", "", "Set on this suite (ganforge/doctor/rules.py says why each sits where it does):", ""]
     lines += [f"- `{k}` = {v:.3g}" for k, v in vars(THRESHOLDS).items()]
+    trained = [r for r in res["rows"] if r.get("extremes")]
+    if trained:
+        cols = list(trained[0]["extremes"])
+        lines += ["", "## Margins: what each detector read at its most extreme after warm-up", "",
+                  "Diversity, coverage and movement are ratios to the real samples' figures; the D-wins stretch is a "
+                  "share of the run; FD over best is the largest FD over the best FD before it; gradient growth is "
+                  "the largest median of 4 log lines over the median of all earlier ones (G and D's input gradient).",
+                  "", "| run | expected | " + " | ".join(c.replace("_", " ") for c in cols) + " |",
+                  "|---|---|" + "---|" * len(cols)]
+        for r in trained:
+            cells = ["—" if r["extremes"][c] is None else f"{r['extremes'][c]:.3g}" for c in cols]
+            lines.append(f"| {r['key']} | {r['expected']} | " + " | ".join(cells) + " |")
     lines += ["", "Pictures: `plots/RUN.png`, the last sample grid beside the diagnosed timeline."]
     path.write_text("\n".join(lines) + "\n")
 

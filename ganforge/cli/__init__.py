@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import os
 import sys
 import warnings
 from typing import Sequence
@@ -224,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ganforge: {e.signal} stopped the run at step {e.step} ({kept}); continue it with "
               f"`ganforge train --resume {e.folder}`.", file=sys.stderr)
         return 143 if e.signal == "SIGTERM" else 130
+    except BrokenPipeError:
+        # `ganforge doctor RUN | head`: the reader left; say nothing, and keep Python quiet at exit too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as e:
         # A full disk, a read-only folder, a path that is a file: one paragraph, not a chained traceback.
         where = f" ({e.filename})" if e.filename else ""

@@ -17,6 +17,9 @@ from typing import Any, Callable
 from .rules import HEALTHY, SEVERITY, STATES, THRESHOLDS, Thresholds
 
 GRAD_KEYS = ("grad_norm_g", "grad_norm_d", "grad_norm_d_input")
+# The precursor watches G's gradient and D's input gradient: D's own parameter gradient leaps 100x and back in
+# runs that never reach a NaN (bench doctor: healthy-demo, dwins-big-d).
+GROWTH_KEYS = ("grad_norm_g", "grad_norm_d_input")
 EXPLAINS = {"no_learning": ("collapse", "d_wins")}
 RECENT = 4  # observations in the "recent" window of the gradient-growth detector
 
@@ -70,17 +73,18 @@ class Doctor:
         self.total = max(1, int(total_steps))
         self.th = thresholds
         self.lr_g0 = lr_g0
-        # (detector, state it signals, observations in a row needed, whether they must also span `persist`)
-        self._detectors: list[tuple[str, str, Callable[[dict[str, Any], int], Observation | None], int, bool]] = [
-            ("nonfinite", "unstable", self._nonfinite, 1, False),
-            ("grad_growth", "unstable", self._grad_growth, thresholds.min_obs, False),
+        # (detector, state it signals, observations in a row needed, the share of the run they must span)
+        th, n = thresholds, thresholds.min_obs
+        self._detectors: list[tuple[str, str, Callable[[dict[str, Any], int], Observation | None], int, float]] = [
+            ("nonfinite", "unstable", self._nonfinite, 1, 0.0),
+            ("grad_growth", "unstable", self._grad_growth, n, 0.0),  # urgent: the next steps may be NaN
             # fd_rises evaluations are persistence enough; a jump must hold on the next evaluation too
-            ("fd_rise", "divergence", self._fd_rise, 1, False),
-            ("fd_jump", "divergence", self._fd_jump, thresholds.min_obs, False),
-            ("late_change", "divergence", self._late_change, thresholds.min_obs, True),
-            ("collapse", "collapse", self._collapse, thresholds.min_obs, True),
-            ("d_wins", "d_wins", self._d_wins, thresholds.min_obs, True),
-            ("no_learning", "no_learning", self._no_learning, thresholds.min_obs, True)]
+            ("fd_rise", "divergence", self._fd_rise, 1, 0.0),
+            ("fd_jump", "divergence", self._fd_jump, n, 0.0),
+            ("late_change", "divergence", self._late_change, n, th.persist),
+            ("collapse", "collapse", self._collapse, n, th.persist),
+            ("d_wins", "d_wins", self._d_wins, n, th.d_wins_persist),
+            ("no_learning", "no_learning", self._no_learning, n, th.persist)]
         self.tracks = {d[0]: _Track() for d in self._detectors}
         self.periods: list[Period] = []
         self.grads: dict[str, list[float]] = {k: [] for k in GRAD_KEYS}
@@ -186,7 +190,7 @@ class Doctor:
 
     def _grad_growth(self, rec: dict[str, Any], step: int) -> Observation | None:
         why, seen = [], False
-        for k in GRAD_KEYS:
+        for k in GROWTH_KEYS:
             v = _num(rec, k)
             if v is None:
                 continue
@@ -221,11 +225,10 @@ class Doctor:
 
     # ------------------------------------------------------------------ feeding
 
-    def _held(self, steps: list[int], need: int, span: bool) -> bool:
-        """Whether consecutive observations at `steps` are enough to enter (or leave) a state."""
-        if len(steps) < need:
-            return False
-        return not span or steps[-1] - steps[0] >= self.th.persist * self.total or len(steps) >= 4 * need
+    def _held(self, steps: list[int], need: int, persist: float) -> bool:
+        """Whether consecutive observations at `steps` are enough to enter (or leave) a state: `need` of them,
+        spanning `persist` of the run."""
+        return len(steps) >= need and steps[-1] - steps[0] >= persist * self.total
 
     def feed(self, rec: dict[str, Any]) -> list[Period]:
         """Read one metrics.jsonl record; the periods it opened (for a live warning)."""
@@ -237,7 +240,7 @@ class Doctor:
             self.last_lr_g = lr
         self._track_g(rec)
         opened: list[Period] = []
-        for name, state, det, need, span in self._detectors:
+        for name, state, det, need, persist in self._detectors:
             obs = det(rec, step)
             if obs is None:
                 continue
@@ -246,7 +249,7 @@ class Doctor:
             if obs.alarm:
                 tr.on.append((step, obs.evidence))
                 tr.off = []
-                if tr.period is None and self._held([s for s, _ in tr.on], need, span):
+                if tr.period is None and self._held([s for s, _ in tr.on], need, persist):
                     tr.period = Period(state, tr.on[0][0], None, [f"step {s}: {e}" for s, e in tr.on[-3:]])
                     self.periods.append(tr.period)
                     opened.append(tr.period)
@@ -259,7 +262,7 @@ class Doctor:
                 tr.on = []
                 if tr.period is not None:
                     tr.off.append(step)
-                    if self._held(tr.off, max(need, self.th.min_obs), span):
+                    if self._held(tr.off, max(need, self.th.min_obs), persist):
                         tr.period.end = tr.off[0]
                         tr.period = None
                         tr.off = []

@@ -40,8 +40,11 @@ class Thresholds:
     coverage_ratio: float = 0.6
     # ... or a class histogram with fewer than a third of the classes' worth of entropy: KL(p || U) > ln 3.
     class_kl: float = math.log(3)
-    # D wins: D right on at least this share of real AND fake samples (averaged over a log interval).
+    # D wins: D right on at least this share of real AND fake samples (averaged over a log interval) ...
     d_acc: float = 0.99
+    # ... for this share of the run: a healthy DCGAN's D is right on everything for stretches of up to 7.5% of
+    # the run (healthy-demo), the broken ones for 31-85%.
+    d_wins_persist: float = 0.2
     # G's gradient has vanished when its median over 4 log lines falls below this share of its largest such
     # median so far: then D winning is the cause of a still G, not its symptom.
     g_vanish: float = 0.01
