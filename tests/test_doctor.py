@@ -64,6 +64,13 @@ def test_early_low_diversity_is_warm_up_not_collapse() -> None:
     assert d["verdict"] == HEALTHY
 
 
+def test_a_slow_generator_that_was_never_varied_yet_is_not_collapsed() -> None:
+    # Collapse is a fall: a G whose uniform first output is still turning into varied samples past warm-up is
+    # learning (a small G against a big D did this in the validation suite).
+    d = diagnose_records(trace(div=lambda s: 0.2 if s < 800 else 0.9, cov=lambda s: 0.2 if s < 800 else 1.0), T)
+    assert d["verdict"] == HEALTHY
+
+
 def test_a_collapse_that_recovers_closes_its_period() -> None:
     d = diagnose_records(trace(div=lambda s: 0.2 if 800 <= s < 1400 else 0.9), T)
     (p,) = d["periods"]

@@ -93,6 +93,7 @@ class Doctor:
         self.seen: set[str] = set()  # detectors that had something to read (what the diagnosis could rest on)
         self._g_recent: list[float] = []  # G's gradient norms, for the vanishing-gradient evidence of d_wins
         self._g_peak = 0.0
+        self._fine: dict[str, bool] = {}  # collapse signals that have been within bounds at least once
         self.g_vanished = False  # D won while G's gradient had vanished: D winning is the cause
 
     # ------------------------------------------------------------------ detectors
@@ -100,27 +101,35 @@ class Doctor:
     def _warm(self, step: int) -> bool:
         return step >= self.th.warmup * self.total
 
+    def _fell(self, key: str, value: float, low: bool) -> bool:
+        """`low` now, after having been fine once: a collapse is a fall. A G that has never been varied yet is
+        still learning (bench doctor, healthy-big-d: grey blobs at step 400, varied digits by 2,000)."""
+        was_fine = self._fine.get(key, False)
+        if not low:
+            self._fine[key] = True
+        return low and was_fine
+
     def _collapse(self, rec: dict[str, Any], step: int) -> Observation | None:
         why: list[str] = []
         seen = False
         r = _ratio(_num(rec, "signals/sample_diversity"), _num(rec, "signals/real_diversity"))
         if r is not None:
             seen = True
-            if r < self.th.diversity_ratio:
+            if self._fell("diversity", r, r < self.th.diversity_ratio):
                 why.append(f"fixed-noise diversity {r:.2f} of the real data's (< {self.th.diversity_ratio})")
         for what, key in (("class", "class_coverage"), ("mode", "mode_coverage")):
             c = _ratio(_num(rec, f"signals/{key}"), _num(rec, f"signals/real_{key}"))
             if c is not None:
                 seen = True
-                if c < self.th.coverage_ratio:
+                if self._fell(key, c, c < self.th.coverage_ratio):
                     why.append(f"{what} coverage {c:.2f} of the real samples' (< {self.th.coverage_ratio})")
         kl = _num(rec, "signals/class_kl")
-        if kl is not None and kl > self.th.class_kl:
+        if kl is not None and self._fell("class_kl", kl, kl > self.th.class_kl):
             why.append(f"class histogram KL to uniform {kl:.2f} (> ln 3: under a third of the classes' entropy)")
         for k, v in rec.items():  # in-training evaluation: class coverage of many samples
             if k.startswith("eval/kl_uniform") and isinstance(v, (int, float)):
                 seen = True
-                if v > self.th.class_kl:
+                if self._fell(k, v, v > self.th.class_kl):
                     why.append(f"{k} {v:.2f} (> ln 3)")
         if not seen or not self._warm(step):
             return None
