@@ -38,7 +38,9 @@ def diagnose_records(records: list[dict[str, Any]], total_steps: int, cfg: dict[
         doc.feed(rec)
     doc.finish(status, error)
     verdict = doc.verdict()
-    states = sorted({p.state for p in doc.periods}, key=list(STATES).index)
+    symptoms = doc.symptoms()
+    # Remedies for the causes only: a still G under a winning D needs D fixed, not a bigger G step.
+    states = sorted({p.state for p in doc.periods} - symptoms, key=lambda s: (s != verdict, list(STATES).index(s)))
     missing = []
     if not any(k.startswith("signals/") for r in records for k in r):
         missing.append("fixed-noise sample signals (train.signals was off, or no sample grid was written)")
@@ -50,7 +52,8 @@ def diagnose_records(records: list[dict[str, Any]], total_steps: int, cfg: dict[
         "steps": doc.last_step,
         "total_steps": total_steps,
         "status": status,
-        "periods": [p.as_dict() for p in sorted(doc.periods, key=lambda p: p.start)],
+        "periods": [{**p.as_dict(), "symptom_of_another": p.state in symptoms}
+                    for p in sorted(doc.periods, key=lambda p: (p.start, p.state != verdict))],
         "remedies": {s: remedies(s, cfg) for s in states},
         "missing": missing,
     }
@@ -104,7 +107,7 @@ def format_diagnosis(d: dict[str, Any]) -> str:
         for p in d["periods"]:
             end = "end" if p["end"] is None else f"step {p['end']:,}"
             span = f"step {p['start']:,} - {end}" if p["start"] is not None else "final evaluation"
-            lines.append(f"  {span}: {p['title']}")
+            lines.append(f"  {span}: {p['title']}" + (" (a symptom, not the cause)" if p.get("symptom_of_another") else ""))
             for e in p["evidence"][:4]:
                 lines.append(f"      {e}")
     for state, rems in d.get("remedies", {}).items():

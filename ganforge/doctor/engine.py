@@ -312,11 +312,14 @@ class Doctor:
             return "unstable"  # a run that ends in (or on the edge of) a NaN is named by it
         # A cause is named before its symptoms: a G that does not move keeps its first, uniform output (low
         # diversity) and lets D win; unless G's gradient vanished under that winning D, which then is the cause.
+        for s in self.symptoms():
+            span.pop(s, None)
+        return max(span, key=lambda s: (span[s], -SEVERITY.index(s)))
+
+    def symptoms(self) -> set[str]:
+        """States entered that another entered state explains (their remedies would treat the symptom)."""
+        entered = {p.state for p in self.periods}
         explains = dict(EXPLAINS)
         if self.g_vanished:  # G is still because its gradient vanished under a winning D (Goodfellow et al. 2014)
             explains = {"d_wins": ("no_learning", "collapse")}
-        for cause, symptoms in explains.items():
-            if cause in span:
-                for s in symptoms:
-                    span.pop(s, None)
-        return max(span, key=lambda s: (span[s], -SEVERITY.index(s)))
+        return {s for cause, sym in explains.items() if cause in entered for s in sym if s in entered}
