@@ -163,6 +163,8 @@ def test_unknown_stop_on_state_lists_the_states() -> None:
     with pytest.raises(ConfigError, match="collapse"):
         load_recipe("demo", ["train.doctor.stop_on=[colapse]"])
     assert load_recipe("demo", ["train.doctor.stop_on=[collapse,divergence]"]).train.doctor.stop_on == ["collapse", "divergence"]
+    with pytest.raises(ConfigError, match="enabled"):
+        load_recipe("demo", ["train.doctor.stop_on=[collapse]", "train.doctor.enabled=false"])
 
 
 def _tiny(tmp: Path, *extra: str) -> Path:

@@ -237,6 +237,9 @@ def validate(r: Recipe) -> None:
     if t.doctor.stop_on:
         from ..doctor.rules import STATES  # names only: rules.py imports nothing heavy
 
+        if not t.doctor.enabled:
+            raise ConfigError("train.doctor.stop_on needs the live doctor: set train.doctor.enabled: true (or stop_on: []).")
+
         for s in t.doctor.stop_on:
             if s not in STATES:
                 raise ConfigError(choices_message("train.doctor.stop_on state", s, STATES))
