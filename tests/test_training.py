@@ -188,13 +188,17 @@ def test_kill_minus_9_then_resume_matches_uninterrupted_run_bit_for_bit(tmp_path
 def test_signals_change_nothing_in_the_run_and_land_in_the_log(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
-    outs = {}
+    outs, rng = {}, {}
     for on in (True, False):
         raw = tiny_recipe({"name": "digits", "image_size": 16}, steps=12, train={"signals": on, "log_every": 4,
                                                                               "sample_every": 6})
         outs[on] = train(raw, tmp_path / str(on))
+        rng[on] = torch.get_rng_state()
     a, b = (load_file(outs[on] / "generator.safetensors") for on in (True, False))
     assert all(torch.equal(a[k], b[k]) for k in a), "signals must not change training"
+    # Nor draw from the global RNG (the class probe's network is built under a forked RNG): a resumed run
+    # would otherwise draw differently from the uninterrupted one in games that use it.
+    assert torch.equal(rng[True], rng[False])
     lines = [json.loads(x) for x in (outs[True] / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [4, 8, 12], "signals ride on the log lines; no extra lines"
     assert all({"grad_norm_d", "grad_norm_g", "grad_norm_d_input", "weight_norm_G", "update_ratio_D", "d_acc_real",

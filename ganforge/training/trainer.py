@@ -405,7 +405,10 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 n_real_ref = min(len(self.fixed.z), len(self.dataset))
                 # A seeded draw of its own: folders are stored class by class, and the global RNG stays untouched.
                 idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.recipe.seed))
-                self.sample_tracker = SampleTracker(self.dataset.get(idx[:n_real_ref])[0], self._coverage_probe())
+                # Building the classifier initialises a network (global RNG draws) before its weights load: fork
+                # the RNG, or a resumed run would draw differently from the uninterrupted one.
+                with torch.random.fork_rng(devices=[]):
+                    self.sample_tracker = SampleTracker(self.dataset.get(idx[:n_real_ref])[0], self._coverage_probe())
         if t.doctor.enabled:
             self._start_doctor()
         try:
