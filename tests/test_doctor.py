@@ -71,6 +71,15 @@ def test_a_slow_generator_that_was_never_varied_yet_is_not_collapsed() -> None:
     assert d["verdict"] == HEALTHY
 
 
+def test_a_fall_onto_one_output_that_then_freezes_is_collapse_not_no_learning() -> None:
+    # BEGAN at gamma 0.3 in the validation suite: a little variety at first, then every sample the same black
+    # image, which then stops moving. The fall came first; the stillness is its symptom.
+    d = diagnose_records(trace(div=lambda s: 0.2 if s <= 100 else 0.01, change=lambda s: 0.1 if s <= 300 else 0.001), T)
+    assert d["verdict"] == "collapse"
+    assert [p["symptom_of_another"] for p in d["periods"]] == [False, True] and "no_learning" in states(d)
+    assert list(d["remedies"]) == ["collapse"]
+
+
 def test_a_collapse_that_recovers_closes_its_period() -> None:
     d = diagnose_records(trace(div=lambda s: 0.2 if 800 <= s < 1400 else 0.9), T)
     (p,) = d["periods"]

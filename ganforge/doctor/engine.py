@@ -20,7 +20,9 @@ GRAD_KEYS = ("grad_norm_g", "grad_norm_d", "grad_norm_d_input")
 # The precursor watches G's gradient and D's input gradient: D's own parameter gradient leaps 100x and back in
 # runs that never reach a NaN (bench doctor: healthy-demo, dwins-big-d).
 GROWTH_KEYS = ("grad_norm_g", "grad_norm_d_input")
-EXPLAINS = {"no_learning": ("collapse", "d_wins")}
+# A G that does not move keeps its first output (low diversity) and lets D win; a G collapsed onto one output
+# has stopped moving. Each explains the other's symptoms only when it began first.
+EXPLAINS = {"no_learning": ("collapse", "d_wins"), "collapse": ("no_learning",)}
 RECENT = 4  # observations in the "recent" window of the gradient-growth detector
 
 
@@ -83,6 +85,7 @@ class Doctor:
             ("fd_jump", "divergence", self._fd_jump, n, 0.0),
             ("late_change", "divergence", self._late_change, n, th.persist),
             ("collapse", "collapse", self._collapse, n, th.persist),
+            ("collapse_eval", "collapse", self._collapse_eval, n, th.persist),
             ("d_wins", "d_wins", self._d_wins, n, th.d_wins_persist),
             ("no_learning", "no_learning", self._no_learning, n, th.persist)]
         self.tracks = {d[0]: _Track() for d in self._detectors}
@@ -94,6 +97,7 @@ class Doctor:
         self._g_recent: list[float] = []  # G's gradient norms, for the vanishing-gradient evidence of d_wins
         self._g_peak = 0.0
         self._fine: dict[str, bool] = {}  # collapse signals that have been within bounds at least once
+        self._best: dict[str, float] = {}  # and the best value each has had
         self.g_vanished = False  # D won while G's gradient had vanished: D winning is the cause
 
     # ------------------------------------------------------------------ detectors
@@ -101,13 +105,20 @@ class Doctor:
     def _warm(self, step: int) -> bool:
         return step >= self.th.warmup * self.total
 
-    def _fell(self, key: str, value: float, low: bool) -> bool:
-        """`low` now, after having been fine once: a collapse is a fall. A G that has never been varied yet is
-        still learning (bench doctor, healthy-big-d: grey blobs at step 400, varied digits by 2,000)."""
+    def _fell(self, key: str, value: float, low: bool, higher_is_better: bool = True) -> bool:
+        """`low` now, after having been fine once or after a fall to under `collapse_drop` of its best so far: a
+        collapse is a fall. A G that has never been varied yet is still learning (bench doctor, healthy-big-d:
+        grey blobs at step 400, varied digits by 2,000); one whose diversity dropped 0.19 -> 0.004 has collapsed
+        (collapse-began: every sample the same black image)."""
         was_fine = self._fine.get(key, False)
         if not low:
             self._fine[key] = True
-        return low and was_fine
+        best = self._best.get(key)
+        sign = 1.0 if higher_is_better else -1.0
+        if best is None or sign * value > sign * best:
+            self._best[key] = value
+        dropped = higher_is_better and best is not None and value < self.th.collapse_drop * best
+        return low and (was_fine or dropped)
 
     def _collapse(self, rec: dict[str, Any], step: int) -> Observation | None:
         why: list[str] = []
@@ -124,12 +135,20 @@ class Doctor:
                 if self._fell(key, c, c < self.th.coverage_ratio):
                     why.append(f"{what} coverage {c:.2f} of the real samples' (< {self.th.coverage_ratio})")
         kl = _num(rec, "signals/class_kl")
-        if kl is not None and self._fell("class_kl", kl, kl > self.th.class_kl):
+        if kl is not None and self._fell("class_kl", kl, kl > self.th.class_kl, higher_is_better=False):
             why.append(f"class histogram KL to uniform {kl:.2f} (> ln 3: under a third of the classes' entropy)")
-        for k, v in rec.items():  # in-training evaluation: class coverage of many samples
+        if not seen or not self._warm(step):
+            return None
+        return Observation(bool(why), "; ".join(why))
+
+    def _collapse_eval(self, rec: dict[str, Any], step: int) -> Observation | None:
+        # In-training evaluation: the class histogram of many samples (its own run of observations: evaluations
+        # and grids come at different cadences).
+        why, seen = [], False
+        for k, v in rec.items():
             if k.startswith("eval/kl_uniform") and isinstance(v, (int, float)):
                 seen = True
-                if self._fell(k, v, v > self.th.class_kl):
+                if self._fell(k, v, v > self.th.class_kl, higher_is_better=False):
                     why.append(f"{k} {v:.2f} (> ln 3)")
         if not seen or not self._warm(step):
             return None
@@ -317,9 +336,13 @@ class Doctor:
         return max(span, key=lambda s: (span[s], -SEVERITY.index(s)))
 
     def symptoms(self) -> set[str]:
-        """States entered that another entered state explains (their remedies would treat the symptom)."""
-        entered = {p.state for p in self.periods}
+        """States entered that another entered state, begun no later, explains (their remedies would treat the
+        symptom)."""
+        start: dict[str, int] = {}
+        for p in self.periods:
+            start[p.state] = min(start.get(p.state, p.start), p.start)
         explains = dict(EXPLAINS)
         if self.g_vanished:  # G is still because its gradient vanished under a winning D (Goodfellow et al. 2014)
             explains = {"d_wins": ("no_learning", "collapse")}
-        return {s for cause, sym in explains.items() if cause in entered for s in sym if s in entered}
+        return {s for cause, sym in explains.items() if cause in start for s in sym
+                if s in start and start[cause] <= start[s]}

@@ -36,6 +36,9 @@ class Thresholds:
     min_obs: int = 2
     # Collapse: fixed-noise diversity below this share of the same number of real samples' diversity ...
     diversity_ratio: float = 0.5
+    # (low only counts as a fall: after having been above the line, or after dropping under this share of its best
+    # so far; a slow G that has never been varied is still learning) ...
+    collapse_drop: float = 0.25
     # ... or class / mode coverage below this share of the real samples' ...
     coverage_ratio: float = 0.6
     # ... or a class histogram with fewer than a third of the classes' worth of entropy: KL(p || U) > ln 3.
