@@ -259,3 +259,48 @@ def test_bench_doctor_writes_a_confusion_table_pictures_and_reuses_its_runs(
     before = {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
     again = bd.run_doctor_bench(out, workers=1, progress=False, fashion_dir=tmp_path / "fashion")
     assert again["info"]["cells_run"] == 0 and before == {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
+
+
+def test_hostile_logs_and_configs_never_crash_the_doctor() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    keys = st.sampled_from(["d_loss", "g_loss", "d_acc_real", "d_acc_fake", "grad_norm_g", "grad_norm_d",
+                            "grad_norm_d_input", "lr_g", "signals/sample_diversity", "signals/real_diversity",
+                            "signals/sample_change", "signals/class_coverage", "signals/real_class_coverage",
+                            "signals/class_kl", "signals/mode_coverage", "signals/real_mode_coverage",
+                            "eval/fd_digits", "eval/kl_uniform_digits", "x"])
+    values = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True),
+                       st.text(max_size=3), st.lists(st.integers(), max_size=2))
+    record = st.fixed_dictionaries({"step": st.integers(0, 3000)}, optional={}).flatmap(
+        lambda base: st.dictionaries(keys, values, max_size=8).map(lambda d: {**d, **base}))
+    cfg = st.one_of(st.none(), st.dictionaries(st.sampled_from(["loss", "game", "model", "optim", "train", "regularizers"]),
+                                               st.one_of(values, st.dictionaries(st.sampled_from(["g", "d", "name", "lr", "steps",
+                                                                                                  "discriminator", "n_critic"]),
+                                                                                 values, max_size=3)), max_size=5))
+
+    @settings(max_examples=150, deadline=None, derandomize=True)
+    @given(st.lists(record, max_size=40), st.integers(1, 3000), cfg,
+           st.sampled_from([None, "failed", "finished"]), st.sampled_from([None, "x non-finite y; z", ""]))
+    def check(records, total, cfg, status, error) -> None:
+        d = diagnose_records(records, total, cfg, status, error)
+        assert d["verdict"] == HEALTHY or d["verdict"] in STATES
+        assert all(p["state"] in STATES for p in d["periods"])
+        json.dumps(d)  # what --json prints
+
+    check()
+
+
+def test_doctor_refuses_a_folder_without_a_log_and_reads_around_a_bad_config(tmp_path: Path) -> None:
+    from ganforge.doctor import diagnose_run
+    from ganforge.errors import GanforgeError
+
+    (tmp_path / "metrics.jsonl").write_text("")
+    with pytest.raises(GanforgeError, match="no log lines yet"):
+        diagnose_run(tmp_path)
+    recs = trace(div=lambda s: 0.9 if s < 1000 else 0.2)
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n{cut sho")
+    (tmp_path / "config.yaml").write_text(": : [")
+    (tmp_path / "run.json").write_text(json.dumps({"steps": T, "status": "finished"}))
+    d = diagnose_run(tmp_path)
+    assert d["verdict"] == "collapse" and d["total_steps"] == T and any("config.yaml" in m for m in d["missing"])

@@ -239,7 +239,7 @@ def _picture(case: Case, d: dict[str, Any], records: list[dict[str, Any]], run_d
     ax = fig.add_axes((0.0, 0.05, 0.36, 0.85))
     if grids:
         ax.imshow(mpimg.imread(grids[-1]), cmap="gray")
-        ax.set_title(f"samples at {grids[-1].stem.replace('_', ' ').replace('step 0', 'step ').lstrip('0')}", fontsize="small")
+        ax.set_title(f"samples at step {int(grids[-1].stem.split('_')[1]):,}", fontsize="small")
     ax.axis("off")
     ax2 = fig.add_axes((0.37, 0.0, 0.63, 1.0))
     ax2.imshow(mpimg.imread(tl))
@@ -289,6 +289,9 @@ def write_markdown(res: dict[str, Any], path: Path) -> None:
         first = f"{r['first_alarm']:,}" if r.get("first_alarm") is not None else "—"
         lines.append(f"| {r['key']} | {r['what']} | {r['expected']}: {r['label_why']} | **{r['diagnosed']}**{mark} | "
                      f"{first} | {ev} |")
+    if any(r["source"].startswith("final") for r in res["rows"]):
+        lines += ["", "The `fashion/...` rows' pictures are the Fashion-MNIST table's own, "
+                  "`bench/results/fashion/plots/ROW_samples.png`; the others' are `plots/RUN.png` here."]
     lines += ["", "## Confusion (rows: expected; columns: diagnosed)", "",
               "| expected \\ diagnosed | " + " | ".join(c["labels"]) + " |", "|---|" + "---|" * len(c["labels"])]
     for e in c["labels"]:

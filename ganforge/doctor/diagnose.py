@@ -15,24 +15,34 @@ from .rules import HEALTHY, STATES, THRESHOLDS, Thresholds, remedies
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """metrics.jsonl as dicts; a line cut short by a kill is skipped."""
+    """metrics.jsonl as dicts with an integer step; a line cut short by a kill, or not a record, is skipped."""
     out = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         try:
             rec = json.loads(line)
         except ValueError:
             continue
-        if isinstance(rec, dict):
+        step = rec.get("step") if isinstance(rec, dict) else None
+        if isinstance(step, int) and not isinstance(step, bool) and step >= 0:
             out.append(rec)
     return out
+
+
+def _read_mapping(path: Path, parse: Any) -> dict[str, Any] | None:
+    """A YAML or JSON mapping from `path`; None when it is missing, unreadable or not a mapping."""
+    try:
+        data = parse(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def diagnose_records(records: list[dict[str, Any]], total_steps: int, cfg: dict[str, Any] | None = None,
                      status: str | None = None, error: str | None = None,
                      thresholds: Thresholds = THRESHOLDS) -> dict[str, Any]:
     """The diagnosis of a run's log: verdict, timeline of periods with evidence, remedies per state entered."""
-    cfg = cfg or {}
-    lr_g0 = ((cfg.get("optim") or {}).get("g") or {}).get("lr")
+    cfg = _safe_cfg(cfg)
+    lr_g0 = cfg["optim"]["g"].get("lr")
     doc = Doctor(total_steps, thresholds, float(lr_g0) if lr_g0 is not None else None)
     for rec in records:
         doc.feed(rec)
@@ -66,18 +76,36 @@ def diagnose_run(run_dir: str | Path, thresholds: Thresholds = THRESHOLDS) -> di
     if not log.is_file():
         raise GanforgeError(f"{run} is not a run folder: it has no metrics.jsonl (give the folder `ganforge train` "
                             "wrote, e.g. runs/demo).")
-    cfg: dict[str, Any] = {}
-    if (run / "config.yaml").is_file():
-        cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
-    info: dict[str, Any] = {}
-    if (run / "run.json").is_file():
-        try:
-            info = json.loads((run / "run.json").read_text())
-        except ValueError:
-            info = {}
-    total = int((cfg.get("train") or {}).get("steps") or info.get("steps") or 1)
-    res = diagnose_records(read_records(log), total, cfg, info.get("status"), info.get("error"), thresholds)
-    return {"run": str(run), "recipe": info.get("recipe") or cfg.get("name"), **res}
+    cfg = _read_mapping(run / "config.yaml", yaml.safe_load)
+    info = _read_mapping(run / "run.json", json.loads) or {}
+    records = read_records(log)
+    if not records:
+        raise GanforgeError(f"{run}: metrics.jsonl has no log lines yet (the first comes at step train.log_every); "
+                            "run the doctor again once training has logged.")
+    train = cfg.get("train") if cfg else None
+    total = (train or {}).get("steps") if isinstance(train, dict) else None
+    if not isinstance(total, int) or total < 1:
+        total = info.get("steps") if isinstance(info.get("steps"), int) and info["steps"] > 0 else None
+    total = total or max(int(r["step"]) for r in records)
+    res = diagnose_records(records, total, _safe_cfg(cfg), info.get("status"), info.get("error"), thresholds)
+    if cfg is None:
+        res["missing"].append("the recipe (config.yaml is missing or unreadable): remedies assume its defaults")
+    return {"run": str(run), "recipe": info.get("recipe") or (cfg or {}).get("name"), **res}
+
+
+def _safe_cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
+    """The parts of a config the doctor reads, each a mapping (a hand-edited config.yaml may hold anything)."""
+    cfg = dict(cfg or {})
+    for key in ("game", "model", "optim", "train"):
+        if not isinstance(cfg.get(key), dict):
+            cfg[key] = {}
+    for net in ("g", "d"):
+        if not isinstance(cfg["optim"].get(net), dict):
+            cfg["optim"][net] = {}
+        lr = cfg["optim"][net].get("lr")
+        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
+            cfg["optim"][net].pop("lr", None)
+    return cfg
 
 
 def diagnose_final(metrics: dict[str, float], floor: dict[str, float], thresholds: Thresholds = THRESHOLDS) -> dict[str, Any]:

@@ -146,7 +146,7 @@ class Doctor:
         # and grids come at different cadences).
         why, seen = [], False
         for k, v in rec.items():
-            if k.startswith("eval/kl_uniform") and isinstance(v, (int, float)):
+            if k.startswith("eval/kl_uniform") and _num(rec, k) is not None:
                 seen = True
                 if self._fell(k, v, v > self.th.class_kl, higher_is_better=False):
                     why.append(f"{k} {v:.2f} (> ln 3)")
@@ -178,8 +178,8 @@ class Doctor:
                 self._g_peak = max(self._g_peak, statistics.median(self._g_recent[-RECENT:]))
 
     def _fd_rise(self, rec: dict[str, Any], step: int) -> Observation | None:
-        fd = next((float(v) for k, v in rec.items() if k.startswith("eval/fd_") and isinstance(v, (int, float))), None)
-        if fd is None or not math.isfinite(fd):
+        fd = next((_num(rec, k) for k in rec if k.startswith("eval/fd_") and _num(rec, k) is not None), None)
+        if fd is None or fd <= 0:
             return None
         best = min(self.fds, key=lambda x: x[1]) if self.fds else None
         self.fds.append((step, fd))

@@ -78,17 +78,27 @@ def _fmt(v: float) -> str:
 def remedies(state: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     """The literature's remedies for `state` as recipe overrides for the run's config (a dict): each a dict of
     `overrides` (a list), `override` (the same, as one shell-quoted string) and `why` (the paper)."""
-    loss = str((cfg.get("loss") or {}).get("name", "")) if isinstance(cfg.get("loss"), dict) else str(cfg.get("loss", ""))
-    game = cfg.get("game") or {}
-    model = cfg.get("model") or {}
-    optim = cfg.get("optim") or {}
-    lr_g = float((optim.get("g") or {}).get("lr", 2e-4))
-    lr_d = float((optim.get("d") or {}).get("lr", 2e-4))
-    d_name = (model.get("discriminator") or {}).get("name", "")
+    def get(*keys: str, default: Any = None) -> Any:  # a hand-edited config may hold anything anywhere
+        node: Any = cfg
+        for k in keys:
+            node = node.get(k) if isinstance(node, dict) else None
+        return default if node is None else node
+
+    def number(*keys: str, default: float) -> float:
+        v = get(*keys)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else default
+
+    loss = str(get("loss", "name", default="")) if isinstance(get("loss"), dict) else str(get("loss", default=""))
+    game = get("game", default={}) if isinstance(get("game"), dict) else {}
+    model = get("model", default={}) if isinstance(get("model"), dict) else {}
+    lr_g, lr_d = number("optim", "g", "lr", default=2e-4), number("optim", "d", "lr", default=2e-4)
+    d_name = get("model", "discriminator", "name", default="")
     standard = game.get("name", "standard") == "standard"
-    has_regs = bool(cfg.get("regularizers"))
+    has_regs = bool(get("regularizers"))
     replace = " (this list replaces the recipe's regularizers: add back the ones it had)" if has_regs else ""
-    steps = int((cfg.get("train") or {}).get("steps", 2000))
+    steps = int(number("train", "steps", default=2000))
+    n_critic = number("game", "n_critic", default=1)
+    ema_on = get("train", "ema", "enabled") is True
     out: list[dict[str, Any]] = []
 
     def add(override: str | list[str], why: str) -> None:
@@ -112,14 +122,14 @@ def remedies(state: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
         add("regularizers=[{name: r1, weight: 1.0}]", "R1 flattens D around the data (Mescheder et al. 2018)" + replace)
         add(f"regularizers=[{{name: instance_noise, args: {{std: 0.1, anneal_steps: {steps // 2}}}}}]",
             "instance noise makes real and fake overlap (Sonderby et al. 2017; Arjovsky & Bottou 2017)" + replace)
-        if int(game.get("n_critic", 1)) > 1:
+        if n_critic > 1:
             add("game.n_critic=1", "fewer D steps per G step")
         if lr_d > lr_g:
             add(f"optim.d.lr={_fmt(lr_g)}", "D learns no faster than G")
     elif state == "divergence":
         add([f"optim.g.lr={_fmt(lr_g / 4)}", f"optim.d.lr={_fmt(lr_d / 4)}"], "smaller steps (the usual first fix)")
         add([f"optim.g.lr={_fmt(lr_g / 4)}", f"optim.d.lr={_fmt(lr_g)}"], "TTUR: D faster than G (Heusel et al. 2017)")
-        if not (cfg.get("train") or {}).get("ema", {}).get("enabled"):
+        if not ema_on:
             add("train.ema.enabled=true", "EMA of G averages out the oscillation (Yazici et al. 2019)")
         add(["optim.g.name=optimistic_adam", "optim.d.name=optimistic_adam"],
             "optimistic Adam damps the rotation of simultaneous gradient play (Daskalakis et al. 2018)")
