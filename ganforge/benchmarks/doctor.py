@@ -44,12 +44,17 @@ CASES = [
          "varied, legible digits"),
     Case("healthy-dcgan-fashion", "dcgan-fashion", 1500, "healthy", "dcgan-fashion, a quarter of its length",
          "every kind of item, blurred but varied"),
-    # Meant as the collapsing plain GAN; at its own length it found all 8 modes of the ring (its pictures), so it is
-    # labelled healthy, and the grid is the collapse case.
+    # Both meant as the collapsing plain GAN; at their own length (seed 0) neither collapsed, so their pictures
+    # label them healthy: the ring's G found all 8 modes, the grid's spread along the grid's lines and kept adding
+    # modes to the end. BEGAN and the lr-10x run are the trained collapse cases.
     Case("healthy-gan-ring", "gan-toy", 10000, "healthy", "plain GAN (non-saturating) on the ring, its own length",
          "all 8 modes from step 3,000 on, a few samples on the arcs between", ("data.name=ring",), eval_metrics="modes"),
-    Case("collapse-gan-grid", "gan-toy", 10000, "collapse", "plain GAN (non-saturating) on the 25-mode grid",
-         "samples gather on a few of the 25 modes", eval_metrics="modes"),
+    Case("healthy-gan-grid", "gan-toy", 10000, "healthy", "plain GAN (non-saturating) on the 25-mode grid, its own length",
+         "no collapse: samples spread along the grid's lines, covering more modes as it trains (9 -> 17 of 25)",
+         eval_metrics="modes"),
+    Case("collapse-gan-ring-fast-g", "gan-toy", 3000, "collapse", "plain GAN on the ring, G's lr 10x D's (1e-3 vs 1e-4)",
+         "every sample on one arc of the ring, hopping from mode to mode (steps 500-2,000); all 8 modes by 3,000",
+         ("data.name=ring", "optim.g.lr=1e-3", "optim.d.lr=1e-4"), eval_metrics="modes"),
     Case("collapse-began", "began-fashion", 1000, "collapse", "BEGAN at gamma 0.3 on Fashion-MNIST",
          "one or two kinds of item, near-identical", ("game.args.gamma=0.3",)),
     Case("dwins-minimax", "demo", 2000, "d_wins", "minimax (saturating) loss, D 5x the lr and 3 steps per G step",

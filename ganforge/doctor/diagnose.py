@@ -50,7 +50,8 @@ def diagnose_records(records: list[dict[str, Any]], total_steps: int, cfg: dict[
     verdict = doc.verdict()
     symptoms = doc.symptoms()
     # Remedies for the causes only: a still G under a winning D needs D fixed, not a bigger G step.
-    states = sorted({p.state for p in doc.periods} - symptoms, key=lambda s: (s != verdict, list(STATES).index(s)))
+    periods = doc.merged()
+    states = sorted({p.state for p in periods} - symptoms, key=lambda s: (s != verdict, list(STATES).index(s)))
     missing = []
     if not any(k.startswith("signals/") for r in records for k in r):
         missing.append("fixed-noise sample signals (train.signals was off, or no sample grid was written)")
@@ -63,7 +64,7 @@ def diagnose_records(records: list[dict[str, Any]], total_steps: int, cfg: dict[
         "total_steps": total_steps,
         "status": status,
         "periods": [{**p.as_dict(), "symptom_of_another": p.state in symptoms}
-                    for p in sorted(doc.periods, key=lambda p: (p.start, p.state != verdict))],
+                    for p in sorted(periods, key=lambda p: (p.start, p.state != verdict))],
         "remedies": {s: remedies(s, cfg) for s in states},
         "missing": missing,
     }

@@ -86,6 +86,7 @@ class Doctor:
             ("late_change", "divergence", self._late_change, n, th.persist),
             ("collapse", "collapse", self._collapse, n, th.persist),
             ("collapse_eval", "collapse", self._collapse_eval, n, th.persist),
+            ("collapse_low", "collapse", self._collapse_low, n, th.collapse_persist),
             ("d_wins", "d_wins", self._d_wins, n, th.d_wins_persist),
             ("no_learning", "no_learning", self._no_learning, n, th.persist)]
         self.tracks = {d[0]: _Track() for d in self._detectors}
@@ -140,6 +141,16 @@ class Doctor:
         if not seen or not self._warm(step):
             return None
         return Observation(bool(why), "; ".join(why))
+
+    def _collapse_low(self, rec: dict[str, Any], step: int) -> Observation | None:
+        # Low diversity held for long is collapse even if the samples were never varied: a G that gathers on one
+        # mode from the start and hops between modes (bench doctor, collapse-gan-ring-fast-g). It must hold for a
+        # quarter of the run: a slow G's first uniform blobs pass sooner (healthy-big-d: 5% of its run).
+        r = _ratio(_num(rec, "signals/sample_diversity"), _num(rec, "signals/real_diversity"))
+        if r is None or not self._warm(step):
+            return None
+        return Observation(r < self.th.diversity_ratio, f"fixed-noise diversity {r:.2f} of the real data's "
+                           f"(< {self.th.diversity_ratio}), held for at least {self.th.collapse_persist:.0%} of the run")
 
     def _collapse_eval(self, rec: dict[str, Any], step: int) -> Observation | None:
         # In-training evaluation: the class histogram of many samples (its own run of observations: evaluations
@@ -278,9 +289,11 @@ class Doctor:
                 tr.on.append((step, obs.evidence))
                 tr.off = []
                 if tr.period is None and self._held([s for s, _ in tr.on], need, persist):
+                    already = any(p.state == state and p.end is None for p in self.periods)
                     tr.period = Period(state, tr.on[0][0], None, [f"step {s}: {e}" for s, e in tr.on[-3:]])
                     self.periods.append(tr.period)
-                    opened.append(tr.period)
+                    if not already:  # another detector of the same state holds it: one warning per state
+                        opened.append(tr.period)
                 elif tr.period is not None:  # the first readings that opened it, and the latest three
                     ev = tr.period.evidence
                     ev.append(f"step {step}: {obs.evidence}")
@@ -301,6 +314,14 @@ class Doctor:
         opened: list[Period] = []
         if status == "failed" and error and "non-finite" in error:
             stopped = f"the run stopped: {error.split(';')[0]}"
+            grew = []
+            for k in GROWTH_KEYS:  # the precursor, below its line or not, is the evidence of what came before
+                h = self.grads[k]
+                if len(h) >= 2 * RECENT and statistics.median(h[:-RECENT]) > 0:
+                    grew.append(f"{k} {statistics.median(h[-RECENT:]) / statistics.median(h[:-RECENT]):.0f}x its "
+                                "level since warm-up in the last 4 log lines")
+            if grew:
+                stopped += "; before it, " + ", ".join(grew)
             held = [self.tracks[n].period for n in ("nonfinite", "grad_growth") if self.tracks[n].period is not None]
             if held:  # the precursor was seen: the NaN ends its period
                 held[0].evidence.append(stopped)
@@ -314,6 +335,18 @@ class Doctor:
 
     # ------------------------------------------------------------------ verdict
 
+    def merged(self) -> list[Period]:
+        """The timeline: periods of one state that overlap (several detectors of it) merged, by start step."""
+        out: list[Period] = []
+        for p in sorted(self.periods, key=lambda p: (p.state, p.start)):
+            last = next((q for q in reversed(out) if q.state == p.state), None)
+            if last is not None and (last.end is None or p.start <= last.end):
+                last.end = None if last.end is None or p.end is None else max(last.end, p.end)
+                last.evidence = last.evidence + [e for e in p.evidence if e not in last.evidence][:3]
+            else:
+                out.append(Period(p.state, p.start, p.end, list(p.evidence)))
+        return sorted(out, key=lambda p: p.start)
+
     def current(self) -> list[str]:
         """States held at the last record, most severe first."""
         held = {state for name, state, *_ in self._detectors if self.tracks[name].period is not None}
@@ -324,7 +357,7 @@ class Doctor:
         if not self.periods:
             return HEALTHY
         span: dict[str, int] = {}
-        for p in self.periods:
+        for p in self.merged():
             end = self.last_step if p.end is None else p.end
             span[p.state] = span.get(p.state, 0) + max(end - p.start, 1)
         if any(p.state == "unstable" and p.end is None for p in self.periods):
@@ -339,10 +372,13 @@ class Doctor:
         """States entered that another entered state, begun no later, explains (their remedies would treat the
         symptom)."""
         start: dict[str, int] = {}
-        for p in self.periods:
+        for p in self.merged():
             start[p.state] = min(start.get(p.state, p.start), p.start)
         explains = dict(EXPLAINS)
         if self.g_vanished:  # G is still because its gradient vanished under a winning D (Goodfellow et al. 2014)
             explains = {"d_wins": ("no_learning", "collapse")}
-        return {s for cause, sym in explains.items() if cause in start for s in sym
-                if s in start and start[cause] <= start[s]}
+        out: set[str] = set()
+        for cause, sym in explains.items():  # in order: on a tie, the first cause listed is the cause
+            if cause in start and cause not in out:
+                out |= {s for s in sym if s in start and start[cause] <= start[s]}
+        return out
