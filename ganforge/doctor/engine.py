@@ -257,8 +257,13 @@ class Doctor:
             lr = self.last_lr_g
         if lr is not None and self.lr_g0 and lr < self.th.lr_live * self.lr_g0:
             return None  # a decayed schedule is meant to stop G moving
+        vanished = ""
+        if len(self._g_recent) >= RECENT and self._g_peak > 0:
+            now = statistics.median(self._g_recent[-RECENT:])
+            if now < self.th.g_vanish * self._g_peak:  # say so now: the live line comes before D's verdict
+                vanished = f"; G's gradient has vanished ({now:.2g}, {now / self._g_peak:.1e} of its peak): D may be winning"
         return Observation(ch < self.th.still, f"fixed-noise samples moved {ch:.4f} of the real data's diversity "
-                           f"between grids (< {self.th.still})")
+                           f"between grids (< {self.th.still}){vanished}")
 
     last_lr_g: float | None = None
 

@@ -34,7 +34,8 @@ class Thresholds:
     # before it is entered, and stop holding as long before it is left.
     persist: float = 0.08
     min_obs: int = 2
-    # Collapse: fixed-noise diversity below this share of the same number of real samples' diversity ...
+    # Collapse: fixed-noise diversity below this share of the same number of real samples' diversity (healthy runs
+    # stay at 0.79 or more after warm-up; collapsed ones reach 0.002-0.28) ...
     diversity_ratio: float = 0.5
     # (low only counts as a fall: after having been above the line, or after dropping under this share of its best
     # so far; a slow G that has never been varied is still learning) ...
@@ -47,8 +48,8 @@ class Thresholds:
     class_kl: float = math.log(3)
     # D wins: D right on at least this share of real AND fake samples (averaged over a log interval) ...
     d_acc: float = 0.99
-    # ... for this share of the run: a healthy DCGAN's D is right on everything for stretches of up to 7.5% of
-    # the run (healthy-demo), the broken ones for 31-85%.
+    # ... for this share of the run: healthy runs' D is right on everything for stretches of up to 12.5% of the
+    # run (healthy-big-d; 7.5% for the demo), the broken ones' for 31% (diverge-lr10x) to 85% (dwins-minimax).
     d_wins_persist: float = 0.2
     # G's gradient has vanished when its median over 4 log lines falls below this share of its largest such
     # median so far: then D winning is the cause of a still G, not its symptom.
@@ -59,14 +60,15 @@ class Thresholds:
     # ... or at least this multiple of its best so far on `min_obs` evaluations in a row (the run was better) ...
     fd_jump: float = 2.0
     # ... or the fixed-noise samples still moving this much (mean |change| over the real data's diversity)
-    # after half the run.
+    # after half the run (healthy runs' median: 0.17 at most; the NaN run 0.68).
     late_change: float = 0.6
     # Instability: G's gradient or D's input gradient this many times its median since warm-up, or a non-finite
     # signal. No line separates on the suite: runs that never reached a NaN grew up to 16x (collapse-gan-ring-
     # fast-g as it recovered, diverge-lr10x 9x), the NaN run 11x just before its NaN. The line sits above them all,
     # so that NaN is named at its stop, with its growth in the evidence; only a steeper blow-up warns before.
     grad_spike: float = 30.0
-    # No learning: the fixed-noise samples move less than this (same scale as late_change) between grids ...
+    # No learning: the fixed-noise samples move less than this (same scale as late_change) between grids (still
+    # runs: 0.003; healthy runs with their lr in force: 0.036 or more) ...
     still: float = 0.02
     # ... while G's learning rate is at least this share of its initial value (a schedule that decays to 0
     # is meant to stop G moving).
