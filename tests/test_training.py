@@ -130,7 +130,12 @@ def _progressive_kill_recipe() -> dict:
     return raw
 
 
-@pytest.mark.parametrize("kind, kill_after, steps", [("dcgan", 60, 150), ("progressive", 84, 150), ("cycle", 28, 60)])
+# The progressive and cycle variants (25-33 s each) run with `-m slow`: the default suite keeps the trainer's
+# machinery (dcgan), the slow profile each game's own state (ProGAN's fade, CycleGAN's image pools).
+@pytest.mark.parametrize("kind, kill_after, steps", [
+    ("dcgan", 60, 150),
+    pytest.param("progressive", 84, 150, marks=pytest.mark.slow),
+    pytest.param("cycle", 28, 60, marks=pytest.mark.slow)])
 def test_kill_minus_9_then_resume_matches_uninterrupted_run_bit_for_bit(tmp_path: Path, write_recipe, kind: str,
                                                                         kill_after: int, steps: int) -> None:
     if kind == "dcgan":

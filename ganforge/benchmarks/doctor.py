@@ -176,7 +176,7 @@ def diagnose_case(case: Case, rec: dict[str, Any], out: Path) -> dict[str, Any]:
     picture = _picture(case, d, read_records(run_dir / "metrics.jsonl"), run_dir, out / "plots" / f"{case.key}.png")
     return {"key": case.key, "what": case.what, "recipe": case.recipe, "overrides": list(case.overrides),
             "expected": case.expected, "label_why": case.label_why, "diagnosed": d["verdict"], "status": rec["status"],
-            "steps": case.steps, "train_s": rec.get("train_s"), "periods": d["periods"],
+            "steps": case.steps, "train_s": rec.get("train_s"), "threads": rec.get("threads"), "periods": d["periods"],
             "first_alarm": min((p["start"] for p in d["periods"]), default=None),
             "evidence": [e for p in d["periods"] for e in p["evidence"][:2]], "picture": picture,
             "extremes": signal_extremes(read_records(run_dir / "metrics.jsonl"), d["total_steps"]),
@@ -280,10 +280,12 @@ def write_markdown(res: dict[str, Any], path: Path) -> None:
     from ..doctor import THRESHOLDS
 
     c = res["confusion"]
+    threads = sorted({r["threads"] for r in res["rows"] if r.get("threads")})
     lines = ["# The doctor's validation suite", "",
              f"{c['right']} of {c['runs']} runs get the right state (**{c['accuracy']:.0%}**); healthy runs that raise "
              f"an alarm: **{len(c['healthy_alarms'])}**{' (' + ', '.join(c['healthy_alarms']) + ')' if c['healthy_alarms'] else ''}. "
-             f"Trained runs: one seed each, one CPU thread, logs every {LOG_EVERY} steps, sample grids every "
+             f"Trained runs: one seed each, {' or '.join(map(str, threads)) or 'one'} CPU thread(s) per run (each cell "
+             f"records its own), logs every {LOG_EVERY} steps, sample grids every "
              f"{SAMPLE_EVERY}, 8 evaluations per run; wall time of the training {res['train_s'] / 60:.0f} min. "
              "Expected labels come from each run's sample grids (the reason is in the table); the committed "
              "Fashion-MNIST rows are judged from their final evaluation only, their logs not being kept.", "",

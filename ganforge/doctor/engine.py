@@ -99,6 +99,7 @@ class Doctor:
         self._g_peak = 0.0
         self._fine: dict[str, bool] = {}  # collapse signals that have been within bounds at least once
         self._best: dict[str, float] = {}  # and the best value each has had
+        self._change: float | None = None  # the latest fixed-noise movement, over the real data's diversity
         self.g_vanished = False  # D won while G's gradient had vanished: D winning is the cause
 
     # ------------------------------------------------------------------ detectors
@@ -149,7 +150,9 @@ class Doctor:
         r = _ratio(_num(rec, "signals/sample_diversity"), _num(rec, "signals/real_diversity"))
         if r is None or not self._warm(step):
             return None
-        return Observation(r < self.th.diversity_ratio, f"fixed-noise diversity {r:.2f} of the real data's "
+        # Only while G moves: a G frozen at its first, uniform output is not learning at all (no_learning).
+        moving = self._change is not None and self._change >= self.th.still
+        return Observation(r < self.th.diversity_ratio and moving, f"fixed-noise diversity {r:.2f} of the real data's "
                            f"(< {self.th.diversity_ratio}), held for at least {self.th.collapse_persist:.0%} of the run")
 
     def _collapse_eval(self, rec: dict[str, Any], step: int) -> Observation | None:
@@ -283,6 +286,9 @@ class Doctor:
                 self.lr_g0 = lr
             self.last_lr_g = lr
         self._track_g(rec)
+        ch = _ratio(_num(rec, "signals/sample_change"), _num(rec, "signals/real_diversity"))
+        if ch is not None:
+            self._change = ch
         opened: list[Period] = []
         for name, state, det, need, persist in self._detectors:
             obs = det(rec, step)
