@@ -100,6 +100,8 @@ class Doctor:
         self._fine: dict[str, bool] = {}  # collapse signals that have been within bounds at least once
         self._best: dict[str, float] = {}  # and the best value each has had
         self._change: float | None = None  # the latest fixed-noise movement, over the real data's diversity
+        self.last_lr_g: float | None = None
+        self._fd_best: tuple[int, float] | None = None  # the best FD before the latest evaluation
         self.g_vanished = False  # D won while G's gradient had vanished: D winning is the cause
 
     # ------------------------------------------------------------------ detectors
@@ -204,7 +206,6 @@ class Doctor:
         return Observation(rising, f"FD rose {n} evaluations in a row, {last[0][1]:.1f} at step {last[0][0]} to {fd:.1f}"
                            if rising else f"FD {fd:.1f}")
 
-    _fd_best: tuple[int, float] | None = None
 
     def _fd_jump(self, rec: dict[str, Any], step: int) -> Observation | None:
         # Runs after _fd_rise, which recorded this evaluation's FD and the best before it.
@@ -268,7 +269,6 @@ class Doctor:
         return Observation(ch < self.th.still, f"fixed-noise samples moved {ch:.4f} of the real data's diversity "
                            f"between grids (< {self.th.still}){vanished}")
 
-    last_lr_g: float | None = None
 
     # ------------------------------------------------------------------ feeding
 

@@ -553,7 +553,10 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 hint = f" Try {first[0]['override']};" if first else ""
                 msg = (f"ganforge: doctor: step {self.step:,}: {STATES[p.state]} since step {p.start:,} "
                        f"({p.evidence[-1].split(': ', 1)[-1]}).{hint} `ganforge doctor {self.out}` lists the remedies.")
-                bar.write(msg, file=sys.stderr) if not bar.disable else print(msg, file=sys.stderr, flush=True)
+                if bar.disable:
+                    print(msg, file=sys.stderr, flush=True)
+                else:  # above the live bar, not through it
+                    bar.write(msg, file=sys.stderr)
             if p.state in self.recipe.train.doctor.stop_on and self._doctor_stop is None:
                 self._doctor_stop = p
 
