@@ -177,14 +177,19 @@ class Doctor:
         alarm = min(a_r, a_f) >= self.th.d_acc
         g = _num(rec, "grad_norm_g")
         vanished = ""
-        if g is not None and len(self._g_recent) >= RECENT and self._g_peak > 0:
-            now = statistics.median(self._g_recent[-RECENT:])
-            if now < self.th.g_vanish * self._g_peak:
-                vanished = f" ({now / self._g_peak:.1e} of its peak: vanished)"
-                if alarm:
-                    self.g_vanished = True
+        share = self._g_share() if g is not None else None
+        if share is not None and share < self.th.g_vanish:
+            vanished = f" ({share:.1e} of its peak: vanished)"
+            if alarm:
+                self.g_vanished = True
         return Observation(alarm, f"D right on {a_r:.1%} of real and {a_f:.1%} of fake samples (>= {self.th.d_acc:.0%})"
                            + (f", G's gradient norm {g:.3g}{vanished}" if g is not None else ""))
+
+    def _g_share(self) -> float | None:
+        """G's gradient norm now (median of the last RECENT log lines) as a share of its peak such median."""
+        if len(self._g_recent) < RECENT or self._g_peak <= 0:
+            return None
+        return statistics.median(self._g_recent[-RECENT:]) / self._g_peak
 
     def _track_g(self, rec: dict[str, Any]) -> None:
         g = _num(rec, "grad_norm_g")
@@ -262,10 +267,9 @@ class Doctor:
         if lr is not None and self.lr_g0 and lr < self.th.lr_live * self.lr_g0:
             return None  # a decayed schedule is meant to stop G moving
         vanished = ""
-        if len(self._g_recent) >= RECENT and self._g_peak > 0:
-            now = statistics.median(self._g_recent[-RECENT:])
-            if now < self.th.g_vanish * self._g_peak:  # say so now: the live line comes before D's verdict
-                vanished = f"; G's gradient has vanished ({now:.2g}, {now / self._g_peak:.1e} of its peak): D may be winning"
+        share = self._g_share()
+        if share is not None and share < self.th.g_vanish:  # say so now: the live line comes before D's verdict
+            vanished = f"; G's gradient has vanished ({share:.1e} of its peak): D may be winning"
         return Observation(ch < self.th.still, f"fixed-noise samples moved {ch:.4f} of the real data's diversity "
                            f"between grids (< {self.th.still}){vanished}")
 
