@@ -92,19 +92,30 @@ def sample(G: nn.Module, n: int, latent: int | LatentSpace | None = None, seed: 
     return generate(G, lat.z, lat.y, batch, autocast)
 
 
+def shard_batches(n: int, batch_size: int, rank: int, world: int) -> tuple[int, int]:
+    """The batches [first, end) of `n` samples in batches of `batch_size` that rank `rank` of `world` makes (contiguous runs)."""
+    nb = -(-n // batch_size)
+    return nb * rank // world, nb * (rank + 1) // world
+
+
 def sample_batches(G: nn.Module, latent: int | LatentSpace, n: int, seed: int, batch_size: int = 500,
                    device: torch.device | None = None, autocast: Autocast | None = None,
-                   truncation: float | None = None, y: int | None = None) -> Iterator[tuple[Tensor, Tensor | None]]:
+                   truncation: float | None = None, y: int | None = None,
+                   shard: tuple[int, int] | None = None) -> Iterator[tuple[Tensor, Tensor | None]]:
     """`n` samples in batches, each batch's latents drawn in turn from one seeded generator (no global RNG).
 
     A conditional G gets uniformly drawn labels (or class `y` for all), yielded with the samples.
+    `shard=(rank, world)` yields only that rank's contiguous run of batches (`shard_batches`); the
+    latents of the others are still drawn, so every sample is the one a single process makes.
     """
     space = resolve_latent(G, latent)
+    mine = range(*shard_batches(n, batch_size, *shard)) if shard is not None else None
 
     def draws() -> Iterator[tuple[Tensor, Tensor | None]]:
         gen = torch.Generator().manual_seed(seed)
-        for start in range(0, n, batch_size):
+        for i, start in enumerate(range(0, n, batch_size)):
             lat = space.sample(min(batch_size, n - start), gen, truncation=truncation, y=y)
-            yield lat.z, lat.y
+            if mine is None or i in mine:
+                yield lat.z, lat.y
 
     return generate_batches(G, draws(), autocast, device)

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint")
     t.add_argument("--device", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N (train.device)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="train on N processes of this machine (one per GPU, or CPU processes splitting the cores) "
+                        "through torchrun; the recipe's batch size stays the global batch")
     t.set_defaults(fn=cmd_train)
 
     x = sub.add_parser("export", help="write a dataset as a folder of PNG images (e.g. to test the folder recipes)")
@@ -172,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
     b.add_argument("--repeats", type=int, default=5, help="repeats; the median is reported")
     b.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    b.add_argument("--nproc", type=int, help="speed: time the data-parallel step on 1 and N processes (torchrun) and "
+                   "report the scaling efficiency (writes bench/results/speed_scaling.json)")
     b.add_argument("--device", default="auto", help="speed: auto (CUDA when available), cpu, cuda or cuda:N")
     b.set_defaults(fn=cmd_bench)
     return p
@@ -194,6 +199,21 @@ def _out_of_memory(e: BaseException) -> str | None:
             "the network's width when training; --n or --batch for sample and eval.")
 
 
+def _rank_tag() -> str:
+    """'rank N: ' in the messages of a distributed run's other ranks; '' on rank 0 and without torchrun."""
+    rank = os.environ.get("RANK", "0")
+    return "" if os.environ.get("WORLD_SIZE", "1") in ("", "1") or rank == "0" else f"rank {rank}: "
+
+
+def _rank_should_report(e: BaseException) -> bool:
+    """Rank 0 reports every error; the others only their own (not rank 0's echoed verdict, not a recipe error all ranks hit)."""
+    from ..errors import ConfigError
+
+    if not _rank_tag():
+        return True
+    return not getattr(e, "echo", False) and not isinstance(e, (ConfigError, TrainingError))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ganforge` console script."""
     parser = build_parser()
@@ -209,21 +229,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _cli_warnings():
             return ns.fn(ns)
     except TrainingError as e:
-        print(f"ganforge: training stopped: {e}", file=sys.stderr)
+        if _rank_should_report(e):
+            print(f"ganforge: {_rank_tag()}training stopped: {e}", file=sys.stderr)
         return 1
     except GanforgeError as e:
-        print(f"ganforge: error: {e}", file=sys.stderr)
+        if _rank_should_report(e):
+            print(f"ganforge: {_rank_tag()}error: {e}", file=sys.stderr)
         return 2
     except RunStopped as e:
         best = f"the best checkpoint is {e.best}" if e.best else "no checkpoint was kept"
-        print(f"ganforge: doctor stopped the run at step {e.step:,} (train.doctor.stop_on): {e.title} since step "
-              f"{e.since:,}; {best}. See `ganforge doctor {e.folder}` for the evidence and what to change.",
-              file=sys.stderr)
+        if not _rank_tag():
+            print(f"ganforge: doctor stopped the run at step {e.step:,} (train.doctor.stop_on): {e.title} since step "
+                  f"{e.since:,}; {best}. See `ganforge doctor {e.folder}` for the evidence and what to change.",
+                  file=sys.stderr)
         return 3
     except RunInterrupted as e:
         kept = f"checkpoint at step {e.checkpoint_step} kept" if e.checkpoint_step else "no checkpoint was written yet"
-        print(f"ganforge: {e.signal} stopped the run at step {e.step} ({kept}); continue it with "
-              f"`ganforge train --resume {e.folder}`.", file=sys.stderr)
+        if not _rank_tag():
+            print(f"ganforge: {e.signal} stopped the run at step {e.step} ({kept}); continue it with "
+                  f"`ganforge train --resume {e.folder}`.", file=sys.stderr)
         return 143 if e.signal == "SIGTERM" else 130
     except BrokenPipeError:
         # `ganforge doctor RUN | head`: the reader left; say nothing, and keep Python quiet at exit too.

@@ -9,6 +9,12 @@ from ..errors import GanforgeError
 
 
 def cmd_bench(ns: argparse.Namespace) -> int:
+    if ns.which == "speed" and ns.nproc is not None:
+        from ..benchmarks.scaling import run_scaling_bench
+
+        run_scaling_bench(ns.out or "bench/results/speed_scaling.json", ns.nproc, batch_size=ns.batch, steps=ns.steps,
+                          repeats=ns.repeats, device=ns.device)
+        return 0
     if ns.which == "speed":
         from ..benchmarks.speed import run_speed_bench
 

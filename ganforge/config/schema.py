@@ -143,6 +143,8 @@ class TrainConfig:
     precision: str = "auto"
     channels_last: bool | str = "auto"  # auto: NHWC where it is faster (CPU; GPU in mixed precision)
     compile: bool = False
+    # With several processes (torchrun): batch norm takes its statistics over the global batch, not each rank's share.
+    sync_batchnorm: bool = False
     threads: int | None = None  # None: OMP_NUM_THREADS if set, else the cores this process may use
     log_every: int = 50
     sample_every: int = 500

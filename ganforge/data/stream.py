@@ -44,6 +44,17 @@ class BatchStream:
         self.drawn = 0  # samples drawn so far, whatever the batch sizes (a progressive run changes them)
         self._perm: Tensor | None = None
         self._perm_epoch = -1
+        self.rank, self.world = 0, 1
+
+    def shard(self, rank: int, world: int) -> "BatchStream":
+        """Make this rank's stream: each batch of n is rank's slice of the global batch of n x world (see `next_indices`)."""
+        if not 0 <= rank < world:
+            raise DataError(f"rank {rank} is not in 0..{world - 1}")
+        if self.batch_size % world:
+            raise DataError(f"the batch size {self.batch_size} cannot be split evenly across {world} processes; use a "
+                            f"multiple of {world} (the recipe's train.batch_size is the global batch).")
+        self.rank, self.world = int(rank), int(world)
+        return self
 
     @property
     def batches_per_epoch(self) -> int:
@@ -58,8 +69,17 @@ class BatchStream:
         return self._perm
 
     def next_indices(self, n: int | None = None) -> Tensor:
-        """The dataset indices of the next batch (of `n` samples, default batch_size), advancing the stream."""
-        n = self.batch_size if n is None else n
+        """The dataset indices of the next batch (of `n` samples, default batch_size), advancing the stream.
+
+        A sharded stream (`shard`) draws the global batch of n x world (default: batch_size) and returns
+        this rank's n: the ranks' batches, concatenated in rank order, are the one-process batch.
+        """
+        if self.world > 1:
+            local = self.batch_size // self.world if n is None else n
+            return self._next_global(local * self.world)[self.rank * local:(self.rank + 1) * local]
+        return self._next_global(self.batch_size if n is None else n)
+
+    def _next_global(self, n: int) -> Tensor:
         if not 1 <= n <= self.n:
             raise DataError(f"a batch of {n} samples cannot be drawn from dataset {self.dataset.name!r} of {self.n}")
         if self.pos + n > self.n:

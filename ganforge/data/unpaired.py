@@ -103,6 +103,12 @@ class UnpairedStream:
         """Images drawn from side a (as many as from side b)."""
         return self.a.drawn
 
+    def shard(self, rank: int, world: int) -> "UnpairedStream":
+        """Make this rank's stream (both sides sharded like BatchStream.shard)."""
+        self.a.shard(rank, world)
+        self.b.shard(rank, world)
+        return self
+
     def next(self, n: int | None = None) -> tuple[Tensor, Tensor]:
         """The next batch of each side, images in [-1, 1]."""
         return self.a.next(n)[0], self.b.next(n)[0]

@@ -29,7 +29,8 @@ class StepContext(Protocol):
     D: nn.Module
     nets: dict[str, nn.Module]  # every network the game declared, by name (G and D above are aliases)
     opt_d: torch.optim.Optimizer  # read-only for games: the unrolled game follows its update rule
-    batch_size: int
+    batch_size: int  # this process's share of the global batch (the recipe's train.batch_size / world)
+    world: int  # processes training together (1 without torch.distributed)
     device: torch.device
     latent_space: LatentSpace  # G's input layout: noise size, InfoGAN codes, class count (0: unconditional)
 
@@ -44,6 +45,8 @@ class StepContext(Protocol):
     def labelled_batch(self) -> tuple[Tensor, Tensor]: ...
 
     def autocast(self) -> Any: ...
+
+    def mean_over_ranks(self, values: dict[str, Tensor]) -> dict[str, Tensor]: ...
 
     def step_d(self, loss: Tensor, restore: list[Tensor] | None = None) -> None: ...
 
@@ -114,6 +117,8 @@ class Game:
     data: ClassVar[str] = "single"
     # The GameArgs options this game accepts in game.args (None: all of them).
     options: ClassVar[tuple[str, ...] | None] = None
+    # Why this game cannot train on several processes (None: it can); the trainer refuses with it.
+    distributed_refusal: ClassVar[str | None] = None
 
     def __init__(self, args: GameArgs) -> None:
         self.args = args

@@ -78,7 +78,9 @@ class BEGANGame(Game):
         ctx.step_g(g_loss)
 
         # Proportional control of k_t with the detached means (Eq. 4), then M_global (Sec. 3.4.1).
-        lr, lf = l_real.detach().float(), l_fake.detach().float()
+        # With several processes the means are the global batch's, so that k_t stays the same on every rank.
+        means = ctx.mean_over_ranks({"real": l_real.detach().float(), "fake": l_fake.detach().float()})
+        lr, lf = means["real"], means["fake"]
         self.k = began_k_update(k, lr, lf, self.gamma, self.lambda_k)
         self.steps += 1
         return {

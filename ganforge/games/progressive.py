@@ -224,13 +224,17 @@ class ProgressiveGame(StandardGame):
     # ------------------------------------------------------------------ the step
 
     def step(self, ctx: StepContext) -> dict[str, Tensor]:
-        sched = self.schedule_for(ctx.batch_size)
+        world = getattr(ctx, "world", 1)
+        sched = self.schedule_for(ctx.batch_size * world)  # the recipe's batch sizes are global
         self.phase = p = sched.at(self.images)
+        if p.batch_size % world:
+            raise ConfigError(f"phase {p.name} has a batch of {p.batch_size}, which cannot be split evenly across "
+                              f"{world} processes; give game.args.batch_sizes that are multiples of {world}.")
         fade = (self.images - p.start, p.length) if p.fading else (0, 0)
         for name in ("G", "D"):
             growing(ctx.nets[name], name).set_phase(p.level, *fade)
         alpha = self.alpha
-        out = super().step(_PhaseContext(ctx, p.batch_size))  # type: ignore[arg-type]
+        out = super().step(_PhaseContext(ctx, p.batch_size // world))  # type: ignore[arg-type]
         self.images += p.batch_size * self.n_critic * self.pack_m
         out.update(resolution=torch.tensor(float(p.resolution)), alpha=torch.tensor(alpha),
                    kimg=torch.tensor(self.images / 1000.0))

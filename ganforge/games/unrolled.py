@@ -27,6 +27,9 @@ class UnrolledGame(StandardGame):
     use the objective only, not D's regularisers.
     """
 
+    distributed_refusal = ("its look-ahead copies of D take differentiable optimiser steps on one process's batch; "
+                           "train it on one process (or use PacGAN / R1, which do)")
+
     supports_conditional = False  # its own step calls G and D without labels
 
     def __init__(self, args: GameArgs, unroll: int = 5, rule: str = "auto") -> None:

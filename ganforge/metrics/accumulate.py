@@ -79,14 +79,21 @@ def accumulate(
     store_max: int,
     image_max: int,
     is_splits: int = 10,
+    start: int = 0,
 ) -> FeatureStats:
-    """Run image batches through `extractor`, keeping moments, IS sums, class counts and capped subsets."""
+    """Run image batches through `extractor`, keeping moments, IS sums, class counts and capped subsets.
+
+    `start`: the index of the first sample among the `n_expected` (a shard of a distributed evaluation),
+    which places its samples in the right Inception-score splits.
+    """
     dim = extractor.feature_dim if extractor is not None else 1
     k = extractor.num_classes if extractor is not None else 0
     per_image = getattr(extractor, "channels_per_image", 1)  # stacked data: one feature row per channel
     st = FeatureStats(StreamingMoments(dim), StreamingIS(n_expected * per_image, k, is_splits) if k else None)
     st.pred_counts = torch.zeros(k, dtype=torch.long) if k else None
     st.stacked = StackedModes(k) if per_image > 1 else None
+    if st.inception is not None:
+        st.inception.seen = start * per_image
     for images, labels in batches:
         images = images.float()
         if st.images_stored < image_max:
@@ -112,6 +119,45 @@ def accumulate(
                     st.labels_seen += len(labels)
         st.n += len(images)
     return st
+
+
+def merge_feature_stats(parts: list[FeatureStats], store_max: int, image_max: int) -> FeatureStats:
+    """One sample set's statistics from its shards' (in sample order): what one `accumulate` over all of them gives.
+
+    Moments merge exactly (Chan et al.'s parallel update), counts and IS sums add, and the capped
+    subsets are the first `store_max` features and `image_max` images in sample order.
+    """
+    first = parts[0]
+    out = FeatureStats(StreamingMoments(first.moments.dim), None)
+    if first.inception is not None:
+        inc = StreamingIS(first.inception.n_expected, first.inception.sum_p.shape[1], first.inception.splits)
+        for p in parts:
+            inc.sum_p += p.inception.sum_p
+            inc.sum_plogp += p.inception.sum_plogp
+            inc.count += p.inception.count
+        inc.seen = int(inc.count.sum())
+        out.inception = inc
+    out.pred_counts = None if first.pred_counts is None else sum((p.pred_counts for p in parts[1:]), first.pred_counts.clone())
+    if first.stacked is not None:
+        out.stacked = StackedModes(first.stacked.k, first.stacked.confidence)
+        for p in parts:
+            out.stacked.counts += p.stacked.counts
+            out.stacked.high_quality += p.stacked.high_quality
+            out.stacked.n += p.stacked.n
+    for p in parts:
+        out.moments.merge(p.moments)
+        out.labels_correct += p.labels_correct
+        out.labels_seen += p.labels_seen
+        out.n += p.n
+    feats = [f for p in parts for f in p.features]
+    if feats:
+        out.features = [torch.cat(feats)[:store_max]]
+        out.stored = len(out.features[0])
+    imgs = [x for p in parts for x in p.images]
+    if imgs:
+        out.images = [torch.cat(imgs)[:image_max]]
+        out.images_stored = len(out.images[0])
+    return out
 
 
 def dataset_batches(dataset: Any, n: int | None = None, batch_size: int = 500) -> Iterator[tuple[Tensor, Tensor | None]]:

@@ -25,6 +25,7 @@ from .accumulate import (  # noqa: F401 (re-exported)
     Reference,
     StreamingIS,
     accumulate,
+    merge_feature_stats,
     dataset_batches,
     generator_batches,
     reference_stats,
@@ -146,12 +147,16 @@ class Evaluator:
 
     def evaluate(self, batches: Iterable[tuple[Tensor, Tensor | None]], n: int, source: str) -> dict[str, Any]:
         """{'metrics': numbers, 'protocol': how they were computed} for `n` samples from `batches`."""
+        fake = accumulate(batches, self.extractor, n, self.store_max, self.image_max, self.is_splits)
+        return self.finish(fake, source)
+
+    def finish(self, fake: FeatureStats, source: str) -> dict[str, Any]:
+        """The metrics and protocol of accumulated sample statistics `fake`."""
         if _needs(self.metrics, "reference"):
             ref = self.reference
         else:  # IS, coverage, modes, ...: the real data's statistics are not needed, so not computed
             ref = Reference(self.dataset.name, dict(getattr(self.dataset, "info", {})),
                             FeatureStats(StreamingMoments(1), None))
-        fake = accumulate(batches, self.extractor, n, self.store_max, self.image_max, self.is_splits)
         mixture = None
         points = None
         if self.points:
@@ -179,11 +184,31 @@ class Evaluator:
         return result
 
     def evaluate_generator(self, G: torch.nn.Module, latent: int | LatentSpace, autocast: Callable[[], Any] | None = None,
-                           source: str = "generator", truncation: float | None = None) -> dict[str, Any]:
-        """Evaluate `self.n` samples of generator `G` (drawn from seed-fixed noise, truncated if asked)."""
+                           source: str = "generator", truncation: float | None = None,
+                           collective: Any | None = None) -> dict[str, Any]:
+        """Evaluate `self.n` samples of generator `G` (drawn from seed-fixed noise, truncated if asked).
+
+        With a `collective` (training/distributed.Collective: rank, world, gather, broadcast) every rank
+        generates and scores its contiguous share of the same samples; rank 0 merges the statistics and
+        computes the metrics, and every rank returns its result: the numbers one process would get.
+        """
+        from ..generation import sample_batches, shard_batches
         from ..models.progan import growth_note
 
         note = growth_note(G)  # a ProGAN run mid-growth: the protocol says at which resolution the images were made
-        batches = generator_batches(G, latent, self.n, self.seed, self.batch_size, autocast=autocast,
-                                    truncation=truncation)
-        return self.evaluate(batches, self.n, source if note is None else f"{source} ({note})")
+        source = source if note is None else f"{source} ({note})"
+        if collective is None or collective.world == 1:
+            batches = generator_batches(G, latent, self.n, self.seed, self.batch_size, autocast=autocast,
+                                        truncation=truncation)
+            return self.evaluate(batches, self.n, source)
+        shard = (collective.rank, collective.world)
+        batches = sample_batches(G, latent, self.n, self.seed, self.batch_size, autocast=autocast,
+                                 truncation=truncation, shard=shard)
+        start = shard_batches(self.n, self.batch_size, *shard)[0] * self.batch_size
+        part = accumulate(batches, self.extractor, self.n, self.store_max, self.image_max, self.is_splits, start=start)
+        parts = collective.gather(part)
+        result = None
+        if collective.rank == 0:
+            result = self.finish(merge_feature_stats(parts, self.store_max, self.image_max),
+                                 f"{source}, {collective.world} processes")
+        return collective.broadcast(result)

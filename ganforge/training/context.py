@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ..latent import Latent, LatentSpace
+from .distributed import SINGLE, Dist, average_gradients, mean_tensors
 from .precision import Precision
 
 
@@ -32,6 +33,7 @@ class TrainContext:
         next_labelled: Callable[[], tuple[Tensor, Tensor | None]] | None = None,
         nets: dict[str, nn.Module] | None = None,
         optimizers: dict[str, torch.optim.Optimizer] | None = None,
+        dist: Dist = SINGLE,
     ) -> None:
         # Networks and optimisers by the names the game declared; G, D, opt_g and opt_d are the standard
         # game's aliases (a game with other networks reads them from `nets`).
@@ -42,7 +44,11 @@ class TrainContext:
         self.opt_g, self.opt_d = opt_g, opt_d
         self.precision = precision
         self.device = device
-        self.batch_size = batch_size
+        # With several processes `batch_size` is this rank's share of the recipe's global batch; every draw
+        # (data, noise) is rank's slice of the global draw, and gradients are averaged before each update.
+        self.dist = dist
+        self.world = dist.world
+        self.batch_size = batch_size // dist.world
         self.z_dim = z_dim
         self._next_batch = next_batch
         self.noise_generator = noise_generator
@@ -85,8 +91,13 @@ class TrainContext:
 
     def sample_latent(self, n: int) -> Latent:
         """n draws of G's input (noise, InfoGAN codes, class labels) from the run's checkpointed generator."""
-        # Drawn on the CPU so the same seed gives the same z on every device.
-        lat = self.latent_space.sample(n, self.noise_generator)
+        # Drawn on the CPU so the same seed gives the same z on every device. With several processes each
+        # rank draws the global n x world and keeps its slice: the ranks' draws together are one process's.
+        lat = self.latent_space.sample(n * self.world, self.noise_generator)
+        if self.world > 1:
+            part = slice(self.dist.rank * n, (self.dist.rank + 1) * n)
+            lat = Latent(lat.z[part], None if lat.y is None else lat.y[part], [c[part] for c in lat.categorical],
+                         None if lat.continuous is None else lat.continuous[part])
         dev = self.device
         return Latent(lat.z.to(dev, non_blocking=True), None if lat.y is None else lat.y.to(dev),
                       [c.to(dev) for c in lat.categorical],
@@ -96,6 +107,10 @@ class TrainContext:
         """n generator input vectors (noise plus any InfoGAN codes); class labels are dropped."""
         return self.sample_latent(n).z
 
+    def mean_over_ranks(self, values: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Scalars averaged over the ranks (a game's own statistics, e.g. BEGAN's balance); unchanged with one process."""
+        return mean_tensors(values, self.dist)
+
     def autocast(self) -> Any:
         """The mixed-precision context for forward passes."""
         return self.precision.autocast()
@@ -104,6 +119,7 @@ class TrainContext:
               restore: list[Tensor] | None, name: str = "") -> None:
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        average_gradients([p for g in opt.param_groups for p in g["params"]], self.dist)
         if self.measure_grads and name not in self.grad_norms:
             grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
             if grads:

@@ -22,16 +22,21 @@ class EvaluationMixin:
         """Evaluate the (EMA) generator now; log to metrics.jsonl, TensorBoard and eval.jsonl."""
         if self.evaluator is None:
             self.evaluator = self._make_evaluator()
+        from .distributed import Collective
+
         net = self.ema.module if self.ema is not None else self.G
+        # With several processes each rank generates and scores its share of the samples; rank 0 merges them.
         res = self.evaluator.evaluate_generator(net, self.latent, autocast=self.precision.autocast,
-                                                source=f"{'EMA ' if self.ema is not None else ''}generator at step {self.step}")
+                                                source=f"{'EMA ' if self.ema is not None else ''}generator at step {self.step}",
+                                                collective=Collective(self.dist) if self.dist.enabled else None)
         numbers = res["metrics"]
         rec = {"step": self.step, **{f"eval/{k}": v for k, v in numbers.items()}}
         log_f.write(json.dumps(rec) + "\n")
         log_f.flush()
-        for k, v in numbers.items():
-            self.writer.add_scalar(f"eval/{k}", v, self.step)
-        write_json(self.out / "eval" / f"step_{self.step:07d}.json", {"step": self.step, **res})
+        if self.dist.main:
+            for k, v in numbers.items():
+                self.writer.add_scalar(f"eval/{k}", v, self.step)
+            write_json(self.out / "eval" / f"step_{self.step:07d}.json", {"step": self.step, **res})
         return numbers
 
     def _make_evaluator(self) -> Any:
@@ -55,7 +60,9 @@ class EvaluationMixin:
             raise ConfigError(f"eval.best is {key!r}, but the evaluation gives only: {', '.join(numbers)}.")
         value = numbers[key]
         better = self.best is None or (value > self.best["value"] if higher_is_better(key) else value < self.best["value"])
-        if better and math.isfinite(value):
+        if better and math.isfinite(value):  # the same verdict on every rank: they share the evaluation's numbers
             self.best = {"metric": key, "value": value, "step": self.step}
-            path = self.out / "checkpoints" / "best.pt"
-            atomic_write_bytes(path, lambda f: torch.save(self.state_dict(), f))
+            ranks = self.rank_states()
+            if self.dist.main:
+                path = self.out / "checkpoints" / "best.pt"
+                atomic_write_bytes(path, lambda f: torch.save(self.state_dict(ranks), f))

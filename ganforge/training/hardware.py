@@ -189,16 +189,21 @@ def available_cores() -> int:
     return max(1, n)
 
 
-def configure_threads(requested: int | None) -> Choice:
-    """Set torch's intra-op threads: the recipe's `train.threads`, else OMP_NUM_THREADS, else the available cores."""
+def configure_threads(requested: int | None, share: int = 1) -> Choice:
+    """Set torch's intra-op threads: the recipe's `train.threads`, else OMP_NUM_THREADS, else the available cores.
+
+    `share` processes of one distributed run on this machine split the cores between them.
+    """
     if requested:
         torch.set_num_threads(requested)
         return Choice(requested, "set explicitly")
     if os.environ.get("OMP_NUM_THREADS"):
         return Choice(torch.get_num_threads(), "OMP_NUM_THREADS")
-    n = available_cores()
+    n = max(1, available_cores() // max(1, share))
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+    if share > 1:
+        return Choice(n, f"the cores this process may run on, split between {share} processes")
     return Choice(n, "the cores this process may run on")
 
 

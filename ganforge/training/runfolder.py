@@ -18,6 +18,7 @@ from ..errors import ConfigError, GanforgeError
 from .checkpoint import atomic_write_bytes, find_resumable, move_aside, remove_stale_temp_files
 from .resume import (check_config_untouched, checkpoint_recipe, config_sha256, format_diff, is_safe, recipe_diff,
                      resume_recipe)
+from . import distributed
 from .runinfo import RunRecord
 from .runlock import LOCK_NAME, RunLock
 
@@ -42,16 +43,29 @@ class RunFolderMixin:
     def start(cls, recipe: Recipe, out_dir: str | Path, progress: bool | None = None) -> "Trainer":
         """A trainer for a new run in `out_dir`, which is locked and checked to be free before any data is loaded."""
         out = Path(out_dir)
+        d = distributed.from_env()
+        distributed.init(d)
         created = not out.exists()
-        lock = RunLock(out).acquire()
+
+        def claim() -> RunLock:
+            lock = RunLock(out).acquire()
+            try:
+                _check_free(out)
+            except BaseException:
+                lock.release()
+                raise
+            return lock
+
+        # Rank 0 alone locks and checks the folder; the other ranks hear its verdict (training/distributed.py).
+        lock = distributed.main_first(d, claim, "claiming the run folder", share=lambda _: None)
         try:
-            _check_free(out)
             trainer = cls(recipe, out, progress=progress)
         except BaseException:
-            lock.release()
-            if created and {p.name for p in out.iterdir()} <= {LOCK_NAME}:
-                (out / LOCK_NAME).unlink(missing_ok=True)
-                out.rmdir()
+            if lock is not None:
+                lock.release()
+                if created and {p.name for p in out.iterdir()} <= {LOCK_NAME}:
+                    (out / LOCK_NAME).unlink(missing_ok=True)
+                    out.rmdir()
             raise
         trainer._lock = lock
         return trainer
@@ -65,19 +79,34 @@ class RunFolderMixin:
         recipe checks pass (see training/resume.py).
         """
         run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise GanforgeError(f"cannot resume {str(run_dir)!r}: there is no such run folder.")
-        lock = RunLock(run_dir).acquire()
+        d = distributed.from_env()
+        distributed.init(d)
+
+        def prepare() -> tuple[Any, ...]:
+            if not run_dir.is_dir():
+                raise GanforgeError(f"cannot resume {str(run_dir)!r}: there is no such run folder.")
+            lock = RunLock(run_dir).acquire()
+            try:
+                path, state, refused = find_resumable(run_dir / "checkpoints")
+                check_config_untouched(run_dir, RunRecord(run_dir).config_sha256, checkpoint_recipe(state))
+                recipe, changed = resume_recipe(state, list(overrides), steps, int(state["step"]))
+            except BaseException:
+                lock.release()
+                raise
+            return lock, path, state, refused, changed, recipe
+
+        # Rank 0 reads the checkpoint; the others build the same recipe and get the state when the run opens.
+        got = distributed.main_first(d, prepare, "reading the checkpoint to resume", share=lambda g: (None, None, None, None, g[4], g[5]))
+        lock, path, state, refused, changed, recipe = got
         try:
-            path, state, refused = find_resumable(run_dir / "checkpoints")
-            check_config_untouched(run_dir, RunRecord(run_dir).config_sha256, checkpoint_recipe(state))
-            recipe, changed = resume_recipe(state, list(overrides), steps, int(state["step"]))
             trainer = cls(recipe, run_dir, resume=True, progress=progress)
         except BaseException:
-            lock.release()
+            if lock is not None:
+                lock.release()
             raise
         trainer._lock = lock
-        trainer._resume_from = (path, state, refused, changed)
+        if lock is not None:
+            trainer._resume_from = (path, state, refused, changed)
         return trainer
 
     def _open_run_folder(self) -> None:
@@ -96,21 +125,11 @@ class RunFolderMixin:
                                       "the checkpoint's networks, data and game were built from its own recipe.")
                 self._resume_from = (path, state, refused, {k: n for k, _, n in diff})
             path, state, refused, changed = self._resume_from
+            self._resume_shared = (state, changed)  # for the other ranks of a distributed run
             for bad, why in refused:
                 dest = move_aside(bad)
                 print(f"ganforge: checkpoint {bad.name} could not be read ({why}); moved to {dest}.", file=sys.stderr)
-            try:
-                self.load_state_dict(state)
-            except GanforgeError:
-                raise
-            except Exception as e:  # a checkpoint that unpickles safely but lacks or mangles part of the state
-                from .checkpoint import why_unreadable
-
-                raise GanforgeError(f"checkpoint {str(path)!r} could not be restored: it is not a complete ganforge "
-                                    f"checkpoint of this run ({why_unreadable(e)}). Nothing was changed in the run "
-                                    "folder.") from None
-            self._apply_changed_lrs(changed)
-            self._last_ckpt_step = self.step
+            self._load_resumed(state, changed, path)
             fell_back = f" (falling back past {len(refused)} unreadable newer checkpoint(s))" if refused else ""
             print(f"resuming {self.out} from {path.name} at step {self.step}{fell_back}", file=sys.stderr)
             self.record.history.append({"from_step": self.step, "checkpoint": path.name, "overrides": changed,
@@ -123,6 +142,21 @@ class RunFolderMixin:
         text = "# settings resolved on this machine:\n" + header + dump_yaml(self.recipe)
         atomic_write_bytes(self.out / "config.yaml", lambda f: f.write(text.encode()))
         self.record.config_sha256 = config_sha256(text)
+
+    def _load_resumed(self, state: dict[str, Any], changed: dict[str, Any], path: Path | str = "the checkpoint") -> None:
+        """Restore a checkpoint's state and any learning rates changed on resume (every rank of a run does this)."""
+        try:
+            self.load_state_dict(state)
+        except GanforgeError:
+            raise
+        except Exception as e:  # a checkpoint that unpickles safely but lacks or mangles part of the state
+            from .checkpoint import why_unreadable
+
+            raise GanforgeError(f"checkpoint {str(path)!r} could not be restored: it is not a complete ganforge "
+                                f"checkpoint of this run ({why_unreadable(e)}). Nothing was changed in the run "
+                                "folder.") from None
+        self._apply_changed_lrs(changed)
+        self._last_ckpt_step = self.step
 
     def _truncate_log(self) -> None:
         """Drop log lines written after the checkpoint so the resumed log has no duplicates."""
@@ -207,6 +241,9 @@ class RunFolderMixin:
             "hardware": self.hardware_info(),
             "seed": r.seed,
             "pid": os.getpid(),
+            "processes": self.dist.world,
+            **({"elastic_run_id": os.environ["TORCHELASTIC_RUN_ID"]} if self.dist.enabled and
+               os.environ.get("TORCHELASTIC_RUN_ID") else {}),
             "torch": torch.__version__,
             "ganforge": __version__,
             "python": platform.python_version(),

@@ -32,6 +32,7 @@ from ..latent import fixed_latents, grid_columns, latent_space, model_extras
 from ..models import build_discriminator, build_translator
 from ..nn.spectral import apply_spectral_norm
 from .checkpoint import capture_rng, restore_rng, save_checkpoint
+from . import distributed
 from .context import TrainContext
 from .ema import make_ema
 from .evaluation import EvaluationMixin
@@ -58,6 +59,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class _NullLog:
+    """metrics.jsonl on the ranks that write nothing."""
+
+    def write(self, text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class Trainer(RunFolderMixin, EvaluationMixin):
     """Trains one recipe into `out_dir`; `resume=True` continues from the newest good checkpoint there."""
 
@@ -67,10 +81,15 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         self.recipe = r = copy.deepcopy(recipe)
         self.out = Path(out_dir)
         self.resume = resume
-        self.progress = r.train.progress if progress is None else progress
+        # With torchrun (WORLD_SIZE > 1) this process is one rank of a data-parallel run (training/distributed.py).
+        self.dist = distributed.from_env()
+        distributed.init(self.dist)
+        self.progress = (r.train.progress if progress is None else progress) and self.dist.main
         t = r.train
-        self.threads = configure_threads(t.threads)
+        self.threads = configure_threads(t.threads, share=self.dist.local_world)
         self.device = resolve_device(t.device)
+        if self.dist.enabled and self.device.type == "cuda":  # one GPU per process on each node
+            self.device = torch.device("cuda", self.dist.local_rank % torch.cuda.device_count())
         seed_everything(r.seed)
 
         d = r.data
@@ -88,12 +107,23 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             "channels_last": {"requested": t.channels_last, "value": mem_choice.value, "reason": mem_choice.reason},
             "threads": {"requested": t.threads or "auto", "value": self.threads.value, "reason": self.threads.reason},
         }
+        if self.dist.enabled:
+            self.settings["processes"] = {"requested": self.dist.world, "value": self.dist.world,
+                                          "reason": f"torch.distributed, {self.dist.local_world} on this node, "
+                                                    f"{t.batch_size // self.dist.world} of the batch of {t.batch_size} each"}
         t.precision, t.channels_last = str(prec.value), bool(mem_choice.value)
         self.channels_last = bool(mem_choice.value)
 
         mem = torch.channels_last if self.channels_last else torch.contiguous_format
         self.game = build_game(r.game.name, r.loss.name, r.loss.args, r.game.n_critic, r.game.args, r.regularizers)
         self.game.set_seed(r.seed)
+        if self.dist.enabled:
+            if self.game.distributed_refusal:
+                raise ConfigError(f"game {r.game.name!r} cannot train on several processes: "
+                                  f"{self.game.distributed_refusal}.")
+            if t.batch_size % self.dist.world:
+                raise ConfigError(f"train.batch_size ({t.batch_size}) is the global batch and must split evenly across "
+                                  f"the {self.dist.world} processes; use a multiple of {self.dist.world}.")
         self.unpaired = isinstance(self.dataset, UnpairedDataset)
         self._check_data_kind()
         # A translation game (CycleGAN) has no noise generator: samples are triplets, exports are translators.
@@ -126,8 +156,15 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 for net in self.game.networks:
                     if net.role == role:
                         apply_spectral_norm(self.nets[net.name])
+        if t.sync_batchnorm and self.dist.enabled:
+            from ..nn.sync_batchnorm import convert_sync_batchnorm
+
+            for name in list(self.nets):
+                self.nets[name] = convert_sync_batchnorm(self.nets[name])
         for m in self.nets.values():
             m.to(self.device, memory_format=mem)
+        # Every rank starts from rank 0's weights (the same seed gives the same ones, but never trust that).
+        distributed.broadcast_state(self.nets.values(), self.dist, params=True)
         # G: the generator that is sampled, averaged and exported; D: the standard game's discriminator.
         self.G = None if self.translation else self.nets[self.game.generator]
         self.D = self.nets.get("D")
@@ -158,6 +195,10 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         if self.game.labelled:
             self.labelled_stream = BatchStream(self._labelled_subset(self.game.labelled),
                                                min(t.batch_size, self.game.labelled), r.seed + 1)
+        if self.dist.enabled:  # each rank reads its slice of every global batch
+            self.stream.shard(self.dist.rank, self.dist.world)
+            if self.labelled_stream is not None:
+                self.labelled_stream.shard(self.dist.rank, self.dist.world)
         self.noise_gen = torch.Generator().manual_seed(r.seed * 7919 + 17)
         n_fixed = 2500 if not self.is_image else t.n_samples
         # Fixed latents for sample grids; a conditional grid shows the classes in order, one per row.
@@ -171,7 +212,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             t.batch_size, r.model.z_dim, self.stream.next, self.noise_gen, channels_last=self.channels_last,
             on_g_step=self._after_g_step, latent_space=self.latent,
             next_labelled=None if self.labelled_stream is None else self.labelled_stream.next,
-            nets=run_nets, optimizers=self.opts,
+            nets=run_nets, optimizers=self.opts, dist=self.dist,
         )
         self.writer: Any = None
         # Built now, so that a metric that cannot apply here stops the run before it trains, not after.
@@ -186,6 +227,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         self._last_ckpt_step = 0
         self._lock: RunLock | None = None
         self._resume_from: tuple[Path, dict[str, Any], list[tuple[Path, str]], dict[str, Any]] | None = None
+        self._resume_shared: tuple[dict[str, Any], dict[str, Any]] | None = None
         self._stop_signal: str | None = None
         self.record: RunRecord | None = None
         self.weight_tracker: WeightTracker | None = None  # made when training starts (after a resume's load)
@@ -193,6 +235,14 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         self._last_grid: Tensor | None = None
         self.doctor: Any = None  # ganforge.doctor.Doctor, made when training starts (a resume replays the log)
         self._doctor_stop: Any = None  # the Period that train.doctor.stop_on stops the run for
+        self._agreed_halt: str | None = None  # with several processes: "signal" / "doctor" once all ranks know
+        if self.dist.enabled:
+            # Ranks draw their own penalty points and noise layers; data and latents are global draws, sliced.
+            self._seed_rank()
+
+    def _seed_rank(self) -> None:
+        """Seed the global RNGs of this rank from (seed, rank)."""
+        seed_everything(distributed.rank_seed(self.recipe.seed, self.dist.rank))
 
     def _check_data_kind(self) -> None:
         """A translation game needs data 'unpaired', and unpaired data needs a translation game."""
@@ -235,13 +285,23 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         if self.ema is not None and self.step + 1 > self.recipe.train.ema.start:
             self.ema.update_parameters(self.G)
 
-    def state_dict(self) -> dict[str, Any]:
+    def rank_states(self) -> list[dict[str, Any]] | None:
+        """Every rank's own RNG and game state, in rank order (a collective: all ranks call it); None with one process."""
+        if not self.dist.enabled:
+            return None
+        return distributed.all_gather_objects({"rng": capture_rng(), "game": self.game.state_dict()}, self.dist,
+                                              "the checkpoint gather")
+
+    def state_dict(self, ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Everything needed to continue the run exactly.
 
         Networks are stored under the names the game declares ("G", "D"), optimisers, schedules and
-        gradient scalers as opt_NAME, sched_NAME, scaler_NAME ("opt_g", "opt_d", ...).
+        gradient scalers as opt_NAME, sched_NAME, scaler_NAME ("opt_g", "opt_d", ...). A run on several
+        processes adds `ranks` (from `rank_states`): each rank's RNG and game state.
         """
         return {
+            "world": self.dist.world,
+            **({"ranks": ranks} if ranks is not None else {}),
             "format": 1,
             "ganforge": __version__,
             "step": self.step,
@@ -281,6 +341,17 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             self.labelled_stream.load_state_dict(s["labelled_data"])
         self.noise_gen.set_state(s["noise"])
         restore_rng(s["rng"])
+        ranks = s.get("ranks")
+        if self.dist.enabled:
+            if isinstance(ranks, list) and len(ranks) == self.dist.world:
+                restore_rng(ranks[self.dist.rank]["rng"])
+                self.game.load_state_dict(ranks[self.dist.rank]["game"])
+            else:  # another process count: the run continues, but not bit for bit as it would have
+                self._seed_rank()
+                if self.dist.main:
+                    print(f"ganforge: the checkpoint was written by {s.get('world', 1)} process(es), this run has "
+                          f"{self.dist.world}: the ranks' random draws are reseeded, so the run continues "
+                          "correctly but not bit-identically to one that kept its process count.", file=sys.stderr)
         self.best = s.get("best")
 
     # ------------------------------------------------------------------ outputs
@@ -356,7 +427,9 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             return {}
 
         def handler(signum: int, frame: Any) -> None:
-            if self._stop_signal is not None and signum == signal.SIGINT:
+            # torchrun forwards the terminal's Ctrl-C to every worker again: a rank of a distributed run does not
+            # give up its checkpoint for it (torchrun's own SIGKILL, 30 s later, is the hard stop).
+            if self._stop_signal is not None and signum == signal.SIGINT and not self.dist.enabled:
                 raise KeyboardInterrupt
             self._stop_signal = signal.Signals(signum).name
 
@@ -366,12 +439,20 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         """Train to `train.steps`, writing samples, logs, checkpoints, weights and the report (the folder is locked)."""
         if self.progress:
             print(self.describe_settings(), flush=True)
-        if not self.recipe.train.threads:  # an explicit thread count means the user has already split the cores
+        # An explicit thread count means the user has already split the cores; a distributed run splits them itself.
+        if not self.recipe.train.threads and not self.dist.enabled:
             warn_if_cores_shared(self.device)
-        if self._lock is None:
-            self._lock = RunLock(self.out).acquire()
-        try:
+
+        def open_folder() -> Any:  # rank 0 alone touches the run folder; the others restore the same state
+            if self._lock is None:
+                self._lock = RunLock(self.out).acquire()
             self._open_run_folder()
+            return self._resume_shared if self.resume and self.dist.enabled else None
+
+        try:
+            shared = distributed.main_first(self.dist, open_folder, "opening the run folder")
+            if not self.dist.main and self.resume:
+                self._load_resumed(*shared)
             handlers = self._install_signal_handlers()
             try:
                 return self._train()
@@ -379,8 +460,9 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 for sig, old in handlers.items():
                     signal.signal(sig, old)
         finally:
-            self._lock.release()
-            self._lock = None
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def _train(self) -> Path:
         from torch.utils.tensorboard import SummaryWriter
@@ -389,9 +471,13 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         from ..report import write_report
 
         r, t = self.recipe, self.recipe.train
-        self.writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step + 1 if self.step else None)
-        self.record.write("running", self._run_info())
-        log_f = open(self.out / "metrics.jsonl", "a")
+        main = self.dist.main  # only rank 0 writes: logs, TensorBoard, samples, checkpoints, run.json, report
+        if main:
+            self.writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step + 1 if self.step else None)
+            self.record.write("running", self._run_info())
+            log_f: Any = open(self.out / "metrics.jsonl", "a")
+        else:
+            log_f = _NullLog()
         # A terminal gets a live bar; a log file gets a plain line every 30 s instead of carriage returns.
         interactive = self.progress and sys.stderr.isatty()
         bar = tqdm(total=t.steps, initial=self.step, disable=not interactive, dynamic_ncols=True, desc=r.name)
@@ -401,7 +487,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         grid_signals: dict[str, float] = {}  # from the last sample grid, for the next log line
         if t.signals:  # from the weights as they are now: a resumed run measures its updates from here
             self.weight_tracker = WeightTracker(self.nets)
-            if not self.translation:
+            if not self.translation and main:
                 n_real_ref = min(len(self.fixed.z), len(self.dataset))
                 # A seeded draw of its own: folders are stored class by class, and the global RNG stays untouched.
                 idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.recipe.seed))
@@ -409,10 +495,10 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 # the RNG, or a resumed run would draw differently from the uninterrupted one.
                 with torch.random.fork_rng(devices=[]):
                     self.sample_tracker = SampleTracker(self.dataset.get(idx[:n_real_ref])[0], self._coverage_probe())
-        if t.doctor.enabled:
+        if t.doctor.enabled and main:
             self._start_doctor()
         try:
-            while self.step < t.steps and self._stop_signal is None and self._doctor_stop is None:
+            while self.step < t.steps and self._halt() is None:
                 n_real += self.game.real_per_step(t.batch_size)  # asked per step: a progressive game's batch changes
                 # Gradient norms are taken on the step that ends a log interval only: one norm per optimiser.
                 self.ctx.measure_grads = t.signals and ((self.step + 1) % t.log_every == 0 or self.step + 1 == t.steps)
@@ -420,6 +506,10 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 stats = self.game.step(self.ctx)
                 for sched in self.scheds.values():
                     sched.step()
+                if self.dist.enabled:
+                    # BN running statistics follow rank 0 (as DDP's broadcast_buffers); a stop any rank saw stops all.
+                    distributed.broadcast_state(self.nets.values(), self.dist)
+                    self._agree_on_stop()
                 self.step += 1
                 n_logged += 1
                 for k, v in stats.items():
@@ -427,7 +517,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 bar.update(1)
                 last = self.step == t.steps
                 # The grid comes before the log line, so that the line of its step carries its signals.
-                if self.step % t.sample_every == 0 or last:
+                if main and (self.step % t.sample_every == 0 or last):
                     t_grid = time.perf_counter()
                     self.save_samples(f"step_{self.step:07d}")
                     if self.sample_tracker is not None and self._last_grid is not None:
@@ -437,7 +527,8 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                     now = time.perf_counter()
                     dt = now - t_mark
                     self.elapsed += dt
-                    rec = {k: float(v) / n_logged for k, v in sums.items()}
+                    # The global batch's averages (each rank saw its own share of it).
+                    rec = {k: float(v) / n_logged for k, v in distributed.mean_tensors(sums, self.dist).items()}
                     self._check_finite(rec)
                     if self.weight_tracker is not None:  # after the check: an infinite gradient is evidence, not a stop
                         rec.update(_finite_or_none({f"grad_norm_{k}": float(v) for k, v in self.ctx.grad_norms.items()}))
@@ -455,7 +546,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                     log_f.flush()
                     self._consult_doctor(rec, bar)
                     for k, v in rec.items():
-                        if k not in ("step", "epoch", "time") and v is not None:
+                        if k not in ("step", "epoch", "time") and v is not None and self.writer is not None:
                             self.writer.add_scalar(k if k.startswith("signals/") else f"train/{k}", v, self.step)
                     status = self.game.status()
                     held = self.doctor.current() if self.doctor is not None else []
@@ -466,7 +557,8 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                         print(f"{r.name}: step {self.step}/{t.steps}{', ' + status if status else ''}, d_loss {rec['d_loss']:.3f}, g_loss "
                               f"{rec['g_loss']:.3f}, {rec['images_per_s']:.0f} img/s{', doctor: ' + ','.join(held) if held else ''}",
                               file=sys.stderr, flush=True)
-                    self.record.heartbeat(self._run_info)
+                    if main:
+                        self.record.heartbeat(self._run_info)
                     sums, n_logged, n_real = {}, 0, 0
                     t_mark = time.perf_counter()
                 t_aside = time.perf_counter()
@@ -480,40 +572,74 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 # Grids, evaluation and checkpoints are not training: `time` and images/s leave them out.
                 t_mark += time.perf_counter() - t_aside
             bar.close()
-            if self._stop_signal is not None:
+            if self.dist.enabled:  # a stop seen during the last step is settled by all ranks together
+                self._agree_on_stop()
+            if self._halt() == "signal":
                 return self._stop(sums)
-            if self._doctor_stop is not None:
+            if self._halt() == "doctor":
                 return self._stop_for_doctor(sums)
-            self.save_samples("final")
-            if self.ema is not None:
-                self.save_samples("final_ema", use_ema=True)
-            self._export_generator()
-            self.record.write("finished", self._run_info())
+            if main:
+                self.save_samples("final")
+                if self.ema is not None:
+                    self.save_samples("final_ema", use_ema=True)
+                self._export_generator()
+                self.record.write("finished", self._run_info())
         except (RunInterrupted, RunStopped):
             raise
         except KeyboardInterrupt:
             bar.close()
-            self._record_quietly("interrupted", signal="SIGINT")
+            if main:
+                self._record_quietly("interrupted", signal="SIGINT")
             raise
         except BaseException as e:
             bar.close()
-            self._record_quietly("failed", error=f"{type(e).__name__}: {e}")
+            if main:
+                self._record_quietly("failed", error=f"{type(e).__name__}: {e}")
             raise
         finally:
             log_f.close()
-            self.writer.close()
-            try:
-                write_report(self.out)
-            except Exception as e:  # a report problem must never hide the training outcome
-                print(f"ganforge: warning: could not write the report: {e}", file=sys.stderr)
+            if self.writer is not None:
+                self.writer.close()
+            if main:
+                try:
+                    write_report(self.out)
+                except Exception as e:  # a report problem must never hide the training outcome
+                    print(f"ganforge: warning: could not write the report: {e}", file=sys.stderr)
         return self.out
 
+    def _halt(self) -> str | None:
+        """"signal" (SIGINT/SIGTERM) or "doctor" (train.doctor.stop_on) once the run must stop, else None.
+
+        With several processes only what all ranks agreed on counts: a rank that left the loop on its own
+        would wait in one collective while the others wait in another.
+        """
+        if self.dist.enabled:
+            return self._agreed_halt
+        if self._stop_signal is not None:
+            return "signal"
+        return "doctor" if self._doctor_stop is not None else None
+
+    def _agree_on_stop(self) -> None:
+        """All ranks stop together: a signal any rank caught, or rank 0's doctor (a collective, once per step)."""
+        mine = [1.0 if self._stop_signal is not None else 0.0, 1.0 if self._doctor_stop is not None else 0.0]
+        signalled, doctor = distributed.agree_max(mine, self.dist)
+        if signalled:
+            self._stop_signal = self._stop_signal or "SIGTERM"  # another rank was signalled (torchrun forwards one to each)
+            self._agreed_halt = "signal"
+        elif doctor:
+            self._doctor_stop = self._doctor_stop or True  # rank 0 holds the Period; it is broadcast when the run stops
+            self._agreed_halt = "doctor"
+
     def _checkpoint(self, sums: dict[str, Tensor]) -> None:
-        if sums:  # steps since the last log line must be finite too
-            self._check_finite({k: float(v) for k, v in sums.items()})
-        save_checkpoint(self.state_dict(), self.out / "checkpoints", self.step, self.recipe.train.keep_checkpoints)
+        """Save a checkpoint (rank 0 writes it; every rank takes part: each one's RNG and game state go in)."""
+        if sums:  # steps since the last log line must be finite too (on every rank: the global batch's sums)
+            self._check_finite({k: float(v) for k, v in distributed.mean_tensors(sums, self.dist).items()})
+        ranks = self.rank_states()
+        if self.dist.main:
+            save_checkpoint(self.state_dict(ranks), self.out / "checkpoints", self.step,
+                            self.recipe.train.keep_checkpoints)
+            self.record.heartbeat(self._run_info, force=True)
         self._last_ckpt_step = self.step
-        self.record.heartbeat(self._run_info, force=True)
 
     def _stop(self, sums: dict[str, Tensor]) -> Path:
         """After SIGINT/SIGTERM: checkpoint the finished step (if finite and new), record `interrupted`, raise."""
@@ -523,7 +649,8 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 self._checkpoint(sums)
             except TrainingError as e:
                 print(f"ganforge: no checkpoint at the interruption: {e}", file=sys.stderr)
-        self.record.write("interrupted", self._run_info(), signal=sig)
+        if self.dist.main:
+            self.record.write("interrupted", self._run_info(), signal=sig)
         raise RunInterrupted(sig, self.step, self._last_ckpt_step, self.out)
 
     # ------------------------------------------------------------------ doctor
@@ -573,10 +700,14 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         """train.doctor.stop_on: checkpoint the finished step, record `stopped`, point to the best checkpoint."""
         from ..doctor import STATES
 
-        p = self._doctor_stop
         if self.step > self._last_ckpt_step:
             self._checkpoint(sums)
+        if not self.dist.main:  # rank 0's doctor decided; it says why
+            state, start, best = distributed.broadcast_object(None, self.dist, "the doctor's verdict")
+            raise RunStopped(state, STATES[state], start, self.step, best, self.out)
+        p = self._doctor_stop
         best = self._best_checkpoint(p.start)
+        distributed.broadcast_object((p.state, p.start, best), self.dist, "the doctor's verdict")
         self.record.write("stopped", self._run_info(), state=p.state, since=p.start, evidence=p.evidence,
                           best_checkpoint=str(best) if best else None)
         raise RunStopped(p.state, STATES[p.state], p.start, self.step, best, self.out)

@@ -1,0 +1,272 @@
+"""Data-parallel training on CPU with gloo: two processes give one process's update, EMA, evaluation and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dist_worker
+import pytest
+import torch
+
+from ganforge.config import load_recipe
+from ganforge.errors import ConfigError
+from ganforge.training import Trainer, distributed
+from ganforge.training.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).with_name("dist_worker.py")
+
+# One step, fp32, plain SGD: the update is lr x the averaged gradient, so the comparison sees the
+# synchronisation itself (Adam's first step is lr x sign(g), which turns rounding into sign flips where g ~ 0).
+COMMON = ["train.steps=1", "train.batch_size=16", "train.precision=fp32", "train.log_every=1", "train.checkpoint_every=1",
+          "train.sample_every=1000", "train.n_samples=4", "train.sync_batchnorm=true", "train.doctor.enabled=false",
+          "optim.g.name=sgd", "optim.d.name=sgd", "optim.g.lr=0.05", "optim.d.lr=0.05", "data.n_points=2000",
+          "model.generator.args.hidden=32", "model.discriminator.args.hidden=32"]
+CASES = {
+    "ns_r1": ("r1-toy", COMMON),
+    "wgan_gp": ("wgan-gp-toy", COMMON + ["game.n_critic=2"]),
+    "hinge_sn": ("sngan-toy", COMMON),
+    "lazy_r1": ("r1-lazy-toy", COMMON),
+    # Two steps: EMA averages the second update into the first.
+    "ema": ("r1-toy", COMMON + ["train.steps=2", "train.ema.enabled=true", "train.ema.decay=0.5"]),
+}
+
+
+def torchrun(args: list[str], nproc: int = 2, timeout: float = 240, env_extra: dict[str, str] | None = None,
+             **kw: object) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(WORKER.parent)]),
+           **(env_extra or {})}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node",
+           str(nproc), *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+@pytest.fixture(scope="module")
+def two_process_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every case trained once on two processes, in one torchrun launch (launches are the slow part)."""
+    out = tmp_path_factory.mktemp("dist")
+    spec = out / "spec.json"
+    spec.write_text(json.dumps({"train": CASES, "eval": True}))
+    res = torchrun([str(WORKER), str(out), str(spec)])
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
+def one_process(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, dict]:
+    """(initial state, final checkpoint) of `case` on this one process."""
+    monkeypatch.setattr("ganforge.regularizers._uniform", dist_worker.sample_uniform)
+    recipe, overrides = CASES[case]
+    r = load_recipe(recipe, overrides)
+    t = Trainer.start(r, tmp_path / case, progress=False)
+    # The initial weights, on the CPU (the checkpoint is loaded there).
+    before = {n: {k: v.detach().cpu().clone() for k, v in net.state_dict().items()} for n, net in t.nets.items()}
+    t.run()
+    return before, load_checkpoint(tmp_path / case / "checkpoints" / f"step_{r.train.steps:07d}.pt")
+
+
+def relative_gap(before: dict, one: dict, two: dict) -> float:
+    """||update_2proc - update_1proc|| / ||update_1proc|| over every floating-point parameter and buffer."""
+    num = den = 0.0
+    for k, v0 in before.items():
+        if not v0.is_floating_point():
+            continue
+        d1, d2 = one[k].double() - v0.double(), two[k].double() - v0.double()
+        num += float((d2 - d1).pow(2).sum())
+        den += float(d1.pow(2).sum())
+    assert den > 0, "the step changed nothing: the comparison would be vacuous"
+    return (num / den) ** 0.5
+
+
+@pytest.mark.parametrize("case", ["ns_r1", "wgan_gp", "hinge_sn", "lazy_r1"])
+def test_two_processes_update_like_one_on_the_whole_batch(case: str, two_process_runs: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    before, one = one_process(case, tmp_path, monkeypatch)
+    two = load_checkpoint(two_process_runs / case / "checkpoints" / "step_0000001.pt")
+    assert two["world"] == 2 and len(two["ranks"]) == 2
+    for net in ("G", "D"):
+        assert relative_gap(before[net], one[net], two[net]) < 1e-6, net
+
+
+def test_two_processes_keep_the_same_ema(two_process_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before, one = one_process("ema", tmp_path, monkeypatch)
+    two = load_checkpoint(two_process_runs / "ema" / "checkpoints" / "step_0000002.pt")
+    ema_before = {k.removeprefix("module."): v for k, v in before["G"].items()}
+    def strip(state: dict) -> dict:
+        return {k.removeprefix("module."): v for k, v in state.items() if k.startswith("module.")}
+
+    assert relative_gap(ema_before, strip(one["ema"]), strip(two["ema"])) < 1e-6
+    assert relative_gap(before["G"], one["G"], two["G"]) < 1e-6
+
+
+def test_distributed_eval_equals_one_process(two_process_runs: Path) -> None:
+    two = json.loads((two_process_runs / "eval.json").read_text())
+    one = dist_worker.eval_case()["metrics"]
+    assert set(two) == set(one)
+    for k, v in one.items():
+        assert two[k] == pytest.approx(v, rel=1e-6, abs=1e-9), k
+
+
+def test_merged_statistics_equal_one_pass() -> None:
+    """Shards merged in order give the moments, IS splits, counts and capped subsets of one pass."""
+    from ganforge.metrics.accumulate import accumulate, merge_feature_stats
+
+    class Ext:
+        feature_dim, num_classes = 3, 4
+
+        def extract(self, x: torch.Tensor) -> dict:
+            f = x.flatten(1)[:, :3]
+            return {"features": f, "logits": torch.cat([f, f[:, :1]], 1)}
+
+    torch.manual_seed(0)
+    batches = [(torch.randn(7, 1, 2, 2), None) for _ in range(5)]
+    whole = accumulate(iter(batches), Ext(), 35, store_max=20, image_max=9, is_splits=4)
+    parts = [accumulate(iter(batches[:2]), Ext(), 35, 20, 9, 4, start=0),
+             accumulate(iter(batches[2:]), Ext(), 35, 20, 9, 4, start=14)]
+    merged = merge_feature_stats(parts, 20, 9)
+    assert torch.allclose(merged.moments.cov, whole.moments.cov) and torch.allclose(merged.moments.mean, whole.moments.mean)
+    assert merged.inception.result() == pytest.approx(whole.inception.result())
+    assert torch.equal(merged.pred_counts, whole.pred_counts)
+    assert torch.equal(merged.stacked_features(), whole.stacked_features())
+    assert torch.equal(merged.stacked_images(), whole.stacked_images())
+    assert merged.n == whole.n == 35
+
+
+def test_streams_and_noise_shard_the_global_draw() -> None:
+    """Rank r's batch is its slice of the one-process batch; together the ranks draw exactly that batch."""
+    from ganforge.data.dataset import ArrayDataset
+    from ganforge.data.stream import BatchStream
+
+    ds = ArrayDataset("toy", "points", torch.arange(40.0).view(40, 1))
+    one = BatchStream(ds, 8, seed=3)
+    ranks = [BatchStream(ds, 8, seed=3).shard(r, 2) for r in range(2)]
+    for _ in range(12):  # across epochs
+        whole = one.next_indices()
+        assert torch.equal(torch.cat([s.next_indices() for s in ranks]), whole)
+    assert ranks[0].state_dict() == one.state_dict()
+    with pytest.raises(Exception, match="split evenly"):
+        BatchStream(ds, 6, seed=0).shard(0, 4)
+
+
+def test_refusals_name_the_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A game that cannot be data-parallel, or a batch that does not split, is refused before training."""
+    monkeypatch.setattr(distributed, "from_env", lambda: distributed.Dist(0, 2, 0, 2))
+    monkeypatch.setattr(distributed, "init", lambda d: None)
+    monkeypatch.setattr(distributed, "broadcast_state", lambda *a, **k: None)
+    with pytest.raises(ConfigError, match="cannot train on several processes"):
+        Trainer(load_recipe("unrolled-toy", ["data.n_points=500"]), tmp_path / "u")
+    with pytest.raises(ConfigError, match="split evenly"):
+        Trainer(load_recipe("gan-toy", ["train.batch_size=15", "data.n_points=500"]), tmp_path / "b")
+
+
+def _rank_pid(parent: int, rank: int, deadline: float) -> int:
+    """The PID of the worker with RANK=rank among torchrun's children."""
+    while time.time() < deadline:
+        for task in Path(f"/proc/{parent}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                try:
+                    env = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if f"RANK={rank}".encode() in env:
+                    return int(child)
+        time.sleep(0.1)
+    raise TimeoutError("no worker found")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find a rank's process")
+def test_kill_one_rank_then_resume_is_bit_identical(tmp_path: Path) -> None:
+    """kill -9 of rank 1 stops the run without a partial checkpoint; --resume ends exactly where an unbroken run does."""
+    over = ["train.steps=150", "train.batch_size=16", "train.precision=fp32", "train.log_every=5",
+            "train.checkpoint_every=10", "train.sample_every=1000", "train.n_samples=4", "data.n_points=2000",
+            "model.generator.args.hidden=32", "model.discriminator.args.hidden=32", "train.ema.enabled=true"]
+    def args(out: Path) -> list[str]:
+        return ["-m", "ganforge", "train", "r1-toy", *over, "--out", str(out), "--quiet"]
+
+    # The uninterrupted run through `ganforge train --nproc 2`, the launcher users call.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    full = subprocess.run([sys.executable, "-m", "ganforge", "train", "r1-toy", *over, "--out", str(tmp_path / "full"),
+                           "--quiet", "--nproc", "2"], env=env, capture_output=True, text=True, timeout=240)
+    assert full.returncode == 0, full.stderr[-3000:]
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
+           *args(tmp_path / "broken")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ck = tmp_path / "broken" / "checkpoints"
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(ck.glob("step_0000010.pt")):
+            time.sleep(0.05)
+        os.kill(_rank_pid(proc.pid, 1, deadline), signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+        assert "lost contact with the other ranks" in err, err[-3000:]
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    kept = sorted(ck.glob("step_*.pt"))
+    assert kept and all(load_checkpoint(p)["step"] < 150 for p in kept)  # every file loads: nothing partial
+    assert not list(ck.glob(".*")), "a temporary checkpoint was left behind"
+
+    res = torchrun(["-m", "ganforge", "train", "--resume", str(tmp_path / "broken"), "--quiet"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    a = load_checkpoint(tmp_path / "full" / "checkpoints" / "step_0000150.pt")
+    b = load_checkpoint(tmp_path / "broken" / "checkpoints" / "step_0000150.pt")
+    for key in ("G", "D", "ema", "opt_g", "opt_d"):
+        flat_a, flat_b = torch.utils._pytree.tree_flatten(a[key])[0], torch.utils._pytree.tree_flatten(b[key])[0]
+        for x, y in zip(flat_a, flat_b, strict=True):
+            assert torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y, key
+    assert a["ranks"][1]["rng"]["torch"].equal(b["ranks"][1]["rng"]["torch"])
+
+
+def _kill_rank_after(proc: subprocess.Popen, ck: Path, step: int, rank: int) -> None:
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(ck.glob(f"step_{step:07d}.pt")):
+        time.sleep(0.05)
+    os.kill(_rank_pid(proc.pid, rank, deadline), signal.SIGKILL)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find a rank's process")
+def test_elastic_restart_continues_from_the_last_checkpoint(tmp_path: Path) -> None:
+    """torchrun --max-restarts: rank 0 killed mid-run, the restarted workers resume by themselves and finish."""
+    over = ["train.steps=300", "train.batch_size=16", "train.precision=fp32", "train.log_every=5",
+            "train.checkpoint_every=10", "train.sample_every=1000", "train.n_samples=4", "data.n_points=2000",
+            "model.generator.args.hidden=32", "model.discriminator.args.hidden=32"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
+           "--max-restarts", "1", "-m", "ganforge", "train", "r1-toy", *over, "--out", str(tmp_path / "run"), "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _kill_rank_after(proc, tmp_path / "run" / "checkpoints", 20, 0)
+        _, err = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == "finished" and info["step"] == 300
+    assert "resuming" in err
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs (NCCL: one GPU per process)")
+@pytest.mark.parametrize("case", ["ns_r1", "wgan_gp"])
+def test_nccl_update_like_one_process(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The step-equality check on two GPUs through NCCL (TF32 off: its 10-bit matmuls would swamp 1e-6)."""
+    gpu = ["train.device=cuda", "train.channels_last=false"]
+    monkeypatch.setitem(CASES, case, (CASES[case][0], CASES[case][1] + gpu))
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"train": {case: CASES[case]}}))
+    res = torchrun([str(WORKER), str(tmp_path / "two"), str(spec)],
+                   env_extra={"NVIDIA_TF32_OVERRIDE": "0"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    before, one = one_process(case, tmp_path / "one", monkeypatch)
+    two = load_checkpoint(tmp_path / "two" / case / "checkpoints" / "step_0000001.pt")
+    for net in ("G", "D"):
+        assert relative_gap(before[net], one[net], two[net]) < 1e-6, net
