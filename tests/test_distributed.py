@@ -34,7 +34,8 @@ CASES = {
     "hinge_sn": ("sngan-toy", COMMON),
     "lazy_r1": ("r1-lazy-toy", COMMON),
     # Two steps: EMA averages the second update into the first.
-    "ema": ("r1-toy", COMMON + ["train.steps=2", "train.ema.enabled=true", "train.ema.decay=0.5"]),
+    "ema": ("r1-toy", COMMON + ["train.steps=2", "train.ema.enabled=true", "train.ema.decay=0.5", "eval.every=1",
+                                "eval.metrics=[modes]", "eval.n=300", "eval.best=modes"]),
 }
 
 
@@ -102,6 +103,19 @@ def test_two_processes_keep_the_same_ema(two_process_runs: Path, tmp_path: Path,
 
     assert relative_gap(ema_before, strip(one["ema"]), strip(two["ema"])) < 1e-6
     assert relative_gap(before["G"], one["G"], two["G"]) < 1e-6
+
+
+def test_in_training_eval_and_best_checkpoint_match_one_process(two_process_runs: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """eval.every on two processes: the sharded evaluation logs one process's numbers, and best.pt is written once."""
+    one_process("ema", tmp_path, monkeypatch)
+    for step in (1, 2):
+        name = f"eval/step_{step:07d}.json"
+        one = json.loads((tmp_path / "ema" / name).read_text())["metrics"]
+        two = json.loads((two_process_runs / "ema" / name).read_text())["metrics"]
+        assert two == pytest.approx(one, rel=1e-6), step
+    best = load_checkpoint(two_process_runs / "ema" / "checkpoints" / "best.pt")
+    assert best["world"] == 2 and len(best["ranks"]) == 2
 
 
 def test_distributed_eval_equals_one_process(two_process_runs: Path) -> None:
@@ -270,3 +284,51 @@ def test_nccl_update_like_one_process(case: str, tmp_path: Path, monkeypatch: py
     two = load_checkpoint(tmp_path / "two" / case / "checkpoints" / "step_0000001.pt")
     for net in ("G", "D"):
         assert relative_gap(before[net], one[net], two[net]) < 1e-6, net
+
+
+@pytest.mark.slow
+def test_every_game_trains_on_two_processes(tmp_path: Path) -> None:
+    """Each game family runs a few steps on two processes (one launch); unrolled is refused (test_refusals...)."""
+    import yaml
+
+    from test_cycle import cycle_recipe
+
+    tiny = ["train.steps=4", "train.log_every=2", "train.checkpoint_every=2", "train.sample_every=1000",
+            "train.n_samples=4", "train.precision=fp32", "train.batch_size=8", "data.name=digits", "data.image_size=16"]
+    cycle = tmp_path / "cycle.yaml"
+    cycle.write_text(yaml.safe_dump(cycle_recipe(steps=4)))
+    cases = {
+        "began": ("began-fashion", [*tiny, "model.generator.args.width=8", "model.discriminator.args.width=8"]),
+        "progan": ("progan-fashion", [*tiny, "game.args.fade_images=16", "game.args.stabilize_images=16",
+                                      "game.args.batch_sizes=8", "game.args.resolutions=[4,8,16]"]),
+        "infogan": ("infogan-fashion", tiny), "acgan": ("acgan-fashion", tiny), "ssgan": ("ssgan-fashion", tiny),
+        "biggan": ("biggan-fashion", tiny), "cycle": (str(cycle), []),
+        "extragradient": ("extragradient-toy", ["train.steps=4", "train.batch_size=8", "data.n_points=500"]),
+        "pacgan": ("pacgan2-toy", ["train.steps=4", "train.batch_size=8", "data.n_points=500"]),
+    }
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"train": cases}))
+    res = torchrun([str(WORKER), str(tmp_path / "runs"), str(spec)], timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for name in cases:
+        info = json.loads((tmp_path / "runs" / name / "run.json").read_text())
+        assert info["status"] == "finished" and info["processes"] == 2, name
+
+
+def test_sync_batchnorm_converts_in_place_and_is_batchnorm_on_one_process() -> None:
+    """Conversion keeps weights and statistics; without a process group it normalises exactly as BatchNorm."""
+    from torch import nn
+
+    from ganforge.nn.sync_batchnorm import SyncBatchNorm, convert_sync_batchnorm
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2)))
+    net[1].running_mean.fill_(0.5)
+    ref = {k: v.clone() for k, v in net.state_dict().items()}
+    conv = convert_sync_batchnorm(net)
+    assert isinstance(conv[1], SyncBatchNorm) and isinstance(conv[2][1], SyncBatchNorm)
+    assert all(torch.equal(ref[k], v) for k, v in conv.state_dict().items())
+    x = torch.randn(6, 2, 5, 5)
+    plain = nn.BatchNorm2d(2)
+    plain.load_state_dict(conv[2][1].state_dict())
+    assert torch.allclose(conv[2][1](x), plain(x)) and torch.allclose(conv[2][1].running_var, plain.running_var)

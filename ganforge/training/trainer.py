@@ -89,7 +89,11 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         self.threads = configure_threads(t.threads, share=self.dist.local_world)
         self.device = resolve_device(t.device)
         if self.dist.enabled and self.device.type == "cuda":  # one GPU per process on each node
-            self.device = torch.device("cuda", self.dist.local_rank % torch.cuda.device_count())
+            if torch.cuda.device_count() < self.dist.local_world:
+                raise ConfigError(f"{self.dist.local_world} processes on this machine need one GPU each, and it has "
+                                  f"{torch.cuda.device_count()}: use --nproc {torch.cuda.device_count()} (NCCL cannot "
+                                  "share one GPU between ranks), or train.device=cpu.")
+            self.device = torch.device("cuda", self.dist.local_rank)
         seed_everything(r.seed)
 
         d = r.data
