@@ -211,3 +211,13 @@ def test_unknown_game_argument_lists_choices() -> None:
         build_game("unrolled", "non_saturating", {}, 1, {"unrol": 3})
     with pytest.raises(ConfigError, match="regularizers"):
         build_game("standard", "non_saturating", {}, 1, {"regularizers": []})
+
+
+@pytest.mark.parametrize("pack", [0, 1.5, float("inf"), True, "2"])
+def test_pack_must_be_a_whole_number(pack: object) -> None:
+    """A fuzzed `game.args.pack=.inf` crashed with OverflowError instead of a ConfigError."""
+    from ganforge.errors import ConfigError
+    from ganforge.games import build_game
+
+    with pytest.raises(ConfigError, match="whole number"):
+        build_game("standard", "non_saturating", {}, 1, {"pack": pack}, [])

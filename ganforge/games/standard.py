@@ -64,8 +64,8 @@ class StandardGame(Game):
 
     def __init__(self, args: GameArgs) -> None:
         super().__init__(args)
-        if args.pack < 1:
-            raise ConfigError(f"game pack must be >= 1, got {args.pack}")
+        if isinstance(args.pack, bool) or not isinstance(args.pack, int) or args.pack < 1:
+            raise ConfigError(f"game pack must be a whole number >= 1 (samples per D input), got {args.pack!r}")
         if args.pack != 1 and self.pack_refusal is not None:
             raise ConfigError(f"game {self.name} cannot pack samples (pack={args.pack}): {self.pack_refusal}")
         if args.objective is None:

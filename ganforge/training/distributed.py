@@ -205,7 +205,8 @@ def mean_tensors(values: dict[str, Tensor], d: Dist) -> dict[str, Tensor]:
     if not d.enabled or not values:
         return values
     keys = sorted(values)
-    t = torch.stack([values[k].detach().float().reshape(()) for k in keys]).cpu()
+    # On the CPU (gloo): a handful of scalars, from whatever device each came from.
+    t = torch.stack([values[k].detach().float().reshape(()).cpu() for k in keys])
     _collective("the log all-reduce", dist.all_reduce, t)
     t = t / d.world
     return {k: t[i] for i, k in enumerate(keys)}
