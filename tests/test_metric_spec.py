@@ -37,7 +37,8 @@ def test_best_checkpoint_keeps_the_least_copying_ratio(tmp_path: Path) -> None:
 
     (tmp_path / "checkpoints").mkdir()
     t = SimpleNamespace(recipe=SimpleNamespace(eval=SimpleNamespace(best="memorisation_ratio_digits")), best=None,
-                        out=tmp_path, step=1, state_dict=lambda: {})
+                        out=tmp_path, step=1, state_dict=lambda ranks=None: {}, rank_states=lambda: None,
+                        dist=SimpleNamespace(main=True))
     Trainer._maybe_save_best(t, {"memorisation_ratio_digits": 1.0})  # as far from the train set as fresh data
     t.step = 2
     Trainer._maybe_save_best(t, {"memorisation_ratio_digits": 0.4})  # copies: not the best
