@@ -310,3 +310,23 @@ def test_progress_in_a_log_file_is_plain_lines(tmp_path: Path, write_recipe) -> 
                           env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr and "step 40/40" in proc.stderr
+
+
+def test_a_lock_taken_a_moment_ago_still_names_its_pid(tmp_path: Path) -> None:
+    """Two runs racing for a new folder: the loser could read the lock file before the winner wrote its PID."""
+    import threading
+
+    from ganforge.training.runlock import RunLock
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    held = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+    import fcntl
+
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # locked, PID not yet written
+    threading.Timer(0.2, lambda: os.write(held, b"4242 somehost 2026-01-01T00:00:00\n")).start()
+    from ganforge.errors import GanforgeError
+
+    with pytest.raises(GanforgeError, match="in use by PID 4242 on somehost"):
+        RunLock(folder).acquire()
+    os.close(held)

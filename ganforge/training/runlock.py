@@ -23,12 +23,21 @@ except ImportError:  # pragma: no cover - Windows
 LOCK_NAME = ".lock"
 
 
-def _holder(path: Path) -> str:
-    """'PID 123 on host' from the lock file's advice, or 'another process'."""
-    try:
-        words = path.read_text().split()
-    except OSError:
-        words = []
+def _holder(path: Path, wait_s: float = 1.0) -> str:
+    """'PID 123 on host' from the lock file's advice, or 'another process'.
+
+    The holder writes its PID just after taking the lock: a process that lost the race by a hair
+    waits up to `wait_s` for it, so that the message names the PID.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            words = path.read_text().split()
+        except OSError:
+            words = []
+        if words or time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
     if not words:
         return "another process"
     return f"PID {words[0]}" + (f" on {words[1]}" if len(words) > 1 else "")
