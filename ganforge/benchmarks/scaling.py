@@ -84,14 +84,17 @@ def run_scaling_bench(out: str | Path, nproc: int, batch_size: int = 64, steps: 
     dev = hardware.resolve_device(device)
     if dev.type == "cuda" and torch.cuda.device_count() < nproc:
         raise GanforgeError(f"--nproc {nproc} needs one GPU per process; this machine has {torch.cuda.device_count()}.")
+    import tempfile
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
-    for n in (1, nproc):
-        print(f"timing {n} process(es) ...", flush=True)
-        m = _measure(n, batch_size, steps, repeats, warmup, device, out.parent)
-        m["images_per_s"] = batch_size / m["step_s"]
-        rows.append(m)
+    with tempfile.TemporaryDirectory(prefix="ganforge-scaling-") as tmp:
+        for n in (1, nproc):
+            print(f"timing {n} process(es) ...", flush=True)
+            m = _measure(n, batch_size, steps, repeats, warmup, device, Path(tmp))
+            m["images_per_s"] = batch_size / m["step_s"]
+            rows.append(m)
     devices_added = nproc if dev.type == "cuda" else 1
     speedup = rows[1]["images_per_s"] / rows[0]["images_per_s"]
     result = {
