@@ -332,3 +332,33 @@ def test_sync_batchnorm_converts_in_place_and_is_batchnorm_on_one_process() -> N
     plain = nn.BatchNorm2d(2)
     plain.load_state_dict(conv[2][1].state_dict())
     assert torch.allclose(conv[2][1](x), plain(x)) and torch.allclose(conv[2][1].running_var, plain.running_var)
+
+
+def test_an_elastic_restart_resumes_or_restarts_only_its_own_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restarted worker resumes a folder with checkpoints, restarts one its own job left without any, leaves others alone."""
+    import argparse
+
+    from ganforge.cli.train import _elastic_restart
+
+    def ns(out: Path) -> argparse.Namespace:
+        return argparse.Namespace(resume=None, out=str(out), args=["r1-toy", "train.steps=5"], seed=None, steps=None)
+
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-a")
+    with_ckpt = tmp_path / "a"
+    (with_ckpt / "checkpoints").mkdir(parents=True)
+    (with_ckpt / "checkpoints" / "step_0000010.pt").write_bytes(b"x")
+    n = ns(with_ckpt)
+    _elastic_restart(n)
+    assert n.resume == str(with_ckpt) and n.out is None and n.args == []
+
+    for job, cleared in (("job-a", True), ("job-b", False)):
+        run = tmp_path / job
+        run.mkdir()
+        (run / "run.json").write_text(json.dumps({"status": "failed", "elastic_run_id": job}))
+        (run / "metrics.jsonl").write_text("{}\n")
+        monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-a")
+        n = ns(run)
+        _elastic_restart(n)
+        assert n.resume is None
+        assert (sorted(p.name for p in run.iterdir()) == []) == cleared, job

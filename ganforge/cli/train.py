@@ -104,7 +104,7 @@ def _elastic_restart(ns: argparse.Namespace) -> None:
 
 def cmd_train(ns: argparse.Namespace) -> int:
     from ..config import load_recipe
-    from ..training import Trainer, distributed
+    from ..training import distributed
 
     world = distributed.from_env().world
     if ns.nproc is not None and world > 1 and ns.nproc != world:
