@@ -2,8 +2,8 @@
 
 A run started by torchrun (WORLD_SIZE > 1) trains one model on several processes. Every rank
 holds the same networks and optimisers; each computes its share of the global batch, and before
-every optimiser step the gradients are averaged across ranks with one all-reduce per optimiser
-(flattened into buckets). The update is then the update of one process on the whole batch.
+every optimiser step the gradients are averaged across ranks (flattened into buckets of about
+25 MiB, one all-reduce each). The update is then the update of one process on the whole batch.
 
 Why explicit all-reduces rather than the DistributedDataParallel wrapper: DDP's reducer fires
 from autograd hooks and expects each parameter to be reduced once per forward. A GAN step breaks
