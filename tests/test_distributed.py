@@ -362,3 +362,51 @@ def test_an_elastic_restart_resumes_or_restarts_only_its_own_run(tmp_path: Path,
         _elastic_restart(n)
         assert n.resume is None
         assert (sorted(p.name for p in run.iterdir()) == []) == cleared, job
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find a rank's process")
+def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path: Path) -> None:
+    """SIGTERM to rank 1 alone: both ranks stop at one step with a checkpoint, and `--nproc` exits with rank 0's 143."""
+    over = ["train.steps=3000", "train.batch_size=16", "train.precision=fp32", "train.log_every=50",
+            "train.checkpoint_every=1000", "train.sample_every=5000", "train.n_samples=4", "data.n_points=2000",
+            "model.generator.args.hidden=32", "model.discriminator.args.hidden=32"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "ganforge", "train", "r1-toy", *over, "--out", str(out), "--quiet",
+                             "--nproc", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (out / "metrics.jsonl").is_file():
+            time.sleep(0.05)
+        os.kill(_rank_pid(proc.pid, 1, deadline), signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err[-3000:]
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "interrupted" and 0 < info["step"] < 3000
+    assert load_checkpoint(out / "checkpoints" / f"step_{info['step']:07d}.pt")["step"] == info["step"]
+
+
+def test_threads_are_split_between_the_processes_of_one_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ganforge.training import hardware
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(hardware, "available_cores", lambda: 8)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    assert hardware.configure_threads(None, share=2).value == 4
+    assert hardware.configure_threads(None, share=16).value == 1
+    assert hardware.configure_threads(3, share=2).value == 3  # an explicit count is the user's split
+
+
+def test_only_an_agreed_stop_ends_the_loop_of_a_distributed_run() -> None:
+    """A rank's own signal or doctor verdict must wait for the agreement: a rank that left the loop alone would sit
+    in one collective while the others sit in another (Ctrl-C once aborted both ranks that way)."""
+    from types import SimpleNamespace
+
+    t = SimpleNamespace(dist=distributed.Dist(1, 2, 1, 2), _stop_signal="SIGINT", _doctor_stop=None, _agreed_halt=None)
+    assert Trainer._halt(t) is None
+    t._agreed_halt = "signal"
+    assert Trainer._halt(t) == "signal"
+    alone = SimpleNamespace(dist=distributed.SINGLE, _stop_signal=None, _doctor_stop=object(), _agreed_halt=None)
+    assert Trainer._halt(alone) == "doctor"

@@ -106,7 +106,8 @@ def cmd_train(ns: argparse.Namespace) -> int:
     from ..config import load_recipe
     from ..training import distributed
 
-    world = distributed.from_env().world
+    dist_env = distributed.from_env()
+    world = dist_env.world
     if ns.nproc is not None and world > 1 and ns.nproc != world:
         from ..errors import ConfigError
 
@@ -114,7 +115,6 @@ def cmd_train(ns: argparse.Namespace) -> int:
                           "leave --nproc out under torchrun (its --nproc_per_node sets the count).")
     if ns.nproc is not None and ns.nproc != 1 and world == 1:
         return _launch(ns)
-    dist_env = distributed.from_env()
     if dist_env.enabled and not ns.resume and not ns.out:
         # Every rank, and a restarted one, must name the same folder: torchrun's run id does.
         run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")

@@ -156,20 +156,24 @@ def _buckets(tensors: list[Tensor]) -> Iterable[list[Tensor]]:
         yield group
 
 
+def _in_buckets(tensors: list[Tensor], what: str, collective: Any, divide: int = 1) -> None:
+    """Run `collective` (in place, on one flat tensor) over `tensors` bucket by bucket, then divide by `divide` and copy back."""
+    for group in _buckets(tensors):
+        flat = torch.cat([t.reshape(-1) for t in group])
+        _collective(what, collective, flat)
+        if divide != 1:
+            flat.div_(divide)
+        offset = 0
+        for t in group:
+            n = t.numel()
+            t.copy_(flat[offset:offset + n].view_as(t))
+            offset += n
+
+
 def average_gradients(params: Iterable[nn.Parameter], d: Dist) -> None:
     """Average the gradients of `params` across ranks in place (every rank must call this with the same parameters)."""
-    if not d.enabled:
-        return
-    grads = [p.grad for p in params if p.grad is not None]
-    for group in _buckets(grads):
-        flat = torch.cat([g.reshape(-1) for g in group])
-        _collective("the gradient all-reduce", dist.all_reduce, flat)
-        flat.div_(d.world)
-        offset = 0
-        for g in group:
-            n = g.numel()
-            g.copy_(flat[offset:offset + n].view_as(g))
-            offset += n
+    if d.enabled:
+        _in_buckets([p.grad for p in params if p.grad is not None], "the gradient all-reduce", dist.all_reduce, d.world)
 
 
 def broadcast_state(modules: Iterable[nn.Module], d: Dist, params: bool = False) -> None:
@@ -181,14 +185,7 @@ def broadcast_state(modules: Iterable[nn.Module], d: Dist, params: bool = False)
         if params:
             tensors += [p.data for p in m.parameters()]
         tensors += [b for b in m.buffers() if b.is_floating_point() or b.dtype in (torch.int64, torch.int32)]
-    for group in _buckets(tensors):
-        flat = torch.cat([t.reshape(-1) for t in group])
-        _collective("the buffer broadcast", dist.broadcast, flat, 0)
-        offset = 0
-        for t in group:
-            n = t.numel()
-            t.copy_(flat[offset:offset + n].view_as(t))
-            offset += n
+    _in_buckets(tensors, "the buffer broadcast", lambda flat: dist.broadcast(flat, 0))
 
 
 def agree_max(values: list[float], d: Dist, what: str = "the stop check") -> list[float]:
