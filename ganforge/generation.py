@@ -48,7 +48,8 @@ def apply_generator_spectral_norm(G: nn.Module, recipe: Recipe) -> nn.Module:
 
 def generate_batches(G: nn.Module, latents: Iterable[tuple[Tensor, Tensor | None]], autocast: Autocast | None = None,
                      device: torch.device | None = None) -> Iterator[tuple[Tensor, Tensor | None]]:
-    """(samples as float32 on the CPU, labels) for each (z, y) batch, with G in eval mode (its mode restored after).
+    """(samples as float32 on the CPU, clamped to [-1, 1], labels) for each (z, y) batch, with G in eval mode (its mode
+    restored after).
 
     `autocast` is the caller's mixed-precision context (the trainer passes its own); None runs in
     G's own precision, as `ganforge sample` and the benchmarks always have.
@@ -60,7 +61,8 @@ def generate_batches(G: nn.Module, latents: Iterable[tuple[Tensor, Tensor | None
         for z, y in latents:
             with torch.no_grad(), (autocast() if autocast is not None else contextlib.nullcontext()):
                 x = G(z.to(device)) if y is None else G(z.to(device), y.to(device))
-                x = x.float().cpu()
+                # Samples are images: a linear-output G (BEGAN, as its paper) may overshoot [-1, 1] by a little.
+                x = x.float().clamp(-1.0, 1.0).cpu()
             yield x, y
     finally:
         G.train(was_training)

@@ -56,6 +56,18 @@ def test_toy_bench_rejects_unknown_recipe(tmp_path: Path) -> None:
         run_toy_bench(tmp_path, recipes=["nope-toy"], workers=1, progress=False)
 
 
+def test_mean_se_and_rank_correlation() -> None:
+    from ganforge.benchmarks.fashion import _spearman
+    from ganforge.benchmarks.runner import mean_se
+
+    s = mean_se([1.0, 2.0, 3.0])
+    assert s["mean"] == 2.0 and s["se"] == pytest.approx(1 / 3 ** 0.5) and (s["min"], s["max"], s["n"]) == (1.0, 3.0, 3)
+    assert mean_se([4.0])["se"] == 0.0 and mean_se([None, float("nan")])["mean"] is None
+    assert _spearman([1, 2, 3, 4], [10, 20, 30, 45]) == pytest.approx(1.0)
+    assert _spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert _spearman([1, 2], [1, 2]) is None
+
+
 def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two rows with paper-specific evidence (AC-GAN's conditional accuracy, BEGAN's M_global) at 2 steps each."""
     import pytest
@@ -79,21 +91,53 @@ def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkey
     train = load_dataset("fashion_mnist", image_size=32, fit="pad", download=False)
     small = train.subset(torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:2000])
     monkeypatch.setitem(fashion._EVALUATORS, 200, Evaluator(small, fashion.METRICS, extractor="fashion", n=200, seed=0))
+    # BEGAN's in-training evaluation builds its own reference from the training data: 2,000 images here, not 60k.
+    row_recipe = fashion.row_recipe
+
+    def small_recipe(*a, **k):
+        r = row_recipe(*a, **k)
+        r.data.limit = 2000
+        return r
+
+    monkeypatch.setattr(fashion, "row_recipe", small_recipe)
+    monkeypatch.setattr(fashion, "BEGAN_EVAL_N", 100)
+    monkeypatch.setattr(fashion, "CONFUSION_PER_CLASS", 20)
     out = tmp_path / "fashion"
-    res = run_fashion_bench(out, rows=["acgan", "began-0.3"], images=128, eval_n=200, workers=1, progress=False)
-    assert [r["row"] for r in res["rows"]] == ["acgan", "began-0.3"] and "acgan" in ROW_KEYS
-    acgan, began = res["rows"]
-    assert acgan["g_images"] == 128 and acgan["steps"] == 2 and acgan["conditional"]
+    res = run_fashion_bench(out, rows=["acgan", "began-0.3"], images=64, eval_n=200, workers=1, progress=False,
+                            seeds=2)
+    cells = {(c["row"], c["seed"]) for c in res["cells"]}
+    assert cells == {("acgan", 0), ("acgan", 1), ("began-0.3", 0), ("began-0.3", 1)} and "acgan" in ROW_KEYS
+    acgan = next(c for c in res["cells"] if c["row"] == "acgan" and c["seed"] == 1)
+    began = next(c for c in res["cells"] if c["row"] == "began-0.3" and c["seed"] == 0)
+    assert acgan["g_images"] == 256 and acgan["steps"] == 4 and acgan["conditional"]  # 4x the budget: own length
+    assert began["g_images"] == 64 and began["batch_size"] == 16  # BEGAN at the paper's batch 16
     assert 0.0 <= acgan["metrics"]["cond_acc_fashion"] <= 1.0
     assert "cond_acc_fashion" not in began["metrics"]
-    assert began["extras"]["began"]["m_global_first"] > 0 and (out / "plots" / "began-0.3_convergence.png").is_file()
+    conf = acgan["extras"]["confusion"]
+    assert sum(map(sum, conf["matrix"])) == 10 * 20 and (out / "plots" / "acgan__s1_confusion.png").is_file()
+    b = began["extras"]["began"]
+    assert b["m_global_first"] > 0 and (out / "plots" / "began-0.3__s0_convergence.png").is_file()
+    assert b["fd_curve"] and (out / "plots" / "began-0.3__s0_mglobal_fd.png").is_file()  # FD during training
     floor = res["floor"]["metrics"]
     assert floor["fd_fashion"] < 5 and floor["cond_acc_fashion"] > 0.8  # real vs real; the classifier's accuracy
+    assert res["extractor"]["name"] == "fashion" and len(res["extractor"]["sha256"]) == 64
+    assert all(c["extractor_sha256"] == res["extractor"]["sha256"] for c in res["cells"])
+    s = res["summary"]["acgan"]
+    assert s["seeds"] == 2 and s["fd"]["n"] == 2 and s["fd"]["se"] >= 0
+    assert s["cond_acc_rel"]["mean"] == pytest.approx(s["cond_acc"]["mean"] / floor["cond_acc_fashion"])
     md = (out / "fashion.md").read_text()
-    assert "| real test vs train (floor) |" in md and "| acgan |" in md and "## BEGAN" in md
+    assert "| real test vs train (floor) |" in md and "| acgan | 2 |" in md and "## BEGAN" in md and " ± " in md
+    assert "## Conditional rows: accuracy per class" in md and (out / "plots" / "began_gamma.png").is_file()
     before = {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
-    run_fashion_bench(out, rows=["acgan", "began-0.3"], images=128, eval_n=200, workers=1, progress=False)
-    assert before == {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
+    again = run_fashion_bench(out, rows=["acgan", "began-0.3"], images=64, eval_n=200, workers=1, progress=False,
+                              seeds=2)
+    assert before == {p: p.stat().st_mtime for p in (out / "cells").iterdir()} and not again["missing"]
+    # A cell scored with other classifier weights is not reused: its numbers are on another scale.
+    f = out / "cells" / "acgan__s1.json"
+    rec = json.loads(f.read_text())
+    f.write_text(json.dumps({**rec, "extractor_sha256": "0" * 64}))
+    third = run_fashion_bench(out, rows=["acgan"], images=64, eval_n=200, workers=1, progress=False, seeds=2)
+    assert third["info"]["cells_run"] == 1 and json.loads(f.read_text())["extractor_sha256"] == rec["extractor_sha256"]
 
 
 @pytest.mark.parametrize("which,fn,names_kw", [("toy", "run_toy_bench", "recipes"),

@@ -87,6 +87,30 @@ def test_lr_is_constant_then_decays_linearly_to_zero(decay_start: float, start: 
     assert all(x >= y for x, y in zip(lrs, lrs[1:]))
 
 
+@pytest.mark.parametrize("milestones, drops", [([0.5, 0.75], [50, 75]), ([30], [30])])
+def test_step_schedule_multiplies_the_lr_at_each_milestone(milestones: list, drops: list[int]) -> None:
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1e-4)
+    sched = build_scheduler(opt, OptimizerConfig(lr=1e-4, schedule="step", milestones=milestones, factor=0.5), 100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    want = [1e-4 * 0.5 ** sum(i >= d for d in drops) for i in range(100)]
+    assert lrs == pytest.approx(want)
+
+
+def test_step_schedule_is_checked() -> None:
+    with pytest.raises(ConfigError, match="needs milestones"):
+        load_recipe("demo", ["optim.g.schedule=step"])
+    with pytest.raises(ConfigError, match="schedule 'step' only"):
+        load_recipe("demo", ["optim.g.milestones=[0.5]"])
+    with pytest.raises(ConfigError, match="fractions of train.steps"):
+        load_recipe("demo", ["optim.g.schedule=step", "optim.g.milestones=[1.5]"])
+    with pytest.raises(ConfigError, match="factor"):
+        load_recipe("demo", ["optim.g.schedule=step", "optim.g.milestones=[10]", "optim.g.factor=0"])
+
+
 def test_decay_start_is_checked() -> None:
     with pytest.raises(ConfigError, match="fraction of train.steps"):
         load_recipe("cycle-fashion", ["optim.g.decay_start=1.5"])

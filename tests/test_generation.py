@@ -37,7 +37,7 @@ def test_generate_runs_in_eval_mode_and_restores_the_mode() -> None:
     x = generate(G, z)
     assert G.training and all(not training for _, _, training in G.calls)
     with torch.no_grad():
-        expected = G.eval()(z)
+        expected = G.eval()(z).clamp(-1, 1)  # samples are images: clamped to [-1, 1]
     assert torch.equal(x, expected) and x.dtype == torch.float32
 
 
@@ -138,21 +138,29 @@ def test_fashion_bench_runs_rows_and_floor_through_run_cells(tmp_path: Path, mon
     floor = {k: 0.5 for k in ("fd_fashion", "is_fashion", "coverage_fashion", "kl_uniform_fashion",
                                "precision_fashion", "recall_fashion")}
 
-    def fake_job(row: fashion.Row, out_dir: str, images: int, eval_n: int, threads: int = 1) -> dict:
-        jobs.append(row.key)
-        if row.key == fashion.FLOOR.key:
-            return {"row": "real", "metrics": floor, "eval_n": eval_n}
-        return {"row": row.key, "recipe": row.recipe, "what": row.what, "overrides": [], "status": "failed",
-                "error": "x", "batch_size": 64, "g_images": images // 64 * 64, "wall_s": 1.0, "eval_n": eval_n}
+    sha = fashion.extractor_record()["sha256"]
+
+    def fake_job(cell: fashion.Cell, out_dir: str, images: int, eval_n: int, threads: int = 1) -> dict:
+        jobs.append(cell.key)
+        stamp = {"eval_n": eval_n, "extractor_sha256": sha}
+        if cell.row.key == fashion.FLOOR.key:
+            return {"row": "real", "metrics": floor, **stamp}
+        return {"row": cell.row.key, "seed": cell.seed, "recipe": cell.row.recipe, "what": cell.row.what,
+                "overrides": [], "status": "failed", "error": "x", "steps": images // 64, "batch_size": 64,
+                "g_images": images // 64 * 64, "wall_s": 1.0, "train_s": 1.0, **stamp}
 
     monkeypatch.setattr(fashion, "run_job", fake_job)
     res = fashion.run_fashion_bench(tmp_path, rows=["dcgan", "wgan-gp"], images=640, eval_n=10, workers=1,
-                                    progress=False)
-    assert jobs == ["wgan-gp", "dcgan", "_floor"]  # costliest first, the floor last
-    assert [r["row"] for r in res["rows"]] == ["dcgan", "wgan-gp"] and res["floor"]["metrics"] == floor
-    assert (tmp_path / "cells" / "_floor.json").is_file() and (tmp_path / "fashion.md").is_file()
+                                    progress=False, seeds=2)
+    # The floor first, then seed by seed, costliest first.
+    assert jobs == ["_floor", "wgan-gp__s0", "dcgan__s0", "wgan-gp__s1", "dcgan__s1"]
+    assert [(c["row"], c["seed"]) for c in res["cells"]] == [("dcgan", 0), ("dcgan", 1), ("wgan-gp", 0), ("wgan-gp", 1)]
+    assert res["floor"]["metrics"] == floor and res["summary"]["dcgan"]["failed"] == 2 and not res["missing"]
+    assert (tmp_path / "cells" / "_floor.json").is_file() and "| dcgan | 0 (2 failed) |" in (tmp_path / "fashion.md").read_text()
     jobs.clear()
-    fashion.run_fashion_bench(tmp_path, rows=["dcgan", "wgan-gp"], images=640, eval_n=10, workers=1, progress=False)
-    assert jobs == []  # every row and the floor were reused
-    fashion.run_fashion_bench(tmp_path, rows=["dcgan", "wgan-gp"], images=640, eval_n=20, workers=1, progress=False)
-    assert jobs == ["wgan-gp", "dcgan", "_floor"]  # another sample count: all measured again
+    fashion.run_fashion_bench(tmp_path, rows=["dcgan", "wgan-gp"], images=640, eval_n=10, workers=1, progress=False,
+                              seeds=2)
+    assert jobs == []  # every cell and the floor were reused
+    fashion.run_fashion_bench(tmp_path, rows=["dcgan", "wgan-gp"], images=640, eval_n=20, workers=1, progress=False,
+                              seeds=1)
+    assert jobs == ["_floor", "wgan-gp__s0", "dcgan__s0"]  # another sample count: all measured again

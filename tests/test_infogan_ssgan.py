@@ -63,6 +63,9 @@ class FakeCtx:
     def autocast(self) -> Any:
         return contextlib.nullcontext()
 
+    def share_from_first_rank(self, net: nn.Module) -> None:
+        self.shared = getattr(self, "shared", 0) + 1
+
     @contextlib.contextmanager
     def frozen(self, net: nn.Module) -> Any:
         ps = [p for p in net.parameters() if p.requires_grad]
@@ -282,6 +285,104 @@ def test_semi_supervised_supervised_term_is_the_cross_entropy() -> None:
     assert float(total.detach()) == pytest.approx(float(unsup.detach()) + 3.0 * float(ce.detach()), abs=1e-5)
 
 
+def test_weight_norm_data_dependent_init_standardises_every_layer() -> None:
+    # Salimans & Kingma 2016, Sec. 3: after the init, each layer's output on the init batch has mean 0 and spread s.
+    from ganforge.nn.weight_norm import data_dependent_init, weight_norm
+
+    torch.manual_seed(0)
+    net = nn.Sequential(weight_norm(nn.Conv2d(1, 6, 3, padding=1)), nn.LeakyReLU(0.2),
+                        weight_norm(nn.Conv2d(6, 5, 3, stride=2, padding=1)), nn.LeakyReLU(0.2),
+                        nn.Flatten(), weight_norm(nn.Linear(5 * 8 * 8, 4), init_scale=0.1))
+    x = torch.randn(64, *SHAPE) * 3 + 1
+    assert data_dependent_init(net, x) == 3
+    outs = {}
+    for i in (0, 2, 5):
+        net[i].register_forward_hook(lambda m, a, o, i=i: outs.__setitem__(i, o.detach()))
+    with torch.no_grad():
+        net(x)
+    for i, s in ((0, 1.0), (2, 1.0), (5, 0.1)):
+        dims = [d for d in range(outs[i].dim()) if d != 1]
+        assert outs[i].mean(dims).abs().max() < 1e-4
+        assert torch.allclose(outs[i].std(dims, unbiased=False), torch.full((outs[i].shape[1],), s), rtol=1e-3)
+    with pytest.raises(ValueError, match="bias"):
+        weight_norm(nn.Linear(3, 3, bias=False))
+
+
+def test_ssgan_discriminator_is_initialised_from_data_before_the_first_step() -> None:
+    # With PyTorch's default init the nine weight-normed layers shrank the signal until the class logits hardly
+    # depended on the input (spread 3e-5 on Fashion-MNIST): the classifier learnt badly from few labels.
+    torch.manual_seed(0)
+    G = build_generator("dcgan", 8, SHAPE, {"width": 8})
+    D = build_discriminator("ssgan", SHAPE, {"classes": 10, "width": 8, "input_noise": 0.3})
+    hidden = [m.parametrizations.weight.original0 for m in D.body.modules() if hasattr(m, "parametrizations")]
+    assert len(hidden) == 9 and not any(g.requires_grad for g in hidden)  # fixed scales, as the authors
+    assert D.fc.parametrizations.weight.original0.requires_grad
+    assert not any(isinstance(m, nn.Dropout) for m in D.body[:1])  # input noise replaces the input dropout
+    ctx = FakeCtx(G, D, LatentSpace(8), batch=32)
+    x = ctx.real_batch()[0]
+    D.eval()
+    with torch.no_grad():
+        before = float(D.classify(x).std(0).mean())
+    game = build_game("semi_supervised", "non_saturating", {}, 1, {"labelled": 100, "init_examples": 64})
+    assert not game.d_initialised
+    game.step(ctx)
+    assert game.d_initialised and ctx.shared == 1  # initialised once, then shared from rank 0
+    D.eval()
+    with torch.no_grad():
+        after = float(D.classify(x).std(0).mean())
+    assert after > 100 * before and after > 0.01
+    game.step(ctx)
+    assert ctx.shared == 1
+    state = game.state_dict()
+    fresh = build_game("semi_supervised", "non_saturating", {}, 1, {"labelled": 100})
+    fresh.load_state_dict(state)
+    assert fresh.d_initialised  # a resumed run is not initialised again
+    fresh.load_state_dict({"d_updates": 5})  # a checkpoint from before the flag: trained already
+    assert fresh.d_initialised
+    with pytest.raises(ConfigError, match="init_examples"):
+        build_game("semi_supervised", "non_saturating", {}, 1, {"init_examples": -1})
+    with pytest.raises(ConfigError, match="input_noise"):
+        build_discriminator("ssgan", SHAPE, {"input_noise": -0.1})
+
+
+def test_semi_supervised_game_tests_a_running_average_of_d() -> None:
+    # The authors test an average of D's weights: the last weights' accuracy swung by 15 points between checkpoints.
+    G, D = tiny_ssgan()
+    ctx = FakeCtx(G, D, LatentSpace(8), batch=16)
+    game = build_game("semi_supervised", "non_saturating", {}, 1, {"labelled": 100, "init_examples": 16,
+                                                                   "average": 0.5})
+    assert game.averaged_discriminator(D) is D  # nothing averaged before the first step
+    game.step(ctx)
+    first = {k: v.clone() for k, v in D.state_dict().items()}
+    game.step(ctx)
+    avg = game.averaged_discriminator(D)
+    assert avg is not D and not avg.training
+    # The first update copies D; the second keeps min(0.5, (1 + 1) / (10 + 1)) = 2/11 of the old average.
+    for k, v in avg.state_dict().items():
+        if v.is_floating_point():
+            want = 2 / 11 * first[k] + 9 / 11 * D.state_dict()[k]
+            assert torch.allclose(v, want, atol=1e-6), k
+    state = game.state_dict()
+    again = build_game("semi_supervised", "non_saturating", {}, 1, {"labelled": 100, "average": 0.5})
+    again.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(again.averaged_discriminator(D).state_dict().values(),
+                                                 avg.state_dict().values()))
+    off = build_game("semi_supervised", "non_saturating", {}, 1, {"labelled": 100, "average": 0.0})
+    off.step(ctx)
+    assert off.averaged_discriminator(D) is D
+    with pytest.raises(ConfigError, match="average"):
+        build_game("semi_supervised", "non_saturating", {}, 1, {"average": 1.0})
+
+
+def test_ssgan_input_noise_is_on_in_training_only() -> None:
+    from ganforge.models.ssgan import GaussianNoise
+
+    noise = GaussianNoise(0.5)
+    x = torch.zeros(1000, 4)
+    assert noise(x).std().item() == pytest.approx(0.5, rel=0.05)
+    assert torch.equal(noise.eval()(x), x)
+
+
 def test_semi_supervised_refusals() -> None:
     G, D = tiny_ssgan()
     game = build_game("semi_supervised", "non_saturating", {}, 1, {"labelled": 5})
@@ -318,8 +419,12 @@ def test_supervised_baseline_and_test_accuracy() -> None:
     def make_D() -> nn.Module:
         return build_discriminator("ssgan", SHAPE, {"classes": 2, "width": 4})
 
-    D = semisup.train_supervised_baseline(make_D, x[:10], y[:10], steps=20, batch=10, lr=3e-3, seed=0, augment=True)
+    D = semisup.train_supervised_baseline(make_D, x[:10], y[:10], steps=20, batch=10, lr=3e-3, seed=0, augment=True,
+                                          decay_start=0.5)
     assert not D.training
+    assert D.baseline_steps == 20  # no early stop unless asked: the GAN's D gets all its updates too
+    avg = semisup.train_supervised_baseline(make_D, x[:10], y[:10], steps=20, batch=10, lr=3e-3, seed=0, average=0.9)
+    assert avg.baseline_steps == 20 and not avg.training and semisup.test_accuracy(avg, (x[10:], y[10:])) == 1.0
     acc = semisup.test_accuracy(D, (x[10:], y[10:]), batch=7)
     assert acc == 1.0
     untrained = make_D()

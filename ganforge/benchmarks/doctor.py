@@ -3,7 +3,7 @@
 Each case is a shipped recipe with overrides and the state its sample pictures show (the expected label, set by
 looking at them, with the reason written beside it). The runs are trained once (resumable cells); the diagnosis is
 taken afterwards from each run's metrics.jsonl, so that thresholds can be re-measured without retraining. The
-committed rows of the Fashion-MNIST table (bench/results/fashion, whose run folders are not kept) are diagnosed
+committed rows of the Fashion-MNIST table (bench/results/fashion_v1, whose run folders are not kept) are diagnosed
 from their final evaluation against that table's real floor. Results: doctor.json, doctor.md (a confusion table,
 precision and recall per state) and one picture per run (final samples beside the diagnosed timeline).
 """
@@ -78,7 +78,7 @@ CASES = [
 ]
 CASE_KEYS = [c.key for c in CASES]
 
-# Labels of the committed Fashion-MNIST rows (bench/results/fashion/plots/ROW_samples.png), diagnosed from their
+# Labels of the committed Fashion-MNIST rows (FASHION_DIR/plots/ROW_samples.png), diagnosed from their
 # final evaluation only: their run folders are not kept.
 FASHION_LABELS = {
     "began-0.3": ("collapse", "near-black images of one or two kinds"),
@@ -140,7 +140,9 @@ def train_cases(out: Path, names: list[str] | None = None, workers: int | None =
                      describe=lambda r: r["status"], progress=progress, desc="bench doctor")
 
 
-FASHION_DIR = Path("bench/results/fashion")
+# The table whose sample grids FASHION_LABELS describe: the first (one seed, `fashionv1` classifier). The new table
+# (bench/results/fashion, issue 17) takes its place once it is complete and its grids are labelled again.
+FASHION_DIR = Path("bench/results/fashion_v1")
 
 
 def fashion_rows(fashion_dir: Path = FASHION_DIR) -> list[dict[str, Any]]:
@@ -160,9 +162,10 @@ def fashion_rows(fashion_dir: Path = FASHION_DIR) -> list[dict[str, Any]]:
             continue
         expected, why = FASHION_LABELS.get(rec["row"], ("healthy", "varied samples of every kind (the table's picture)"))
         d = diagnose_final(rec["metrics"], floor)
-        rows.append({"key": f"fashion/{rec['row']}", "what": rec.get("what", ""), "expected": expected, "label_why": why,
+        seed = f"__s{rec['seed']}" if "seed" in rec else ""  # the table runs several seeds since issue 17
+        rows.append({"key": f"fashion/{rec['row']}{seed}", "what": rec.get("what", ""), "expected": expected, "label_why": why,
                      "diagnosed": d["verdict"], "evidence": [e for p in d["periods"] for e in p["evidence"]],
-                     "source": "final evaluation (bench/results/fashion)"})
+                     "source": f"final evaluation ({fashion_dir})"})
     return rows
 
 
@@ -298,7 +301,7 @@ def write_markdown(res: dict[str, Any], path: Path) -> None:
                      f"{first} | {ev} |")
     if any(r["source"].startswith("final") for r in res["rows"]):
         lines += ["", "The `fashion/...` rows' pictures are the Fashion-MNIST table's own, "
-                  "`bench/results/fashion/plots/ROW_samples.png`; the others' are `plots/RUN.png` here."]
+                  "`bench/results/fashion_v1/plots/ROW_samples.png`; the others' are `plots/RUN.png` here."]
     lines += ["", "## Confusion (rows: expected; columns: diagnosed)", "",
               "| expected \\ diagnosed | " + " | ".join(c["labels"]) + " |", "|---|" + "---|" * len(c["labels"])]
     for e in c["labels"]:

@@ -1,14 +1,19 @@
 """`ganforge bench fashion`: the paper architectures and games on Fashion-MNIST under one generator budget.
 
-Every row trains one recipe for the same number of generator images (G steps x batch),
-then scores 10,000 samples of its (EMA) generator with the Fashion-MNIST domain classifier:
-FD, IS, class coverage and KL to uniform, precision/recall, and conditional accuracy for
-class-conditional models. The first row is the real test split against the train split
-(the floor every metric can reach). Rows with a paper-specific claim add its evidence:
-InfoGAN's code/class mutual information and traversal, the semi-supervised classifier
-against the same network trained on the labels alone, BEGAN's M_global curve at two
-gammas, SAGAN's attention map and BigGAN's truncation curve. Rows and the floor run through
-runner.run_cells (worker processes dividing the cores; finished rows kept in ``cells/``).
+Every row trains one recipe for the same number of generator images (G steps x batch; the
+class-conditional rows four times as many, their recipes' own 6,000 steps), on several
+seeds, then scores 10,000 samples of its (EMA) generator with the Fashion-MNIST domain
+classifier (the `fashion` extractor, a ResNet-14): FD, IS, class coverage and KL to
+uniform, precision/recall, and conditional accuracy for class-conditional models, absolute
+and relative to the classifier's own accuracy on real test images. The first row is the
+real test split against the train split (the floor every metric can reach). Rows with a
+paper-specific claim add its evidence: the conditional rows' confusion matrices, InfoGAN's
+code/class mutual information and traversal, the semi-supervised classifier against the same
+network trained on the labels alone at three label counts, BEGAN's M_global against FD during
+training and its gamma trade-off, SAGAN's attention map and BigGAN's truncation curve. Each
+(row, seed) is one cell of runner.run_cells (worker processes dividing the cores; finished
+cells kept in ``cells/`` and checked against the extractor's hash, so the table can be run in
+parts across sessions).
 """
 
 from __future__ import annotations
@@ -26,11 +31,14 @@ import torch
 
 from ..metrics.spec import metric_keys
 from ..training.hardware import available_cores
-from .runner import run_cells, split_cores, wall_time
+from .runner import mean_se, run_cells, split_cores, wall_time
 
 DEFAULT_IMAGES = 96_000  # generator images per row: 1,500 steps of batch 64
 QUICK_IMAGES = 3_200
 DEFAULT_EVAL_N = 10_000
+DEFAULT_SEEDS = 3
+EXTRACTOR = "fashion"
+CONFUSION_PER_CLASS = 500
 TRUNCATIONS = (0.25, 0.5, 1.0, 1.5, 2.0, None)  # None: no truncation
 
 
@@ -44,22 +52,30 @@ class Row:
     overrides: tuple[str, ...] = ()
     cost: float = 1.0  # relative time per G step (for longest-first scheduling only)
     extras: tuple[str, ...] = field(default_factory=tuple)
+    scale: int = 1  # generator images as a multiple of the bench's budget (conditional rows: their recipes' length)
 
 
 ROWS: list[Row] = [
     Row("dcgan", "dcgan-fashion", "DCGAN, non-saturating (Radford et al. 2015)", cost=1.0),
     Row("wgan-gp", "wgan-gp-fashion", "WGAN-GP, 5 critic steps (Gulrajani et al. 2017)", cost=8.2),
     Row("lsgan", "lsgan-fashion", "LSGAN (Mao et al. 2017)", cost=1.0),
-    Row("cgan", "cgan-fashion", "conditional GAN, label concatenated (Mirza & Osindero 2014)", cost=1.0),
-    Row("acgan", "acgan-fashion", "AC-GAN, auxiliary classifier (Odena et al. 2017)", cost=1.05),
-    Row("projection", "projection-fashion", "projection D, hinge, SN (Miyato & Koyama 2018)", cost=1.1),
+    Row("cgan", "cgan-fashion", "conditional GAN, label concatenated (Mirza & Osindero 2014)", cost=1.0,
+        extras=("confusion",), scale=4),
+    Row("acgan", "acgan-fashion", "AC-GAN, auxiliary classifier (Odena et al. 2017)", cost=1.05,
+        extras=("confusion",), scale=4),
+    Row("projection", "projection-fashion", "projection D, hinge, SN (Miyato & Koyama 2018)", cost=1.1,
+        extras=("confusion",), scale=4),
     Row("infogan", "infogan-fashion", "InfoGAN, 10-way + 2 continuous codes (Chen et al. 2016)", cost=1.3,
         extras=("infogan",)),
     Row("ssgan-100", "ssgan-fashion", "semi-supervised GAN, 100 labels (Salimans et al. 2016)",
         ("game.args.labelled=100",), cost=4.3, extras=("ssgan",)),
     Row("ssgan-1000", "ssgan-fashion", "semi-supervised GAN, 1,000 labels (Salimans et al. 2016)",
         ("game.args.labelled=1000",), cost=4.3, extras=("ssgan",)),
+    Row("ssgan-4000", "ssgan-fashion", "semi-supervised GAN, 4,000 labels (Salimans et al. 2016)",
+        ("game.args.labelled=4000",), cost=4.3, extras=("ssgan",)),
     Row("began-0.3", "began-fashion", "BEGAN, gamma 0.3 (Berthelot et al. 2017)", ("game.args.gamma=0.3",),
+        cost=2.4, extras=("began",)),
+    Row("began-0.5", "began-fashion", "BEGAN, gamma 0.5 (Berthelot et al. 2017)", ("game.args.gamma=0.5",),
         cost=2.4, extras=("began",)),
     Row("began-0.7", "began-fashion", "BEGAN, gamma 0.7 (Berthelot et al. 2017)", ("game.args.gamma=0.7",),
         cost=2.4, extras=("began",)),
@@ -67,14 +83,37 @@ ROWS: list[Row] = [
     Row("sagan", "sagan-fashion", "SAGAN, attention at 16x16, TTUR (Zhang et al. 2018)", cost=3.5,
         extras=("attention",)),
     Row("biggan", "biggan-fashion", "BigGAN blocks, conditional (Brock et al. 2019)", cost=4.7,
-        extras=("truncation",)),
+        extras=("truncation", "confusion"), scale=4),
 ]
 ROW_KEYS = [r.key for r in ROWS]
 
 
 METRICS = "fd,is,pr,coverage,cond_acc"  # cond_acc appears only for samples that carry labels
-K = metric_keys(METRICS, "fashion")  # result keys by stem, as the metric specs name them: K["fd"] == "fd_fashion"
+K = metric_keys(METRICS, EXTRACTOR)  # result keys by stem, as the metric specs name them: K["fd"] == "fd_fashion"
 _EVALUATORS: dict[int, Any] = {}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the table: a row at one seed."""
+
+    row: Row
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return self.row.key if self.row.key == FLOOR.key else f"{self.row.key}__s{self.seed}"
+
+
+def extractor_record() -> dict[str, Any]:
+    """The scoring classifier: name, weights sha256 and its test accuracy, as classifiers.json records them."""
+    from ..metrics.extractors import get_extractor
+
+    ext = get_extractor(EXTRACTOR)
+    rec = ext.record
+    return {"name": EXTRACTOR, "sha256": ext.weights_sha256, "architecture": rec.get("architecture"),
+            "test_accuracy": rec.get("test_accuracy"), "eval_fit": rec.get("split", {}).get("eval_fit"),
+            **{k: v for k, v in rec.items() if k.startswith("test_accuracy_")}}
 
 
 def _evaluator(n: int) -> Any:
@@ -84,7 +123,7 @@ def _evaluator(n: int) -> Any:
         from ..metrics.evaluate import Evaluator
 
         train = load_dataset("fashion_mnist", image_size=32, fit="pad")
-        _EVALUATORS[n] = Evaluator(train, METRICS, extractor="fashion", n=n, seed=0)
+        _EVALUATORS[n] = Evaluator(train, METRICS, extractor=EXTRACTOR, n=n, seed=0)
     return _EVALUATORS[n]
 
 
@@ -96,26 +135,34 @@ def _copy(src: Path, dst: Path) -> str | None:
     return dst.name
 
 
-def row_recipe(row: Row, images: int, threads: int) -> Any:
-    """The row's recipe at `images` generator images, one sample grid and one checkpoint, set before validation."""
+BEGAN_EVALS = 12  # in-training FD evaluations of a BEGAN run, for M_global against FD
+BEGAN_EVAL_N = 2000
+
+
+def row_recipe(row: Row, images: int, threads: int, seed: int = 0) -> Any:
+    """The row's recipe at `images` x row.scale generator images and `seed`, one sample grid and one checkpoint."""
     from ..config import load_recipe
 
-    overrides = [*row.overrides, "train.progress=false", f"train.threads={threads}", "eval.every=0"]
+    overrides = [*row.overrides, f"seed={seed}", "train.progress=false", f"train.threads={threads}", "eval.every=0"]
     own = load_recipe(row.recipe, overrides).train  # the recipe's batch size and log cadence
-    steps = max(1, images // own.batch_size)
-    return load_recipe(row.recipe, overrides + [
-        f"train.steps={steps}", f"train.log_every={max(1, min(own.log_every, steps // 30 or 1))}",
-        f"train.sample_every={steps}", f"train.checkpoint_every={steps}", "train.keep_checkpoints=1"])
+    steps = max(1, images * row.scale // own.batch_size)
+    more = [f"train.steps={steps}", f"train.log_every={max(1, min(own.log_every, steps // 30 or 1))}",
+            f"train.sample_every={steps}", f"train.checkpoint_every={steps}", "train.keep_checkpoints=1"]
+    if "began" in row.extras:  # FD during training, to set against M_global
+        more += [f"eval.every={max(1, steps // BEGAN_EVALS)}", f"eval.n={BEGAN_EVAL_N}", "eval.metrics=[fd]",
+                 f"eval.extractor={EXTRACTOR}"]
+    return load_recipe(row.recipe, overrides + more)
 
 
 FLOOR = Row("_floor", "", "real test split vs train split (the floor)")  # a pool job whose record is cells/_floor.json
 
 
-def run_job(row: Row, out_dir: str, images: int, eval_n: int, threads: int = 1) -> dict[str, Any]:
-    """One job of the pool: a row, or the real floor (FLOOR), its record stamped with `eval_n`."""
-    if row.key == FLOOR.key:  # in the pool process's own torch threads, as when it was submitted on its own
-        return {**real_floor(eval_n), "eval_n": eval_n}
-    return {**run_row(row, out_dir, images, eval_n, threads), "eval_n": eval_n}
+def run_job(cell: Cell, out_dir: str, images: int, eval_n: int, threads: int = 1) -> dict[str, Any]:
+    """One job of the pool: a (row, seed) cell, or the real floor, its record stamped with `eval_n` and the extractor."""
+    stamp = {"eval_n": eval_n, "extractor_sha256": extractor_record()["sha256"]}
+    if cell.row.key == FLOOR.key:  # in the pool process's own torch threads, as when it was submitted on its own
+        return {**real_floor(eval_n), **stamp}
+    return {**run_row(cell, out_dir, images, eval_n, threads), **stamp}
 
 
 def _describe(rec: dict[str, Any]) -> str:
@@ -123,19 +170,20 @@ def _describe(rec: dict[str, Any]) -> str:
     return f"FD {fd:.1f}" if fd is not None else str(rec.get("status", "floor"))
 
 
-def run_row(row: Row, out_dir: str, images: int, eval_n: int, threads: int = 1) -> dict[str, Any]:
-    """Train and score one row (runs in a worker process)."""
+def run_row(cell: Cell, out_dir: str, images: int, eval_n: int, threads: int = 1) -> dict[str, Any]:
+    """Train and score one cell (runs in a worker process)."""
     torch.set_num_threads(threads)
     from ..training.trainer import Trainer
 
+    row, key = cell.row, cell.key
     out = Path(out_dir)
     plots = out / "plots"
-    recipe = row_recipe(row, images, threads)
+    recipe = row_recipe(row, images, threads, cell.seed)
     t = recipe.train
     steps = t.steps
-    run_dir = out / "runs" / row.key
+    run_dir = out / "runs" / key
     if run_dir.exists():
-        shutil.rmtree(run_dir)  # a half-finished row restarts from scratch so its wall time is honest
+        shutil.rmtree(run_dir)  # a half-finished cell restarts from scratch so its wall time is honest
     trainer = Trainer(recipe, run_dir, progress=False)
     status, error = "finished", None
     t0 = time.perf_counter()
@@ -148,88 +196,162 @@ def run_row(row: Row, out_dir: str, images: int, eval_n: int, threads: int = 1) 
     train_s = result.wall_time_s or wall
     G = result.generator.eval()
     rec: dict[str, Any] = {
-        "row": row.key, "recipe": row.recipe, "what": row.what, "overrides": list(row.overrides), "status": status,
-        "error": error, "steps": steps, "batch_size": t.batch_size, "g_images": steps * t.batch_size,
+        "row": row.key, "seed": cell.seed, "recipe": row.recipe, "what": row.what, "overrides": list(row.overrides),
+        "status": status, "error": error, "steps": steps, "batch_size": t.batch_size, "g_images": steps * t.batch_size,
         "real_images": steps * trainer.game.real_per_step(t.batch_size), "wall_s": round(wall, 1),
         "train_s": round(train_s, 1), "g_images_per_s": round(steps * t.batch_size / max(train_s, 1e-9), 1),
         "ema": result.ema, "conditional": bool(result.latent.num_classes),
     }
     rec["samples"] = _copy(run_dir / "samples" / ("final_ema.png" if result.ema else "final.png"),
-                           plots / f"{row.key}_samples.png")
+                           plots / f"{key}_samples.png")
     if status != "finished":
         return rec
     t1 = time.perf_counter()
     ev = _evaluator(eval_n)
-    res = ev.evaluate_generator(G, result.latent, source=f"{row.key} generator after {steps} steps")
+    res = ev.evaluate_generator(G, result.latent, source=f"{key} generator after {steps} steps")
     rec["metrics"] = res["metrics"]
     extras: dict[str, Any] = {}
+    if "confusion" in row.extras:
+        extras["confusion"] = _confusion(G, result.latent, plots, key)
     if "infogan" in row.extras:
-        extras["infogan"] = _infogan_extras(G, result.latent, plots)
+        extras["infogan"] = _infogan_extras(G, result.latent, plots, key)
     if "ssgan" in row.extras:
-        extras["ssgan"] = _ssgan_extras(trainer.D, result, recipe)
+        extras["ssgan"] = _ssgan_extras(trainer, result, recipe)
     if "began" in row.extras:
-        extras["began"] = _began_extras(run_dir, plots, row.key)
+        extras["began"] = _began_extras(run_dir, plots, key)
     if "attention" in row.extras:
         from ..figures.attention import attention_map_figure
 
         lat = result.latent.sample(1, torch.Generator().manual_seed(3))
-        attention_map_figure(G, lat.z, lat.y, None, plots / f"{row.key}_attention.png")
-        extras["attention"] = f"{row.key}_attention.png"
+        attention_map_figure(G, lat.z, lat.y, None, plots / f"{key}_attention.png")
+        extras["attention"] = f"{key}_attention.png"
     if "truncation" in row.extras:
-        extras["truncation"] = _truncation_curve(G, result.latent, ev, plots, row.key)
+        extras["truncation"] = _truncation_curve(G, result.latent, ev, plots, key)
     rec["extras"] = extras
     rec["eval_s"] = round(time.perf_counter() - t1, 1)
     return rec
 
 
-def _infogan_extras(G: Any, latent: Any, plots: Path) -> dict[str, Any]:
+def _confusion(G: Any, latent: Any, plots: Path, key: str) -> dict[str, Any]:
+    """Asked class against the classifier's verdict for CONFUSION_PER_CLASS samples of every class (fixed seed)."""
+    from ..generation import generate
+    from ..metrics.extractors import get_extractor
+
+    ext = get_extractor(EXTRACTOR)
+    k = latent.num_classes
+    y = torch.arange(k).repeat_interleave(CONFUSION_PER_CLASS)
+    lat = latent.sample(len(y), torch.Generator().manual_seed(7), y=y)
+    pred = ext.extract(generate(G, lat.z, lat.y))["logits"].argmax(1)
+    m = torch.zeros(k, k, dtype=torch.long)
+    m.index_put_((y, pred), torch.ones_like(y), accumulate=True)
+    _plot_confusion(m, plots / f"{key}_confusion.png", key)
+    per_class = (m.diag().float() / m.sum(1).float()).tolist()
+    return {"matrix": m.tolist(), "per_class": per_class, "accuracy": float(m.diag().sum() / m.sum()),
+            "plot": f"{key}_confusion.png"}
+
+
+def _plot_confusion(m: torch.Tensor, path: Path, title: str) -> Path:
+    from ..data.images import FASHION_MNIST_CLASSES
+    from ..plots import new_figure, save_figure
+
+    frac = (m.float() / m.sum(1, keepdim=True).clamp(min=1)).numpy()
+    fig = new_figure(6.2, 5.4)
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(frac, vmin=0, vmax=1, cmap="Blues")
+    names = FASHION_MNIST_CLASSES if m.shape[0] == 10 else [str(i) for i in range(m.shape[0])]
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("classifier's class of the sample")
+    ax.set_ylabel("class asked of G")
+    for i in range(frac.shape[0]):
+        for j in range(frac.shape[1]):
+            if frac[i, j] >= 0.05:
+                ax.text(j, i, f"{frac[i, j]:.2f}", ha="center", va="center", fontsize=6.5,
+                        color="white" if frac[i, j] > 0.6 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(f"{title}: conditional accuracy per class")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _infogan_extras(G: Any, latent: Any, plots: Path, key: str) -> dict[str, Any]:
     from ..figures.infogan import latent_traversal_figure
     from ..metrics.extractors import get_extractor
     from ..metrics.mutual_information import infogan_code_report
 
-    ext = get_extractor("fashion")
+    ext = get_extractor(EXTRACTOR)
     rep = infogan_code_report(G, latent, lambda im: ext.extract(im)["logits"].argmax(1), n_per_value=1000)
     for i in range(latent.continuous):
-        latent_traversal_figure(G, latent, plots / f"infogan_traversal_c{i + 1}.png", continuous_index=i)
+        latent_traversal_figure(G, latent, plots / f"{key}_traversal_c{i + 1}.png", continuous_index=i)
     return {k: rep[k] for k in ("mi_bits", "max_bits", "accuracy_after_mapping", "mapping", "confusion")}
 
 
-def _ssgan_extras(D: Any, result: Any, recipe: Any) -> dict[str, Any]:
+def _ssgan_extras(trainer: Any, result: Any, recipe: Any) -> dict[str, Any]:
     from ..data import load_dataset
     from ..models import build_discriminator
     from .semisup import test_accuracy, train_supervised_baseline
 
     test = load_dataset("fashion_mnist", image_size=32, fit="pad", split="test")
-    gan_acc = test_accuracy(D, test)
+    game = trainer.game
+    # The averaged D is the classifier the authors test; the last weights' accuracy is kept beside it.
+    gan_acc = test_accuracy(game.averaged_discriminator(trainer.D), test)
+    last_acc = test_accuracy(trainer.D, test)
     lab = result.labelled
     x_l, y_l = lab.get(torch.arange(len(lab)))
     d_updates = int(result.d_updates)
     shape = tuple(result.shape)
     args = dict(recipe.model.discriminator.args)
+    od = recipe.optim.d
 
     def make_d() -> Any:
         return build_discriminator(recipe.model.discriminator.name, shape, args)
 
+    # The same network, initialisation, optimiser, lr schedule and number of updates, on the labels alone.
     t0 = time.perf_counter()
-    base = train_supervised_baseline(make_d, x_l, y_l, steps=d_updates, batch=min(64, len(lab)),
-                                     lr=recipe.optim.d.lr, seed=recipe.seed, betas=tuple(recipe.optim.d.betas))
+    decay = od.decay_start if od.schedule == "linear" else None
+    decay = decay / d_updates if isinstance(decay, int) and decay else decay
+    base = train_supervised_baseline(make_d, x_l, y_l, steps=d_updates, batch=min(recipe.train.batch_size, len(lab)),
+                                     lr=od.lr, seed=recipe.seed, betas=tuple(od.betas), decay_start=decay or None,
+                                     average=game.average or None)
     base_acc = test_accuracy(base, test)
-    return {"labelled": len(lab), "gan_test_acc": gan_acc, "baseline_test_acc": base_acc,
-            "margin": gan_acc - base_acc, "baseline_max_steps": d_updates,
+    return {"labelled": len(lab), "gan_test_acc": gan_acc, "gan_last_weights_test_acc": last_acc,
+            "baseline_test_acc": base_acc, "averaged": game.average,
+            "margin": gan_acc - base_acc, "baseline_steps": int(base.baseline_steps),
             "baseline_s": round(time.perf_counter() - t0, 1), "test_n": len(test)}
 
 
 def _began_extras(run_dir: Path, plots: Path, key: str) -> dict[str, Any]:
-    recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    recs = [r for r in recs if "m_global" in r]
-    from ..figures.began import plot_convergence
+    from ..figures.began import plot_convergence, plot_convergence_against_fd
 
-    plot_convergence(recs, plots / f"{key}_convergence.png")
-    ms = [r["m_global"] for r in recs]
+    recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    fd_key = f"eval/{K['fd']}"
+    plot_convergence([r for r in recs if "m_global" in r], plots / f"{key}_convergence.png")
+    plot_convergence_against_fd(recs, plots / f"{key}_mglobal_fd.png", fd_key, title=f"{key}: M_global and FD")
+    ms = [r for r in recs if "m_global" in r]
     tenth = max(1, len(ms) // 10)
-    return {"m_global_first": sum(ms[:tenth]) / tenth, "m_global_last": sum(ms[-tenth:]) / tenth,
-            "k_last": recs[-1]["k"], "curve": [(r["step"], r["m_global"]) for r in recs],
-            "plot": f"{key}_convergence.png"}
+    fds = [(r["step"], r[fd_key]) for r in recs if fd_key in r]
+    # M_global around each evaluation (the mean of the logged values since the previous one) against that FD.
+    pairs, prev = [], 0
+    for step, fd in fds:
+        window = [r["m_global"] for r in ms if prev < r["step"] <= step]
+        if window:
+            pairs.append((step, sum(window) / len(window), fd))
+        prev = step
+    return {"m_global_first": sum(r["m_global"] for r in ms[:tenth]) / tenth,
+            "m_global_last": sum(r["m_global"] for r in ms[-tenth:]) / tenth, "k_last": ms[-1]["k"],
+            "k_max": max(r["k"] for r in ms), "curve": [(r["step"], r["m_global"], r["k"]) for r in ms],
+            "fd_curve": fds, "m_global_at_evals": pairs, "spearman_m_global_fd": _spearman(
+                [p[1] for p in pairs], [p[2] for p in pairs]),
+            "plot": f"{key}_convergence.png", "plot_fd": f"{key}_mglobal_fd.png"}
+
+
+def _spearman(a: list[float], b: list[float]) -> float | None:
+    """Spearman's rank correlation (no ties expected), None below 3 points."""
+    if len(a) < 3 or len(a) != len(b):
+        return None
+    ra = torch.tensor(a).argsort().argsort().float()
+    rb = torch.tensor(b).argsort().argsort().float()
+    return float(torch.corrcoef(torch.stack([ra, rb]))[0, 1])
 
 
 def _truncation_curve(G: Any, latent: Any, ev: Any, plots: Path, key: str) -> dict[str, Any]:
@@ -283,83 +405,218 @@ def real_floor(eval_n: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- table
 
+STEMS = ("fd", "is", "coverage", "kl_uniform", "precision", "recall", "cond_acc")
+
 
 def _f(v: Any, fmt: str = "{:.2f}") -> str:
     return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else fmt.format(v)
 
 
+def _ms(s: dict[str, Any] | None, fmt: str = "{:.2f}", scale: float = 1.0) -> str:
+    """'mean ± se' (just the mean for one seed, '—' for none)."""
+    if not s or s.get("mean") is None:
+        return "—"
+    text = fmt.format(s["mean"] * scale)
+    return text + (f" ± {fmt.format(s['se'] * scale)}" if s["n"] > 1 else "")
+
+
+def summarise(cells: list[dict[str, Any]], floor: dict[str, Any]) -> dict[str, Any]:
+    """Per row: mean ± standard error over its finished seeds of every column and of the paper-specific evidence."""
+    clf_acc = floor["metrics"].get(K["cond_acc"])
+    out: dict[str, Any] = {}
+    for row in ROWS:
+        mine = [c for c in cells if c["row"] == row.key]
+        ok = [c for c in mine if c.get("metrics")]
+        if not mine:
+            continue
+        s: dict[str, Any] = {"seeds": len(ok), "failed": len(mine) - len(ok), "steps": mine[0]["steps"],
+                             "g_images": mine[0]["g_images"], "what": row.what, "recipe": row.recipe,
+                             "overrides": list(row.overrides)}
+        for stem in STEMS:
+            s[stem] = mean_se([c["metrics"].get(K[stem]) for c in ok])
+        if clf_acc and s["cond_acc"]["n"]:
+            s["cond_acc_rel"] = mean_se([c["metrics"][K["cond_acc"]] / clf_acc for c in ok])
+        s["g_images_per_s"] = mean_se([c["g_images_per_s"] for c in ok])
+        s["train_s"] = mean_se([c["train_s"] for c in ok])
+        ex = [c.get("extras", {}) for c in ok]
+        if any("ssgan" in e for e in ex):
+            s["ssgan"] = {k: mean_se([e["ssgan"][k] for e in ex if "ssgan" in e])
+                          for k in ("gan_test_acc", "baseline_test_acc", "margin")}
+            s["ssgan"]["labelled"] = next(e["ssgan"]["labelled"] for e in ex if "ssgan" in e)
+        if any("began" in e for e in ex):
+            s["began"] = {k: mean_se([e["began"][k] for e in ex if "began" in e and e["began"].get(k) is not None])
+                          for k in ("m_global_first", "m_global_last", "k_last", "k_max", "spearman_m_global_fd")}
+        if any("infogan" in e for e in ex):
+            s["infogan"] = {k: mean_se([e["infogan"][k] for e in ex if "infogan" in e])
+                            for k in ("mi_bits", "accuracy_after_mapping")}
+        if any("confusion" in e for e in ex):
+            per = [e["confusion"]["per_class"] for e in ex if "confusion" in e]
+            s["confusion_per_class"] = [mean_se([p[i] for p in per]) for i in range(len(per[0]))]
+        out[row.key] = s
+    return out
+
+
 def write_markdown(result: dict[str, Any], path: Path) -> None:
     """The results table and the per-paper evidence as Markdown."""
-    s = result["settings"]
+    st, summ, ext = result["settings"], result["summary"], result["extractor"]
+    fl = result["floor"]["metrics"]
+    clf_acc = fl.get(K["cond_acc"])
     lines = [
         "# Fashion-MNIST: paper architectures and games under one budget",
         "",
-        f"{s['g_images']:,} generator images per row (G steps x batch); {s['eval_n']:,} samples scored per row "
-        f"with the Fashion-MNIST domain classifier (features for FD / precision / recall, its softmax for IS, "
-        f"its argmax for coverage and conditional accuracy). EMA generator where the recipe keeps one. "
-        f"{s['workers']} worker processes x {s['threads_per_worker']} thread. Wall time of the whole table: "
-        f"{result['wall_time_s'] / 60:.0f} min on {result['machine']['cpus']} CPU cores.",
+        f"{st['g_images']:,} generator images per row (G steps x batch), four times that for the class-conditional "
+        f"rows (their recipes' 6,000 steps); {st['eval_n']:,} samples scored per run with the `{ext['name']}` "
+        f"domain classifier ({ext.get('architecture', '').split(':')[0]}, sha256 `{ext['sha256'][:12]}…`): its "
+        f"features for FD / precision / recall, its softmax for IS, its argmax for coverage and conditional accuracy. "
+        f"The classifier's accuracy on the real test images, padded to 32x32 as the GANs see them, is "
+        f"**{_f(clf_acc, '{:.1%}')}**; *rel.* is a row's conditional accuracy divided by it. EMA generator where the "
+        f"recipe keeps one. Mean ± standard error over {st['seeds']} seed(s) per row (the `seeds` column says how "
+        f"many finished). {st['workers']} worker processes x {st['threads_per_worker']} thread; the cells' training "
+        f"time adds up to {result['train_s_sum'] / 3600:.1f} h of one core.",
         "",
-        "| row | FD ↓ | IS ↑ | classes / KL ↓ | precision / recall | cond. acc | G img/s | wall |",
-        "|---|---|---|---|---|---|---|---|",
+        "| row | seeds | FD ↓ | IS ↑ | classes / KL ↓ | precision | recall | cond. acc (rel.) | G img/s | train min |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| real test vs train (floor) | — | {_f(fl[K['fd']])} | {_f(fl[K['is']])} | "
+        f"{fl[K['coverage']] * 10:.0f}/10 / {fl[K['kl_uniform']]:.3f} | {fl[K['precision']]:.2f} | "
+        f"{fl[K['recall']]:.2f} | {_f(clf_acc, '{:.1%}')} (the classifier) | — | — |",
     ]
-    fl = result["floor"]["metrics"]
-    lines.append(f"| real test vs train (floor) | {_f(fl[K['fd']])} | {_f(fl[K['is']])} | "
-                 f"{fl[K['coverage']] * 10:.0f}/10 / {fl[K['kl_uniform']]:.3f} | "
-                 f"{fl[K['precision']]:.2f} / {fl[K['recall']]:.2f} | "
-                 f"{_f(fl.get(K['cond_acc']), '{:.1%}')} (classifier's test accuracy) | — | — |")
-    for r in result["rows"]:
-        m = r.get("metrics")
-        if not m:
-            lines.append(f"| {r['row']} | failed: {r.get('error')} | | | | | | {r['wall_s'] / 60:.1f} min |")
+    for key, s in summ.items():
+        if not s["seeds"]:
+            lines.append(f"| {key} | 0 ({s['failed']} failed) | | | | | | | | |")
             continue
+        cond = "—"
+        if s["cond_acc"]["n"]:
+            cond = f"{_ms(s['cond_acc'], '{:.1f}', 100)}% ({_ms(s.get('cond_acc_rel'), '{:.0f}', 100)}%)"
+        seeds = f"{s['seeds']}" + (f" ({s['failed']} failed)" if s["failed"] else "")
         lines.append(
-            f"| {r['row']} | {_f(m[K['fd']])} | {_f(m[K['is']])} | {m[K['coverage']] * 10:.0f}/10 / "
-            f"{m[K['kl_uniform']]:.3f} | {m[K['precision']]:.2f} / {m[K['recall']]:.2f} | "
-            f"{_f(m.get(K['cond_acc']), '{:.1%}')} | {r['g_images_per_s']:.0f} | {r['wall_s'] / 60:.1f} min |")
-    lines += ["", "Rows: " + "; ".join(f"**{r['row']}** {r['what']} (`{r['recipe']}`"
-                                        + (f", {' '.join(r['overrides'])}" if r['overrides'] else "") + ")"
-                                        for r in result["rows"]) + "."]
-    by = {r["row"]: r for r in result["rows"]}
-    ex = lambda key, name: (by.get(key) or {}).get("extras", {}).get(name)  # noqa: E731
-    info = ex("infogan", "infogan")
+            f"| {key} | {seeds} | "
+            f"{_ms(s['fd'])} | {_ms(s['is'])} | {_ms(s['coverage'], '{:.1f}', 10)}/10 / {_ms(s['kl_uniform'], '{:.3f}')} | "
+            f"{_ms(s['precision'])} | {_ms(s['recall'])} | {cond} | {s['g_images_per_s']['mean']:.0f} | "
+            f"{s['train_s']['mean'] / 60:.1f} |")
+    lines += ["", "Rows: " + "; ".join(f"**{k}** {s['what']} (`{s['recipe']}`"
+                                        + (f", {' '.join(s['overrides'])}" if s['overrides'] else "")
+                                        + f", {s['steps']:,} steps)" for k, s in summ.items()) + "."]
+    if result.get("missing"):
+        lines += ["", f"**Not run yet** (the bench continues where it stopped): {', '.join(result['missing'])}."]
+    _conditional_section(lines, summ)
+    _evidence_sections(lines, result, summ)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _conditional_section(lines: list[str], summ: dict[str, Any]) -> None:
+    from ..data.images import FASHION_MNIST_CLASSES
+
+    conds = [(k, s) for k, s in summ.items() if s.get("confusion_per_class")]
+    if not conds:
+        return
+    lines += ["", "## Conditional rows: accuracy per class", "",
+              "Fraction of samples asked for a class that the classifier puts in it (500 per class per seed; "
+              "confusion matrices in `plots/ROW__s0_confusion.png`).", "",
+              "| class | " + " | ".join(k for k, _ in conds) + " |", "|---|" + "---|" * len(conds)]
+    for i, name in enumerate(FASHION_MNIST_CLASSES):
+        lines.append(f"| {name} | " + " | ".join(_ms(s["confusion_per_class"][i], "{:.0f}", 100) + "%" for _, s in conds)
+                     + " |")
+
+
+def _evidence_sections(lines: list[str], result: dict[str, Any], summ: dict[str, Any]) -> None:
+    by = {(c["row"], c.get("seed", 0)): c for c in result["cells"]}
+    info = summ.get("infogan", {}).get("infogan")
     if info:
+        first = by.get(("infogan", 0), {}).get("extras", {}).get("infogan", {})
         lines += ["", "## InfoGAN: what the categorical code carries", "",
                   f"Mutual information between the 10-way code and the classifier's predicted class of the samples: "
-                  f"**{info['mi_bits']:.2f} bits** of log2(10) = {info['max_bits']:.2f}; mapping each code value to "
-                  f"its majority class, {info['accuracy_after_mapping']:.1%} of samples land in the mapped class. "
-                  f"Mapping: {info['mapping']}."]
-    ss = [by[k]["extras"]["ssgan"] for k in ("ssgan-100", "ssgan-1000") if k in by and by[k].get("extras", {}).get("ssgan")]
+                  f"**{_ms(info['mi_bits'])} bits** of log2(10) = 3.32; mapping each code value to its majority class, "
+                  f"{_ms(info['accuracy_after_mapping'], '{:.1f}', 100)}% of samples land in the mapped class."
+                  + (f" Seed 0's mapping: {first['mapping']}." if first.get("mapping") else "")]
+    ss = [(k, s["ssgan"]) for k, s in summ.items() if "ssgan" in s]
     if ss:
         lines += ["", "## Semi-supervised GAN: test accuracy of D's classifier (10,000 test images)", "",
                   "| labels | semi-supervised GAN | same network on the labels alone | margin |", "|---|---|---|---|"]
-        for e in ss:
-            lines.append(f"| {e['labelled']:,} | {e['gan_test_acc']:.1%} | {e['baseline_test_acc']:.1%} | "
-                         f"{e['margin'] * 100:+.1f} points |")
-    bg = [(k, by[k]["extras"]["began"]) for k in ("began-0.3", "began-0.7") if k in by and by[k].get("extras", {}).get("began")]
+        for _, e in sorted(ss, key=lambda t: t[1]["labelled"]):
+            lines.append(f"| {e['labelled']:,} | {_ms(e['gan_test_acc'], '{:.1f}', 100)}% | "
+                         f"{_ms(e['baseline_test_acc'], '{:.1f}', 100)}% | {_ms(e['margin'], '{:+.1f}', 100)} points |")
+        if result.get("plots", {}).get("ssgan"):
+            lines += ["", f"![SSGAN accuracy against labels](plots/{result['plots']['ssgan']})"]
+    bg = [(k, s) for k, s in summ.items() if "began" in s]
     if bg:
-        lines += ["", "## BEGAN: convergence measure", "", "| gamma | M_global, first tenth | M_global, last tenth | k_t at end | FD |",
-                  "|---|---|---|---|---|"]
-        for k, e in bg:
-            lines.append(f"| {k.split('-')[1]} | {e['m_global_first']:.3f} | {e['m_global_last']:.3f} | {e['k_last']:.4f} | "
-                         f"{by[k]['metrics'][K['fd']]:.2f} |")
-    tr = ex("biggan", "truncation")
+        lines += ["", "## BEGAN: gamma's trade-off and the convergence measure", "",
+                  "Lower gamma asks D to reconstruct fakes better relative to reals: sharper, less diverse samples "
+                  "(Berthelot et al. 2017, Sec. 3.3). Spearman is the rank correlation of M_global (averaged between "
+                  "evaluations) with FD at the 12 in-training evaluations (2,000 samples each): near +1 when M_global "
+                  "falls as FD falls.", "",
+                  "| gamma | FD | precision (quality) | recall (diversity) | classes | M_global first → last tenth | "
+                  "k_t end (max) | Spearman(M_global, FD) |", "|---|---|---|---|---|---|---|---|"]
+        for k, s in bg:
+            b = s["began"]
+            lines.append(f"| {k.split('-')[1]} | {_ms(s['fd'])} | {_ms(s['precision'])} | {_ms(s['recall'])} | "
+                         f"{_ms(s['coverage'], '{:.1f}', 10)}/10 | {_ms(b['m_global_first'], '{:.3f}')} → "
+                         f"{_ms(b['m_global_last'], '{:.3f}')} | {_ms(b['k_last'], '{:.3f}')} ({_ms(b['k_max'], '{:.3f}')}) | "
+                         f"{_ms(b['spearman_m_global_fd'])} |")
+        for name in ("began", "began_mglobal"):
+            if result.get("plots", {}).get(name):
+                lines += ["", f"![{name}](plots/{result['plots'][name]})"]
+    tr = by.get(("biggan", 0), {}).get("extras", {}).get("truncation")
     if tr:
-        lines += ["", "## BigGAN: the truncation trick", "", "| threshold | FD | IS | precision | recall | cond. acc |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["", "## BigGAN: the truncation trick (seed 0)", "",
+                  "| threshold | FD | IS | precision | recall | cond. acc |", "|---|---|---|---|---|---|"]
         for p in tr["points"]:
             lines.append(f"| {p['truncation'] if p['truncation'] is not None else 'none'} | {p[K['fd']]:.2f} | "
                          f"{p[K['is']]:.2f} | {p[K['precision']]:.2f} | {p[K['recall']]:.2f} | "
                          f"{_f(p.get(K['cond_acc']), '{:.1%}')} |")
-    path.write_text("\n".join(lines) + "\n")
+
+
+def _summary_plots(result: dict[str, Any], plots: Path) -> dict[str, str]:
+    """The SSGAN accuracy-against-labels plot, BEGAN's gamma trade-off and its seed-0 M_global/FD panels."""
+    from ..plots import new_figure, save_figure
+
+    summ, made = result["summary"], {}
+    ss = sorted((s["ssgan"] for s in summ.values() if "ssgan" in s), key=lambda e: e["labelled"])
+    if ss:
+        fig = new_figure(5.6, 3.8)
+        ax = fig.add_subplot(1, 1, 1)
+        xs = [e["labelled"] for e in ss]
+        for k, label, style in (("gan_test_acc", "semi-supervised GAN", "o-"),
+                                ("baseline_test_acc", "same network, labels alone", "s--")):
+            ax.errorbar(xs, [e[k]["mean"] * 100 for e in ss], yerr=[e[k]["se"] * 100 for e in ss], fmt=style,
+                        capsize=3, label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("labelled training images")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.set_title("Semi-supervised GAN on Fashion-MNIST (mean ± s.e. over seeds)")
+        fig.tight_layout()
+        made["ssgan"] = save_figure(fig, plots / "ssgan_labels.png").name
+    bg = sorted((float(k.split("-")[1]), s) for k, s in summ.items() if "began" in s and s["seeds"])
+    if bg:
+        fig = new_figure(9.0, 3.4)
+        ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+        g = [x for x, _ in bg]
+        ax1.errorbar(g, [s["fd"]["mean"] for _, s in bg], yerr=[s["fd"]["se"] for _, s in bg], fmt="o-", capsize=3)
+        ax1.set_xlabel("gamma")
+        ax1.set_ylabel("FD-fashion (lower is better)")
+        for k, label, style in (("precision", "precision (quality)", "o-"), ("recall", "recall (diversity)", "s-")):
+            ax2.errorbar(g, [s[k]["mean"] for _, s in bg], yerr=[s[k]["se"] for _, s in bg], fmt=style, capsize=3,
+                         label=label)
+        ax2.set_xlabel("gamma")
+        ax2.legend()
+        for ax in (ax1, ax2):
+            ax.grid(alpha=0.3)
+        fig.suptitle("BEGAN: gamma trades quality for diversity")
+        fig.tight_layout()
+        made["began"] = save_figure(fig, plots / "began_gamma.png").name
+    if (plots / "began-0.5__s0_mglobal_fd.png").is_file():
+        made["began_mglobal"] = "began-0.5__s0_mglobal_fd.png"
+    return made
 
 
 # ---------------------------------------------------------------------------- driver
 
 
 def run_fashion_bench(out: str | Path, quick: bool = False, rows: list[str] | None = None, images: int | None = None,
-                      eval_n: int | None = None, workers: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run every row (resumable), then write fashion.json, fashion.md and the pictures into `out`."""
+                      eval_n: int | None = None, workers: int | None = None, progress: bool = True,
+                      seeds: int | None = None) -> dict[str, Any]:
+    """Run every (row, seed) cell not done yet (resumable), then write fashion.json, fashion.md and the pictures."""
     from ..data import load_dataset
     from ..errors import ConfigError
 
@@ -367,35 +624,50 @@ def run_fashion_bench(out: str | Path, quick: bool = False, rows: list[str] | No
         bad = [r for r in rows if r not in ROW_KEYS]
         if bad:
             raise ConfigError(f"unknown row(s) {', '.join(bad)} for bench fashion; rows: {', '.join(ROW_KEYS)}")
+    if seeds is not None and seeds < 1:
+        raise ConfigError(f"bench fashion needs at least one seed, got {seeds}")
     load_dataset("fashion_mnist", image_size=32, fit="pad")  # fail early, with the loader's advice, if it is missing
     chosen = [r for r in ROWS if not rows or r.key in rows]
+    n_seeds = seeds or (1 if quick else DEFAULT_SEEDS)
     images = images or (QUICK_IMAGES if quick else DEFAULT_IMAGES)
     eval_n = eval_n or (1000 if quick else DEFAULT_EVAL_N)
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    # Costliest rows first keep both workers busy until the end; the floor is the pool's last job.
-    schedule = sorted(chosen, key=lambda r: -r.cost) + [FLOOR]
+    ext = extractor_record()
+    # The floor first (every partial table has it), then seed by seed, costliest rows first within a seed: a run
+    # cut short has whole seeds done and keeps both workers busy until the end.
+    schedule = [Cell(FLOOR, 0)] + [Cell(r, s) for s in range(n_seeds)
+                                   for r in sorted(chosen, key=lambda r: -r.cost * r.scale)]
 
-    def valid(row: Row, rec: dict[str, Any]) -> bool:  # the same sample count and, for a row, the same length
+    def valid(cell: Cell, rec: dict[str, Any]) -> bool:  # same samples, extractor, length and seed
+        if rec.get("eval_n") != eval_n or rec.get("extractor_sha256") != ext["sha256"]:
+            return False
+        if cell.row.key == FLOOR.key:
+            return True
         batch = rec.get("batch_size", 64)
-        return rec.get("eval_n") == eval_n and (row.key == FLOOR.key or rec.get("g_images") == (images // batch) * batch)
+        return rec.get("seed") == cell.seed and rec.get("g_images") == (images * cell.row.scale // batch) * batch
 
-    done, info = run_cells(out, schedule, key=lambda r: r.key, fn=run_job, args=(str(out), images, eval_n),
+    done, info = run_cells(out, schedule, key=lambda c: c.key, fn=run_job, args=(str(out), images, eval_n),
                            workers=workers, valid=valid, describe=_describe, progress=progress, desc="bench fashion")
     workers, threads = split_cores(workers)
-    floor = done[FLOOR.key]
-    wall = wall_time(info, out / "fashion.json")
-    result = {
-        "benchmark": "fashion (issue 5: paper architectures and games)",
-        "settings": {"quick": quick, "g_images": images, "eval_n": eval_n, "workers": workers,
-                     "threads_per_worker": threads, "extractor": "fashion", "reference": "fashion_mnist train, 32x32 pad"},
+    cells = [done[c.key] for c in schedule[1:] if c.key in done]
+    cells.sort(key=lambda c: (ROW_KEYS.index(c["row"]), c["seed"]))
+    result: dict[str, Any] = {
+        "benchmark": "fashion (issues 5 and 17: paper architectures and games, 3 seeds)",
+        "settings": {"quick": quick, "g_images": images, "eval_n": eval_n, "seeds": n_seeds, "workers": workers,
+                     "threads_per_worker": threads, "reference": "fashion_mnist train, 32x32 pad"},
+        "extractor": ext,
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": available_cores(),
                     "torch": torch.__version__, "python": platform.python_version()},
-        "wall_time_s": wall,
-        "rows_wall_s_sum": round(sum(done[r.key]["wall_s"] for r in chosen), 1),
-        "floor": floor,
-        "rows": [done[r.key] for r in chosen],
+        "wall_time_s": wall_time(info, out / "fashion.json"),
+        "info": info,
+        "train_s_sum": round(sum(c["train_s"] for c in cells), 1),
+        "missing": [c.key for c in schedule if c.key not in done],
+        "floor": done[FLOOR.key],
+        "summary": summarise(cells, done[FLOOR.key]),
+        "cells": cells,
     }
+    result["plots"] = _summary_plots(result, out / "plots")
     (out / "fashion.json").write_text(json.dumps(result, indent=1, default=str))
     write_markdown(result, out / "fashion.md")
     return result

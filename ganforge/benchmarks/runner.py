@@ -8,6 +8,7 @@ this process may use, one torch thread pool each, so they never compete for a co
 from __future__ import annotations
 
 import json
+import math
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -15,6 +16,16 @@ from typing import Any, Callable, Sequence
 
 from ..atomic import atomic_write_bytes
 from ..training.hardware import available_cores
+
+
+def mean_se(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, standard error of the mean (0 for one value), min, max and the values themselves, over seeds."""
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not vals:
+        return {"mean": None, "se": None, "min": None, "max": None, "n": 0, "values": []}
+    m = sum(vals) / len(vals)
+    se = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1) / len(vals)) if len(vals) > 1 else 0.0
+    return {"mean": m, "se": se, "min": min(vals), "max": max(vals), "n": len(vals), "values": vals}
 
 
 def split_cores(workers: int | None, max_workers: int = 2) -> tuple[int, int]:

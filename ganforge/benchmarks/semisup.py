@@ -73,14 +73,18 @@ def random_shift(x: Tensor, max_shift: int, generator: torch.Generator) -> Tenso
 
 def train_supervised_baseline(make_D: Callable[[], nn.Module], x_l: Tensor, y_l: Tensor, steps: int, batch: int,
                               lr: float, seed: int, augment: bool = False, betas: tuple[float, float] = (0.5, 0.999),
-                              tol: float = 1e-4) -> nn.Module:
+                              tol: float | None = None, decay_start: float | None = None,
+                              average: float | None = None) -> nn.Module:
     """The same classifier trained on the labelled examples alone with cross-entropy (the baseline of Salimans et al. 2016, Sec. 5).
 
-    `steps` Adam updates on minibatches drawn from seeded permutations of (x_l, y_l), or
-    fewer once it has converged: the moving average of the training loss falls below
-    `tol` (it then fits the labelled set and further steps change nothing that matters).
-    augment=True translates each image by up to 2 pixels. Returns the network in eval
-    mode on x_l's device.
+    `steps` Adam updates on minibatches drawn from seeded permutations of (x_l, y_l); with
+    `tol`, fewer once the moving average of the training loss falls below it. A network
+    with `data_init` (weight norm) is first initialised from x_l, as the GAN's D is from
+    real images; `decay_start` (a fraction of `steps`) decays the lr linearly to 0 from
+    there, as the semi-supervised recipe does; with `average`, the network returned is the
+    running average of its weights with that decay, as the semi-supervised game keeps of D.
+    augment=True translates each image by up to 2 pixels. Returns the network in eval mode on
+    x_l's device, with `baseline_steps` (the updates made) set on it.
     """
     if steps < 1 or batch < 1 or lr <= 0:
         raise ConfigError(f"train_supervised_baseline needs steps >= 1, batch >= 1 and lr > 0; got {steps}, {batch}, {lr}")
@@ -90,9 +94,21 @@ def train_supervised_baseline(make_D: Callable[[], nn.Module], x_l: Tensor, y_l:
     D = make_D().to(x_l.device)
     if not callable(getattr(D, "classify", None)):
         raise ConfigError(f"the baseline needs a network with class logits (classify); {type(D).__name__} has none.")
-    opt = torch.optim.Adam(D.parameters(), lr=lr, betas=betas)
+    init = getattr(D, "data_init", None)
+    if callable(init):
+        init(x_l.float())
+    opt = torch.optim.Adam([p for p in D.parameters() if p.requires_grad], lr=lr, betas=betas)
+    start = steps if decay_start is None else round(decay_start * steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: max(0.0, min(1.0, 1.0 - (i - start) / max(1, steps - start))))
     g = torch.Generator().manual_seed(seed + 1)
     D.train()
+    done = 0
+    avg = None
+    if average:
+        from ..training.ema import make_ema
+
+        avg = make_ema(D, average)
     n = len(x_l)
     order = torch.randperm(n, generator=g)
     at, avg = 0, None
@@ -108,11 +124,18 @@ def train_supervised_baseline(make_D: Callable[[], nn.Module], x_l: Tensor, y_l:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        value = float(loss.detach())
-        avg = value if avg is None else 0.9 * avg + 0.1 * value
-        if avg < tol:
-            break
-    return D.eval()
+        sched.step()
+        if avg is not None:
+            avg.update_parameters(D)
+        done += 1
+        if tol is not None:
+            value = float(loss.detach())
+            avg = value if avg is None else 0.9 * avg + 0.1 * value
+            if avg < tol:
+                break
+    out = avg.module if avg is not None else D
+    out.baseline_steps = done
+    return out.eval()
 
 
 test_accuracy.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, whatever imports it

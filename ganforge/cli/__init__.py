@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "3200 with --quick); progan: images per fade / stabilise phase (default 32000; 640 with --quick)")
     b.add_argument("--eval-n", type=int, help="fashion: samples scored per row (default 10000; 1000 with --quick); "
                    "progan: final samples per run (default 10000)")
-    b.add_argument("--seeds", type=int, help="toy, stacked: seeds per cell (default 3; 1 with --quick)")
+    b.add_argument("--seeds", type=int, help="toy, stacked, fashion: seeds per cell (default 3; 1 with --quick)")
     b.add_argument("--bench-steps", type=int, help="stacked: generator steps per run (default 6000; 30 with --quick); "
                    "cycle: steps per run (default 2000; 30 with --quick)")
     b.add_argument("--toy-steps", type=int, help="toy: generator steps of each zoo run (default 1000; 150 with --quick)")

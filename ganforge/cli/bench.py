@@ -53,8 +53,10 @@ def cmd_bench(ns: argparse.Namespace) -> int:
             from ..benchmarks.fashion import run_fashion_bench
 
             res = run_fashion_bench(out, quick=ns.quick, rows=names, images=ns.images, eval_n=ns.eval_n,
-                                    workers=ns.workers)
+                                    workers=ns.workers, seeds=ns.seeds)
             done, pictures = f"wall time {res['wall_time_s']:.0f} s", "pictures"
+            if res.get("missing"):
+                done += f"; not run yet: {len(res['missing'])} cell(s)"
         elif ns.which == "progan":
             from ..benchmarks.progan import run_progan_bench
 

@@ -82,6 +82,11 @@ class OptimizerConfig:
     # schedule 'linear': when the decay to 0 begins: a step (an integer), or a fraction of train.steps (a number
     # in (0, 1): CycleGAN's 0.5); 0 = right after warm-up; at or beyond train.steps the lr stays constant.
     decay_start: int | float = 0
+    # schedule 'step': the lr is multiplied by `factor` at each milestone, a step (an integer) or a fraction of
+    # train.steps (a number in (0, 1)). BEGAN's authors halve the lr when M_global stalls (Berthelot et al. 2017,
+    # Sec. 4.1); fixed milestones are the reproducible form of that rule.
+    milestones: list[int | float] = field(default_factory=list)
+    factor: float = 0.5
 
 
 @dataclass
@@ -201,8 +206,8 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "optim.g.name": ("adam", "rmsprop", "sgd", "optimistic_adam", "optimistic_sgd"),
     "optim.d.name": ("adam", "rmsprop", "sgd", "optimistic_adam", "optimistic_sgd"),
     "model.spectral_norm": ("none", "d", "g", "both"),
-    "optim.g.schedule": ("constant", "linear"),
-    "optim.d.schedule": ("constant", "linear"),
+    "optim.g.schedule": ("constant", "linear", "step"),
+    "optim.d.schedule": ("constant", "linear", "step"),
 }
 
 
@@ -259,6 +264,17 @@ def validate(r: Recipe) -> None:
                 raise ConfigError(f"optim.{net}.{key} must be at least 0, got {getattr(o, key)}.")
         if o.decay_start and o.schedule != "linear":
             raise ConfigError(f"optim.{net}.decay_start applies to schedule 'linear' only (got schedule {o.schedule!r}).")
+        if o.milestones and o.schedule != "step":
+            raise ConfigError(f"optim.{net}.milestones apply to schedule 'step' only (got schedule {o.schedule!r}).")
+        if o.schedule == "step" and not o.milestones:
+            raise ConfigError(f"optim.{net}.schedule 'step' needs milestones: steps (integers) or fractions of "
+                              "train.steps at which the lr is multiplied by factor, e.g. [0.5, 0.75].")
+        for m in o.milestones:
+            if isinstance(m, bool) or not isinstance(m, (int, float)) or m <= 0 or (isinstance(m, float) and m >= 1):
+                raise ConfigError(f"optim.{net}.milestones are steps (positive integers) or fractions of train.steps "
+                                  f"(numbers between 0 and 1), got {m!r}.")
+        if not 0 < o.factor <= 1:
+            raise ConfigError(f"optim.{net}.factor must be in (0, 1], got {o.factor}.")
         if isinstance(o.decay_start, float) and not 0 < o.decay_start < 1:
             raise ConfigError(f"optim.{net}.decay_start is a step (an integer) or a fraction of train.steps (a number "
                               f"between 0 and 1), got {o.decay_start}.")

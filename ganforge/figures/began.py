@@ -36,3 +36,27 @@ def plot_convergence(records: Sequence[dict], path: str | Path, smooth: int = 0)
     top.set_title("BEGAN convergence: M_global (lower is better) and k_t")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_convergence_against_fd(records: Sequence[dict], path: str | Path, fd_key: str, smooth: int = 10,
+                                title: str = "") -> Path:
+    """M_global (smoothed) and the in-training FD against step on two axes: does the convergence measure fall
+    while sample quality improves (Berthelot et al. 2017, Sec. 3.4.1 and Fig. 3)?"""
+    fig = new_figure(7.5, 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    steps, values = curve_points(records, "m_global")
+    if steps:
+        ax.plot(steps, values, color="C0", alpha=0.2, linewidth=1.0)
+        ax.plot(steps, moving_average(values, smooth) if len(values) > smooth > 1 else values, color="C0",
+                linewidth=1.8, label="M_global")
+    ax.set_xlabel("step")
+    ax.set_ylabel("M_global (lower is better)", color="C0")
+    ax.grid(True, alpha=0.25)
+    right = ax.twinx()
+    fs, fv = curve_points(records, fd_key)
+    if fs:
+        right.plot(fs, fv, "s-", color="C3", linewidth=1.6, markersize=4, label=fd_key.replace("eval/", ""))
+    right.set_ylabel(f"{fd_key.replace('eval/', '')} (lower is better)", color="C3")
+    fig.suptitle(title or "BEGAN: convergence measure M_global against FD during training")
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -38,8 +39,15 @@ class SemiSupervisedGame(StandardGame):
     supports_conditional = False
     pack_refusal = "D classifies single samples."
 
-    def __init__(self, args: GameArgs, labelled: int = 100, supervised_weight: float = 1.0) -> None:
+    def __init__(self, args: GameArgs, labelled: int = 100, supervised_weight: float = 1.0,
+                 init_examples: int = 500, average: float = 0.999) -> None:
         super().__init__(args)
+        if not 0.0 <= float(average) < 1.0:
+            raise ConfigError(f"game semi_supervised: average (the decay of the running average of D's weights used "
+                              f"for testing; 0 = none) must be in [0, 1), got {average!r}")
+        if isinstance(init_examples, bool) or not isinstance(init_examples, int) or init_examples < 0:
+            raise ConfigError(f"game semi_supervised: init_examples (real images for D's data-dependent "
+                              f"initialisation; 0 = none) must be a non-negative integer, got {init_examples!r}")
         if isinstance(labelled, bool) or not isinstance(labelled, int) or labelled < 1:
             raise ConfigError(f"game semi_supervised: labelled (the number of labelled training examples) must be a "
                               f"positive integer, got {labelled!r}")
@@ -47,7 +55,63 @@ class SemiSupervisedGame(StandardGame):
             raise ConfigError(f"game semi_supervised: supervised_weight must be >= 0, got {supervised_weight}")
         self.labelled = labelled  # the trainer reads this to build the labelled subset
         self.supervised_weight = float(supervised_weight)
+        self.init_examples = init_examples
+        self.d_initialised = init_examples == 0
+        self.average = float(average)
+        self._avg: Any = None  # AveragedModel of D, made at the first step
+        self._avg_state: dict[str, Any] | None = None  # from a checkpoint, until D is at hand
         self._checked = False
+
+    def step(self, ctx: StepContext) -> dict[str, Tensor]:
+        """The standard step; before the first one, D's data-dependent initialisation (Salimans & Kingma 2016)."""
+        if not self.d_initialised:
+            self.initialise_d(ctx)
+        logs = super().step(ctx)
+        if self.average:
+            self._average(ctx.D).update_parameters(ctx.D)
+        return logs
+
+    def _average(self, D: Any) -> Any:
+        if self._avg is None:
+            from ..training.ema import make_ema
+
+            self._avg = make_ema(D, self.average)
+            if self._avg_state is not None:
+                self._avg.load_state_dict(self._avg_state)
+                self._avg_state = None
+        return self._avg
+
+    def averaged_discriminator(self, D: Any) -> Any:
+        """D with the running average of its weights (decay `average`, ramped up at the start), in eval mode: the
+        classifier the authors test (openai/improved-gan keeps such an average of D's parameters); D itself when
+        the game keeps no average or has not stepped yet."""
+        if not self.average or (self._avg is None and self._avg_state is None):
+            return D
+        return self._average(D).module.eval()
+
+    def initialise_d(self, ctx: StepContext) -> None:
+        """D.data_init on `init_examples` real images (the authors use 500), where D has one (weight norm)."""
+        init = getattr(ctx.D, "data_init", None)
+        if callable(init):
+            xs, n = [], 0
+            while n < self.init_examples:
+                x = ctx.real_batch()[0]
+                xs.append(x)
+                n += x.shape[0]
+            with torch.no_grad():
+                init(torch.cat(xs)[: self.init_examples])
+            ctx.share_from_first_rank(ctx.D)  # every rank starts from rank 0's initialisation
+        self.d_initialised = True
+
+    def state_dict(self) -> dict[str, Any]:
+        avg = self._avg.state_dict() if self._avg is not None else self._avg_state
+        return {**super().state_dict(), "d_initialised": self.d_initialised, "d_average": avg}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._avg, self._avg_state = None, state.get("d_average")
+        # A checkpoint from before this flag existed was trained past its first step: no initialisation then.
+        self.d_initialised = bool(state.get("d_initialised", True))
 
     def check(self, latent: LatentSpace, dataset: Any) -> None:
         """Refuse, before training, a dataset with more classes than labelled examples."""

@@ -355,7 +355,9 @@ class DomainExtractor(Extractor):
         self.record = _classifier_record(which)
         self.weights_file = self.record["file"]
         self.weights_sha256 = self.record["sha256"]
-        self.model = _clf.load_domain_cnn(_clf.WEIGHTS_DIR / self.weights_file, expected_sha256=self.weights_sha256)
+        self.architecture = self.record.get("model", "DomainCNN")
+        self.model = _clf.load_domain_cnn(_clf.WEIGHTS_DIR / self.weights_file, expected_sha256=self.weights_sha256,
+                                          architecture=self.architecture)
         self.to(device)
         self.eval()
 
@@ -370,7 +372,7 @@ class DomainExtractor(Extractor):
         """Extractor name, weights file and sha256, layers, input size, resize and channel handling."""
         return {
             "extractor": self.name,
-            "implementation": "ganforge.metrics.classifier.DomainCNN",
+            "implementation": f"ganforge.metrics.classifier.{self.architecture}",
             "weights_file": self.weights_file,
             "weights_sha256": self.weights_sha256,
             "weights_hash_verified": True,
@@ -411,5 +413,11 @@ def _digits(*, device: str | torch.device = "cpu") -> DomainExtractor:
 
 @EXTRACTORS.register("fashion")
 def _fashion(*, device: str | torch.device = "cpu") -> DomainExtractor:
-    """Domain CNN trained on Fashion-MNIST."""
+    """Domain ResNet-14 trained on Fashion-MNIST (padded and resized to 32x32); the features of FD-fashion."""
     return DomainExtractor("fashion", device=device)
+
+
+@EXTRACTORS.register("fashionv1")
+def _fashionv1(*, device: str | torch.device = "cpu") -> DomainExtractor:
+    """The first Fashion-MNIST domain CNN (until 2026-12), kept so results computed with it can be reproduced."""
+    return DomainExtractor("fashionv1", device=device)

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 
 from .registry import DISCRIMINATORS, GENERATORS
 
+OUTPUTS = ("linear", "tanh")
 BOTTLENECK = 8  # the decoder starts, and the encoder ends, at 8x8 (Fig. 1)
 
 
@@ -88,14 +89,19 @@ class BEGANEncoder(nn.Module):
 class BEGANGenerator(nn.Module):
     """BEGAN generator: the decoder architecture with its own weights, z -> image (Berthelot et al. 2017, Sec. 3.5)."""
 
-    def __init__(self, z_dim: int, shape: tuple[int, ...], width: int = 64) -> None:
+    def __init__(self, z_dim: int, shape: tuple[int, ...], width: int = 64, output: str = "linear") -> None:
         super().__init__()
         c, _, stages = _levels(shape, width)
+        if output not in OUTPUTS:
+            raise ConfigError(f"began generator output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         self.z_dim = z_dim
         self.decoder = BEGANDecoder(z_dim, c, stages, width)
-        # The paper's decoder ends with a linear convolution; our data lie in [-1, 1] and every
-        # generator here emits that range, so G's output goes through tanh.
-        self.out = nn.Tanh()
+        # Linear, as the paper's decoder and the authors' reference code (G and D's decoder alike). A tanh here
+        # (ganforge until 2026-12) collapsed every Fashion-MNIST run: while k_t sits at 0, D is a plain
+        # auto-encoder of real images whose easiest input is a blank one, G drifts to black, its pre-tanh values
+        # pass -3.5 and the saturated tanh (exactly -1 in bf16) leaves it no gradient to come back with.
+        # Samples are clamped to [-1, 1] where images are written or scored.
+        self.out = nn.Tanh() if output == "tanh" else nn.Identity()
 
     def forward(self, z: Tensor) -> Tensor:
         return self.out(self.decoder(z))

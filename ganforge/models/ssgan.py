@@ -7,10 +7,17 @@ scaled down (96/192 channels -> width/2*width):
     conv3x3 2w, conv3x3 2w, conv3x3 s2 2w | dropout 0.5 |
     conv3x3 2w (no padding), 1x1 2w, 1x1 2w | global average pool | linear to K
 
-with LeakyReLU(0.2) after every convolution. The authors use weight normalisation with a
-data-dependent initialisation on every layer; here it is optional (weight_norm: true)
-and initialised as PyTorch does (no batch norm either way, as in the paper: D's
-statistics must not mix real, fake and labelled batches).
+with LeakyReLU(0.2) after every convolution. As in the authors' code, every layer is
+weight-normalised (weight_norm: true, the default) and initialised from data
+(`data_init`, Salimans & Kingma 2016, Sec. 3; the semi-supervised game calls it on its
+first step): hidden layers start with unit-spread outputs and keep that scale fixed, the
+output layer starts at spread 0.1 and learns its scale. Without it, PyTorch's default
+initialisation shrinks the signal through the nine convolutions until the class logits
+hardly depend on the input, and training the classifier on few labels went backwards.
+No batch norm either way, as in the paper: D's statistics must not mix real, fake and
+labelled batches. `input_noise` > 0 replaces the input dropout by additive Gaussian noise
+(the authors' MNIST network), which, unlike dropout on a -1 background, does not turn
+dropped pixels grey.
 
 With K class logits l_1..l_K and the fake class's logit fixed at l_{K+1} = 0,
 D(x) = Z(x) / (Z(x) + 1) with Z(x) = sum_k exp(l_k), so the real/fake logit that the
@@ -19,13 +26,26 @@ usual objectives take is log Z(x) = logsumexp_k l_k (Sec. 5).
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import weight_norm as _weight_norm
 
 from ..errors import ConfigError
+from ..nn.weight_norm import data_dependent_init, weight_norm as _weight_norm
+from ..nn.weight_norm import weight_normed_layers
 from .registry import DISCRIMINATORS
 
 LEAK = 0.2  # nn.lrelu in the authors' code
+
+
+class GaussianNoise(nn.Module):
+    """x + N(0, std^2) in training mode, x in eval mode (the authors' GaussianNoiseLayer)."""
+
+    def __init__(self, std: float) -> None:
+        super().__init__()
+        self.std = float(std)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.std * torch.randn_like(x) if self.training and self.std > 0 else x
 
 
 @DISCRIMINATORS.register("ssgan")
@@ -33,7 +53,7 @@ class SSGANDiscriminator(nn.Module):
     """K-class conv classifier with D's logit = logsumexp of the class logits (Salimans et al. 2016, Sec. 5)."""
 
     def __init__(self, shape: tuple[int, ...], classes: int = 10, width: int = 64, dropout: bool = True,
-                 weight_norm: bool = False) -> None:
+                 weight_norm: bool = True, input_noise: float = 0.0) -> None:
         super().__init__()
         if len(shape) != 3:
             raise ConfigError(f"ssgan needs image data of shape (C, H, W), got {tuple(shape)}")
@@ -45,8 +65,15 @@ class SSGANDiscriminator(nn.Module):
             raise ConfigError(f"ssgan classes must be >= 2, got {classes}")
         if width < 1:
             raise ConfigError(f"ssgan width must be >= 1, got {width}")
+        if not 0.0 <= float(input_noise) < 10.0:
+            raise ConfigError(f"ssgan input_noise (the std of Gaussian noise added to D's input) must be in [0, 10), "
+                              f"got {input_noise}")
         self.classes = int(classes)
-        wn = _weight_norm if weight_norm else (lambda m: m)
+        self.weight_norm = bool(weight_norm)
+        self.input_noise = float(input_noise)
+
+        def wn(m: nn.Module, scale: float = 1.0) -> nn.Module:
+            return _weight_norm(m, init_scale=scale) if weight_norm else m
 
         def conv(cin: int, cout: int, k: int = 3, stride: int = 1, pad: int = 1) -> list[nn.Module]:
             return [wn(nn.Conv2d(cin, cout, k, stride, pad)), nn.LeakyReLU(LEAK)]
@@ -55,8 +82,9 @@ class SSGANDiscriminator(nn.Module):
             return [nn.Dropout(p)] if dropout else []
 
         w2 = 2 * width
+        head = [GaussianNoise(self.input_noise)] if self.input_noise > 0 else drop(0.2)
         self.body = nn.Sequential(
-            *drop(0.2),
+            *head,
             *conv(c, width), *conv(width, width), *conv(width, width, stride=2),
             *drop(0.5),
             *conv(width, w2), *conv(w2, w2), *conv(w2, w2, stride=2),
@@ -64,8 +92,26 @@ class SSGANDiscriminator(nn.Module):
             *conv(w2, w2, pad=0), *conv(w2, w2, k=1, pad=0), *conv(w2, w2, k=1, pad=0),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )
-        self.fc = wn(nn.Linear(w2, self.classes))
+        self.fc = wn(nn.Linear(w2, self.classes), 0.1)
         self.feature_dim = w2
+        # The hidden layers' scales g are set by data_init and then fixed, as in the authors' code; only the
+        # output layer learns its scale. Fixed from the start, so a resumed run's optimiser sees the same parameters.
+        for m in weight_normed_layers(self.body):
+            m.parametrizations.weight.original0.requires_grad_(False)
+
+    @torch.no_grad()
+    def data_init(self, x: Tensor) -> int:
+        """Data-dependent initialisation of the weight-normed layers from real images `x` (Salimans & Kingma 2016,
+        Sec. 3), in training mode as the authors (openai/improved-gan); the number of layers set (0 without weight
+        norm). The caller runs it once, before the first update (the semi-supervised game does)."""
+        if not self.weight_norm:
+            return 0
+        was_training = self.training
+        self.train()
+        try:
+            return data_dependent_init(self, x.float())
+        finally:
+            self.train(was_training)
 
     def features(self, x: Tensor) -> Tensor:
         """The globally pooled features (N, 2*width): the layer the paper's feature matching uses."""

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ..latent import Latent, LatentSpace
-from .distributed import SINGLE, Dist, average_gradients, mean_tensors
+from .distributed import SINGLE, Dist, average_gradients, broadcast_state, mean_tensors
 from .precision import Precision
 
 
@@ -110,6 +110,11 @@ class TrainContext:
     def mean_over_ranks(self, values: dict[str, Tensor]) -> dict[str, Tensor]:
         """Scalars averaged over the ranks (a game's own statistics, e.g. BEGAN's balance); unchanged with one process."""
         return mean_tensors(values, self.dist)
+
+    def share_from_first_rank(self, net: nn.Module) -> None:
+        """Copy rank 0's parameters and buffers of `net` to every rank (after a game changed them outside an
+        optimiser step, e.g. a data-dependent initialisation); nothing with one process."""
+        broadcast_state([net], self.dist, params=True)
 
     def autocast(self) -> Any:
         """The mixed-precision context for forward passes."""

@@ -43,16 +43,23 @@ def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimizerConfig, lazy_r
 
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimizerConfig, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """Linear warm-up over `warmup` steps, then constant, or (linear) constant until `decay_start` and linear decay to 0 at `total_steps`."""
+    """Linear warm-up over `warmup` steps, then constant; or (linear) constant until `decay_start` and linear decay to
+    0 at `total_steps`; or (step) multiplied by `factor` at each of `milestones`."""
     warmup = max(cfg.warmup, 0)
-    decay = cfg.decay_start
-    start = max(warmup, round(decay * total_steps) if isinstance(decay, float) else int(decay))
+
+    def at(point: int | float) -> int:  # a step, or a fraction of the run
+        return round(point * total_steps) if isinstance(point, float) else int(point)
+
+    start = max(warmup, at(cfg.decay_start))
+    milestones = sorted(at(m) for m in cfg.milestones)
 
     def factor(step: int) -> float:
         if warmup and step < warmup:
             return (step + 1) / warmup
         if cfg.schedule == "linear":
             return max(0.0, min(1.0, 1.0 - (step - start) / max(1, total_steps - start)))
+        if cfg.schedule == "step":
+            return cfg.factor ** sum(step >= m for m in milestones)
         return 1.0
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
