@@ -284,6 +284,13 @@ def train_one(name: str, recipe: dict[str, Any], seed: int, use_bf16: bool, out_
     return rec
 
 
+def use_bf16(fp32: bool) -> bool:
+    """bf16 autocast unless asked for fp32 or the CPU lacks native bf16 (AVX2-only: 20-60x slower than fp32)."""
+    from ganforge.training.hardware import cpu_has_native_bf16
+
+    return not fp32 and cpu_has_native_bf16()
+
+
 def write_meta(path: Path, meta: dict[str, Any]) -> None:
     """Write classifiers.json indented, but with each list of numbers on one line (the 360 digits test indices)."""
     text = json.dumps(meta, indent=2)
@@ -299,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--which", default="digits,fashion", help="comma-separated: digits,fashion,fashionv1")
     p.add_argument("--epochs", type=int, default=None, help="override the per-classifier epoch count")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fp32", action="store_true", help="train without bf16 autocast (slower)")
+    p.add_argument("--fp32", action="store_true", help="train without bf16 autocast (the default on a CPU without "
+                   "native bf16, where bf16 is many times slower)")
     p.add_argument("--threads", type=int, default=THREADS, help=f"torch threads (default {THREADS}; recorded, as the "
                    "result is bit-identical only for the same count)")
     p.add_argument("--out", default=str(WEIGHTS_DIR), help="output directory (default: the package's weights/)")
@@ -323,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         recipe = dict(RECIPES[name])
         if args.epochs is not None:
             recipe["epochs"] = args.epochs
-        meta["classifiers"][name] = train_one(name, recipe, args.seed, use_bf16=not args.fp32, out_dir=out_dir)
+        meta["classifiers"][name] = train_one(name, recipe, args.seed, use_bf16=use_bf16(args.fp32), out_dir=out_dir)
         write_meta(meta_path, meta)
 
     # Round trip through the public loader: checks the sha256 just written and the extractor's own preprocessing.

@@ -244,13 +244,18 @@ def _kill_rank_after(proc: subprocess.Popen, ck: Path, step: int, rank: int) -> 
     os.kill(_rank_pid(proc.pid, rank, deadline), signal.SIGKILL)
 
 
+def _small_toy(steps: int, log_every: int, checkpoint_every: int, sample_every: int) -> list[str]:
+    """Overrides of r1-toy for a small, fp32 run through the launcher (the subprocess tests)."""
+    return [f"train.steps={steps}", "train.batch_size=16", "train.precision=fp32", f"train.log_every={log_every}",
+            f"train.checkpoint_every={checkpoint_every}", f"train.sample_every={sample_every}", "train.n_samples=4",
+            "data.n_points=2000", "model.generator.args.hidden=32", "model.discriminator.args.hidden=32"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find a rank's process")
 def test_elastic_restart_continues_from_the_last_checkpoint(tmp_path: Path) -> None:
     """torchrun --max-restarts: rank 0 killed mid-run, the restarted workers resume by themselves and finish."""
-    over = ["train.steps=300", "train.batch_size=16", "train.precision=fp32", "train.log_every=5",
-            "train.checkpoint_every=10", "train.sample_every=1000", "train.n_samples=4", "data.n_points=2000",
-            "model.generator.args.hidden=32", "model.discriminator.args.hidden=32"]
+    over = _small_toy(steps=300, log_every=5, checkpoint_every=10, sample_every=1000)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
            "--max-restarts", "1", "-m", "ganforge", "train", "r1-toy", *over, "--out", str(tmp_path / "run"), "--quiet"]
@@ -367,9 +372,7 @@ def test_an_elastic_restart_resumes_or_restarts_only_its_own_run(tmp_path: Path,
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find a rank's process")
 def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path: Path) -> None:
     """SIGTERM to rank 1 alone: both ranks stop at one step with a checkpoint, and `--nproc` exits with rank 0's 143."""
-    over = ["train.steps=3000", "train.batch_size=16", "train.precision=fp32", "train.log_every=50",
-            "train.checkpoint_every=1000", "train.sample_every=5000", "train.n_samples=4", "data.n_points=2000",
-            "model.generator.args.hidden=32", "model.discriminator.args.hidden=32"]
+    over = _small_toy(steps=3000, log_every=50, checkpoint_every=1000, sample_every=5000)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "ganforge", "train", "r1-toy", *over, "--out", str(out), "--quiet",

@@ -295,3 +295,19 @@ def test_fashion_accuracy_first_1000_test() -> None:
         x, y = ds.get(torch.arange(len(ds)))
         acc = (get_extractor(name)(x)["logits"].argmax(1) == y).float().mean().item()
         assert acc >= least, (fit, name, acc)
+
+
+@pytest.mark.parametrize("native, fp32, want", [(True, False, True), (False, False, False), (True, True, False)])
+def test_classifier_script_uses_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch, native: bool,
+                                                              fp32: bool, want: bool) -> None:
+    # On an AVX2-only CPU bf16 autocast is 20-60x slower than fp32: the default must follow the capability.
+    import importlib.util
+
+    import ganforge.training.hardware as hw
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "train_classifiers.py"
+    spec = importlib.util.spec_from_file_location("train_classifiers", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(hw, "cpu_has_native_bf16", lambda: native)
+    assert mod.use_bf16(fp32) is want

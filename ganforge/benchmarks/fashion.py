@@ -18,6 +18,7 @@ parts across sessions).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import platform
@@ -105,11 +106,17 @@ class Cell:
         return self.row.key if self.row.key == FLOOR.key else f"{self.row.key}__s{self.seed}"
 
 
-def extractor_record() -> dict[str, Any]:
-    """The scoring classifier: name, weights sha256 and its test accuracy, as classifiers.json records them."""
+@functools.lru_cache(maxsize=1)
+def _extractor() -> Any:
+    """The scoring classifier, loaded (and hash-checked) once per process."""
     from ..metrics.extractors import get_extractor
 
-    ext = get_extractor(EXTRACTOR)
+    return get_extractor(EXTRACTOR)
+
+
+def extractor_record() -> dict[str, Any]:
+    """The scoring classifier: name, weights sha256 and its test accuracy, as classifiers.json records them."""
+    ext = _extractor()
     rec = ext.record
     return {"name": EXTRACTOR, "sha256": ext.weights_sha256, "architecture": rec.get("architecture"),
             "test_accuracy": rec.get("test_accuracy"), "eval_fit": rec.get("split", {}).get("eval_fit"),
@@ -235,9 +242,8 @@ def run_row(cell: Cell, out_dir: str, images: int, eval_n: int, threads: int = 1
 def _confusion(G: Any, latent: Any, plots: Path, key: str) -> dict[str, Any]:
     """Asked class against the classifier's verdict for CONFUSION_PER_CLASS samples of every class (fixed seed)."""
     from ..generation import generate
-    from ..metrics.extractors import get_extractor
 
-    ext = get_extractor(EXTRACTOR)
+    ext = _extractor()
     k = latent.num_classes
     y = torch.arange(k).repeat_interleave(CONFUSION_PER_CLASS)
     lat = latent.sample(len(y), torch.Generator().manual_seed(7), y=y)
@@ -276,10 +282,9 @@ def _plot_confusion(m: torch.Tensor, path: Path, title: str) -> Path:
 
 def _infogan_extras(G: Any, latent: Any, plots: Path, key: str) -> dict[str, Any]:
     from ..figures.infogan import latent_traversal_figure
-    from ..metrics.extractors import get_extractor
     from ..metrics.mutual_information import infogan_code_report
 
-    ext = get_extractor(EXTRACTOR)
+    ext = _extractor()
     rep = infogan_code_report(G, latent, lambda im: ext.extract(im)["logits"].argmax(1), n_per_value=1000)
     for i in range(latent.continuous):
         latent_traversal_figure(G, latent, plots / f"{key}_traversal_c{i + 1}.png", continuous_index=i)

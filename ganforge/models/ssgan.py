@@ -30,8 +30,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..nn.weight_norm import data_dependent_init, weight_norm as _weight_norm
-from ..nn.weight_norm import weight_normed_layers
+from ..nn.weight_norm import data_dependent_init, weight_normed_layers
+from ..nn.weight_norm import weight_norm as _weight_norm
 from .registry import DISCRIMINATORS
 
 LEAK = 0.2  # nn.lrelu in the authors' code
