@@ -68,6 +68,41 @@ def test_mean_se_and_rank_correlation() -> None:
     assert _spearman([1, 2], [1, 2]) is None
 
 
+def test_fashion_schedule_gives_the_tested_families_three_seeds_and_the_rest_one() -> None:
+    from ganforge.benchmarks.fashion import FLOOR, ROWS, schedule_cells
+
+    by = {r.key: r for r in ROWS}
+    cells = schedule_cells(ROWS)
+    assert cells[0].row == FLOOR and len({c.key for c in cells}) == len(cells)
+    seeds = {k: sorted(c.seed for c in cells if c.row.key == k) for k in by}
+    for k in ("cgan", "acgan", "projection", "biggan", "ssgan-100", "ssgan-4000", "began-0.5", "sagan", "sngan"):
+        assert seeds[k] == [0, 1, 2], k
+    assert seeds["dcgan"] == seeds["wgan-gp"] == seeds["lsgan"] == seeds["infogan"] == [0]
+    order = [c.seed for c in cells[1:]]
+    assert order == sorted(order)  # seed-major: a run cut short has whole seeds
+    first = [c.row for c in cells[1:] if c.seed == 0]
+    assert [r.cost * r.scale for r in first] == sorted((r.cost * r.scale for r in first), reverse=True)
+    assert {c.seed for c in schedule_cells([by["dcgan"], by["sagan"]], seeds=2)} == {0, 1}  # --seeds: every row
+    assert len(schedule_cells([by["sagan"]], quick=True)) == 2  # the floor and one seed
+
+
+def test_fashion_table_says_which_machine_trained_which_rows_when_they_differ() -> None:
+    from ganforge.benchmarks.fashion import _machines_note
+    from ganforge.benchmarks.runner import machine_label, machine_record
+
+    here = machine_record()
+    assert here["cpus"] >= 1 and isinstance(here["cpu_native_bf16"], bool) and here["processor"]
+    avx2 = {"processor": "AMD EPYC", "cpu_capability": "AVX2", "cpu_native_bf16": False}
+    amx = {"processor": "Intel Xeon", "cpu_capability": "AVX512", "cpu_native_bf16": True}
+    assert machine_label(avx2) == "AMD EPYC, AVX2" and machine_label(amx).endswith("native bf16")
+    assert machine_label(None) == "unrecorded machine"
+    one = _machines_note({"a": {"machines": [machine_label(avx2)]}, "b": {"machines": [machine_label(avx2)]}})
+    assert "one machine: AMD EPYC, AVX2" in one[-1]
+    two = _machines_note({"a": {"machines": [machine_label(avx2)]},
+                          "b": {"machines": [machine_label(avx2), machine_label(amx)]}})[-1]
+    assert "more than one machine" in two and "AMD EPYC, AVX2: a, b" in two and "native bf16: b" in two
+
+
 def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two rows with paper-specific evidence (AC-GAN's conditional accuracy, BEGAN's M_global) at 2 steps each."""
     import pytest
@@ -122,11 +157,13 @@ def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkey
     assert floor["fd_fashion"] < 5 and floor["cond_acc_fashion"] > 0.8  # real vs real; the classifier's accuracy
     assert res["extractor"]["name"] == "fashion" and len(res["extractor"]["sha256"]) == 64
     assert all(c["extractor_sha256"] == res["extractor"]["sha256"] for c in res["cells"])
+    assert all(c["machine"]["cpu_capability"] and c["precision"] in ("fp32", "bf16") for c in res["cells"])
     s = res["summary"]["acgan"]
     assert s["seeds"] == 2 and s["fd"]["n"] == 2 and s["fd"]["se"] >= 0
     assert s["cond_acc_rel"]["mean"] == pytest.approx(s["cond_acc"]["mean"] / floor["cond_acc_fashion"])
     md = (out / "fashion.md").read_text()
     assert "| real test vs train (floor) |" in md and "| acgan | 2 |" in md and "## BEGAN" in md and " ± " in md
+    assert "All cells ran on one machine" in md
     assert "## Conditional rows: accuracy per class" in md and (out / "plots" / "began_gamma.png").is_file()
     before = {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
     again = run_fashion_bench(out, rows=["acgan", "began-0.3"], images=64, eval_n=200, workers=1, progress=False,
@@ -163,3 +200,43 @@ def test_bench_command_passes_rows_and_prints_where_results_went(
     assert seen["out"] == tmp_path and seen[names_kw] == ["a", "b"] and seen["quick"] is False
     assert f"the {which} table" in printed and str(tmp_path / f"{which}.json") in printed
     assert ("3 cells run now" if which == "stacked" else "wall time 12 s") in printed
+
+
+def test_limited_bench_trains_each_augmentation_on_a_subset_and_records_p(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from ganforge.benchmarks import limited
+    from ganforge.data import load_dataset
+    from ganforge.errors import ConfigError
+    from ganforge.metrics.evaluate import Evaluator
+
+    with pytest.raises(ConfigError, match="unknown cell"):
+        limited.run_limited_bench(tmp_path / "x", cells=["n999__off"], progress=False)
+    try:
+        load_dataset("fashion_mnist", image_size=32, fit="pad", download=False, limit=10)
+    except Exception:
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    # Small references keep this test about the plumbing: 200 real images for FD and as "training" images, 50
+    # held out (the extractor runs at ~300 images/s on one AVX2 core).
+    ref = load_dataset("fashion_mnist", image_size=32, fit="pad", limit=200)
+    held = load_dataset("fashion_mnist", image_size=32, fit="pad", split="test", limit=50)
+    monkeypatch.setitem(limited._EVALUATORS, ("full", 50), Evaluator(ref, limited.METRICS, extractor="fashion", n=50))
+    monkeypatch.setitem(limited._EVALUATORS, ("mem", 1000, 50),
+                        Evaluator(ref, "memorisation", extractor="fashion", n=50, heldout=held))
+    out = tmp_path / "limited"
+    res = limited.run_limited_bench(out, cells=["n1000__off", "n1000__ada"], steps=4, eval_n=50, workers=1,
+                                    progress=False)
+    cells = {c["augment"]: c for c in res["cells"]}
+    assert set(cells) == {"off", "ada"} and not res["missing"]
+    assert all(c["size"] == 1000 and c["steps"] == 4 and "memorisation_ratio_fashion" in c["metrics"]
+               and "fd_fashion" in c["metrics"] for c in cells.values())
+    from ganforge.config import load_recipe
+
+    r = load_recipe(str(out / "runs" / "n1000__ada" / "config.yaml"))
+    assert r.data.limit == 1000 and r.augment.name == "ada" and r.augment.args["speed_images"] == limited.ADA_SPEED
+    assert cells["ada"]["p_curve"] and cells["ada"]["final_p"] >= 0 and "final_p" in cells["off"]
+    md = (out / "limited.md").read_text()
+    assert "| 1,000 | ada |" in md and "| 1,000 | off |" in md
+    assert (out / "plots" / "n1000__ada_samples.png").is_file() and (out / "plots" / "ada_p.png").is_file()
+    again = limited.run_limited_bench(out, cells=["n1000__off", "n1000__ada"], steps=4, eval_n=50, workers=1,
+                                      progress=False)
+    assert again["info"]["cells_run"] == 0

@@ -37,21 +37,43 @@ def test_a_dataconfig_and_keywords_load_the_same_data() -> None:
 
 @pytest.mark.parametrize("name, loader_cuts", [("digits", True), ("ring", False)])
 def test_limit_is_applied_once(monkeypatch, name: str, loader_cuts: bool) -> None:
-    # Before, every loader cut to `limit` and load_dataset cut again with ArrayDataset.head.
+    # Before, every loader cut to `limit` and load_dataset cut again.
     calls = []
-    head = ArrayDataset.head
+    subset = ArrayDataset.subset
 
-    def counted(self: ArrayDataset, limit: int) -> ArrayDataset:
-        calls.append(limit)
-        return head(self, limit)
+    def counted(self: ArrayDataset, idx) -> ArrayDataset:
+        calls.append(len(idx))
+        return subset(self, idx)
 
-    monkeypatch.setattr(ArrayDataset, "head", counted)
+    monkeypatch.setattr(ArrayDataset, "subset", counted)
     ds = load_dataset(name, limit=25, n_points=400)
     assert len(ds) == 25 and ds.info["limit"] == 25
     assert calls == ([] if loader_cuts else [25])
 
 
-def test_limit_keeps_the_first_samples() -> None:
-    full = load_dataset("ring", n_points=300, seed=1)
-    part = load_dataset(dataclasses.replace(DataConfig(name="ring", n_points=300), limit=30), seed=1)
-    assert torch.equal(part.x, full.x[:30])
+@pytest.mark.parametrize("name", ["digits", "ring"])
+def test_limit_draws_a_seeded_class_balanced_subset(name: str) -> None:
+    full = load_dataset(name, n_points=800, image_size=8, seed=1)
+    part = load_dataset(name, n_points=800, image_size=8, limit=40, seed=1)
+    k = full.num_classes
+    counts = torch.bincount(part.y, minlength=k)
+    assert len(part) == 40 and counts.max() - counts.min() <= 1  # 40 over 10 (digits) or 8 (ring) classes
+    assert (part.x.flatten(1)[:, None] == full.x.flatten(1)[None]).all(-1).any(1).all()  # a subset of the data
+    again = load_dataset(name, n_points=800, image_size=8, limit=40, seed=1)
+    assert torch.equal(part.x, again.x)  # seeded: the same images every time
+    assert not torch.equal(part.x, full.x[:40])  # not simply the first ones
+    assert torch.equal(load_dataset(name, n_points=800, image_size=8, limit=5000, seed=1).x, full.x)
+
+
+def test_limit_order_is_balanced_and_seeded_and_handles_small_classes() -> None:
+    from ganforge.data.subsets import limit_indices, limit_order
+
+    y = torch.tensor([0] * 50 + [1] * 30 + [2] * 3)
+    order = limit_order(len(y), y)
+    assert sorted(order.tolist()) == list(range(len(y)))  # a permutation
+    assert torch.bincount(y[order[:9]]).tolist() == [3, 3, 3]
+    assert torch.bincount(y[order[:21]], minlength=3).tolist() == [9, 9, 3]  # class 2 ran out: the others go on
+    assert torch.equal(order, limit_order(len(y), y)) and not torch.equal(order, limit_order(len(y), y, seed=1))
+    assert limit_indices(10, None) is None and limit_indices(10, 10) is None
+    idx = limit_indices(100, 7)
+    assert len(idx) == 7 and torch.equal(idx, idx.sort().values) and len(set(idx.tolist())) == 7

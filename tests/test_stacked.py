@@ -129,18 +129,21 @@ TINY = ["--quiet", "train.batch_size=8", "model.generator.args.width=4", "model.
         "train.n_samples=4", "train.sample_every=2", "train.checkpoint_every=2", "eval.n=8", "eval.every=2"]
 
 
-@pytest.mark.parametrize("recipe", ["dcgan-folder", "dcgan-folder-64", "dcgan-folder-128"])
+@pytest.mark.parametrize("recipe", ["dcgan-folder", "dcgan-folder-64", "dcgan-folder-128", "sngan-folder"])
 def test_folder_recipes_train_and_sample_on_a_tiny_folder(tmp_path: Path, recipe: str) -> None:
     folder = tmp_path / "imgs"
     assert main(["export", "stacked", "--base", "digits", "--out", str(folder), "--n", "24", "--image-size", "16"]) == 0
     assert len(list(folder.glob("*.png"))) == 24
-    size = {"dcgan-folder": 16, "dcgan-folder-64": 16, "dcgan-folder-128": 16}[recipe]
+    size = 16
     run = tmp_path / "run"
     assert main(["train", recipe, f"data.path={folder}", f"data.image_size={size}", "--steps", "2",
                  "--out", str(run), *TINY]) == 0
     ev = json.loads((run / "eval" / "step_0000002.json").read_text())["metrics"]
     assert 0 <= ev["msssim"] <= 1 and 0 <= ev["msssim_real"] <= 1  # diversity beside the data's own
     assert main(["sample", str(run), "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
+    # Folder data gets ADA by default (issue 18): its p is logged from the first step.
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all("aug_p" in r for r in logged if "d_loss" in r)
 
 
 def test_export_refuses_a_non_empty_folder(tmp_path: Path, capsys) -> None:

@@ -13,7 +13,6 @@ stay under OUT/runs); the pair's full run comes first.
 from __future__ import annotations
 
 import json
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .runner import run_cells, train_or_resume, wall_time
+from .runner import machine_record, run_cells, train_or_resume, wall_time
 
 RECIPE = "cycle-fashion"
 STEPS = 2000
@@ -227,7 +226,7 @@ def run_cycle_bench(out: str | Path, quick: bool = False, cells: list[str] | Non
                      "extractor": EXTRACTOR[base], "quick": quick, "success_bar": SUCCESS_BAR},
         "info": info,
         "wall_time_s": wall_time(info, out / "cycle.json"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__},
+        "machine": machine_record(),
         "verdict": verdict(res_cells),
         "cells": res_cells,
     }

@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import platform
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -31,12 +30,14 @@ from typing import Any
 import torch
 
 from ..metrics.spec import metric_keys
-from ..training.hardware import available_cores
-from .runner import mean_se, run_cells, split_cores, wall_time
+from .runner import machine_label, machine_record, mean_se, run_cells, split_cores, wall_time
 
 DEFAULT_IMAGES = 96_000  # generator images per row: 1,500 steps of batch 64
 QUICK_IMAGES = 3_200
 DEFAULT_EVAL_N = 10_000
+# Seeds per row, unless --seeds says otherwise: 3 for the rows whose papers' claims issue 17 tests (the conditional
+# rows, SSGAN, BEGAN, SAGAN and SNGAN as its comparator), 1 for the rest, whose single-seed numbers were not in
+# question and whose two extra seeds would add hours on a CPU without native bf16.
 DEFAULT_SEEDS = 3
 EXTRACTOR = "fashion"
 CONFUSION_PER_CLASS = 500
@@ -54,12 +55,13 @@ class Row:
     cost: float = 1.0  # relative time per G step (for longest-first scheduling only)
     extras: tuple[str, ...] = field(default_factory=tuple)
     scale: int = 1  # generator images as a multiple of the bench's budget (conditional rows: their recipes' length)
+    seeds: int = DEFAULT_SEEDS  # seeds when the bench is not told how many (issue 17's families at 3, the others at 1)
 
 
 ROWS: list[Row] = [
-    Row("dcgan", "dcgan-fashion", "DCGAN, non-saturating (Radford et al. 2015)", cost=1.0),
-    Row("wgan-gp", "wgan-gp-fashion", "WGAN-GP, 5 critic steps (Gulrajani et al. 2017)", cost=8.2),
-    Row("lsgan", "lsgan-fashion", "LSGAN (Mao et al. 2017)", cost=1.0),
+    Row("dcgan", "dcgan-fashion", "DCGAN, non-saturating (Radford et al. 2015)", cost=1.0, seeds=1),
+    Row("wgan-gp", "wgan-gp-fashion", "WGAN-GP, 5 critic steps (Gulrajani et al. 2017)", cost=8.2, seeds=1),
+    Row("lsgan", "lsgan-fashion", "LSGAN (Mao et al. 2017)", cost=1.0, seeds=1),
     Row("cgan", "cgan-fashion", "conditional GAN, label concatenated (Mirza & Osindero 2014)", cost=1.0,
         extras=("confusion",), scale=4),
     Row("acgan", "acgan-fashion", "AC-GAN, auxiliary classifier (Odena et al. 2017)", cost=1.05,
@@ -67,7 +69,7 @@ ROWS: list[Row] = [
     Row("projection", "projection-fashion", "projection D, hinge, SN (Miyato & Koyama 2018)", cost=1.1,
         extras=("confusion",), scale=4),
     Row("infogan", "infogan-fashion", "InfoGAN, 10-way + 2 continuous codes (Chen et al. 2016)", cost=1.3,
-        extras=("infogan",)),
+        extras=("infogan",), seeds=1),
     Row("ssgan-100", "ssgan-fashion", "semi-supervised GAN, 100 labels (Salimans et al. 2016)",
         ("game.args.labelled=100",), cost=4.3, extras=("ssgan",)),
     Row("ssgan-1000", "ssgan-fashion", "semi-supervised GAN, 1,000 labels (Salimans et al. 2016)",
@@ -166,10 +168,20 @@ FLOOR = Row("_floor", "", "real test split vs train split (the floor)")  # a poo
 
 def run_job(cell: Cell, out_dir: str, images: int, eval_n: int, threads: int = 1) -> dict[str, Any]:
     """One job of the pool: a (row, seed) cell, or the real floor, its record stamped with `eval_n` and the extractor."""
-    stamp = {"eval_n": eval_n, "extractor_sha256": extractor_record()["sha256"]}
+    # The machine goes in every cell: a table run in parts across sessions may mix CPUs, and its speed columns
+    # (and the precision `auto` picked) are only comparable within one.
+    stamp = {"eval_n": eval_n, "extractor_sha256": extractor_record()["sha256"], "machine": machine_record()}
     if cell.row.key == FLOOR.key:  # in the pool process's own torch threads, as when it was submitted on its own
         return {**real_floor(eval_n), **stamp}
     return {**run_row(cell, out_dir, images, eval_n, threads), **stamp}
+
+
+def _run_precision(run_dir: Path) -> str | None:
+    """The precision the trainer resolved (`auto` becomes fp32 or bf16 by the CPU's capability), from run.json."""
+    try:
+        return json.loads((run_dir / "run.json").read_text()).get("precision")
+    except (OSError, ValueError):
+        return None
 
 
 def _describe(rec: dict[str, Any]) -> str:
@@ -207,7 +219,7 @@ def run_row(cell: Cell, out_dir: str, images: int, eval_n: int, threads: int = 1
         "status": status, "error": error, "steps": steps, "batch_size": t.batch_size, "g_images": steps * t.batch_size,
         "real_images": steps * trainer.game.real_per_step(t.batch_size), "wall_s": round(wall, 1),
         "train_s": round(train_s, 1), "g_images_per_s": round(steps * t.batch_size / max(train_s, 1e-9), 1),
-        "ema": result.ema, "conditional": bool(result.latent.num_classes),
+        "ema": result.ema, "conditional": bool(result.latent.num_classes), "precision": _run_precision(run_dir),
     }
     rec["samples"] = _copy(run_dir / "samples" / ("final_ema.png" if result.ema else "final.png"),
                            plots / f"{key}_samples.png")
@@ -441,6 +453,7 @@ def summarise(cells: list[dict[str, Any]], floor: dict[str, Any]) -> dict[str, A
             s[stem] = mean_se([c["metrics"].get(K[stem]) for c in ok])
         if clf_acc and s["cond_acc"]["n"]:
             s["cond_acc_rel"] = mean_se([c["metrics"][K["cond_acc"]] / clf_acc for c in ok])
+        s["machines"] = sorted({machine_label(c.get("machine")) for c in ok})
         s["g_images_per_s"] = mean_se([c["g_images_per_s"] for c in ok])
         s["train_s"] = mean_se([c["train_s"] for c in ok])
         ex = [c.get("extras", {}) for c in ok]
@@ -475,8 +488,8 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"features for FD / precision / recall, its softmax for IS, its argmax for coverage and conditional accuracy. "
         f"The classifier's accuracy on the real test images, padded to 32x32 as the GANs see them, is "
         f"**{_f(clf_acc, '{:.1%}')}**; *rel.* is a row's conditional accuracy divided by it. EMA generator where the "
-        f"recipe keeps one. Mean ± standard error over {st['seeds']} seed(s) per row (the `seeds` column says how "
-        f"many finished). {st['workers']} worker processes x {st['threads_per_worker']} thread; the cells' training "
+        f"recipe keeps one. Mean ± standard error over the seeds that finished (the `seeds` column); "
+        f"{_seeds_text(st['seeds'])}. {st['workers']} worker processes x {st['threads_per_worker']} thread; the cells' training "
         f"time adds up to {result['train_s_sum'] / 3600:.1f} h of one core.",
         "",
         "| row | seeds | FD ↓ | IS ↑ | classes / KL ↓ | precision | recall | cond. acc (rel.) | G img/s | train min |",
@@ -501,11 +514,32 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     lines += ["", "Rows: " + "; ".join(f"**{k}** {s['what']} (`{s['recipe']}`"
                                         + (f", {' '.join(s['overrides'])}" if s['overrides'] else "")
                                         + f", {s['steps']:,} steps)" for k, s in summ.items()) + "."]
+    lines += _machines_note(summ)
     if result.get("missing"):
         lines += ["", f"**Not run yet** (the bench continues where it stopped): {', '.join(result['missing'])}."]
     _conditional_section(lines, summ)
     _evidence_sections(lines, result, summ)
     path.write_text("\n".join(lines) + "\n")
+
+
+def _seeds_text(setting: Any) -> str:
+    if setting == "per row":
+        return ("3 seeds for the rows whose papers' claims are tested here (conditional, semi-supervised, BEGAN, SAGAN "
+                "and SNGAN), 1 for the others")
+    return f"{setting} seed(s) per row"
+
+
+def _machines_note(summ: dict[str, Any]) -> list[str]:
+    """Which machine trained which rows, when the cells come from more than one: their speeds are not comparable."""
+    by: dict[str, list[str]] = {}
+    for key, s in summ.items():
+        for m in s.get("machines", []):
+            by.setdefault(m, []).append(key)
+    if len(by) < 2:
+        return ["", f"All cells ran on one machine: {next(iter(by))}."] if by else []
+    return ["", "**The cells ran on more than one machine**, so G img/s and train time compare only within one "
+            "(on a CPU without native bf16, precision `auto` trains in fp32, several times slower): "
+            + "; ".join(f"{m}: {', '.join(rows)}" for m, rows in by.items()) + "."]
 
 
 def _conditional_section(lines: list[str], summ: dict[str, Any]) -> None:
@@ -618,6 +652,19 @@ def _summary_plots(result: dict[str, Any], plots: Path) -> dict[str, str]:
 # ---------------------------------------------------------------------------- driver
 
 
+def schedule_cells(rows: list[Row], seeds: int | None = None, quick: bool = False) -> list[Cell]:
+    """The floor, then seed by seed, costliest rows first within a seed; `seeds` (else each row's own) per row.
+
+    The floor comes first so that every partial table has it; seed-major order means a run cut short has whole
+    seeds done, and keeps both workers busy until the end.
+    """
+    def n(r: Row) -> int:
+        return seeds or (1 if quick else r.seeds)
+
+    return [Cell(FLOOR, 0)] + [Cell(r, s) for s in range(max(map(n, rows), default=0))
+                               for r in sorted(rows, key=lambda r: -r.cost * r.scale) if s < n(r)]
+
+
 def run_fashion_bench(out: str | Path, quick: bool = False, rows: list[str] | None = None, images: int | None = None,
                       eval_n: int | None = None, workers: int | None = None, progress: bool = True,
                       seeds: int | None = None) -> dict[str, Any]:
@@ -633,16 +680,12 @@ def run_fashion_bench(out: str | Path, quick: bool = False, rows: list[str] | No
         raise ConfigError(f"bench fashion needs at least one seed, got {seeds}")
     load_dataset("fashion_mnist", image_size=32, fit="pad")  # fail early, with the loader's advice, if it is missing
     chosen = [r for r in ROWS if not rows or r.key in rows]
-    n_seeds = seeds or (1 if quick else DEFAULT_SEEDS)
     images = images or (QUICK_IMAGES if quick else DEFAULT_IMAGES)
     eval_n = eval_n or (1000 if quick else DEFAULT_EVAL_N)
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     ext = extractor_record()
-    # The floor first (every partial table has it), then seed by seed, costliest rows first within a seed: a run
-    # cut short has whole seeds done and keeps both workers busy until the end.
-    schedule = [Cell(FLOOR, 0)] + [Cell(r, s) for s in range(n_seeds)
-                                   for r in sorted(chosen, key=lambda r: -r.cost * r.scale)]
+    schedule = schedule_cells(chosen, seeds, quick)
 
     def valid(cell: Cell, rec: dict[str, Any]) -> bool:  # same samples, extractor, length and seed
         if rec.get("eval_n") != eval_n or rec.get("extractor_sha256") != ext["sha256"]:
@@ -658,12 +701,11 @@ def run_fashion_bench(out: str | Path, quick: bool = False, rows: list[str] | No
     cells = [done[c.key] for c in schedule[1:] if c.key in done]
     cells.sort(key=lambda c: (ROW_KEYS.index(c["row"]), c["seed"]))
     result: dict[str, Any] = {
-        "benchmark": "fashion (issues 5 and 17: paper architectures and games, 3 seeds)",
-        "settings": {"quick": quick, "g_images": images, "eval_n": eval_n, "seeds": n_seeds, "workers": workers,
+        "benchmark": "fashion (issues 5 and 17: paper architectures and games, several seeds)",
+        "settings": {"quick": quick, "g_images": images, "eval_n": eval_n, "seeds": seeds or ("1" if quick else "per row"), "workers": workers,
                      "threads_per_worker": threads, "reference": "fashion_mnist train, 32x32 pad"},
         "extractor": ext,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": available_cores(),
-                    "torch": torch.__version__, "python": platform.python_version()},
+        "machine": machine_record(),
         "wall_time_s": wall_time(info, out / "fashion.json"),
         "info": info,
         "train_s_sum": round(sum(c["train_s"] for c in cells), 1),

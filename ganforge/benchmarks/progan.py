@@ -13,7 +13,6 @@ neither slows the other.
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 
 from ..metrics.spec import metric_keys
-from .runner import run_cells, train_or_resume
+from .runner import machine_record, run_cells, train_or_resume
 
 RECIPE = "progan-fashion"
 THRESHOLD = 30.0  # FD-fashion; chosen with the issue ("say FD 30") before any run
@@ -253,7 +252,7 @@ def run_progan_bench(out: str | Path, quick: bool = False, phase_images: int | N
         "settings": {"recipe": RECIPE, "base": base, "threshold_fd": THRESHOLD, "phase_images": phase, "steps": cells[0].steps,
                      "batch": BATCH, "curve_n": curve_n, "final_n": final_n, "quick": quick},
         "info": info,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__},
+        "machine": machine_record(),
         "speedup": speedup(runs),
         "runs": runs,
     }

@@ -9,13 +9,41 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..atomic import atomic_write_bytes
-from ..training.hardware import available_cores
+from ..training.hardware import available_cores, cpu_capability, cpu_has_native_bf16
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux; platform.processor() elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_record() -> dict[str, Any]:
+    """What a benchmark ran on: CPU model, SIMD level and native bf16 (they decide CPU speed and precision), cores."""
+    import torch
+
+    return {"platform": platform.platform(), "processor": cpu_model(), "cpu_capability": cpu_capability(),
+            "cpu_native_bf16": cpu_has_native_bf16(), "cpus": available_cores(), "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def machine_label(m: dict[str, Any] | None) -> str:
+    """A short name for a machine record: 'AMD EPYC, AVX2' (with ', native bf16' where it has it)."""
+    if not m:
+        return "unrecorded machine"
+    return f"{m.get('processor', '?')}, {m.get('cpu_capability', '?')}" + (", native bf16" if m.get("cpu_native_bf16") else "")
 
 
 def mean_se(values: Sequence[float]) -> dict[str, Any]:

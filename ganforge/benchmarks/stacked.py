@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import shutil
 import time
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .runner import run_cells, train_or_resume
+from .runner import machine_record, run_cells, train_or_resume
 
 RECIPE = "dcgan-stacked"
 DEFAULT_STEPS = 6000
@@ -261,7 +260,7 @@ def run_stacked_bench(out: str | Path, quick: bool = False, rows: list[str] | No
         "settings": {"recipe": RECIPE, "base": base, "steps": steps, "seeds": n_seeds, "eval_n": eval_n, "reference_n": REFERENCE_N,
                      "quick": quick, "confidence": 0.5},
         "info": info,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__},
+        "machine": machine_record(),
         "floor": floor,
         "summary": summarise(results),
         "cells": results,

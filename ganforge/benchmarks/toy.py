@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,7 @@ from typing import Any
 
 import torch
 
-from ..training.hardware import available_cores
-from .runner import run_cells, split_cores, wall_time
+from .runner import machine_record, run_cells, split_cores, wall_time
 
 # (recipe, what it shows). Every objective, regulariser and scheme of the zoo has a row.
 ZOO: list[tuple[str, str]] = [
@@ -296,8 +294,7 @@ def run_toy_bench(out: str | Path, quick: bool = False, recipes: list[str] | Non
         "settings": {"quick": quick, "seeds": n_seeds, "zoo_steps": zoo_steps, "workers": workers,
                      "threads_per_worker": threads, "samples_scored": 2500,
                      "showcase_steps": {r: done[Cell(r, 'grid', 0, None).key]["steps"] for r in show}},
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": available_cores(),
-                    "torch": torch.__version__, "python": platform.python_version()},
+        "machine": machine_record(),
         "wall_time_s": wall,
         "cells_wall_s_sum": round(sum(r["wall_s"] for r in results), 1),
         "real_reference": real_reference(n_seeds),

@@ -142,12 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     dr.set_defaults(fn=cmd_doctor)
 
     b = sub.add_parser("bench", help="run a benchmark and write its results")
-    b.add_argument("which", choices=["speed", "eval-memory", "toy", "fashion", "stacked", "progan", "cycle", "doctor"],
+    b.add_argument("which", choices=["speed", "eval-memory", "toy", "fashion", "stacked", "progan", "cycle", "limited", "doctor"],
                    help="speed: DCGAN training throughput, fp32/NCHW vs fastest; eval-memory: peak memory of eval vs n; "
                    "toy: every stabilisation recipe on the 2-D ring and grid (mode collapse); "
                    "fashion: the paper architectures and games on Fashion-MNIST under one budget; stacked: mode collapse on "
                    "1,000-mode stacked Fashion-MNIST; progan: progressive growing against fixed 32x32 on Fashion-MNIST; "
-                   "cycle: CycleGAN on Fashion-MNIST class pairs with its ablations; doctor: the doctor's labelled "
+                   "cycle: CycleGAN on Fashion-MNIST class pairs with its ablations; limited: DCGAN on 1,000 / 5,000 / 60,000 "
+                   "Fashion-MNIST images without augmentation, with DiffAugment and with ADA; doctor: the doctor's labelled "
                    "validation suite (healthy and broken runs)")
     b.add_argument("--out", help="result file (speed, eval-memory; default bench/results/WHICH.json) or folder "
                    "(toy; default bench/results/toy)")
@@ -157,14 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "doctor: case names (default: all, plus the committed Fashion-MNIST rows); "
                    "fashion: comma-separated row names (dcgan, wgan-gp, ..., biggan; default: all); cycle: cells "
                    "PAIR__VARIANT (shoes|tops x full|no_identity|no_pool|no_cycle; default: the shoes ablations and "
-                   "tops__full)")
+                   "tops__full); limited: cells nSIZE__AUG (1000|5000|60000 x off|diffaugment|ada; default: all)")
     b.add_argument("--images", type=int, help="fashion: generator images per row (default 96000 = 1500 steps of 64; "
                    "3200 with --quick); progan: images per fade / stabilise phase (default 32000; 640 with --quick)")
     b.add_argument("--eval-n", type=int, help="fashion: samples scored per row (default 10000; 1000 with --quick); "
-                   "progan: final samples per run (default 10000)")
+                   "progan, limited: final samples per run (default 10000)")
     b.add_argument("--seeds", type=int, help="toy, stacked, fashion: seeds per cell (default 3; 1 with --quick)")
     b.add_argument("--bench-steps", type=int, help="stacked: generator steps per run (default 6000; 30 with --quick); "
-                   "cycle: steps per run (default 2000; 30 with --quick)")
+                   "cycle: steps per run (default 2000; 30 with --quick); limited: steps per run (default 3000; 20 with --quick)")
     b.add_argument("--toy-steps", type=int, help="toy: generator steps of each zoo run (default 1000; 150 with --quick)")
     b.add_argument("--workers", type=int, help="toy: parallel runs (default: 2, one thread each)")
     b.add_argument("--no-showcase", action="store_true", help="toy: skip the showcase recipe (toy-best) at its own length")

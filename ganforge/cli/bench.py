@@ -40,7 +40,7 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         print(f"results: {out / 'doctor.json'} ({c['right']} of {c['runs']} right, {len(c['healthy_alarms'])} healthy "
               f"alarms); pictures in {out / 'plots'}")
         return 0
-    if ns.which in ("toy", "fashion", "stacked", "progan", "cycle"):
+    if ns.which in ("toy", "fashion", "stacked", "progan", "cycle", "limited"):
         names = [r.strip() for r in ns.recipes.split(",") if r.strip()] if ns.recipes else None
         out = Path(ns.out or f"bench/results/{ns.which}{'_quick' if ns.quick else ''}")
         if ns.which == "toy":
@@ -62,6 +62,14 @@ def cmd_bench(ns: argparse.Namespace) -> int:
 
             res = run_progan_bench(out, quick=ns.quick, phase_images=ns.images, eval_n=ns.eval_n, workers=ns.workers)
             done, pictures = f"{res['info']['cells_run']} runs trained now", "FD-against-time plot and sample grids"
+        elif ns.which == "limited":
+            from ..benchmarks.limited import run_limited_bench
+
+            res = run_limited_bench(out, quick=ns.quick, cells=names, steps=ns.bench_steps, eval_n=ns.eval_n,
+                                    workers=ns.workers)
+            done, pictures = f"{res['info']['cells_run']} runs trained now", "sample grids and ADA's p"
+            if res.get("missing"):
+                done += f"; not run yet: {len(res['missing'])} cell(s)"
         elif ns.which == "cycle":
             from ..benchmarks.cycle import run_cycle_bench
 
@@ -77,4 +85,4 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         print((out / f"{ns.which}.md").read_text())
         print(f"results: {out / f'{ns.which}.json'} ({done}); {pictures} in {out / 'plots'}")
         return 0
-    raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed, eval-memory, toy, fashion, stacked, progan, cycle, doctor.")
+    raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed, eval-memory, toy, fashion, stacked, progan, cycle, limited, doctor.")

@@ -189,6 +189,8 @@ class Recipe:
     loss: Component = field(default_factory=lambda: Component("non_saturating"))
     game: GameConfig = field(default_factory=GameConfig)
     regularizers: list[RegularizerConfig] = field(default_factory=list)
+    # Differentiable augmentation of every D input (ganforge.augment): off, diffaugment or ada, with args.
+    augment: Component = field(default_factory=lambda: Component("off"))
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

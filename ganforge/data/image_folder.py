@@ -16,6 +16,7 @@ from tqdm import tqdm
 from ..errors import DataError
 from .dataset import ArrayDataset
 from .resize import check_fit, describe_fit, resize_images
+from .subsets import limit_order
 
 if TYPE_CHECKING:
     from ..config import DataConfig
@@ -110,6 +111,9 @@ def load_folder(cfg: DataConfig) -> ArrayDataset:
         return i, resize_images(img, size, fit)[0]
 
     want = len(files) if limit is None else min(limit, len(files))
+    # With a limit, files are read in data.limit's order (seeded, classes in turn) until `want` decoded; the
+    # kept ones are put back in path order below.
+    order = list(range(len(files))) if limit is None else limit_order(len(files), file_class or None).tolist()
     kept: list[tuple[int, Tensor]] = []
     skipped: list[str] = []
     tried = 0
@@ -122,8 +126,8 @@ def load_folder(cfg: DataConfig) -> ArrayDataset:
     ) as bar:
         start = 0
         while len(kept) < want and start < len(files):
-            chunk = range(start, min(len(files), start + min(256, max(16, want - len(kept)))))
-            start = chunk.stop
+            chunk = order[start:min(len(files), start + min(256, max(16, want - len(kept))))]
+            start += len(chunk)
             for i, img in pool.map(work, chunk):
                 if len(kept) >= want:
                     break
@@ -143,6 +147,7 @@ def load_folder(cfg: DataConfig) -> ArrayDataset:
     if not kept:
         raise DataError(f"none of the {tried} image files under {path!r} could be read (e.g. {skipped[0]!r})")
 
+    kept.sort(key=lambda t: t[0])
     x = torch.stack([img for _, img in kept])
     y = torch.tensor([file_class[i] for i, _ in kept], dtype=torch.int64) if labels else None
     info = {

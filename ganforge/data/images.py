@@ -11,7 +11,7 @@ Splits: MNIST, Fashion-MNIST and CIFAR-10 have their official train/test splits.
 none, so they get a fixed stratified 80/20 split (1437 train / 360 test, `digits_split_indices`).
 
 Every loader takes the recipe's `DataConfig` and reads the options it uses from it, `limit` included
-(applied before resizing, so a small limit stays cheap).
+(applied before resizing, so a small limit stays cheap): a seeded, class-balanced subset (data/subsets.py).
 
 MNIST and Fashion-MNIST are first looked up as IDX files (gzipped or not) in system directories
 (Debian's `dataset-fashion-mnist` package installs /usr/share/datasets/fashion-mnist) and in
@@ -38,6 +38,7 @@ from ..errors import DataError
 from .dataset import ArrayDataset
 from .image_folder import IMAGE_EXTENSIONS, list_image_files, load_folder  # noqa: F401 (re-exported)
 from .resize import FITS, check_fit, convert_channels, describe_fit, resize_images  # noqa: F401 (re-exported)
+from .subsets import limit_indices
 
 if TYPE_CHECKING:
     from ..config import DataConfig
@@ -153,7 +154,9 @@ def load_digits_images(cfg: DataConfig) -> ArrayDataset:
 
     check_fit(fit)
     bunch = load_digits()
-    idx = digits_split_indices(split)[:limit]
+    idx = digits_split_indices(split)
+    keep = limit_indices(len(idx), limit, np.asarray(bunch.target)[idx])
+    idx = idx if keep is None else idx[keep.numpy()]
     images = np.asarray(bunch.images, dtype=np.float64)[idx]
     x = torch.from_numpy(np.rint(images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)).unsqueeze(1)
     y = torch.from_numpy(np.asarray(bunch.target, dtype=np.int64)[idx])
@@ -257,7 +260,9 @@ def load_mnist_like(cfg: DataConfig) -> ArrayDataset:
             ) from exc
         x, y = tv.data.to(torch.uint8).unsqueeze(1), tv.targets.to(torch.int64)
         source = os.path.join(root, tv_class, "raw")
-    x, y = x[:limit], y[:limit]
+    keep = limit_indices(len(y), limit, y)
+    if keep is not None:
+        x, y = x[keep], y[keep]
     classes = FASHION_MNIST_CLASSES if name == "fashion_mnist" else [str(i) for i in range(10)]
     info = {"split": split, "source": source}
     return _finish(name, x, y, classes, image_size or 32, channels, fit, info)
@@ -282,8 +287,11 @@ def load_cifar10(cfg: DataConfig) -> ArrayDataset:
             f"cifar10 was not found in {root} ({_one_line(exc)}) and {how}; allow downloading (download=True) "
             f"on a machine with internet access, or put the extracted cifar-10-batches-py folder in {root}."
         ) from exc
-    x = torch.from_numpy(np.ascontiguousarray(tv.data[:limit])).permute(0, 3, 1, 2).contiguous()
-    y = torch.as_tensor(tv.targets[:limit], dtype=torch.int64)
+    y = torch.as_tensor(tv.targets, dtype=torch.int64)
+    keep = limit_indices(len(y), limit, y)
+    data = tv.data if keep is None else tv.data[keep.numpy()]
+    y = y if keep is None else y[keep]
+    x = torch.from_numpy(np.ascontiguousarray(data)).permute(0, 3, 1, 2).contiguous()
     info = {"split": split, "source": os.path.join(root, "cifar-10-batches-py")}
     return _finish("cifar10", x, y, CIFAR10_CLASSES, image_size or 32, channels, fit, info)
 

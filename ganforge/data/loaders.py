@@ -22,6 +22,7 @@ from .image_folder import load_folder
 from .images import load_cifar10, load_digits_images, load_mnist_like
 from .mixtures import load_points, sample_mixture
 from .resize import FITS
+from .subsets import limit_indices
 
 SPLITS = ("train", "test")
 
@@ -46,19 +47,20 @@ def _register(spec: DatasetSpec) -> None:
     DATASETS.register(spec.name)(spec)
 
 
-def _head(ds: ArrayDataset, limit: int | None) -> ArrayDataset:
+def _limit(ds: ArrayDataset, limit: int | None) -> ArrayDataset:
     """`limit` for the loaders that cannot stop early (their data is drawn or stacked whole, for a fixed RNG use)."""
-    return ds if limit is None else ds.head(limit)
+    idx = limit_indices(len(ds), limit, ds.y)
+    return ds if idx is None else ds.subset(idx)
 
 
 def _mixture(cfg: DataConfig, seed: int) -> ArrayDataset:
-    return _head(sample_mixture(cfg.name, cfg.n_points, seed), cfg.limit)
+    return _limit(sample_mixture(cfg.name, cfg.n_points, seed), cfg.limit)
 
 
 def _points(cfg: DataConfig, seed: int) -> ArrayDataset:
     if cfg.labels:
         raise ConfigError("dataset 'points' has no labels; use labels=False (a .npy file holds only coordinates)")
-    return _head(load_points(cfg.path), cfg.limit)
+    return _limit(load_points(cfg.path), cfg.limit)
 
 
 def _stacked(cfg: DataConfig, seed: int) -> ArrayDataset:
@@ -74,7 +76,7 @@ def _stacked(cfg: DataConfig, seed: int) -> ArrayDataset:
     grey = DATASETS.get(cfg.base).load(base, seed)
     # A fixed draw (not the run's seed), so every run and every evaluation sees the same dataset; train and
     # test are independent draws, each as large as its base split so that an epoch keeps its meaning.
-    return _head(stack_images(grey, len(grey), seed=SPLITS.index(cfg.split)), cfg.limit)
+    return _limit(stack_images(grey, len(grey), seed=SPLITS.index(cfg.split)), cfg.limit)
 
 
 def _unpaired(cfg: DataConfig, seed: int) -> Any:
@@ -231,8 +233,9 @@ def _load_classes(spec: DatasetSpec, cfg: DataConfig, seed: int) -> ArrayDataset
     keep = torch.nonzero(torch.isin(full.y, torch.tensor(sorted(set(ids))))).flatten()
     ds = full.subset(keep)
     ds.info["classes"] = [full.class_names[i] for i in sorted(set(ids))]
-    if cfg.limit is not None:
-        ds = ds.head(cfg.limit)
+    idx = limit_indices(len(ds), cfg.limit, ds.y)
+    if idx is not None:
+        ds = ds.subset(idx)
     if not cfg.labels:
         ds.y, ds.num_classes, ds.class_names = None, 0, []
     return ds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from ..augment import build_augmentation
 from ..errors import ConfigError, choices_message
 from ..losses import get_objective
 from ..regularizers import BoundRegularizer, build_regularizer
@@ -38,16 +39,24 @@ def build_regularizers(configs: Sequence[Any]) -> list[BoundRegularizer]:
 
 
 def build_game(name: str, loss: str, loss_args: dict[str, Any], n_critic: int, args: dict[str, Any],
-               regularizers: Sequence[Any] = ()) -> Game:
-    """Build the game `name` around the objective `loss`; unknown names or arguments raise ConfigError."""
+               regularizers: Sequence[Any] = (), augment: Any = None) -> Game:
+    """Build the game `name` around the objective `loss`; unknown names or arguments raise ConfigError.
+
+    `augment` is the recipe's augment section (a Component, a {name, args} dict or None for none).
+    """
     cls = GAMES.get(name)
     objective = get_objective(loss, loss_args)
-    if "regularizers" in args or "objective" in args or "n_critic" in args:
-        raise ConfigError("game.args may not set objective, n_critic or regularizers; use loss:, game.n_critic and regularizers:")
+    if "regularizers" in args or "objective" in args or "n_critic" in args or "augment" in args:
+        raise ConfigError("game.args may not set objective, n_critic, regularizers or augment; use loss:, game.n_critic, "
+                          "regularizers: and augment:")
     options, own = cls.game_options(), cls.own_args()
     for key in args:
         if key not in options and key not in own:
             raise ConfigError(choices_message(f"argument of game {name!r}:", key, options + own))
+    aug = None
+    if augment is not None:
+        spec = augment if isinstance(augment, dict) else {"name": augment.name, "args": augment.args}
+        aug = build_augmentation(spec.get("name", "off"), spec.get("args") or {})
     base = GameArgs(objective, n_critic, tuple(build_regularizers(regularizers)),
-                    **{k: v for k, v in args.items() if k in options})
+                    **{k: v for k, v in args.items() if k in options}, augment=aug)
     return cls(base, **{k: v for k, v in args.items() if k in own})

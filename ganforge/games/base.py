@@ -16,6 +16,8 @@ from typing import Any, Callable, ClassVar, Protocol, TypeVar
 import torch
 from torch import Tensor, nn
 
+from ..augment import Augmentation, Identity
+from ..errors import ConfigError
 from ..latent import LatentSpace
 from ..losses import Objective
 from ..registry import Registry
@@ -92,10 +94,11 @@ class GameArgs:
     regularizers: tuple[BoundRegularizer, ...] = ()
     pack: int = 1  # PacGAN: D judges `pack` samples at once (Lin et al. 2018)
     g_adversarial: bool = True  # False: G trains on its regularisers alone (feature matching)
+    augment: Augmentation | None = None  # the recipe's augment: what every D input goes through (None: nothing)
 
 
 # Fields of GameArgs that the recipe sets outside game.args.
-RECIPE_FIELDS = ("objective", "n_critic", "regularizers")
+RECIPE_FIELDS = ("objective", "n_critic", "regularizers", "augment")
 
 GameT = TypeVar("GameT", bound="type[Game]")
 
@@ -121,11 +124,17 @@ class Game:
     options: ClassVar[tuple[str, ...] | None] = None
     # Why this game cannot train on several processes (None: it can); the trainer refuses with it.
     distributed_refusal: ClassVar[str | None] = None
+    # Why this game cannot augment D's inputs (None: it can); a recipe's `augment:` other than off is refused with it.
+    augment_refusal: ClassVar[str | None] = "it has its own step, which does not pass D's inputs through an augmentation"
 
     def __init__(self, args: GameArgs) -> None:
         self.args = args
         self.objective = args.objective
         self.n_critic = args.n_critic
+        self.augment: Augmentation = args.augment or Identity()
+        if self.augment.active and self.augment_refusal is not None:
+            raise ConfigError(f"game {self.name} cannot use augment: {self.augment.name} because {self.augment_refusal}; "
+                              f"use augment: {{name: off}} with it, or a game built on the standard step.")
 
     # ------------------------------------------------------------------ declarations the trainer reads
 

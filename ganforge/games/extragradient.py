@@ -55,6 +55,8 @@ class ExtragradientGame(StandardGame):
         d_loss, g_loss, logs = self._losses(ctx)
         ctx.step_g(g_loss, restore=g_saved)
         ctx.step_d(d_loss, restore=d_saved)
+        self.augment_update(ctx)
         self.d_updates += 1
         self.g_updates += 1
-        return {"d_loss": d_loss.detach().float(), "g_loss": g_loss.detach().float(), **logs}
+        aug = {k: torch.tensor(v) for k, v in self.augment.logs().items()}
+        return {"d_loss": d_loss.detach().float(), "g_loss": g_loss.detach().float(), **logs, **aug}

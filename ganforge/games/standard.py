@@ -1,8 +1,9 @@
 """The standard alternating GAN step, with regularisers, constraints, instance noise and PacGAN packing.
 
 One generator step is preceded by `n_critic` discriminator steps (Goodfellow et al. 2014,
-Algorithm 1). Around that core the game applies, in this order on each D input: instance
-noise, then packing of m samples into one D input (Lin et al. 2018, PacGAN). Penalties
+Algorithm 1). Around that core the game applies, in this order on each D input: the recipe's
+augmentation (DiffAugment, ADA; real and fake alike, in D's and G's steps), instance noise, then
+packing of m samples into one D input (Lin et al. 2018, PacGAN). Penalties
 are added to the loss of the network they serve; lazy ones (every > 1) run as their own
 optimiser step (see ganforge.regularizers); constraints (weight clipping) run after
 every D update.
@@ -61,6 +62,7 @@ class StandardGame(Game):
     supports_conditional = True
     # Why this game cannot pack samples (None: it can); the constructor refuses pack > 1 with it.
     pack_refusal: str | None = None
+    augment_refusal = None  # every D input goes through d_input, which augments it
 
     def __init__(self, args: GameArgs) -> None:
         super().__init__(args)
@@ -88,9 +90,13 @@ class StandardGame(Game):
     # ------------------------------------------------------------------ declarations
 
     def check(self, latent: LatentSpace, dataset: Any) -> None:
-        """Refuse packing with a class-conditional model: one input would hold m samples of different classes."""
+        """Refuse packing with a class-conditional model (one input would hold m samples of different classes)
+        and augmentation of data that are not images."""
         if latent.num_classes and self.pack_m > 1:
             raise ConfigError("PacGAN packing (game.args.pack > 1) cannot be combined with model.conditional: true.")
+        if self.augment.active and getattr(dataset, "kind", "images") == "points":
+            raise ConfigError(f"augment: {self.augment.name} transforms images; data {dataset.name!r} are 2-D points. "
+                              f"Use augment: {{name: off}}.")
 
     def lazy_intervals(self) -> dict[str, int]:
         """The lazy penalties' interval k per optimiser; lazy penalties of one network must share it."""
@@ -139,7 +145,14 @@ class StandardGame(Game):
         return lambda x: self.critic(D, x, y)[0]
 
     def d_input(self, x: Tensor) -> Tensor:
-        """What D sees of a batch: instance noise (annealed over G updates), then packing."""
+        """What D sees of a batch: the augmentation, instance noise (annealed over G updates), then packing.
+
+        Penalties are taken at these inputs, so R1 and the gradient penalty see D where it is trained: on
+        augmented images (ADA differentiates through its pipeline to the clean image instead; for its
+        pixel-blitting group the two agree).
+        """
+        if self.augment.active:
+            x = self.augment(x)
         for r in self.noises:
             x = r(x=x, step=self.g_updates)
         return pack(x, self.pack_m)
@@ -176,6 +189,8 @@ class StandardGame(Game):
             real_in = real_in.detach()
         with ctx.autocast():
             aux, alogs = self.aux_d_loss(real_aux, fake_aux, y, z)
+        if self.augment.adaptive:  # ADA's overfitting heuristic reads D's verdicts on the (augmented) reals
+            self.augment.observe(real_logits)
         logs = {"logit_real": real_logits.detach().float().mean(), "logit_fake": fake_logits.detach().float().mean(),
                 "d_adv": loss.detach().float(), **alogs}
         logs["logit_gap"] = logs["logit_real"] - logs["logit_fake"]
@@ -248,6 +263,12 @@ class StandardGame(Game):
         for r in self.constraints:
             r(net=ctx.D)
 
+    def augment_update(self, ctx: StepContext) -> None:
+        """Tell an adaptive augmentation (ADA) that one D update on this step's real images happened."""
+        if self.augment.adaptive:
+            world = getattr(ctx, "world", 1)
+            self.augment.update(ctx.batch_size * world * self.pack_m, ctx.mean_over_ranks if world > 1 else None)
+
     # ------------------------------------------------------------------ the step
 
     def d_step(self, ctx: StepContext) -> dict[str, Tensor]:
@@ -261,6 +282,7 @@ class StandardGame(Game):
         loss, logs = self.d_loss(ctx, real, fake, y, z)
         ctx.step_d(loss)
         self.after_d_update(ctx)
+        self.augment_update(ctx)
         lazy, llogs = self.d_lazy_loss(ctx, real, fake, y)
         if lazy is not None:
             ctx.step_d(lazy)
@@ -289,14 +311,18 @@ class StandardGame(Game):
                 sums[k] = sums[k] + v if k in sums else v
         out = {k: v / self.n_critic for k, v in sums.items()}
         out.update(self.g_step(ctx))
+        out.update({k: torch.tensor(v) for k, v in self.augment.logs().items()})
         return out
 
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
-        return {"d_updates": self.d_updates, "g_updates": self.g_updates, "history": self.history}
+        return {"d_updates": self.d_updates, "g_updates": self.g_updates, "history": self.history,
+                "augment": self.augment.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.d_updates = int(state.get("d_updates", 0))
         self.g_updates = int(state.get("g_updates", 0))
         self.history = state.get("history", {"d": {}, "g": {}})
+        if state.get("augment"):  # checkpoints from before augmentation existed have none
+            self.augment.load_state_dict(state["augment"])

@@ -23,6 +23,7 @@ from .run_folder import (
 from .sections import FINAL_DISPLAY_WIDTH as FINAL_DISPLAY_WIDTH
 from .sections import THUMB_WIDTH as THUMB_WIDTH
 from .sections import (
+    augmentation_section,
     began_convergence,
     config_section,
     esc,
@@ -110,6 +111,7 @@ def write_report(run_dir: str | Path) -> Path:
         header_section(run_dir, info, records, recipe),
         losses_section(records, plots_dir, bad),
         began_convergence(records, plots_dir),
+        augmentation_section(records, plots_dir),
         growth_section(run_dir, records, plots_dir),
         translation_section(records, plots_dir),
         health_section(records, plots_dir, run_dir),

@@ -337,6 +337,21 @@ def began_convergence(records: list[dict], plots_dir: Path) -> str:
     return "".join(out)
 
 
+def augmentation_section(records: list[dict], plots_dir: Path) -> str:
+    """ADA's augmentation probability p and its overfitting heuristic r_t over training; "" unless the run logged p."""
+    steps, values = curve_points(records, "aug_p")
+    if not steps:
+        return ""
+    keys = ["aug_p"] + (["ada_rt"] if curve_points(records, "ada_rt")[0] else [])
+    out = ['<section id="augmentation"><h2>Augmentation (ADA)</h2>',
+           _figure(records, keys, plots_dir / "augmentation.png", "ADA: p and r_t", 0),
+           f'<p class="muted">p (latest {esc(_fmt_num(values[-1]))}, highest {esc(_fmt_num(max(values)))}) is the '
+           "probability of each transform on each image D sees; r_t = E[sign(D(real))] is D's overfitting heuristic, "
+           "which ADA steers towards its target (0.6 in the paper) by raising p while r_t is above it. p above about "
+           "0.8 risks transforms leaking into the samples (Karras et al. 2020, Sec. 2.2).</p></section>"]
+    return "".join(out)
+
+
 def growth_section(run_dir: Path, records: list[dict], plots_dir: Path) -> str:
     """A progressive run's resolution and alpha over time, and the last sample grid of each phase; "" for other runs."""
     from ..figures.progressive import has_growth, phase_grids, plot_growth

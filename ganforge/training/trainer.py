@@ -119,7 +119,8 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         self.channels_last = bool(mem_choice.value)
 
         mem = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.game = build_game(r.game.name, r.loss.name, r.loss.args, r.game.n_critic, r.game.args, r.regularizers)
+        self.game = build_game(r.game.name, r.loss.name, r.loss.args, r.game.n_critic, r.game.args, r.regularizers,
+                               r.augment)
         self.game.set_seed(r.seed)
         if self.dist.enabled:
             if self.game.distributed_refusal:

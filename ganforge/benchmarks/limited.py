@@ -1,0 +1,266 @@
+"""`ganforge bench limited`: training on a small dataset, without augmentation, with DiffAugment and with ADA.
+
+Protocol (issue 18; Zhao et al. 2020, Karras et al. 2020): the `dcgan-fashion` recipe (DCGAN at 32x32,
+batch 64, Adam 2e-4 / (0.5, 0.999), EMA of G) trained for the same number of G steps on 1,000, 5,000 and
+all 60,000 Fashion-MNIST training images (`data.limit`: a seeded, class-balanced subset), each without
+augmentation, with DiffAugment (color,translation,cutout) and with ADA (target 0.6; p free to go from 0
+to 1 in ADA_SPEED real images, the paper's 500k scaled to this run's length). The EMA generator's samples
+are scored with the Fashion-MNIST classifier against the full 60k training split (FD, IS, precision /
+recall, classes), and the memorisation ratio is taken against the images the run actually trained on,
+with the 10,000 test images as the held-out set (below 1: samples sit closer to the training images than
+fresh real images do). One seed per cell; cells are resumable, also mid-run (from their checkpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .runner import machine_label, machine_record, run_cells, train_or_resume
+
+RECIPE = "dcgan-fashion"
+SIZES = (1000, 5000, 60000)
+FULL = 60000
+AUGMENTS = ("off", "diffaugment", "ada")
+DEFAULT_STEPS = 3000
+QUICK_STEPS = 20
+DEFAULT_EVAL_N = 10_000
+ADA_SPEED = 50_000  # real images for p to go 0 -> 1 (the paper: 500k, in runs 100x longer than these)
+EXTRACTOR = "fashion"
+METRICS = "fd,is,pr,coverage"
+AUGMENT_ARGS: dict[str, dict[str, Any]] = {
+    "off": {},
+    "diffaugment": {"policy": "color,translation,cutout"},
+    "ada": {"target": 0.6, "interval": 4, "speed_images": ADA_SPEED},
+}
+WHAT = {"off": "no augmentation", "diffaugment": "DiffAugment color,translation,cutout (Zhao et al. 2020)",
+        "ada": "ADA, adaptive p, target r_t 0.6 (Karras et al. 2020)"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run: a training-set size and an augmentation, at `steps` G steps."""
+
+    size: int
+    augment: str
+    steps: int
+    seed: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"n{self.size}__{self.augment}"
+
+
+def cell_recipe(cell: Cell, threads: int) -> Any:
+    """dcgan-fashion on `cell.size` images with `cell.augment`, one checkpoint per tenth of the run."""
+    from ..config import load_recipe
+
+    every = max(1, cell.steps // 10)
+    aug = json.dumps({"name": cell.augment, "args": AUGMENT_ARGS[cell.augment]})
+    overrides = [f"augment={aug}", f"seed={cell.seed}", f"train.steps={cell.steps}", "train.progress=false",
+                 f"train.threads={threads}", "eval.every=0", f"train.sample_every={cell.steps}",
+                 f"train.checkpoint_every={every}", "train.keep_checkpoints=1",
+                 f"train.log_every={max(1, cell.steps // 100)}"]
+    if cell.size < FULL:
+        overrides.append(f"data.limit={cell.size}")
+    return load_recipe(RECIPE, overrides)
+
+
+_EVALUATORS: dict[Any, Any] = {}
+
+
+def _full_evaluator(eval_n: int) -> Any:
+    """FD and friends against the whole 60k training split (the distribution every cell is trying to learn)."""
+    if ("full", eval_n) not in _EVALUATORS:
+        from ..data import load_dataset
+        from ..metrics.evaluate import Evaluator
+
+        train = load_dataset("fashion_mnist", image_size=32, fit="pad")
+        _EVALUATORS["full", eval_n] = Evaluator(train, METRICS, extractor=EXTRACTOR, n=eval_n, seed=0)
+    return _EVALUATORS["full", eval_n]
+
+
+def _memorisation_evaluator(size: int, eval_n: int) -> Any:
+    """The memorisation ratio against the `size` images the run trained on, the test split held out."""
+    if ("mem", size, eval_n) not in _EVALUATORS:
+        from ..data import load_dataset
+        from ..metrics.evaluate import Evaluator
+
+        limit = None if size >= FULL else size
+        train = load_dataset("fashion_mnist", image_size=32, fit="pad", limit=limit)
+        test = load_dataset("fashion_mnist", image_size=32, fit="pad", split="test")
+        _EVALUATORS["mem", size, eval_n] = Evaluator(train, "memorisation", extractor=EXTRACTOR, n=eval_n, seed=0,
+                                                     heldout=test, store_max=max(10_000, size))
+    return _EVALUATORS["mem", size, eval_n]
+
+
+def _p_curve(run_dir: Path) -> list[dict[str, float]]:
+    """[{step, p, rt}] from the run's log: ADA's probability and its overfitting heuristic over training."""
+    out = []
+    log = run_dir / "metrics.jsonl"
+    for line in log.read_text().splitlines() if log.exists() else []:
+        r = json.loads(line)
+        if "aug_p" in r:
+            out.append({"step": r["step"], "p": r["aug_p"], "rt": r.get("ada_rt")})
+    return out
+
+
+def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[str, Any]:
+    """Train (or finish training) and score one cell; runs in a worker process."""
+    torch.set_num_threads(threads)
+    out = Path(out_dir)
+    recipe = cell_recipe(cell, threads)
+    run_dir = out / "runs" / cell.key
+    t0 = time.perf_counter()
+    trainer = train_or_resume(recipe, run_dir, lambda t: (t.recipe.train.steps, t.recipe.data.limit, t.recipe.augment.name)
+                              == (cell.steps, recipe.data.limit, cell.augment))
+    status, error = "finished", None
+    try:
+        trainer.run()
+    except Exception as e:  # a collapsing or diverging cell is a result, not a crash of the benchmark
+        status, error = "failed", f"{type(e).__name__}: {e}"
+    rec: dict[str, Any] = {"size": cell.size, "augment": cell.augment, "seed": cell.seed, "steps": cell.steps,
+                           "status": status, "error": error, "eval_n": eval_n, "train_s": round(trainer.elapsed, 1),
+                           "g_images_per_s": round(cell.steps * recipe.train.batch_size / max(trainer.elapsed, 1e-9), 1),
+                           "augment_args": AUGMENT_ARGS[cell.augment], "machine": machine_record()}
+    rec["p_curve"] = _p_curve(run_dir)
+    if status == "finished":
+        result = trainer.result
+        G = result.generator.eval()
+        source = f"{cell.key} EMA generator, {cell.steps} steps"
+        res = _full_evaluator(eval_n).evaluate_generator(G, result.latent, source=source)
+        mem = _memorisation_evaluator(cell.size, eval_n).evaluate_generator(G, result.latent, source=source)
+        rec["metrics"] = {**res["metrics"], **mem["metrics"]}
+        rec["extractor_sha256"] = res["protocol"]["extractor"].get("weights_sha256")
+        rec["final_p"] = trainer.game.augment.p
+        grid = run_dir / "samples" / ("final_ema.png" if result.ema else "final.png")
+        if grid.exists():
+            (out / "plots").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(grid, out / "plots" / f"{cell.key}_samples.png")
+    rec["wall_s"] = round(time.perf_counter() - t0, 1)
+    return rec
+
+
+def _fmt(v: Any, spec: str = "{:.2f}") -> str:
+    return "—" if v is None else spec.format(v)
+
+
+def write_markdown(result: dict[str, Any], path: Path) -> None:
+    """The table the README quotes: one row per (size, augmentation)."""
+    st = result["settings"]
+    lines = [
+        f"`{RECIPE}` for {st['steps']:,} G steps (batch 64) on N of Fashion-MNIST's training images "
+        f"(`data.limit`, seeded and class-balanced); the EMA generator's {st['eval_n']:,} samples scored with the "
+        f"`{EXTRACTOR}` classifier against all 60,000 training images. Memorisation ratio: mean distance of samples "
+        f"to their nearest training image over that of the 10,000 test images (below 1: closer than fresh data, "
+        f"i.e. copying). ADA's p free to go 0 -> 1 in {ADA_SPEED:,} real images. One seed per cell.",
+        "",
+        "| images | augmentation | FD ↓ | IS ↑ | precision | recall | classes | memorisation ratio | final p | train min |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    k = {s: f"{s}_{EXTRACTOR}" for s in ("fd", "is", "precision", "recall", "coverage", "memorisation_ratio")}
+    for c in result["cells"]:
+        m = c.get("metrics")
+        if not m:
+            lines.append(f"| {c['size']:,} | {c['augment']} | {c['status']}: {c.get('error') or ''} | | | | | | | |")
+            continue
+        p = _fmt(c.get("final_p"), "{:.2f}") if c["augment"] == "ada" else "—"
+        lines.append(f"| {c['size']:,} | {c['augment']} | {_fmt(m[k['fd']])} | {_fmt(m[k['is']])} | "
+                     f"{_fmt(m[k['precision']])} | {_fmt(m[k['recall']])} | {m[k['coverage']] * 10:.0f}/10 | "
+                     f"{_fmt(m[k['memorisation_ratio']], '{:.3f}')} | {p} | {c['train_s'] / 60:.1f} |")
+    machines = sorted({machine_label(c.get("machine")) for c in result["cells"]})
+    lines += ["", f"Machine(s): {'; '.join(machines)}."]
+    if result.get("missing"):
+        lines += ["", f"**Not run yet** (the bench continues where it stopped): {', '.join(result['missing'])}."]
+    lines += ["", "Pictures: `plots/nN__AUG_samples.png` (each cell's samples), `plots/ada_p.png` (ADA's p over "
+              "training at each size), `plots/fd_by_size.png`."]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _plots(result: dict[str, Any], plots: Path) -> dict[str, str]:
+    """ADA's p over training per size, and FD against the training-set size per augmentation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made: dict[str, str] = {}
+    ada = [c for c in result["cells"] if c["augment"] == "ada" and c.get("p_curve")]
+    if ada:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for c in sorted(ada, key=lambda c: c["size"]):
+            ax.plot([r["step"] for r in c["p_curve"]], [r["p"] for r in c["p_curve"]], label=f"{c['size']:,} images")
+        ax.set_xlabel("G step")
+        ax.set_ylabel("ADA's p")
+        ax.set_ylim(0, 1)
+        ax.set_title("ADA: augmentation probability over training")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(plots / "ada_p.png", dpi=120)
+        plt.close(fig)
+        made["ada_p"] = "ada_p.png"
+    scored = [c for c in result["cells"] if c.get("metrics")]
+    if scored:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for aug in AUGMENTS:
+            pts = sorted((c["size"], c["metrics"][f"fd_{EXTRACTOR}"]) for c in scored if c["augment"] == aug)
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=aug)
+        ax.set_xscale("log")
+        ax.set_xlabel("training images")
+        ax.set_ylabel("FD-fashion (lower is better)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(plots / "fd_by_size.png", dpi=120)
+        plt.close(fig)
+        made["fd_by_size"] = "fd_by_size.png"
+    return made
+
+
+def run_limited_bench(out: str | Path, quick: bool = False, cells: list[str] | None = None, steps: int | None = None,
+                      eval_n: int | None = None, workers: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run every (size, augmentation) cell not yet done, then write limited.json, limited.md and the plots."""
+    from ..data import load_dataset
+    from ..errors import ConfigError
+
+    every = [Cell(s, a, 0) for s in SIZES for a in AUGMENTS]
+    keys = [c.key for c in every]
+    if cells:
+        bad = [c for c in cells if c not in keys]
+        if bad:
+            raise ConfigError(f"unknown cell(s) {', '.join(bad)} for bench limited; cells: {', '.join(keys)}")
+    if steps is not None and steps < 1:
+        raise ConfigError(f"bench limited needs at least one step, got {steps}")
+    load_dataset("fashion_mnist", image_size=32, fit="pad", limit=10)  # fail early, with the loader's advice
+    out = Path(out)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    steps = steps or (QUICK_STEPS if quick else DEFAULT_STEPS)
+    eval_n = eval_n or (500 if quick else DEFAULT_EVAL_N)
+    # Largest data first: its cells take as long as the others, and the full-data row is the reference.
+    todo = [Cell(s, a, steps) for s in sorted(SIZES, reverse=True) for a in AUGMENTS if not cells or f"n{s}__{a}" in cells]
+    done, info = run_cells(out, todo, key=lambda c: c.key, fn=run_cell, args=(str(out), eval_n), workers=workers,
+                           valid=lambda c, r: r.get("steps") == steps and r.get("eval_n") == eval_n
+                           and r.get("metrics") is not None,
+                           describe=lambda r: f"FD {r.get('metrics', {}).get(f'fd_{EXTRACTOR}', float('nan')):.1f}",
+                           progress=progress, desc="bench limited")
+    results = sorted((done[c.key] for c in todo if c.key in done),
+                     key=lambda r: (r["size"], AUGMENTS.index(r["augment"])))
+    result: dict[str, Any] = {
+        "benchmark": "limited (issue 18: DiffAugment and ADA on small datasets)",
+        "settings": {"recipe": RECIPE, "steps": steps, "eval_n": eval_n, "sizes": list(SIZES), "augments": list(AUGMENTS),
+                     "ada_speed_images": ADA_SPEED, "quick": quick, "extractor": EXTRACTOR},
+        "info": info,
+        "machine": machine_record(),
+        "missing": [c.key for c in todo if c.key not in done],
+        "cells": results,
+    }
+    result["plots"] = _plots(result, out / "plots")
+    (out / "limited.json").write_text(json.dumps(result, indent=1, default=str))
+    write_markdown(result, out / "limited.md")
+    return result
