@@ -174,5 +174,12 @@ def test_stacked_bench_rows_write_table_and_resume(tmp_path: Path) -> None:
     assert third["info"]["cells_run"] == 1
     rec = json.loads((out / "cells" / "dcgan__s0.json").read_text())
     assert rec["status"] == "finished" and rec["curve"][-1]["step"] == 2
+    # A cell scored by other classifier weights (an older table) is scored again, not mixed in.
+    from ganforge.metrics.extractors import shipped_sha256
+
+    assert rec["extractor_sha256"] == shipped_sha256("digits") and rec["extractor"] == "digits"
+    (out / "cells" / "mbstd__s0.json").write_text(json.dumps({**json.loads((out / "cells" / "mbstd__s0.json")
+                                                                         .read_text()), "extractor_sha256": "0" * 64}))
+    assert run_stacked_bench(out, **kw)["info"]["cells_run"] == 1
     with pytest.raises(ConfigError, match="dcgan"):
         run_stacked_bench(out, rows=["nope"], base="digits")

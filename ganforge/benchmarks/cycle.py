@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .runner import machine_record, run_cells, train_or_resume, wall_time
+from .runner import extractor_stamp, machine_record, run_cells, scored_by, train_or_resume, wall_time
 
 RECIPE = "cycle-fashion"
 STEPS = 2000
@@ -85,7 +85,8 @@ def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
     trainer = train_or_resume(recipe, run_dir, lambda t: (t.recipe.train.steps, t.recipe.game.args, t.recipe.data)
                               == (cell.steps, recipe.game.args, recipe.data))
     trainer.run()
-    rec: dict[str, Any] = {"pair": cell.pair, "variant": cell.variant, "classes": list(cell.classes), "base": cell.base,
+    rec: dict[str, Any] = {**extractor_stamp(EXTRACTOR[cell.base]),
+                           "pair": cell.pair, "variant": cell.variant, "classes": list(cell.classes), "base": cell.base,
                            "steps": cell.steps, "train_s": round(trainer.elapsed, 1), "threads": threads,
                            "game_args": dict(trainer.recipe.game.args)}
     rec.update(measure(trainer, cell.base))
@@ -214,7 +215,8 @@ def run_cycle_bench(out: str | Path, quick: bool = False, cells: list[str] | Non
     out = Path(out)
     todo = [Cell(*k.split("__"), steps=steps, base=base) for k in chosen]  # type: ignore[misc]
     done, info = run_cells(out, todo, key=lambda c: c.key, fn=run_cell, args=(str(out),), workers=workers or 1,
-                           valid=lambda c, r: (r.get("steps"), r.get("base")) == (c.steps, c.base) and "directions" in r,
+                           valid=lambda c, r: (r.get("steps"), r.get("base")) == (c.steps, c.base) and "directions" in r
+                           and scored_by(r, EXTRACTOR[c.base]),
                            describe=lambda r: " / ".join(f"{r['directions'][d]['success']:.0%}" for d in ("a2b", "b2a")),
                            progress=progress, desc="bench cycle")
     res_cells = {c.key: done[c.key] for c in todo}

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .runner import machine_label, machine_record, run_cells, train_or_resume
+from .runner import extractor_stamp, machine_label, machine_record, run_cells, scored_by, train_or_resume
 
 RECIPE = "dcgan-fashion"
 SIZES = (1000, 5000, 60000)
@@ -128,7 +128,8 @@ def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[st
     rec: dict[str, Any] = {"size": cell.size, "augment": cell.augment, "seed": cell.seed, "steps": cell.steps,
                            "status": status, "error": error, "eval_n": eval_n, "train_s": round(trainer.elapsed, 1),
                            "g_images_per_s": round(cell.steps * recipe.train.batch_size / max(trainer.elapsed, 1e-9), 1),
-                           "augment_args": AUGMENT_ARGS[cell.augment], "machine": machine_record()}
+                           "augment_args": AUGMENT_ARGS[cell.augment], "machine": machine_record(),
+                           **extractor_stamp(EXTRACTOR)}
     rec["p_curve"] = _p_curve(run_dir)
     if status == "finished":
         result = trainer.result
@@ -137,7 +138,6 @@ def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[st
         res = _full_evaluator(eval_n).evaluate_generator(G, result.latent, source=source)
         mem = _memorisation_evaluator(cell.size, eval_n).evaluate_generator(G, result.latent, source=source)
         rec["metrics"] = {**res["metrics"], **mem["metrics"]}
-        rec["extractor_sha256"] = res["protocol"]["extractor"].get("weights_sha256")
         rec["final_p"] = trainer.game.augment.p
         grid = run_dir / "samples" / ("final_ema.png" if result.ema else "final.png")
         if grid.exists():
@@ -246,7 +246,7 @@ def run_limited_bench(out: str | Path, quick: bool = False, cells: list[str] | N
     todo = [Cell(s, a, steps) for s in sorted(SIZES, reverse=True) for a in AUGMENTS if not cells or f"n{s}__{a}" in cells]
     done, info = run_cells(out, todo, key=lambda c: c.key, fn=run_cell, args=(str(out), eval_n), workers=workers,
                            valid=lambda c, r: r.get("steps") == steps and r.get("eval_n") == eval_n
-                           and r.get("metrics") is not None,
+                           and r.get("metrics") is not None and scored_by(r, EXTRACTOR),
                            describe=lambda r: f"FD {r.get('metrics', {}).get(f'fd_{EXTRACTOR}', float('nan')):.1f}",
                            progress=progress, desc="bench limited")
     results = sorted((done[c.key] for c in todo if c.key in done),

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ..metrics.spec import metric_keys
-from .runner import machine_record, run_cells, train_or_resume
+from .runner import extractor_stamp, machine_record, run_cells, scored_by, train_or_resume
 
 RECIPE = "progan-fashion"
 THRESHOLD = 30.0  # FD-fashion; chosen with the issue ("say FD 30") before any run
@@ -84,7 +84,8 @@ def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
     trainer = train_or_resume(recipe, run_dir, lambda t: (t.recipe.train.steps, t.recipe.game.name)
                               == (cell.steps, recipe.game.name))
     trainer.run()
-    rec: dict[str, Any] = {"run": cell.run, "base": cell.base, "steps": cell.steps, "phase_images": cell.phase_images,
+    rec: dict[str, Any] = {**extractor_stamp(EXTRACTOR[cell.base]),
+                           "run": cell.run, "base": cell.base, "steps": cell.steps, "phase_images": cell.phase_images,
                            "curve_n": cell.curve_n, "final_n": cell.final_n, "train_s": round(trainer.elapsed, 1),
                            "threads": threads}
     logs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -241,7 +242,7 @@ def run_progan_bench(out: str | Path, quick: bool = False, phase_images: int | N
     cells = [Cell(name, phase, curve_n, final_n, base) for name in RUNS]
     done, info = run_cells(out, cells, key=lambda c: c.key, fn=run_cell, args=(str(out),), workers=workers or 1,
                            valid=lambda c, r: (r.get("phase_images"), r.get("final_n"), r.get("curve_n"), r.get("base", "fashion_mnist"))
-                           == (phase, final_n, curve_n, base) and "metrics" in r,
+                           == (phase, final_n, curve_n, base) and "metrics" in r and scored_by(r, EXTRACTOR[base]),
                            describe=lambda r: f"FD {r['curve'][-1]['fd'] if r['curve'] else float('nan'):.1f}", progress=progress, desc="bench progan")
     runs = {c.key: done[c.key] for c in cells}
     for c in cells:  # again here, so that a re-summary of finished runs refreshes the pictures

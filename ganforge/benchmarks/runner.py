@@ -152,3 +152,17 @@ def train_or_resume(recipe: Any, run_dir: Path, same: Callable[[Any], bool]) -> 
             shutil.rmtree(run_dir)
         trainer = Trainer.start(recipe, run_dir, progress=False)
     return trainer
+
+
+def scored_by(rec: dict[str, Any], extractor: str) -> bool:
+    """True when a cell's record says it was scored with the shipped weights of `extractor` (`extractor_sha256`)."""
+    from ..metrics.extractors import shipped_sha256
+
+    return rec.get("extractor_sha256") == shipped_sha256(extractor)
+
+
+def extractor_stamp(extractor: str) -> dict[str, str]:
+    """{"extractor": name, "extractor_sha256": its shipped weights' hash}, for a cell's record."""
+    from ..metrics.extractors import shipped_sha256
+
+    return {"extractor": extractor, "extractor_sha256": shipped_sha256(extractor)}

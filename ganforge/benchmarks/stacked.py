@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .runner import machine_record, run_cells, train_or_resume
+from .runner import extractor_stamp, machine_record, run_cells, scored_by, train_or_resume
 
 RECIPE = "dcgan-stacked"
 DEFAULT_STEPS = 6000
@@ -33,6 +33,7 @@ REFERENCE_N = 10_000
 METRICS = "modes,fd,is,coverage"
 # How each base reaches 32x32, as its shipped classifier was trained: Fashion-MNIST's 28x28 padded, digits' 8x8 resized.
 FIT = {"fashion_mnist": "pad", "digits": "resize"}
+EXTRACTOR = {"fashion_mnist": "fashion", "digits": "digits"}  # what extractor "auto" scores each base with
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[st
         status, error = "failed", f"{type(e).__name__}: {e}"
     rec: dict[str, Any] = {"row": cell.row.key, "seed": cell.seed, "steps": steps, "status": status, "error": error,
                            "base": cell.base, "eval_n": eval_n, "overrides": list(cell.row.overrides),
-                           "train_s": round(trainer.elapsed, 1),
+                           "train_s": round(trainer.elapsed, 1), **extractor_stamp(EXTRACTOR[cell.base]),
                            "g_images_per_s": round(steps * recipe.train.batch_size / max(trainer.elapsed, 1e-9), 1)}
     rec["curve"] = _curve(run_dir)
     if status == "finished":
@@ -246,13 +247,14 @@ def run_stacked_bench(out: str | Path, quick: bool = False, rows: list[str] | No
     cells = sorted([Cell(r, s, steps, base) for s in range(n_seeds) for r in chosen], key=lambda c: (c.seed, -c.row.cost))
     done, info = run_cells(out, cells, key=lambda c: c.key, fn=run_cell, args=(str(out), eval_n), workers=workers,
                            valid=lambda c, r: r.get("steps") == steps and r.get("metrics", {}).get("modes") is not None
-                           and r.get("eval_n") == eval_n and r.get("base") == base,
+                           and r.get("eval_n") == eval_n and r.get("base") == base
+                           and scored_by(r, EXTRACTOR[base]),
                            describe=lambda r: f"{r.get('metrics', {}).get('modes', '?')} modes", progress=progress,
                            desc="bench stacked")
     floor_file = out / "cells" / "_floor.json"
     floor = json.loads(floor_file.read_text()) if floor_file.exists() else None
-    if floor is None or floor.get("eval_n") != eval_n or floor.get("base") != base:
-        floor = {**real_floor(base, eval_n), "eval_n": eval_n, "base": base}
+    if floor is None or floor.get("eval_n") != eval_n or floor.get("base") != base or not scored_by(floor, EXTRACTOR[base]):
+        floor = {**real_floor(base, eval_n), "eval_n": eval_n, "base": base, **extractor_stamp(EXTRACTOR[base])}
         floor_file.write_text(json.dumps(floor, indent=1))
     results = [done[c.key] for c in cells]
     result = {

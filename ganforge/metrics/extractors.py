@@ -328,6 +328,15 @@ def _classifier_record(key: str) -> dict[str, Any]:
     return rec
 
 
+def shipped_sha256(name: str) -> str:
+    """The sha256 classifiers.json records for the shipped domain classifier `name` (its weights are checked on load).
+
+    Benchmarks stamp it into every result and re-run a result scored by other weights: numbers from two
+    classifiers' features are on different scales.
+    """
+    return str(_classifier_record(name)["sha256"])
+
+
 def domain_preprocess(images: torch.Tensor) -> torch.Tensor:
     """The domain CNNs' input adaptation (also used in training): grey, clamp to [-1, 1], bilinear-AA to 32x32."""
     size = _clf.INPUT_SIZE
