@@ -206,3 +206,21 @@ def test_ada_state_is_logged_checkpointed_and_resumed(tmp_path: Path, write_reci
     assert main(["train", "--resume", str(tmp_path / "part"), "--steps", "20"]) == 0
     part = torch.load(tmp_path / "part" / "checkpoints" / "step_0000020.pt", weights_only=True)
     assert part["game"]["augment"]["updates"] == 20 and part["game"]["augment"]["p"] == pytest.approx(state["p"])
+
+
+@pytest.mark.parametrize("recipe,game_over", [("acgan-fashion", []), ("infogan-fashion", []), ("ssgan-fashion", []),
+                                              ("dcgan-fashion", ["game={name: unrolled, args: {unroll: 2}}"]),
+                                              ("dcgan-fashion", ["game={name: extragradient}"]),
+                                              ("wgan-gp-fashion", [])])
+def test_every_game_on_the_standard_step_trains_with_ada(recipe: str, game_over: list, tmp_path: Path) -> None:
+    from ganforge.config import load_recipe
+    from ganforge.training.trainer import Trainer
+    from test_paper_recipes import EXTRA, SHRINK
+
+    r = load_recipe(recipe, SHRINK + EXTRA.get(recipe, []) + game_over
+                    + ["augment={name: ada, args: {p: 0.5, speed_images: 100, interval: 1}}"])
+    trainer = Trainer(r, tmp_path / "run", progress=False)
+    trainer.run()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    p = [row["aug_p"] for row in rows if "aug_p" in row]
+    assert len(p) == 2 and p != [0.5, 0.5]  # ADA observed D's real logits and moved p in every game
