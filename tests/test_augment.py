@@ -215,9 +215,9 @@ def test_ada_state_is_logged_checkpointed_and_resumed(tmp_path: Path, write_reci
 def test_every_game_on_the_standard_step_trains_with_ada(recipe: str, game_over: list, tmp_path: Path) -> None:
     from ganforge.config import load_recipe
     from ganforge.training.trainer import Trainer
-    from test_paper_recipes import EXTRA, SHRINK
+    from test_paper_recipes import shrink
 
-    r = load_recipe(recipe, SHRINK + EXTRA.get(recipe, []) + game_over
+    r = load_recipe(recipe, shrink(recipe) + game_over
                     + ["augment={name: ada, args: {p: 0.5, speed_images: 100, interval: 1}}"])
     trainer = Trainer(r, tmp_path / "run", progress=False)
     trainer.run()

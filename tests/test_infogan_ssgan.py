@@ -374,6 +374,31 @@ def test_semi_supervised_game_tests_a_running_average_of_d() -> None:
         build_game("semi_supervised", "non_saturating", {}, 1, {"average": 1.0})
 
 
+def test_ssgan_mlp_is_the_authors_mnist_classifier_initialised_from_data() -> None:
+    from ganforge.models.ssgan import GaussianNoise
+
+    # train_mnist_feature_matching.py: noise 0.3 (on [0, 1] pixels), 1000-500-250-250-250 ReLU units with noise 0.5
+    # after each, 10 logits; every layer weight-normed and set from data; the hidden scales fixed.
+    D = build_discriminator("ssgan_mlp", SHAPE, {"classes": 10})
+    linears = [m for m in D.modules() if isinstance(m, nn.Linear)]
+    assert [m.out_features for m in linears] == [1000, 500, 250, 250, 250, 10]
+    assert sum(isinstance(m, GaussianNoise) for m in D.modules()) == 6 and D.feature_dim == 250
+    frozen = [m.parametrizations.weight.original0.requires_grad for m in linears]
+    assert frozen == [False] * 5 + [True]  # train_scale only on the output layer
+    torch.manual_seed(0)
+    x = torch.rand(200, *SHAPE) * 2 - 1
+    assert D.data_init(x) == 6
+    D.eval()
+    with torch.no_grad():
+        h = D.features(x)
+        logits = D.classify(x)
+    assert h.shape == (200, 250) and logits.shape == (200, 10)
+    assert logits.std(0).min() > 0.1  # the logits depend on the input from the first step (PyTorch init: ~1e-3)
+    assert torch.allclose(D(x), logits.logsumexp(1), atol=1e-5)
+    with pytest.raises(ConfigError, match="hidden"):
+        build_discriminator("ssgan_mlp", SHAPE, {"hidden": []})
+
+
 def test_ssgan_input_noise_is_on_in_training_only() -> None:
     from ganforge.models.ssgan import GaussianNoise
 

@@ -124,3 +124,73 @@ class SSGANDiscriminator(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         # log Z(x): the logit of D(x) = Z / (Z + 1) with l_{K+1} = 0 (Sec. 5).
         return self.classify(x).float().logsumexp(1)
+
+
+MLP_HIDDEN = (1000, 500, 250, 250, 250)  # the authors' MNIST discriminator
+
+
+@DISCRIMINATORS.register("ssgan_mlp")
+class SSGANMLPDiscriminator(nn.Module):
+    """The paper's MNIST classifier (Salimans et al. 2016, Sec. 5.1; train_mnist_feature_matching.py) as a D.
+
+    Gaussian noise on the input (`input_noise`; the authors' 0.3 on [0, 1] pixels is 0.6 on ganforge's
+    [-1, 1]), then fully connected ReLU layers of `hidden` units, each followed by Gaussian noise of std
+    `noise` (0.5), and a linear layer to K class logits. Every layer is weight-normalised and initialised from
+    data (hidden scales then fixed, the output's trainable), as the authors' DenseLayer. `features` is the last
+    hidden layer before its noise, the layer their feature matching reads. D's logit is log Z(x), as `ssgan`.
+    """
+
+    def __init__(self, shape: tuple[int, ...], classes: int = 10, hidden: tuple[int, ...] | list[int] = MLP_HIDDEN,
+                 input_noise: float = 0.6, noise: float = 0.5, weight_norm: bool = True) -> None:
+        super().__init__()
+        if classes < 2:
+            raise ConfigError(f"ssgan_mlp classes must be >= 2, got {classes}")
+        hidden = [int(h) for h in hidden]
+        if not hidden or min(hidden) < 1:
+            raise ConfigError(f"ssgan_mlp hidden must be a non-empty list of positive layer widths, got {hidden}")
+        for name, v in (("input_noise", input_noise), ("noise", noise)):
+            if not 0.0 <= float(v) < 10.0:
+                raise ConfigError(f"ssgan_mlp {name} (a Gaussian noise std) must be in [0, 10), got {v}")
+        self.classes = int(classes)
+        self.weight_norm = bool(weight_norm)
+
+        def wn(m: nn.Module) -> nn.Module:
+            return _weight_norm(m) if weight_norm else m
+
+        layers: list[nn.Module] = [nn.Flatten(), GaussianNoise(float(input_noise))]
+        width = 1
+        for d in shape:
+            width *= int(d)
+        for i, h in enumerate(hidden):
+            if i:
+                layers.append(GaussianNoise(float(noise)))
+            layers += [wn(nn.Linear(width, h)), nn.ReLU()]
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Sequential(GaussianNoise(float(noise)), wn(nn.Linear(width, self.classes)))
+        self.feature_dim = width
+        for m in weight_normed_layers(self.body):  # hidden scales fixed after data_init (train_scale=False)
+            m.parametrizations.weight.original0.requires_grad_(False)
+
+    @torch.no_grad()
+    def data_init(self, x: Tensor) -> int:
+        """Data-dependent initialisation of every layer from real images `x` (see SSGANDiscriminator.data_init)."""
+        if not self.weight_norm:
+            return 0
+        was_training = self.training
+        self.train()
+        try:
+            return data_dependent_init(self, x.float())
+        finally:
+            self.train(was_training)
+
+    def features(self, x: Tensor) -> Tensor:
+        """The last hidden layer (N, hidden[-1]), as the authors' feature matching (layers[-3])."""
+        return self.body(x)
+
+    def classify(self, x: Tensor) -> Tensor:
+        """Class logits (N, K); the fake class's logit is implicitly 0."""
+        return self.head(self.body(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classify(x).float().logsumexp(1)

@@ -15,12 +15,13 @@ _ACTIVATIONS = {
     "sigmoid": lambda: nn.Sigmoid(),
     "silu": lambda: nn.SiLU(),
     "gelu": lambda: nn.GELU(),
+    "softplus": lambda: nn.Softplus(),
     "none": lambda: nn.Identity(),
 }
 
 
 def activation(name: str) -> nn.Module:
-    """An activation module by name (relu, leaky_relu (slope 0.2), elu, tanh, sigmoid, silu, gelu, none)."""
+    """An activation module by name (relu, leaky_relu (slope 0.2), elu, tanh, sigmoid, silu, gelu, softplus, none)."""
     if name not in _ACTIVATIONS:
         raise ConfigError(choices_message("activation", name, _ACTIVATIONS))
     return _ACTIVATIONS[name]()
