@@ -525,10 +525,10 @@ def test_latent_traversal_figure_writes_a_png(tmp_path: Path) -> None:
         latent_traversal_figure(G, ls, tmp_path / "x.png", continuous_index=2)
 
 
-@pytest.mark.parametrize("name", ["infogan-fashion", "ssgan-fashion"])
-def test_recipes_load(name: str) -> None:
+@pytest.mark.parametrize("name,steps", [("infogan-fashion", 3000), ("ssgan-conv-fashion", 3000), ("ssgan-fashion", 9600)])
+def test_recipes_load(name: str, steps: int) -> None:
     from ganforge.config import load_recipe
 
     r = load_recipe(name)
     assert r.source and r.description
-    assert r.data.name == "fashion_mnist" and r.train.steps == 3000
+    assert r.data.name == "fashion_mnist" and r.train.steps == steps

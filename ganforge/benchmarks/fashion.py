@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from ..metrics.spec import metric_keys
-from .runner import machine_label, machine_record, mean_se, run_cells, split_cores, wall_time
+from .runner import check_choices, machine_label, machine_record, mean_se, run_cells, split_cores, wall_time
 
 DEFAULT_IMAGES = 96_000  # generator images per row: 1,500 steps of batch 64
 QUICK_IMAGES = 3_200
@@ -675,10 +675,7 @@ def run_fashion_bench(out: str | Path, quick: bool = False, rows: list[str] | No
     from ..data import load_dataset
     from ..errors import ConfigError
 
-    if rows:
-        bad = [r for r in rows if r not in ROW_KEYS]
-        if bad:
-            raise ConfigError(f"unknown row(s) {', '.join(bad)} for bench fashion; rows: {', '.join(ROW_KEYS)}")
+    check_choices(rows, ROW_KEYS, "row", "fashion")
     if seeds is not None and seeds < 1:
         raise ConfigError(f"bench fashion needs at least one seed, got {seeds}")
     load_dataset("fashion_mnist", image_size=32, fit="pad")  # fail early, with the loader's advice, if it is missing

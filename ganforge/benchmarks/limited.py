@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .runner import extractor_stamp, machine_label, machine_record, run_cells, scored_by, train_or_resume
+from .runner import check_choices, extractor_stamp, machine_label, machine_record, run_cells, scored_by, train_or_resume
 
 RECIPE = "dcgan-fashion"
 SIZES = (1000, 5000, 60000)
@@ -183,6 +183,17 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _save(fig: Any, ax: Any, path: Path) -> str:
+    """Legend, layout, write, close; the file's name."""
+    import matplotlib.pyplot as plt
+
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path.name
+
+
 def _plots(result: dict[str, Any], plots: Path) -> dict[str, str]:
     """ADA's p over training per size, and FD against the training-set size per augmentation."""
     import matplotlib
@@ -200,11 +211,7 @@ def _plots(result: dict[str, Any], plots: Path) -> dict[str, str]:
         ax.set_ylabel("ADA's p")
         ax.set_ylim(0, 1)
         ax.set_title("ADA: augmentation probability over training")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(plots / "ada_p.png", dpi=120)
-        plt.close(fig)
-        made["ada_p"] = "ada_p.png"
+        made["ada_p"] = _save(fig, ax, plots / "ada_p.png")
     scored = [c for c in result["cells"] if c.get("metrics")]
     if scored:
         fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -215,11 +222,7 @@ def _plots(result: dict[str, Any], plots: Path) -> dict[str, str]:
         ax.set_xscale("log")
         ax.set_xlabel("training images")
         ax.set_ylabel("FD-fashion (lower is better)")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(plots / "fd_by_size.png", dpi=120)
-        plt.close(fig)
-        made["fd_by_size"] = "fd_by_size.png"
+        made["fd_by_size"] = _save(fig, ax, plots / "fd_by_size.png")
     return made
 
 
@@ -229,12 +232,7 @@ def run_limited_bench(out: str | Path, quick: bool = False, cells: list[str] | N
     from ..data import load_dataset
     from ..errors import ConfigError
 
-    every = [Cell(s, a, 0) for s in SIZES for a in AUGMENTS]
-    keys = [c.key for c in every]
-    if cells:
-        bad = [c for c in cells if c not in keys]
-        if bad:
-            raise ConfigError(f"unknown cell(s) {', '.join(bad)} for bench limited; cells: {', '.join(keys)}")
+    check_choices(cells, [Cell(s, a, 0).key for s in SIZES for a in AUGMENTS], "cell", "limited")
     if steps is not None and steps < 1:
         raise ConfigError(f"bench limited needs at least one step, got {steps}")
     load_dataset("fashion_mnist", image_size=32, fit="pad", limit=10)  # fail early, with the loader's advice

@@ -166,3 +166,12 @@ def extractor_stamp(extractor: str) -> dict[str, str]:
     from ..metrics.extractors import shipped_sha256
 
     return {"extractor": extractor, "extractor_sha256": shipped_sha256(extractor)}
+
+
+def check_choices(given: Sequence[str] | None, valid: Sequence[str], what: str, bench: str) -> None:
+    """ConfigError naming the unknown entries of `given` (rows, cells) and listing the valid ones."""
+    from ..errors import ConfigError
+
+    bad = [g for g in given or () if g not in valid]
+    if bad:
+        raise ConfigError(f"unknown {what}(s) {', '.join(bad)} for bench {bench}; {what}s: {', '.join(valid)}")

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .runner import extractor_stamp, machine_record, run_cells, scored_by, train_or_resume
+from .runner import check_choices, extractor_stamp, machine_record, run_cells, scored_by, train_or_resume
 
 RECIPE = "dcgan-stacked"
 DEFAULT_STEPS = 6000
@@ -232,10 +232,7 @@ def run_stacked_bench(out: str | Path, quick: bool = False, rows: list[str] | No
     from ..data import load_dataset
     from ..errors import ConfigError
 
-    if rows:
-        bad = [r for r in rows if r not in ROW_KEYS]
-        if bad:
-            raise ConfigError(f"unknown row(s) {', '.join(bad)} for bench stacked; rows: {', '.join(ROW_KEYS)}")
+    check_choices(rows, ROW_KEYS, "row", "stacked")
     if base not in FIT:
         raise ConfigError(f"bench stacked base must be one of {', '.join(FIT)}, got {base!r}.")
     load_dataset(base, image_size=32, fit=FIT[base])  # fail early, with the loader's advice, if it is missing

@@ -48,8 +48,44 @@ class GaussianNoise(nn.Module):
         return x + self.std * torch.randn_like(x) if self.training and self.std > 0 else x
 
 
+class _Classifier(nn.Module):
+    """What both semi-supervised discriminators share: data init, class logits from `body` then `_head()`, log Z(x)."""
+
+    weight_norm: bool
+    body: nn.Module
+
+    def _head(self) -> nn.Module:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def data_init(self, x: Tensor) -> int:
+        """Data-dependent initialisation of the weight-normed layers from real images `x` (Salimans & Kingma 2016,
+        Sec. 3), in training mode as the authors (openai/improved-gan); the number of layers set (0 without weight
+        norm). The caller runs it once, before the first update (the semi-supervised game does)."""
+        if not self.weight_norm:
+            return 0
+        was_training = self.training
+        self.train()
+        try:
+            return data_dependent_init(self, x.float())
+        finally:
+            self.train(was_training)
+
+    def features(self, x: Tensor) -> Tensor:
+        """The layer the paper's feature matching reads (see each discriminator)."""
+        return self.body(x)
+
+    def classify(self, x: Tensor) -> Tensor:
+        """Class logits (N, K); the fake class's logit is implicitly 0."""
+        return self._head()(self.body(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        # log Z(x): the logit of D(x) = Z / (Z + 1) with l_{K+1} = 0 (Sec. 5).
+        return self.classify(x).float().logsumexp(1)
+
+
 @DISCRIMINATORS.register("ssgan")
-class SSGANDiscriminator(nn.Module):
+class SSGANDiscriminator(_Classifier):
     """K-class conv classifier with D's logit = logsumexp of the class logits (Salimans et al. 2016, Sec. 5)."""
 
     def __init__(self, shape: tuple[int, ...], classes: int = 10, width: int = 64, dropout: bool = True,
@@ -99,38 +135,15 @@ class SSGANDiscriminator(nn.Module):
         for m in weight_normed_layers(self.body):
             m.parametrizations.weight.original0.requires_grad_(False)
 
-    @torch.no_grad()
-    def data_init(self, x: Tensor) -> int:
-        """Data-dependent initialisation of the weight-normed layers from real images `x` (Salimans & Kingma 2016,
-        Sec. 3), in training mode as the authors (openai/improved-gan); the number of layers set (0 without weight
-        norm). The caller runs it once, before the first update (the semi-supervised game does)."""
-        if not self.weight_norm:
-            return 0
-        was_training = self.training
-        self.train()
-        try:
-            return data_dependent_init(self, x.float())
-        finally:
-            self.train(was_training)
-
-    def features(self, x: Tensor) -> Tensor:
-        """The globally pooled features (N, 2*width): the layer the paper's feature matching uses."""
-        return self.body(x)
-
-    def classify(self, x: Tensor) -> Tensor:
-        """Class logits (N, K); the fake class's logit is implicitly 0."""
-        return self.fc(self.body(x))
-
-    def forward(self, x: Tensor) -> Tensor:
-        # log Z(x): the logit of D(x) = Z / (Z + 1) with l_{K+1} = 0 (Sec. 5).
-        return self.classify(x).float().logsumexp(1)
+    def _head(self) -> nn.Module:
+        return self.fc
 
 
 MLP_HIDDEN = (1000, 500, 250, 250, 250)  # the authors' MNIST discriminator
 
 
 @DISCRIMINATORS.register("ssgan_mlp")
-class SSGANMLPDiscriminator(nn.Module):
+class SSGANMLPDiscriminator(_Classifier):
     """The paper's MNIST classifier (Salimans et al. 2016, Sec. 5.1; train_mnist_feature_matching.py) as a D.
 
     Gaussian noise on the input (`input_noise`; the authors' 0.3 on [0, 1] pixels is 0.6 on ganforge's
@@ -172,25 +185,5 @@ class SSGANMLPDiscriminator(nn.Module):
         for m in weight_normed_layers(self.body):  # hidden scales fixed after data_init (train_scale=False)
             m.parametrizations.weight.original0.requires_grad_(False)
 
-    @torch.no_grad()
-    def data_init(self, x: Tensor) -> int:
-        """Data-dependent initialisation of every layer from real images `x` (see SSGANDiscriminator.data_init)."""
-        if not self.weight_norm:
-            return 0
-        was_training = self.training
-        self.train()
-        try:
-            return data_dependent_init(self, x.float())
-        finally:
-            self.train(was_training)
-
-    def features(self, x: Tensor) -> Tensor:
-        """The last hidden layer (N, hidden[-1]), as the authors' feature matching (layers[-3])."""
-        return self.body(x)
-
-    def classify(self, x: Tensor) -> Tensor:
-        """Class logits (N, K); the fake class's logit is implicitly 0."""
-        return self.head(self.body(x))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classify(x).float().logsumexp(1)
+    def _head(self) -> nn.Module:
+        return self.head
