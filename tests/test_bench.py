@@ -240,3 +240,24 @@ def test_limited_bench_trains_each_augmentation_on_a_subset_and_records_p(tmp_pa
     again = limited.run_limited_bench(out, cells=["n1000__off", "n1000__ada"], steps=4, eval_n=50, workers=1,
                                       progress=False)
     assert again["info"]["cells_run"] == 0
+
+
+def test_a_signal_during_a_cell_stops_the_bench_without_recording_the_cell(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before, SIGTERM during a cell (the trainer's clean stop) was recorded as a "failed" cell and never re-run.
+    from ganforge.benchmarks import limited
+    from ganforge.errors import RunInterrupted
+
+    class Stopped:
+        elapsed = 0.0
+
+        def run(self) -> None:
+            raise RunInterrupted("SIGTERM", 3, 0, tmp_path)
+
+    monkeypatch.setattr(limited, "train_or_resume", lambda *a, **k: Stopped())
+    import ganforge.data
+
+    monkeypatch.setattr(ganforge.data, "load_dataset", lambda *a, **k: None)
+    with pytest.raises(RunInterrupted):
+        limited.run_limited_bench(tmp_path / "b", cells=["n1000__off"], steps=2, eval_n=10, workers=1, progress=False)
+    assert not list((tmp_path / "b" / "cells").glob("*.json"))

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from ..errors import RunInterrupted
 from ..metrics.spec import metric_keys
 from .runner import check_choices, machine_label, machine_record, mean_se, run_cells, split_cores, wall_time
 
@@ -210,6 +211,8 @@ def run_row(cell: Cell, out_dir: str, images: int, eval_n: int, threads: int = 1
     t0 = time.perf_counter()
     try:
         trainer.run()
+    except RunInterrupted:  # a signal stops the benchmark; it is not this cell's result
+        raise
     except Exception as e:  # a diverging recipe is a result, not a crash of the benchmark
         status, error = "failed", f"{type(e).__name__}: {e}"
     wall = time.perf_counter() - t0

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from ..errors import RunInterrupted
 from .runner import check_choices, extractor_stamp, machine_record, run_cells, scored_by, train_or_resume
 
 RECIPE = "dcgan-stacked"
@@ -117,6 +118,8 @@ def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[st
     status, error = "finished", None
     try:
         trainer.run()
+    except RunInterrupted:  # a signal stops the benchmark; it is not this cell's result
+        raise
     except Exception as e:  # a diverging row is a result, not a crash of the benchmark
         status, error = "failed", f"{type(e).__name__}: {e}"
     rec: dict[str, Any] = {"row": cell.row.key, "seed": cell.seed, "steps": steps, "status": status, "error": error,

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from ..errors import RunInterrupted
 from .runner import machine_record, run_cells, split_cores, wall_time
 
 # (recipe, what it shows). Every objective, regulariser and scheme of the zoo has a row.
@@ -112,6 +113,8 @@ def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
     status, error = "finished", None
     try:
         trainer.run()
+    except RunInterrupted:  # a signal stops the benchmark; it is not this cell's result
+        raise
     except Exception as e:  # a diverging recipe is a result, not a crash of the benchmark
         status, error = "failed", f"{type(e).__name__}: {e}"
     wall = time.perf_counter() - t0
