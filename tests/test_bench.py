@@ -121,17 +121,17 @@ def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkey
     from ganforge.benchmarks import fashion
     from ganforge.metrics.evaluate import Evaluator
 
-    # The bench's reference is the 60k train split (two minutes of features on one core); a seeded 2,000-image
+    # The bench's reference is the 60k train split (two minutes of features on one core); a seeded 500-image
     # subset keeps this test about the table's plumbing, not the extractor's speed.
     train = load_dataset("fashion_mnist", image_size=32, fit="pad", download=False)
-    small = train.subset(torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:2000])
+    small = train.subset(torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:500])
     monkeypatch.setitem(fashion._EVALUATORS, 200, Evaluator(small, fashion.METRICS, extractor="fashion", n=200, seed=0))
-    # BEGAN's in-training evaluation builds its own reference from the training data: 2,000 images here, not 60k.
+    # BEGAN's in-training evaluation builds its own reference from the training data: 500 images here, not 60k.
     row_recipe = fashion.row_recipe
 
     def small_recipe(*a, **k):
         r = row_recipe(*a, **k)
-        r.data.limit = 2000
+        r.data.limit = 500
         return r
 
     monkeypatch.setattr(fashion, "row_recipe", small_recipe)

@@ -48,9 +48,14 @@ def test_real_vs_itself_is_perfect_and_protocol_is_recorded() -> None:
 def test_noise_scores_far_worse_than_real_data() -> None:
     train = load_dataset("digits", image_size=32, limit=300)
     ev = Evaluator(train, "fd,pr", n=300)
-    noise = [(torch.rand(300, 1, 32, 32) * 2 - 1, None)]
-    m = ev.evaluate(noise, 300, "noise")["metrics"]
-    assert m["fd_digits"] > 50 and m["precision_digits"] < 0.1
+    torch.manual_seed(0)
+    noise = ev.evaluate([(torch.rand(300, 1, 32, 32) * 2 - 1, None)], 300, "noise")["metrics"]
+    real = ev.evaluate(dataset_batches(load_dataset("digits", image_size=32, split="test"), 300), 300, "real")["metrics"]
+    assert noise["fd_digits"] > 50 * real["fd_digits"] and noise["fd_digits"] > 50
+    # k-NN precision of noise is not near 0 on every 300-image reference: a few real digits with wide k-NN balls
+    # take in the noise's features (0.46 on data.limit's balanced 300, < 0.1 on the first 300; Kynkaanniemi et al.
+    # 2019 note the outlier effect). Recall, which asks whether real images are covered, is the robust signal.
+    assert noise["recall_digits"] < 0.05 < 0.8 < real["recall_digits"] and noise["precision_digits"] < real["precision_digits"] - 0.3
 
 
 def test_modes_on_the_ring() -> None:
