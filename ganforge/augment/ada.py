@@ -174,9 +174,7 @@ class AdaPipeline:
             return x
         n, ch, h, w = x.shape
         if self.enabled & set(GROUPS["blit"] + GROUPS["geom"]):
-            g = self.geometry_matrix(n, h, w, p, x.device)
-            if not torch.equal(g, _eye(n, 3, x.device)):
-                x = _warp(x, g)
+            x = _warp(x, self.geometry_matrix(n, h, w, p, x.device))
         if self.enabled & set(GROUPS["color"]):
             c = self.color_matrix(n, ch, p, x.device).to(x.dtype)
             if ch == 3:
@@ -296,8 +294,3 @@ class Ada(Augmentation):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.controller.load_state_dict(state)
-
-    def describe(self) -> dict[str, Any]:
-        c = self.controller
-        return {"name": self.name, "groups": ",".join(self.pipeline.groups), "adaptive": self.adaptive,
-                "target": c.target, "interval": c.interval, "speed_images": c.speed_images, **self.pipeline.spread}

@@ -48,10 +48,6 @@ class Augmentation:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
-    def describe(self) -> dict[str, Any]:
-        """The settings, for run.json and reports."""
-        return {"name": self.name}
-
 
 AUGMENTATIONS: Registry[type[Augmentation]] = Registry("augmentation")
 

@@ -11,7 +11,7 @@ the three would be the paper's transform.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -108,8 +108,4 @@ class DiffAugment(Augmentation):
                 else:
                     x = fn(x)
         return x
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "policy": ",".join(self.policy), "translation_ratio": self.translation_ratio,
-                "cutout_ratio": self.cutout_ratio}
 

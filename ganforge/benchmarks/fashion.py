@@ -33,7 +33,7 @@ import torch
 
 from ..errors import RunInterrupted
 from ..metrics.spec import metric_keys
-from .runner import check_choices, machine_label, machine_record, mean_se, run_cells, split_cores, wall_time
+from .runner import check_choices, machine_label, machine_record, mean_se, run_cells, scored_by, split_cores, wall_time
 
 DEFAULT_IMAGES = 96_000  # generator images per row: 1,500 steps of batch 64
 QUICK_IMAGES = 3_200
@@ -691,7 +691,7 @@ def run_fashion_bench(out: str | Path, quick: bool = False, rows: list[str] | No
     schedule = schedule_cells(chosen, seeds, quick)
 
     def valid(cell: Cell, rec: dict[str, Any]) -> bool:  # same samples, extractor, length and seed
-        if rec.get("eval_n") != eval_n or rec.get("extractor_sha256") != ext["sha256"]:
+        if rec.get("eval_n") != eval_n or not scored_by(rec, EXTRACTOR):
             return False
         if cell.row.key == FLOOR.key:
             return True

@@ -58,5 +58,4 @@ class ExtragradientGame(StandardGame):
         self.augment_update(ctx)
         self.d_updates += 1
         self.g_updates += 1
-        aug = {k: torch.tensor(v) for k, v in self.augment.logs().items()}
-        return {"d_loss": d_loss.detach().float(), "g_loss": g_loss.detach().float(), **logs, **aug}
+        return {"d_loss": d_loss.detach().float(), "g_loss": g_loss.detach().float(), **logs, **self.augment_logs()}

@@ -263,6 +263,10 @@ class StandardGame(Game):
         for r in self.constraints:
             r(net=ctx.D)
 
+    def augment_logs(self) -> dict[str, Tensor]:
+        """The augmentation's numbers for this step's record (ADA's p and r_t; none for a fixed policy)."""
+        return {k: torch.tensor(v) for k, v in self.augment.logs().items()}
+
     def augment_update(self, ctx: StepContext) -> None:
         """Tell an adaptive augmentation (ADA) that one D update on this step's real images happened."""
         if self.augment.adaptive:
@@ -311,7 +315,7 @@ class StandardGame(Game):
                 sums[k] = sums[k] + v if k in sums else v
         out = {k: v / self.n_critic for k, v in sums.items()}
         out.update(self.g_step(ctx))
-        out.update({k: torch.tensor(v) for k, v in self.augment.logs().items()})
+        out.update(self.augment_logs())
         return out
 
     # ------------------------------------------------------------------ state
