@@ -9,7 +9,8 @@ all n (`sample`), or one seeded draw per batch (`sample_batches`, the evaluator'
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -22,8 +23,9 @@ from .models import build_generator
 Autocast = Callable[[], Any]
 
 
-def generator_from_recipe(recipe: Recipe, shape: tuple[int, ...], latent: LatentSpace,
-                          spectral_norm: bool = True) -> nn.Module:
+def generator_from_recipe(
+    recipe: Recipe, shape: tuple[int, ...], latent: LatentSpace, spectral_norm: bool = True
+) -> nn.Module:
     """The generator `recipe` describes for outputs of `shape`, carrying its LatentSpace as `G.latent_space`.
 
     `spectral_norm=False` leaves model.spectral_norm to the caller: the trainer applies it after
@@ -46,8 +48,12 @@ def apply_generator_spectral_norm(G: nn.Module, recipe: Recipe) -> nn.Module:
     return G
 
 
-def generate_batches(G: nn.Module, latents: Iterable[tuple[Tensor, Tensor | None]], autocast: Autocast | None = None,
-                     device: torch.device | None = None) -> Iterator[tuple[Tensor, Tensor | None]]:
+def generate_batches(
+    G: nn.Module,
+    latents: Iterable[tuple[Tensor, Tensor | None]],
+    autocast: Autocast | None = None,
+    device: torch.device | None = None,
+) -> Iterator[tuple[Tensor, Tensor | None]]:
     """(samples as float32 on the CPU, clamped to [-1, 1], labels) for each (z, y) batch, with G in eval mode (its mode
     restored after).
 
@@ -59,7 +65,7 @@ def generate_batches(G: nn.Module, latents: Iterable[tuple[Tensor, Tensor | None
     G.eval()
     try:
         for z, y in latents:
-            with torch.no_grad(), (autocast() if autocast is not None else contextlib.nullcontext()):
+            with torch.no_grad(), autocast() if autocast is not None else contextlib.nullcontext():
                 x = G(z.to(device)) if y is None else G(z.to(device), y.to(device))
                 # Samples are images: a linear-output G (BEGAN, as its paper) may overshoot [-1, 1] by a little.
                 x = x.float().clamp(-1.0, 1.0).cpu()
@@ -68,8 +74,14 @@ def generate_batches(G: nn.Module, latents: Iterable[tuple[Tensor, Tensor | None
         G.train(was_training)
 
 
-def generate(G: nn.Module, z: Tensor, y: Tensor | None = None, batch: int = 500, autocast: Autocast | None = None,
-             device: torch.device | None = None) -> Tensor:
+def generate(
+    G: nn.Module,
+    z: Tensor,
+    y: Tensor | None = None,
+    batch: int = 500,
+    autocast: Autocast | None = None,
+    device: torch.device | None = None,
+) -> Tensor:
     """G's samples for latents `z` (and labels `y` of a conditional G), `batch` at a time, float32 on the CPU."""
     ys = [None] * len(z.split(batch)) if y is None else y.split(batch)
     return torch.cat([x for x, _ in generate_batches(G, zip(z.split(batch), ys), autocast, device)])
@@ -83,8 +95,16 @@ def resolve_latent(G: nn.Module, latent: int | LatentSpace | None) -> LatentSpac
     return LatentSpace(space) if isinstance(space, int) else space
 
 
-def sample(G: nn.Module, n: int, latent: int | LatentSpace | None = None, seed: int = 0, batch: int = 500,
-           truncation: float | None = None, y: int | None = None, autocast: Autocast | None = None) -> Tensor:
+def sample(
+    G: nn.Module,
+    n: int,
+    latent: int | LatentSpace | None = None,
+    seed: int = 0,
+    batch: int = 500,
+    truncation: float | None = None,
+    y: int | None = None,
+    autocast: Autocast | None = None,
+) -> Tensor:
     """n samples (float32, CPU) from one seed-fixed draw of all n latents (default space: `G.latent_space`).
 
     `truncation` redraws noise values beyond that magnitude (BigGAN's truncation trick);
@@ -100,10 +120,18 @@ def shard_batches(n: int, batch_size: int, rank: int, world: int) -> tuple[int, 
     return nb * rank // world, nb * (rank + 1) // world
 
 
-def sample_batches(G: nn.Module, latent: int | LatentSpace, n: int, seed: int, batch_size: int = 500,
-                   device: torch.device | None = None, autocast: Autocast | None = None,
-                   truncation: float | None = None, y: int | None = None,
-                   shard: tuple[int, int] | None = None) -> Iterator[tuple[Tensor, Tensor | None]]:
+def sample_batches(
+    G: nn.Module,
+    latent: int | LatentSpace,
+    n: int,
+    seed: int,
+    batch_size: int = 500,
+    device: torch.device | None = None,
+    autocast: Autocast | None = None,
+    truncation: float | None = None,
+    y: int | None = None,
+    shard: tuple[int, int] | None = None,
+) -> Iterator[tuple[Tensor, Tensor | None]]:
     """`n` samples in batches, each batch's latents drawn in turn from one seeded generator (no global RNG).
 
     A conditional G gets uniformly drawn labels (or class `y` for all), yielded with the samples.

@@ -84,12 +84,15 @@ def truncated_normal(shape: tuple[int, ...], threshold: float, generator: torch.
 class LatentSpace:
     """Noise size, InfoGAN codes (Chen et al. 2016, Sec. 5) and the number of classes of a conditional model."""
 
-    def __init__(self, z_dim: int, num_classes: int = 0, categorical: list[int] | tuple[int, ...] = (),
-                 continuous: int = 0) -> None:
+    def __init__(
+        self, z_dim: int, num_classes: int = 0, categorical: list[int] | tuple[int, ...] = (), continuous: int = 0
+    ) -> None:
         if z_dim < 1:
             raise ConfigError(f"model.z_dim must be >= 1, got {z_dim}")
         if any(int(k) < 2 for k in categorical):
-            raise ConfigError(f"model.latent.categorical lists the sizes of categorical codes (each >= 2), got {list(categorical)}")
+            raise ConfigError(
+                f"model.latent.categorical lists the sizes of categorical codes (each >= 2), got {list(categorical)}"
+            )
         if continuous < 0:
             raise ConfigError(f"model.latent.continuous must be >= 0, got {continuous}")
         self.z_dim = int(z_dim)
@@ -107,17 +110,26 @@ class LatentSpace:
         """True for an InfoGAN latent (any categorical or continuous code)."""
         return bool(self.categorical) or self.continuous > 0
 
-    def sample(self, n: int, generator: torch.Generator | None = None, truncation: float | None = None,
-               y: Tensor | int | None = None, categorical: list[Tensor] | None = None,
-               continuous: Tensor | None = None) -> Latent:
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        truncation: float | None = None,
+        y: Tensor | int | None = None,
+        categorical: list[Tensor] | None = None,
+        continuous: Tensor | None = None,
+    ) -> Latent:
         """n draws on the CPU: noise N(0, I) (truncated when `truncation` is set), codes uniform, labels uniform.
 
         `y`, `categorical` and `continuous` fix those parts instead of drawing them (an int `y`
         means that class for every sample). The noise is drawn first, so fixing labels or
         codes does not change the noise of a seeded draw.
         """
-        noise = torch.randn(n, self.z_dim, generator=generator) if truncation is None else \
-            truncated_normal((n, self.z_dim), truncation, generator)
+        noise = (
+            torch.randn(n, self.z_dim, generator=generator)
+            if truncation is None
+            else truncated_normal((n, self.z_dim), truncation, generator)
+        )
         cats = [torch.randint(0, k, (n,), generator=generator) for k in self.categorical]
         cont = torch.rand(n, self.continuous, generator=generator) * 2 - 1 if self.continuous else None
         labels = torch.randint(0, self.num_classes, (n,), generator=generator) if self.num_classes else None
@@ -143,15 +155,19 @@ class LatentSpace:
         noise = z[:, : self.z_dim]
         cats, at = [], self.z_dim
         for k in self.categorical:
-            cats.append(z[:, at: at + k].argmax(1))
+            cats.append(z[:, at : at + k].argmax(1))
             at += k
-        cont = z[:, at: at + self.continuous] if self.continuous else None
+        cont = z[:, at : at + self.continuous] if self.continuous else None
         return noise, cats, cont
 
     def to_dict(self) -> dict:
         """The constructor arguments (for run metadata)."""
-        return {"z_dim": self.z_dim, "num_classes": self.num_classes, "categorical": self.categorical,
-                "continuous": self.continuous}
+        return {
+            "z_dim": self.z_dim,
+            "num_classes": self.num_classes,
+            "categorical": self.categorical,
+            "continuous": self.continuous,
+        }
 
 
 def latent_space(recipe: object, dataset: object | None = None, num_classes: int | None = None) -> LatentSpace:
@@ -161,8 +177,10 @@ def latent_space(recipe: object, dataset: object | None = None, num_classes: int
     if m.conditional:
         k = num_classes if num_classes is not None else int(getattr(dataset, "num_classes", 0) or 0)
         if dataset is not None and getattr(dataset, "y", None) is None:
-            raise ConfigError(f"model.conditional is true but dataset {getattr(dataset, 'name', '?')!r} has no labels "
-                              "(for a folder of images use data.labels: true with one subfolder per class).")
+            raise ConfigError(
+                f"model.conditional is true but dataset {getattr(dataset, 'name', '?')!r} has no labels "
+                "(for a folder of images use data.labels: true with one subfolder per class)."
+            )
         if k < 2:
             raise ConfigError(f"model.conditional needs at least 2 classes, the data has {k}.")
     return LatentSpace(m.z_dim, k, m.latent.categorical, m.latent.continuous)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -48,22 +49,30 @@ class Objective:
                 out.setdefault(p.name, p.default)
         return out
 
-    def bind(self, **args: Any) -> "Objective":
+    def bind(self, **args: Any) -> Objective:
         """This objective with `args` fixed; unknown names raise ConfigError listing the valid ones."""
         valid = self.params()
         for k in args:
             if k not in valid:
                 raise ConfigError(
                     choices_message(f"argument for loss {self.name!r}:", k, list(valid))
-                    if valid else f"loss {self.name!r} takes no arguments, got {k!r}."
+                    if valid
+                    else f"loss {self.name!r} takes no arguments, got {k!r}."
                 )
 
         def pick(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
             names = {p.name for p in list(inspect.signature(fn).parameters.values())[2:]}
             return functools.partial(fn, **{k: v for k, v in args.items() if k in names})
 
-        return Objective(self.name, pick(self.d_loss), pick(self.g_loss), self.g_needs_real, self.source, dict(args),
-                         None if self.accuracy is None else pick(self.accuracy))
+        return Objective(
+            self.name,
+            pick(self.d_loss),
+            pick(self.g_loss),
+            self.g_needs_real,
+            self.source,
+            dict(args),
+            None if self.accuracy is None else pick(self.accuracy),
+        )
 
 
 OBJECTIVES: Registry[Objective] = Registry("loss")
@@ -90,12 +99,12 @@ def minimax_d_loss(real_logits: Tensor, fake_logits: Tensor, real_label: float =
     return real_term.mean() + F.softplus(_f(fake_logits)).mean()
 
 
-def minimax_g_loss(fake_logits: Tensor, real_logits: Optional[Tensor] = None) -> Tensor:
+def minimax_g_loss(fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
     """Saturating G loss E[log(1 - D(G(z)))] (Goodfellow et al. 2014, Eq. 1), minimised by G."""
     return -F.softplus(_f(fake_logits)).mean()
 
 
-def non_saturating_g_loss(fake_logits: Tensor, real_logits: Optional[Tensor] = None) -> Tensor:
+def non_saturating_g_loss(fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
     """Non-saturating G loss -E[log D(G(z))] (Goodfellow et al. 2014, Sec. 3)."""
     return F.softplus(-_f(fake_logits)).mean()
 
@@ -108,7 +117,7 @@ def wasserstein_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     return _f(fake_logits).mean() - _f(real_logits).mean()
 
 
-def wasserstein_g_loss(fake_logits: Tensor, real_logits: Optional[Tensor] = None) -> Tensor:
+def wasserstein_g_loss(fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
     """Generator loss -E[f(G(z))] (Arjovsky et al. 2017, Algorithm 1)."""
     return -_f(fake_logits).mean()
 
@@ -118,7 +127,7 @@ def least_squares_d_loss(real_logits: Tensor, fake_logits: Tensor, a: float = 0.
     return 0.5 * (_f(real_logits) - b).pow(2).mean() + 0.5 * (_f(fake_logits) - a).pow(2).mean()
 
 
-def least_squares_g_loss(fake_logits: Tensor, real_logits: Optional[Tensor] = None, c: float = 1.0) -> Tensor:
+def least_squares_g_loss(fake_logits: Tensor, real_logits: Tensor | None = None, c: float = 1.0) -> Tensor:
     """G's loss 1/2 E[(D(G(z)) - c)^2] (Mao et al. 2017, Eq. 2)."""
     return 0.5 * (_f(fake_logits) - c).pow(2).mean()
 
@@ -128,7 +137,7 @@ def hinge_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     return F.relu(1.0 - _f(real_logits)).mean() + F.relu(1.0 + _f(fake_logits)).mean()
 
 
-def hinge_g_loss(fake_logits: Tensor, real_logits: Optional[Tensor] = None) -> Tensor:
+def hinge_g_loss(fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
     """G's hinge-GAN loss -E[D(G(z))] (Miyato et al. 2018, Eq. 17)."""
     return -_f(fake_logits).mean()
 
@@ -136,7 +145,7 @@ def hinge_g_loss(fake_logits: Tensor, real_logits: Optional[Tensor] = None) -> T
 # ----------------------------------------------------------------------------- relativistic
 
 
-def _need_real(real_logits: Optional[Tensor], name: str) -> Tensor:
+def _need_real(real_logits: Tensor | None, name: str) -> Tensor:
     if real_logits is None:
         raise ValueError(f"{name} is relativistic: its generator loss needs D(real)")
     return _f(real_logits)
@@ -144,7 +153,9 @@ def _need_real(real_logits: Optional[Tensor], name: str) -> Tensor:
 
 def _paired(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
     if real.shape != fake.shape:
-        raise ValueError(f"RSGAN pairs real and fake logits by index; got shapes {tuple(real.shape)} and {tuple(fake.shape)}")
+        raise ValueError(
+            f"RSGAN pairs real and fake logits by index; got shapes {tuple(real.shape)} and {tuple(fake.shape)}"
+        )
     return real, fake
 
 
@@ -154,7 +165,7 @@ def rsgan_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     return F.softplus(-(r - f)).mean()
 
 
-def rsgan_g_loss(fake_logits: Tensor, real_logits: Optional[Tensor] = None) -> Tensor:
+def rsgan_g_loss(fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
     """-E[log sigmoid(C(x_f) - C(x_r))] (Jolicoeur-Martineau 2018, RSGAN)."""
     r, f = _paired(_need_real(real_logits, "rsgan"), _f(fake_logits))
     return F.softplus(-(f - r)).mean()
@@ -166,7 +177,7 @@ def ragan_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     return F.softplus(-(r - f.mean())).mean() + F.softplus(f - r.mean()).mean()
 
 
-def ragan_g_loss(fake_logits: Tensor, real_logits: Optional[Tensor] = None) -> Tensor:
+def ragan_g_loss(fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
     """The RaSGAN D loss with real and fake swapped (Jolicoeur-Martineau 2018)."""
     r, f = _need_real(real_logits, "ragan"), _f(fake_logits)
     return F.softplus(-(f - r.mean())).mean() + F.softplus(r - f.mean()).mean()
@@ -178,7 +189,7 @@ def ralsgan_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     return (r - f.mean() - 1.0).pow(2).mean() + (f - r.mean() + 1.0).pow(2).mean()
 
 
-def ralsgan_g_loss(fake_logits: Tensor, real_logits: Optional[Tensor] = None) -> Tensor:
+def ralsgan_g_loss(fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
     """E_f[(C(x_f) - E_r C - 1)^2] + E_r[(C(x_r) - E_f C + 1)^2] (Jolicoeur-Martineau 2018, RaLSGAN)."""
     r, f = _need_real(real_logits, "ralsgan"), _f(fake_logits)
     return (f - r.mean() - 1.0).pow(2).mean() + (r - f.mean() + 1.0).pow(2).mean()
@@ -190,7 +201,7 @@ def rahinge_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     return F.relu(1.0 - (r - f.mean())).mean() + F.relu(1.0 + (f - r.mean())).mean()
 
 
-def rahinge_g_loss(fake_logits: Tensor, real_logits: Optional[Tensor] = None) -> Tensor:
+def rahinge_g_loss(fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
     """The RaHinge D loss with real and fake swapped (Jolicoeur-Martineau 2018)."""
     r, f = _need_real(real_logits, "rahinge"), _f(fake_logits)
     return F.relu(1.0 - (f - r.mean())).mean() + F.relu(1.0 + (r - f.mean())).mean()
@@ -204,7 +215,9 @@ def sign_accuracy(real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Ten
     return (_f(real_logits) > 0).float().mean(), (_f(fake_logits) < 0).float().mean()
 
 
-def least_squares_accuracy(real_logits: Tensor, fake_logits: Tensor, a: float = 0.0, b: float = 1.0) -> tuple[Tensor, Tensor]:
+def least_squares_accuracy(
+    real_logits: Tensor, fake_logits: Tensor, a: float = 0.0, b: float = 1.0
+) -> tuple[Tensor, Tensor]:
     """Fractions of outputs on the right side of the midpoint (a + b) / 2 between LSGAN's fake and real targets."""
     mid = (a + b) / 2
     real_ok = _f(real_logits) > mid if b > a else _f(real_logits) < mid
@@ -222,27 +235,72 @@ def relativistic_accuracy(real_logits: Tensor, fake_logits: Tensor) -> tuple[Ten
 
 _RELATIVISTIC = "Jolicoeur-Martineau 2018, The relativistic discriminator (arXiv:1807.00734)"
 for _obj in (
-    Objective("minimax", minimax_d_loss, minimax_g_loss,
-              source="Goodfellow et al. 2014, Generative Adversarial Nets, Eq. 1 (saturating generator loss)",
-              accuracy=sign_accuracy),
-    Objective("non_saturating", minimax_d_loss, non_saturating_g_loss,
-              source="Goodfellow et al. 2014, Generative Adversarial Nets, Sec. 3 (maximise log D(G(z)))",
-              accuracy=sign_accuracy),
-    Objective("wasserstein", wasserstein_d_loss, wasserstein_g_loss,
-              source="Arjovsky et al. 2017, Wasserstein GAN (arXiv:1701.07875), Algorithm 1"),
-    Objective("least_squares", least_squares_d_loss, least_squares_g_loss,
-              source="Mao et al. 2017, Least Squares GANs (arXiv:1611.04076), Eq. 2", accuracy=least_squares_accuracy),
-    Objective("hinge", hinge_d_loss, hinge_g_loss,
-              source="Lim & Ye 2017, Geometric GAN; Miyato et al. 2018 (arXiv:1802.05957), Eqs. 16-17",
-              accuracy=sign_accuracy),
-    Objective("rsgan", rsgan_d_loss, rsgan_g_loss, g_needs_real=True, source=_RELATIVISTIC + ", RSGAN",
-              accuracy=relativistic_accuracy),
-    Objective("ragan", ragan_d_loss, ragan_g_loss, g_needs_real=True, source=_RELATIVISTIC + ", RaSGAN",
-              accuracy=relativistic_accuracy),
-    Objective("ralsgan", ralsgan_d_loss, ralsgan_g_loss, g_needs_real=True, source=_RELATIVISTIC + ", RaLSGAN",
-              accuracy=relativistic_accuracy),
-    Objective("rahinge", rahinge_d_loss, rahinge_g_loss, g_needs_real=True, source=_RELATIVISTIC + ", RaHingeGAN",
-              accuracy=relativistic_accuracy),
+    Objective(
+        "minimax",
+        minimax_d_loss,
+        minimax_g_loss,
+        source="Goodfellow et al. 2014, Generative Adversarial Nets, Eq. 1 (saturating generator loss)",
+        accuracy=sign_accuracy,
+    ),
+    Objective(
+        "non_saturating",
+        minimax_d_loss,
+        non_saturating_g_loss,
+        source="Goodfellow et al. 2014, Generative Adversarial Nets, Sec. 3 (maximise log D(G(z)))",
+        accuracy=sign_accuracy,
+    ),
+    Objective(
+        "wasserstein",
+        wasserstein_d_loss,
+        wasserstein_g_loss,
+        source="Arjovsky et al. 2017, Wasserstein GAN (arXiv:1701.07875), Algorithm 1",
+    ),
+    Objective(
+        "least_squares",
+        least_squares_d_loss,
+        least_squares_g_loss,
+        source="Mao et al. 2017, Least Squares GANs (arXiv:1611.04076), Eq. 2",
+        accuracy=least_squares_accuracy,
+    ),
+    Objective(
+        "hinge",
+        hinge_d_loss,
+        hinge_g_loss,
+        source="Lim & Ye 2017, Geometric GAN; Miyato et al. 2018 (arXiv:1802.05957), Eqs. 16-17",
+        accuracy=sign_accuracy,
+    ),
+    Objective(
+        "rsgan",
+        rsgan_d_loss,
+        rsgan_g_loss,
+        g_needs_real=True,
+        source=_RELATIVISTIC + ", RSGAN",
+        accuracy=relativistic_accuracy,
+    ),
+    Objective(
+        "ragan",
+        ragan_d_loss,
+        ragan_g_loss,
+        g_needs_real=True,
+        source=_RELATIVISTIC + ", RaSGAN",
+        accuracy=relativistic_accuracy,
+    ),
+    Objective(
+        "ralsgan",
+        ralsgan_d_loss,
+        ralsgan_g_loss,
+        g_needs_real=True,
+        source=_RELATIVISTIC + ", RaLSGAN",
+        accuracy=relativistic_accuracy,
+    ),
+    Objective(
+        "rahinge",
+        rahinge_d_loss,
+        rahinge_g_loss,
+        g_needs_real=True,
+        source=_RELATIVISTIC + ", RaHingeGAN",
+        accuracy=relativistic_accuracy,
+    ),
 ):
     OBJECTIVES.register(_obj.name)(_obj)
 

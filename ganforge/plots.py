@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -16,13 +17,13 @@ if TYPE_CHECKING:  # matplotlib is imported lazily: importing ganforge.plots mus
     from matplotlib.figure import Figure
 
 __all__ = [
+    "curve_points",
+    "moving_average",
+    "plot_curves",
     "save_image_grid",
     "save_images",
     "save_points_plot",
-    "plot_curves",
     "to_data_uri",
-    "moving_average",
-    "curve_points",
 ]
 
 # Cells of small images (<= SMALL_SIDE px) are upscaled with nearest so that each is at least MIN_CELL px.
@@ -92,7 +93,7 @@ def save_images(images: Tensor, folder: str | Path, prefix: str = "sample") -> l
     return paths
 
 
-def new_figure(width: float, height: float) -> "Figure":
+def new_figure(width: float, height: float) -> Figure:
     """A matplotlib Figure on the Agg canvas, without pyplot (no global backend state, no GUI, thread-safe)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -102,7 +103,7 @@ def new_figure(width: float, height: float) -> "Figure":
     return fig
 
 
-def save_figure(fig: "Figure", path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write a figure as PNG atomically."""
     path = Path(path)
     with atomic_file(path) as f:
@@ -182,7 +183,11 @@ def _is_number(v: Any) -> bool:
 
 def curve_points(records: Sequence[dict], key: str) -> tuple[list[float], list[float]]:
     """(steps, values) of `key` over records that have both a numeric step and a finite value, in step order."""
-    pairs = [(r["step"], r[key]) for r in records if isinstance(r, dict) and _is_number(r.get("step")) and _is_number(r.get(key))]
+    pairs = [
+        (r["step"], r[key])
+        for r in records
+        if isinstance(r, dict) and _is_number(r.get("step")) and _is_number(r.get(key))
+    ]
     pairs.sort(key=lambda p: p[0])  # stable: a resumed run's repeated steps keep their log order
     return [float(s) for s, _ in pairs], [float(v) for _, v in pairs]
 
@@ -226,12 +231,18 @@ def plot_curves(
     return save_figure(fig, path)
 
 
-STATE_COLORS = {"unstable": "#d62728", "divergence": "#ff7f0e", "collapse": "#9467bd", "d_wins": "#8c564b",
-                "no_learning": "#7f7f7f"}
+STATE_COLORS = {
+    "unstable": "#d62728",
+    "divergence": "#ff7f0e",
+    "collapse": "#9467bd",
+    "d_wins": "#8c564b",
+    "no_learning": "#7f7f7f",
+}
 
 
-def plot_health_timeline(records: list[dict], periods: list[dict], path: str | Path, total_steps: int,
-                         title: str | None = None) -> Path:
+def plot_health_timeline(
+    records: list[dict], periods: list[dict], path: str | Path, total_steps: int, title: str | None = None
+) -> Path:
     """The doctor's evidence against steps: sample diversity and coverage over the data's, D's accuracy, gradient
     norms; each diagnosed period (ganforge.doctor) shaded in its state's colour."""
     panels: list[tuple[str, list[tuple[str, list[float], list[float]]], bool]] = []
@@ -245,14 +256,34 @@ def plot_health_timeline(records: list[dict], periods: list[dict], path: str | P
                 ys.append(float(a) / float(b))
         return xs, ys
 
-    div = [(label, *ratio(f"signals/{k}", f"signals/real_{k2}")) for label, k, k2 in (
-        ("diversity / real", "sample_diversity", "diversity"), ("class coverage / real", "class_coverage", "class_coverage"),
-        ("mode coverage / real", "mode_coverage", "mode_coverage"), ("movement / real diversity", "sample_change", "diversity"))]
+    div = [
+        (label, *ratio(f"signals/{k}", f"signals/real_{k2}"))
+        for label, k, k2 in (
+            ("diversity / real", "sample_diversity", "diversity"),
+            ("class coverage / real", "class_coverage", "class_coverage"),
+            ("mode coverage / real", "mode_coverage", "mode_coverage"),
+            ("movement / real diversity", "sample_change", "diversity"),
+        )
+    ]
     panels.append(("fixed-noise samples", [d for d in div if d[1]], False))
-    panels.append(("D's accuracy", [(k, *curve_points(records, k)) for k in ("d_acc_real", "d_acc_fake")
-                                    if curve_points(records, k)[0]], False))
-    panels.append(("gradient norms", [(k, *curve_points(records, k)) for k in ("grad_norm_g", "grad_norm_d", "grad_norm_d_input")
-                                      if curve_points(records, k)[0]], True))
+    panels.append(
+        (
+            "D's accuracy",
+            [(k, *curve_points(records, k)) for k in ("d_acc_real", "d_acc_fake") if curve_points(records, k)[0]],
+            False,
+        )
+    )
+    panels.append(
+        (
+            "gradient norms",
+            [
+                (k, *curve_points(records, k))
+                for k in ("grad_norm_g", "grad_norm_d", "grad_norm_d_input")
+                if curve_points(records, k)[0]
+            ],
+            True,
+        )
+    )
     panels = [p for p in panels if p[1]] or [("(no health signals in this log)", [], False)]
     fig = new_figure(7.5, 1.0 + 1.9 * len(panels))
     axes = [fig.add_subplot(len(panels), 1, i + 1) for i in range(len(panels))]
@@ -260,12 +291,16 @@ def plot_health_timeline(records: list[dict], periods: list[dict], path: str | P
     last = max((float(r["step"]) for r in records if _is_number(r.get("step"))), default=float(total_steps))
     for ax, (name, series, logy) in zip(axes, panels):
         for i, (label, xs, ys) in enumerate(series):
-            ax.plot(xs, ys, color=f"C{i}", linewidth=1.4, marker="o" if len(xs) <= 30 else None, markersize=3, label=label)
+            ax.plot(
+                xs, ys, color=f"C{i}", linewidth=1.4, marker="o" if len(xs) <= 30 else None, markersize=3, label=label
+            )
         for p in periods:
             if p.get("start") is None:
                 continue
             end = last if p.get("end") is None else p["end"]
-            ax.axvspan(p["start"], max(end, p["start"] + 1), color=STATE_COLORS.get(p["state"], "0.5"), alpha=0.18, lw=0)
+            ax.axvspan(
+                p["start"], max(end, p["start"] + 1), color=STATE_COLORS.get(p["state"], "0.5"), alpha=0.18, lw=0
+            )
             seen_states.add(p["state"])
         if logy and series:
             ax.set_yscale("log")
@@ -278,10 +313,18 @@ def plot_health_timeline(records: list[dict], periods: list[dict], path: str | P
     if seen_states:
         from matplotlib.patches import Patch
 
-        fig.legend(handles=[Patch(color=STATE_COLORS[s], alpha=0.35, label=s) for s in STATE_COLORS if s in seen_states],
-                   loc="upper right", fontsize="small", frameon=False, ncol=len(seen_states))
-    axes[0].set_title(title or "diagnosis: no state entered (healthy)" if not seen_states else title or "diagnosis",
-                      fontsize="medium", loc="left")
+        fig.legend(
+            handles=[Patch(color=STATE_COLORS[s], alpha=0.35, label=s) for s in STATE_COLORS if s in seen_states],
+            loc="upper right",
+            fontsize="small",
+            frameon=False,
+            ncol=len(seen_states),
+        )
+    axes[0].set_title(
+        title or "diagnosis: no state entered (healthy)" if not seen_states else title or "diagnosis",
+        fontsize="medium",
+        loc="left",
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     return save_figure(fig, path)
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 from .errors import ConfigError, choices_message
 
@@ -21,7 +22,7 @@ class Registry(Generic[T]):
         """Decorator registering a class or function under `name` (default: its __name__)."""
 
         def deco(obj: T) -> T:
-            key = name or getattr(obj, "__name__")
+            key = name or obj.__name__
             if key in self._items:
                 raise ValueError(f"{self.kind} {key!r} registered twice")
             self._items[key] = obj
@@ -55,7 +56,9 @@ class Registry(Generic[T]):
             if isinstance(e, ConfigError):
                 raise
             shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k not in ("shape", "z_dim")) or "defaults"
-            raise ConfigError(f"{self.kind} {name!r} cannot be built with {shown}: {str(e).splitlines()[0] if str(e) else type(e).__name__}.") from None
+            raise ConfigError(
+                f"{self.kind} {name!r} cannot be built with {shown}: {str(e).splitlines()[0] if str(e) else type(e).__name__}."
+            ) from None
 
 
 def check_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any], where: str) -> None:

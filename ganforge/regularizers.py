@@ -18,10 +18,10 @@ clipping) and input noise are registered the same way, with the function the gam
 from __future__ import annotations
 
 import contextlib
-
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -63,8 +63,13 @@ def _uniform(n: int, like: Tensor, generator: torch.Generator | None = None) -> 
 # ----------------------------------------------------------------------------- penalties
 
 
-def gradient_penalty(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, center: float = 1.0,
-                     generator: torch.Generator | None = None) -> Tensor:
+def gradient_penalty(
+    D: Callable[[Tensor], Tensor],
+    real: Tensor,
+    fake: Tensor,
+    center: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """E[(||grad D(x_hat)|| - center)^2] on random interpolates of real and fake.
 
     center=1 is WGAN-GP (Gulrajani et al. 2017, Eq. 3); center=0 is the zero-centred
@@ -78,8 +83,13 @@ def gradient_penalty(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, 
     return (norm - center).pow(2).mean()
 
 
-def dragan_penalty(D: Callable[[Tensor], Tensor], real: Tensor, c: float = 0.5, center: float = 1.0,
-                   generator: torch.Generator | None = None) -> Tensor:
+def dragan_penalty(
+    D: Callable[[Tensor], Tensor],
+    real: Tensor,
+    c: float = 0.5,
+    center: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """E[(||grad D(x + delta)|| - center)^2] around perturbed real data (Kodali et al. 2017, DRAGAN, Eq. 5).
 
     As in the authors' code, x_p = x + c * std(x) * U[0, 1) and the penalty is taken at a
@@ -114,7 +124,9 @@ def _weight_matrices(net: nn.Module) -> list[Tensor]:
     out = []
     for m in net.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-            out.append(m.weight.flatten(1) if not isinstance(m, nn.ConvTranspose2d) else m.weight.transpose(0, 1).flatten(1))
+            out.append(
+                m.weight.flatten(1) if not isinstance(m, nn.ConvTranspose2d) else m.weight.transpose(0, 1).flatten(1)
+            )
     return out
 
 
@@ -139,7 +151,10 @@ def historical_average_penalty(net: nn.Module, state: dict[str, Any]) -> Tensor:
         state["avg"] = [p.detach().clone() for p in params]
         state["count"] = 1
         return sum((0.0 * p.sum() for p in params), torch.zeros((), device=params[0].device))
-    total = sum(((p.float() - a.float()).pow(2).sum() for p, a in zip(params, state["avg"])), torch.zeros((), device=params[0].device))
+    total = sum(
+        ((p.float() - a.float()).pow(2).sum() for p, a in zip(params, state["avg"])),
+        torch.zeros((), device=params[0].device),
+    )
     with torch.no_grad():
         state["count"] += 1
         for p, a in zip(params, state["avg"]):
@@ -151,7 +166,9 @@ def feature_matching_loss(D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
     """||E f(x) - E f(G(z))||_2^2 on D's penultimate features (Salimans et al. 2016, Sec. 3.1)."""
     features = getattr(D, "features", None)
     if features is None:
-        raise ConfigError(f"feature matching needs a discriminator with a .features() method; {type(D).__name__} has none.")
+        raise ConfigError(
+            f"feature matching needs a discriminator with a .features() method; {type(D).__name__} has none."
+        )
     with torch.no_grad():
         f_real = features(real).float().flatten(1).mean(0)
     f_fake = features(fake).float().flatten(1).mean(0)
@@ -183,8 +200,9 @@ def annealed_std(std: float, anneal_steps: int, step: int) -> float:
     return std * max(0.0, 1.0 - step / anneal_steps)
 
 
-def annealed_instance_noise(x: Tensor, step: int, std: float = 0.1, anneal_steps: int = 0,
-                            generator: torch.Generator | None = None) -> Tensor:
+def annealed_instance_noise(
+    x: Tensor, step: int, std: float = 0.1, anneal_steps: int = 0, generator: torch.Generator | None = None
+) -> Tensor:
     """x + N(0, s^2) with s decayed linearly from `std` to 0 over `anneal_steps` G updates (Sonderby et al. 2017, Sec. 3.2)."""
     return instance_noise(x, annealed_std(std, anneal_steps, step), generator)
 
@@ -207,38 +225,87 @@ class Regularizer:
     @property
     def needs(self) -> tuple[str, ...]:
         """The tensors the game must pass (parameter names of `fn` before its keyword arguments)."""
-        return tuple(p.name for p in inspect.signature(self.fn).parameters.values()
-                     if p.default is inspect.Parameter.empty)
+        return tuple(
+            p.name for p in inspect.signature(self.fn).parameters.values() if p.default is inspect.Parameter.empty
+        )
 
     def arg_names(self) -> dict[str, Any]:
         """The recipe arguments `fn` accepts (its keyword parameters, minus the RNG)."""
-        return {p.name: p.default for p in inspect.signature(self.fn).parameters.values()
-                if p.default is not inspect.Parameter.empty and p.name != "generator"}
+        return {
+            p.name: p.default
+            for p in inspect.signature(self.fn).parameters.values()
+            if p.default is not inspect.Parameter.empty and p.name != "generator"
+        }
 
 
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer")
 
 
 for _r in (
-    Regularizer("gradient_penalty", gradient_penalty, "penalty", ("d",),
-                "Gulrajani et al. 2017, Improved Training of Wasserstein GANs (arXiv:1704.00028), Eq. 3"),
-    Regularizer("dragan", dragan_penalty, "penalty", ("d",),
-                "Kodali et al. 2017, On Convergence and Stability of GANs (arXiv:1705.07215), DRAGAN"),
-    Regularizer("r1", r1_penalty, "penalty", ("d",),
-                "Mescheder et al. 2018, Which Training Methods for GANs do actually Converge? (arXiv:1801.04406), Eq. 9"),
+    Regularizer(
+        "gradient_penalty",
+        gradient_penalty,
+        "penalty",
+        ("d",),
+        "Gulrajani et al. 2017, Improved Training of Wasserstein GANs (arXiv:1704.00028), Eq. 3",
+    ),
+    Regularizer(
+        "dragan",
+        dragan_penalty,
+        "penalty",
+        ("d",),
+        "Kodali et al. 2017, On Convergence and Stability of GANs (arXiv:1705.07215), DRAGAN",
+    ),
+    Regularizer(
+        "r1",
+        r1_penalty,
+        "penalty",
+        ("d",),
+        "Mescheder et al. 2018, Which Training Methods for GANs do actually Converge? (arXiv:1801.04406), Eq. 9",
+    ),
     Regularizer("r2", r2_penalty, "penalty", ("d",), "Mescheder et al. 2018 (arXiv:1801.04406), Eq. 10"),
-    Regularizer("drift", drift_penalty, "penalty", ("d",),
-                "Karras et al. 2018, Progressive Growing of GANs (arXiv:1710.10196), Appendix A.1"),
-    Regularizer("orthogonal", orthogonal_penalty, "penalty", ("g", "d"),
-                "Brock et al. 2019, Large Scale GAN Training (arXiv:1809.11096), Eq. 3"),
-    Regularizer("historical_averaging", historical_average_penalty, "penalty", ("g", "d"),
-                "Salimans et al. 2016, Improved Techniques for Training GANs (arXiv:1606.03498), Sec. 3.3"),
-    Regularizer("feature_matching", feature_matching_loss, "penalty", ("g",),
-                "Salimans et al. 2016 (arXiv:1606.03498), Sec. 3.1"),
-    Regularizer("weight_clip", clip_weights_, "constraint", ("d",),
-                "Arjovsky et al. 2017, Wasserstein GAN (arXiv:1701.07875), Algorithm 1"),
-    Regularizer("instance_noise", annealed_instance_noise, "input", ("d",),
-                "Sonderby et al. 2017, Amortised MAP Inference for Image Super-resolution (arXiv:1610.04490), Sec. 3.2"),
+    Regularizer(
+        "drift",
+        drift_penalty,
+        "penalty",
+        ("d",),
+        "Karras et al. 2018, Progressive Growing of GANs (arXiv:1710.10196), Appendix A.1",
+    ),
+    Regularizer(
+        "orthogonal",
+        orthogonal_penalty,
+        "penalty",
+        ("g", "d"),
+        "Brock et al. 2019, Large Scale GAN Training (arXiv:1809.11096), Eq. 3",
+    ),
+    Regularizer(
+        "historical_averaging",
+        historical_average_penalty,
+        "penalty",
+        ("g", "d"),
+        "Salimans et al. 2016, Improved Techniques for Training GANs (arXiv:1606.03498), Sec. 3.3",
+    ),
+    Regularizer(
+        "feature_matching",
+        feature_matching_loss,
+        "penalty",
+        ("g",),
+        "Salimans et al. 2016 (arXiv:1606.03498), Sec. 3.1",
+    ),
+    Regularizer(
+        "weight_clip",
+        clip_weights_,
+        "constraint",
+        ("d",),
+        "Arjovsky et al. 2017, Wasserstein GAN (arXiv:1701.07875), Algorithm 1",
+    ),
+    Regularizer(
+        "instance_noise",
+        annealed_instance_noise,
+        "input",
+        ("d",),
+        "Sonderby et al. 2017, Amortised MAP Inference for Image Super-resolution (arXiv:1610.04490), Sec. 3.2",
+    ),
 ):
     REGULARIZERS.register(_r.name)(_r)
 
@@ -276,16 +343,20 @@ class BoundRegularizer:
         return self.reg.fn(**kw, **self.args)
 
 
-def build_regularizer(name: str, net: str = "d", weight: float = 1.0, every: int = 1,
-                      args: dict[str, Any] | None = None) -> BoundRegularizer:
+def build_regularizer(
+    name: str, net: str = "d", weight: float = 1.0, every: int = 1, args: dict[str, Any] | None = None
+) -> BoundRegularizer:
     """A configured regulariser; unknown names, nets or arguments raise ConfigError listing the choices."""
     reg = REGULARIZERS.get(name)
     args = dict(args or {})
     valid = reg.arg_names()
     for k in args:
         if k not in valid:
-            raise ConfigError(choices_message(f"argument for regulariser {name!r}:", k, list(valid))
-                              if valid else f"regulariser {name!r} takes no arguments, got {k!r}.")
+            raise ConfigError(
+                choices_message(f"argument for regulariser {name!r}:", k, list(valid))
+                if valid
+                else f"regulariser {name!r} takes no arguments, got {k!r}."
+            )
     if net not in reg.nets:
         raise ConfigError(f"regulariser {name!r} applies to {' or '.join(reg.nets)}, not {net!r}.")
     if every < 1:

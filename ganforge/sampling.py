@@ -29,9 +29,11 @@ def load_generator(source: str | Path, use_ema: bool = True) -> tuple[nn.Module,
 
     src = Path(source)
     if is_translation_run(src):
-        raise GanforgeError(f"{str(src)!r} is a translation (CycleGAN) run: it has translators, not a noise generator. "
-                            f"Use `ganforge translate {src} INPUT --direction a2b --out DIR`, or `ganforge sample` for "
-                            f"triplets; its weights are in {EXPORT_NAME}.")
+        raise GanforgeError(
+            f"{str(src)!r} is a translation (CycleGAN) run: it has translators, not a noise generator. "
+            f"Use `ganforge translate {src} INPUT --direction a2b --out DIR`, or `ganforge sample` for "
+            f"triplets; its weights are in {EXPORT_NAME}."
+        )
     if src.is_dir():
         names = (["generator_ema.safetensors"] if use_ema else []) + ["generator.safetensors"]
         names = [n for n in names if (src / n).is_file()]
@@ -45,7 +47,9 @@ def load_generator(source: str | Path, use_ema: bool = True) -> tuple[nn.Module,
                 warnings.warn(f"{e} Using {names[i + 1]} (the raw generator) instead.", UserWarning, stacklevel=2)
         found = latest_good_checkpoint(src / "checkpoints")
         if found is None:
-            raise GanforgeError(f"{str(src)!r} holds no generator.safetensors and no readable checkpoint in checkpoints/.")
+            raise GanforgeError(
+                f"{str(src)!r} holds no generator.safetensors and no readable checkpoint in checkpoints/."
+            )
         return _from_checkpoint(found[1], use_ema, found[0])
     if not src.exists():
         raise GanforgeError(f"{str(src)!r} does not exist: give a run folder, a .pt checkpoint or a .safetensors file.")
@@ -60,8 +64,9 @@ def load_generator(source: str | Path, use_ema: bool = True) -> tuple[nn.Module,
                 meta = f.metadata() or {}
             state = load_file(str(src))
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:  # truncated, not safetensors, unreadable
-            raise GanforgeError(f"{str(src)!r} is not a readable .safetensors file (truncated or corrupt?): "
-                                f"{_one_line(e)}.") from None
+            raise GanforgeError(
+                f"{str(src)!r} is not a readable .safetensors file (truncated or corrupt?): {_one_line(e)}."
+            ) from None
         if "config" not in meta or "shape" not in meta:
             raise GanforgeError(f"{str(src)!r} was not written by ganforge (its metadata has no config/shape).")
         try:
@@ -70,7 +75,7 @@ def load_generator(source: str | Path, use_ema: bool = True) -> tuple[nn.Module,
             latent = json.loads(meta["latent"]) if "latent" in meta else None
         except GanforgeError:
             raise
-        except Exception as e:  # noqa: BLE001 - damaged metadata
+        except Exception as e:
             raise GanforgeError(f"{str(src)!r} has damaged ganforge metadata ({_one_line(e)}).") from None
         G = generator_from_recipe(recipe, shape, _latent_space(recipe, latent))
         _load_weights(G, state, src)
@@ -96,28 +101,37 @@ def _load_weights(G: nn.Module, state: dict, src: Path | str) -> None:
         G.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError) as e:
         msg = _one_line(e)
-        raise GanforgeError(f"the weights in {str(src)!r} do not fit the generator its config describes "
-                            f"({msg[:300]}{'...' if len(msg) > 300 else ''}).") from None
+        raise GanforgeError(
+            f"the weights in {str(src)!r} do not fit the generator its config describes "
+            f"({msg[:300]}{'...' if len(msg) > 300 else ''})."
+        ) from None
 
 
-def _from_checkpoint(state: dict, use_ema: bool, src: Path | str = "checkpoint") -> tuple[nn.Module, Recipe, tuple[int, ...]]:
+def _from_checkpoint(
+    state: dict, use_ema: bool, src: Path | str = "checkpoint"
+) -> tuple[nn.Module, Recipe, tuple[int, ...]]:
     if isinstance(state, dict) and "G_ab" in state:
-        raise GanforgeError(f"{str(src)!r} is a translation (CycleGAN) checkpoint, not a noise generator's: use "
-                            "`ganforge translate` on it, or `ganforge sample` on its run folder for triplets.")
+        raise GanforgeError(
+            f"{str(src)!r} is a translation (CycleGAN) checkpoint, not a noise generator's: use "
+            "`ganforge translate` on it, or `ganforge sample` on its run folder for triplets."
+        )
     if not isinstance(state, dict) or not {"config", "shape", "G"} <= set(state):
-        raise GanforgeError(f"{str(src)!r} is not a ganforge checkpoint (it holds no config, shape and generator "
-                            "weights).")
+        raise GanforgeError(
+            f"{str(src)!r} is not a ganforge checkpoint (it holds no config, shape and generator weights)."
+        )
     try:
         recipe = _recipe_from_text(state["config"])
         shape = tuple(state["shape"])
         G = generator_from_recipe(recipe, shape, _latent_space(recipe, state.get("latent")))
     except GanforgeError:
         raise
-    except Exception as e:  # noqa: BLE001 - a checkpoint that unpickles safely but holds a damaged config/shape/latent
-        raise GanforgeError(f"{str(src)!r} has a damaged ganforge config, shape or latent ({_one_line(e)[:300]}).") from None
+    except Exception as e:
+        raise GanforgeError(
+            f"{str(src)!r} has a damaged ganforge config, shape or latent ({_one_line(e)[:300]})."
+        ) from None
     if use_ema and state.get("ema") is not None:
         # AveragedModel keeps the wrapped network under "module." plus its own counter.
-        _load_weights(G, {k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")}, src)
+        _load_weights(G, {k[len("module.") :]: v for k, v in state["ema"].items() if k.startswith("module.")}, src)
         G.loaded_from = f"{src} (EMA)"
     else:
         _load_weights(G, state["G"], src)

@@ -39,7 +39,7 @@ THREADS = 2
 ARCH_TEXT = {
     "DomainCNN": "DomainCNN: 3x(2x conv3x3-BN-ReLU, maxpool) 32/64/128 ch, global avg, fc 128 + ReLU, fc 10",
     "DomainResNet": "DomainResNet (ResNet-14): conv3x3 32 stem, 3 stages x 2 basic blocks (32/64/128 ch at 32/16/8 px), "
-                    "global avg, fc 128 + ReLU, fc 10",
+    "global avg, fc 128 + ReLU, fc 10",
 }
 
 # Per-classifier recipe. Digits has only 1437 training images, so it gets many short epochs and stronger geometric
@@ -171,8 +171,12 @@ def random_erase(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tenso
     top = (torch.rand(n, generator=gen) * (h - eh + 1)).floor()
     left = (torch.rand(n, generator=gen) * (w - ew + 1)).floor()
     rows, cols = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
-    box = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
-           & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)))
+    box = (
+        (rows >= top.view(n, 1, 1))
+        & (rows < (top + eh).view(n, 1, 1))
+        & (cols >= left.view(n, 1, 1))
+        & (cols < (left + ew).view(n, 1, 1))
+    )
     box &= (torch.rand(n, generator=gen) < p).view(n, 1, 1)
     noise = torch.rand(x.shape, generator=gen) * 2 - 1
     return torch.where(box.unsqueeze(1), noise, x)
@@ -203,9 +207,16 @@ def train_one(name: str, recipe: dict[str, Any], seed: int, use_bf16: bool, out_
     n, bs, epochs = len(ytr), recipe["batch_size"], recipe["epochs"]
     steps_per_epoch = n // bs  # drop the last partial batch: BN statistics of tiny batches are noisy
     if recipe.get("optimizer", "adamw") == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=recipe["lr"], momentum=recipe["momentum"],
-                                                     nesterov=True, weight_decay=recipe["weight_decay"])
-        opt_text = f"SGD(lr={recipe['lr']}, momentum={recipe['momentum']}, nesterov, weight_decay={recipe['weight_decay']})"
+        opt: torch.optim.Optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=recipe["lr"],
+            momentum=recipe["momentum"],
+            nesterov=True,
+            weight_decay=recipe["weight_decay"],
+        )
+        opt_text = (
+            f"SGD(lr={recipe['lr']}, momentum={recipe['momentum']}, nesterov, weight_decay={recipe['weight_decay']})"
+        )
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
         opt_text = f"AdamW(lr={recipe['lr']}, weight_decay={recipe['weight_decay']})"
@@ -294,6 +305,7 @@ def use_bf16(fp32: bool) -> bool:
 def write_meta(path: Path, meta: dict[str, Any]) -> None:
     """Write classifiers.json indented, but with each list of numbers on one line (the 360 digits test indices)."""
     text = json.dumps(meta, indent=2)
+
     def one_line(m: re.Match[str]) -> str:
         return "[" + ", ".join(t.rstrip(",") for t in m.group(1).split()) + "]"
 
@@ -306,10 +318,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--which", default="digits,fashion", help="comma-separated: digits,fashion,fashionv1")
     p.add_argument("--epochs", type=int, default=None, help="override the per-classifier epoch count")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fp32", action="store_true", help="train without bf16 autocast (the default on a CPU without "
-                   "native bf16, where bf16 is many times slower)")
-    p.add_argument("--threads", type=int, default=THREADS, help=f"torch threads (default {THREADS}; recorded, as the "
-                   "result is bit-identical only for the same count)")
+    p.add_argument(
+        "--fp32",
+        action="store_true",
+        help="train without bf16 autocast (the default on a CPU without native bf16, where bf16 is many times slower)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=THREADS,
+        help=f"torch threads (default {THREADS}; recorded, as the result is bit-identical only for the same count)",
+    )
     p.add_argument("--out", default=str(WEIGHTS_DIR), help="output directory (default: the package's weights/)")
     args = p.parse_args(argv)
     names = [w.strip() for w in args.which.split(",") if w.strip()]

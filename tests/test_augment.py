@@ -7,22 +7,24 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_recipe
+from test_infogan_ssgan import FakeCtx
 from torch import Tensor, nn
 
-from conftest import tiny_recipe
 from ganforge.augment import AdaController, AdaPipeline, Augmentation, DiffAugment, build_augmentation
 from ganforge.augment.ada import GROUPS
 from ganforge.augment.diffaugment import POLICIES
 from ganforge.errors import ConfigError
 from ganforge.games import build_game
 from ganforge.latent import LatentSpace
-from test_infogan_ssgan import FakeCtx
 
 SHAPE = (1, 16, 16)
 
-CASES = ([("diffaugment", {"policy": p}) for p in POLICIES]
-         + [("ada", {"p": 0.6, "groups": g}) for g in GROUPS]
-         + [("diffaugment", {}), ("ada", {"p": 0.6})])
+CASES = (
+    [("diffaugment", {"policy": p}) for p in POLICIES]
+    + [("ada", {"p": 0.6, "groups": g}) for g in GROUPS]
+    + [("diffaugment", {}), ("ada", {"p": 0.6})]
+)
 
 
 class TinyG(nn.Module):
@@ -44,7 +46,9 @@ class TinyD(nn.Module):
         return self.fc(x.flatten(1)).squeeze(1)
 
 
-@pytest.mark.parametrize("name,args", CASES, ids=[f"{n}-{a.get('policy') or a.get('groups') or 'all'}" for n, a in CASES])
+@pytest.mark.parametrize(
+    "name,args", CASES, ids=[f"{n}-{a.get('policy') or a.get('groups') or 'all'}" for n, a in CASES]
+)
 @pytest.mark.parametrize("channels", [1, 3])
 def test_every_augmentation_passes_gradients_to_the_generator(name: str, args: dict, channels: int) -> None:
     torch.manual_seed(0)
@@ -152,9 +156,14 @@ class RecordingCtx(FakeCtx):
         return x, y
 
 
-@pytest.mark.parametrize("game,loss,regs", [("standard", "non_saturating", []),
-                                            ("standard", "wasserstein", [{"name": "gradient_penalty", "weight": 10.0}]),
-                                            ("standard", "non_saturating", [{"name": "r1", "weight": 1.0}])])
+@pytest.mark.parametrize(
+    "game,loss,regs",
+    [
+        ("standard", "non_saturating", []),
+        ("standard", "wasserstein", [{"name": "gradient_penalty", "weight": 10.0}]),
+        ("standard", "non_saturating", [{"name": "r1", "weight": 1.0}]),
+    ],
+)
 def test_the_game_augments_real_and_fake_alike_in_both_steps(game: str, loss: str, regs: list) -> None:
     torch.manual_seed(0)
     g = build_game(game, loss, {}, 1, {}, regs)
@@ -189,8 +198,11 @@ def test_games_with_their_own_step_refuse_augmentation_and_points_are_refused() 
 def test_ada_state_is_logged_checkpointed_and_resumed(tmp_path: Path, write_recipe) -> None:
     from ganforge.cli import main
 
-    raw = tiny_recipe({"name": "digits", "image_size": 8}, steps=20,
-                      augment={"name": "ada", "args": {"speed_images": 2000, "interval": 2, "target": 0.2}})
+    raw = tiny_recipe(
+        {"name": "digits", "image_size": 8},
+        steps=20,
+        augment={"name": "ada", "args": {"speed_images": 2000, "interval": 2, "target": 0.2}},
+    )
     raw["train"].update(checkpoint_every=10, log_every=1)  # logged values are means over the log interval
     assert main(["train", str(write_recipe(raw)), "--out", str(tmp_path / "full")]) == 0
     rows = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
@@ -208,17 +220,26 @@ def test_ada_state_is_logged_checkpointed_and_resumed(tmp_path: Path, write_reci
     assert part["game"]["augment"]["updates"] == 20 and part["game"]["augment"]["p"] == pytest.approx(state["p"])
 
 
-@pytest.mark.parametrize("recipe,game_over", [("acgan-fashion", []), ("infogan-fashion", []), ("ssgan-fashion", []),
-                                              ("dcgan-fashion", ["game={name: unrolled, args: {unroll: 2}}"]),
-                                              ("dcgan-fashion", ["game={name: extragradient}"]),
-                                              ("wgan-gp-fashion", [])])
+@pytest.mark.parametrize(
+    "recipe,game_over",
+    [
+        ("acgan-fashion", []),
+        ("infogan-fashion", []),
+        ("ssgan-fashion", []),
+        ("dcgan-fashion", ["game={name: unrolled, args: {unroll: 2}}"]),
+        ("dcgan-fashion", ["game={name: extragradient}"]),
+        ("wgan-gp-fashion", []),
+    ],
+)
 def test_every_game_on_the_standard_step_trains_with_ada(recipe: str, game_over: list, tmp_path: Path) -> None:
-    from ganforge.config import load_recipe
-    from ganforge.training.trainer import Trainer
     from test_paper_recipes import shrink
 
-    r = load_recipe(recipe, shrink(recipe) + game_over
-                    + ["augment={name: ada, args: {p: 0.5, speed_images: 100, interval: 1}}"])
+    from ganforge.config import load_recipe
+    from ganforge.training.trainer import Trainer
+
+    r = load_recipe(
+        recipe, shrink(recipe) + game_over + ["augment={name: ada, args: {p: 0.5, speed_images: 100, interval: 1}}"]
+    )
     trainer = Trainer(r, tmp_path / "run", progress=False)
     trainer.run()
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_recipe
 from torch import nn
 
-from conftest import tiny_recipe
 from ganforge.config import OptimizerConfig, build_recipe, load_recipe
 from ganforge.errors import ConfigError
 from ganforge.games import build_game
@@ -182,9 +182,18 @@ def _ctx(seed: int = 0, size: int = 8) -> TrainContext:
         return data[i : i + 16], None
 
     cfg = OptimizerConfig(name="adam", lr=1e-4, betas=(0.5, 0.999))
-    return TrainContext(G, D, build_optimizer(G.parameters(), cfg), build_optimizer(D.parameters(), cfg),
-                        Precision("fp32", torch.device("cpu")), torch.device("cpu"), 16, 4, next_batch,
-                        torch.Generator().manual_seed(seed + 5))
+    return TrainContext(
+        G,
+        D,
+        build_optimizer(G.parameters(), cfg),
+        build_optimizer(D.parameters(), cfg),
+        Precision("fp32", torch.device("cpu")),
+        torch.device("cpu"),
+        16,
+        4,
+        next_batch,
+        torch.Generator().manual_seed(seed + 5),
+    )
 
 
 def test_game_step_updates_k_from_the_logged_losses_and_freezes_d_in_g_step() -> None:
@@ -208,7 +217,9 @@ def test_game_step_updates_k_from_the_logged_losses_and_freezes_d_in_g_step() ->
         assert all(v.dim() == 0 and not v.requires_grad for v in logs.values())
         expected = began_k_update(k, logs["l_real"], logs["l_fake"], 0.7, 0.5)
         assert game.k == pytest.approx(expected) and logs["k"].item() == pytest.approx(expected)
-        assert logs["m_global"].item() == pytest.approx(began_m_global(logs["l_real"].item(), logs["l_fake"].item(), 0.7))
+        assert logs["m_global"].item() == pytest.approx(
+            began_m_global(logs["l_real"].item(), logs["l_fake"].item(), 0.7)
+        )
         assert logs["g_loss"].item() == pytest.approx(logs["l_fake"].item())
         k = game.k
     assert len(checked) == 3
@@ -217,8 +228,18 @@ def test_game_step_updates_k_from_the_logged_losses_and_freezes_d_in_g_step() ->
     assert other.k == game.k and other.state_dict() == game.state_dict()
 
 
-@pytest.mark.parametrize("args", [{"gamma": 0}, {"gamma": 1.5}, {"gamma": -0.5}, {"k0": 2}, {"k0": -0.1},
-                                  {"lambda_k": -1e-3}, {"gamma": float("nan")}])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"gamma": 0},
+        {"gamma": 1.5},
+        {"gamma": -0.5},
+        {"k0": 2},
+        {"k0": -0.1},
+        {"lambda_k": -1e-3},
+        {"gamma": float("nan")},
+    ],
+)
 def test_bad_game_arguments_raise(args: dict) -> None:
     with pytest.raises(ConfigError):
         build_game("began", "non_saturating", {}, 1, args)
@@ -228,7 +249,9 @@ def test_game_refuses_n_critic_regularizers_and_unknown_args() -> None:
     with pytest.raises(ConfigError, match="n_critic"):
         build_game("began", "non_saturating", {}, 2, {})
     with pytest.raises(ConfigError, match="regularizers"):
-        build_game("began", "non_saturating", {}, 1, {}, [{"name": "r1", "net": "d", "weight": 1.0, "every": 1, "args": {}}])
+        build_game(
+            "began", "non_saturating", {}, 1, {}, [{"name": "r1", "net": "d", "weight": 1.0, "every": 1, "args": {}}]
+        )
     with pytest.raises(ConfigError):
         build_game("began", "non_saturating", {}, 1, {"pack": 2})
     assert build_game("began", "non_saturating", {}, 1, {"gamma": 1.0, "k0": 1.0}).k == 1.0
@@ -240,7 +263,8 @@ def test_game_refuses_n_critic_regularizers_and_unknown_args() -> None:
 def test_tiny_began_run_logs_m_global_and_k_and_reports_them(tmp_path: Path) -> None:
     net = {"name": "began", "args": {"width": 4}}
     raw = tiny_recipe(
-        {"name": "digits", "image_size": 8}, steps=10,
+        {"name": "digits", "image_size": 8},
+        steps=10,
         model={"generator": net, "discriminator": {"name": "began", "args": {"width": 4, "hidden": 8}}},
         game={"name": "began", "args": {"gamma": 0.5, "lambda_k": 0.01}},
         optim={"g": {"name": "adam", "lr": 1e-4}, "d": {"name": "adam", "lr": 1e-4}},

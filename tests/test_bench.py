@@ -61,7 +61,7 @@ def test_mean_se_and_rank_correlation() -> None:
     from ganforge.benchmarks.runner import mean_se
 
     s = mean_se([1.0, 2.0, 3.0])
-    assert s["mean"] == 2.0 and s["se"] == pytest.approx(1 / 3 ** 0.5) and (s["min"], s["max"], s["n"]) == (1.0, 3.0, 3)
+    assert s["mean"] == 2.0 and s["se"] == pytest.approx(1 / 3**0.5) and (s["min"], s["max"], s["n"]) == (1.0, 3.0, 3)
     assert mean_se([4.0])["se"] == 0.0 and mean_se([None, float("nan")])["mean"] is None
     assert _spearman([1, 2, 3, 4], [10, 20, 30, 45]) == pytest.approx(1.0)
     assert _spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
@@ -98,8 +98,9 @@ def test_fashion_table_says_which_machine_trained_which_rows_when_they_differ() 
     assert machine_label(None) == "unrecorded machine"
     one = _machines_note({"a": {"machines": [machine_label(avx2)]}, "b": {"machines": [machine_label(avx2)]}})
     assert "one machine: AMD EPYC, AVX2" in one[-1]
-    two = _machines_note({"a": {"machines": [machine_label(avx2)]},
-                          "b": {"machines": [machine_label(avx2), machine_label(amx)]}})[-1]
+    two = _machines_note(
+        {"a": {"machines": [machine_label(avx2)]}, "b": {"machines": [machine_label(avx2), machine_label(amx)]}}
+    )[-1]
     assert "more than one machine" in two and "AMD EPYC, AVX2: a, b" in two and "native bf16: b" in two
 
 
@@ -138,8 +139,7 @@ def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkey
     monkeypatch.setattr(fashion, "BEGAN_EVAL_N", 100)
     monkeypatch.setattr(fashion, "CONFUSION_PER_CLASS", 20)
     out = tmp_path / "fashion"
-    res = run_fashion_bench(out, rows=["acgan", "began-0.3"], images=64, eval_n=200, workers=1, progress=False,
-                            seeds=2)
+    res = run_fashion_bench(out, rows=["acgan", "began-0.3"], images=64, eval_n=200, workers=1, progress=False, seeds=2)
     cells = {(c["row"], c["seed"]) for c in res["cells"]}
     assert cells == {("acgan", 0), ("acgan", 1), ("began-0.3", 0), ("began-0.3", 1)} and "acgan" in ROW_KEYS
     acgan = next(c for c in res["cells"] if c["row"] == "acgan" and c["seed"] == 1)
@@ -166,8 +166,9 @@ def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkey
     assert "All cells ran on one machine" in md
     assert "## Conditional rows: accuracy per class" in md and (out / "plots" / "began_gamma.png").is_file()
     before = {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
-    again = run_fashion_bench(out, rows=["acgan", "began-0.3"], images=64, eval_n=200, workers=1, progress=False,
-                              seeds=2)
+    again = run_fashion_bench(
+        out, rows=["acgan", "began-0.3"], images=64, eval_n=200, workers=1, progress=False, seeds=2
+    )
     assert before == {p: p.stat().st_mtime for p in (out / "cells").iterdir()} and not again["missing"]
     # A cell scored with other classifier weights is not reused: its numbers are on another scale.
     f = out / "cells" / "acgan__s1.json"
@@ -177,12 +178,22 @@ def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkey
     assert third["info"]["cells_run"] == 1 and json.loads(f.read_text())["extractor_sha256"] == rec["extractor_sha256"]
 
 
-@pytest.mark.parametrize("which,fn,names_kw", [("toy", "run_toy_bench", "recipes"),
-                                               ("fashion", "run_fashion_bench", "rows"),
-                                               ("stacked", "run_stacked_bench", "rows")])
+@pytest.mark.parametrize(
+    "which,fn,names_kw",
+    [
+        ("toy", "run_toy_bench", "recipes"),
+        ("fashion", "run_fashion_bench", "rows"),
+        ("stacked", "run_stacked_bench", "rows"),
+    ],
+)
 def test_bench_command_passes_rows_and_prints_where_results_went(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        which: str, fn: str, names_kw: str) -> None:
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    which: str,
+    fn: str,
+    names_kw: str,
+) -> None:
     import importlib
 
     from ganforge.cli import main
@@ -202,8 +213,9 @@ def test_bench_command_passes_rows_and_prints_where_results_went(
     assert ("3 cells run now" if which == "stacked" else "wall time 12 s") in printed
 
 
-def test_limited_bench_trains_each_augmentation_on_a_subset_and_records_p(tmp_path: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_limited_bench_trains_each_augmentation_on_a_subset_and_records_p(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ganforge.benchmarks import limited
     from ganforge.data import load_dataset
     from ganforge.errors import ConfigError
@@ -220,15 +232,22 @@ def test_limited_bench_trains_each_augmentation_on_a_subset_and_records_p(tmp_pa
     ref = load_dataset("fashion_mnist", image_size=32, fit="pad", limit=200)
     held = load_dataset("fashion_mnist", image_size=32, fit="pad", split="test", limit=50)
     monkeypatch.setitem(limited._EVALUATORS, ("full", 50), Evaluator(ref, limited.METRICS, extractor="fashion", n=50))
-    monkeypatch.setitem(limited._EVALUATORS, ("mem", 1000, 50),
-                        Evaluator(ref, "memorisation", extractor="fashion", n=50, heldout=held))
+    monkeypatch.setitem(
+        limited._EVALUATORS, ("mem", 1000, 50), Evaluator(ref, "memorisation", extractor="fashion", n=50, heldout=held)
+    )
     out = tmp_path / "limited"
-    res = limited.run_limited_bench(out, cells=["n1000__off", "n1000__ada"], steps=4, eval_n=50, workers=1,
-                                    progress=False)
+    res = limited.run_limited_bench(
+        out, cells=["n1000__off", "n1000__ada"], steps=4, eval_n=50, workers=1, progress=False
+    )
     cells = {c["augment"]: c for c in res["cells"]}
     assert set(cells) == {"off", "ada"} and not res["missing"]
-    assert all(c["size"] == 1000 and c["steps"] == 4 and "memorisation_ratio_fashion" in c["metrics"]
-               and "fd_fashion" in c["metrics"] for c in cells.values())
+    assert all(
+        c["size"] == 1000
+        and c["steps"] == 4
+        and "memorisation_ratio_fashion" in c["metrics"]
+        and "fd_fashion" in c["metrics"]
+        for c in cells.values()
+    )
     from ganforge.config import load_recipe
 
     r = load_recipe(str(out / "runs" / "n1000__ada" / "config.yaml"))
@@ -237,13 +256,15 @@ def test_limited_bench_trains_each_augmentation_on_a_subset_and_records_p(tmp_pa
     md = (out / "limited.md").read_text()
     assert "| 1,000 | ada |" in md and "| 1,000 | off |" in md
     assert (out / "plots" / "n1000__ada_samples.png").is_file() and (out / "plots" / "ada_p.png").is_file()
-    again = limited.run_limited_bench(out, cells=["n1000__off", "n1000__ada"], steps=4, eval_n=50, workers=1,
-                                      progress=False)
+    again = limited.run_limited_bench(
+        out, cells=["n1000__off", "n1000__ada"], steps=4, eval_n=50, workers=1, progress=False
+    )
     assert again["info"]["cells_run"] == 0
 
 
-def test_a_signal_during_a_cell_stops_the_bench_without_recording_the_cell(tmp_path: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_signal_during_a_cell_stops_the_bench_without_recording_the_cell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Before, SIGTERM during a cell (the trainer's clean stop) was recorded as a "failed" cell and never re-run.
     from ganforge.benchmarks import limited
     from ganforge.errors import RunInterrupted

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import tiny_recipe
+
 from ganforge.cli import main
 from ganforge.config import build_recipe
 from ganforge.errors import ConfigError
@@ -45,8 +45,9 @@ def test_latent_layout_and_split_round_trip() -> None:
 def test_fixing_labels_or_codes_keeps_the_noise() -> None:
     space = LatentSpace(6, num_classes=10, categorical=[10], continuous=1)
     a = space.sample(8, torch.Generator().manual_seed(3))
-    b = space.sample(8, torch.Generator().manual_seed(3), y=7, categorical=[torch.tensor(2)],
-                     continuous=torch.tensor([0.5]))
+    b = space.sample(
+        8, torch.Generator().manual_seed(3), y=7, categorical=[torch.tensor(2)], continuous=torch.tensor([0.5])
+    )
     assert torch.equal(a.z[:, :6], b.z[:, :6])
     assert (b.y == 7).all() and (b.categorical[0] == 2).all() and (b.continuous == 0.5).all()
 
@@ -130,7 +131,7 @@ def test_unconditional_families_refuse_classes_with_the_ones_that_can() -> None:
 @pytest.mark.parametrize("cond, game", [("concat", "standard"), ("projection", "standard"), ("acgan", "acgan")])
 def test_conditional_runs_train_and_sample_by_class(tmp_path: Path, cond: str, game: str) -> None:
     out = Trainer(build_recipe(cond_recipe(cond, game)), tmp_path / "run", progress=False).run()
-    G, recipe, shape = load_generator(out)
+    G, _recipe, shape = load_generator(out)
     assert G.latent_space.num_classes == 10
     x3 = sample(G, 6, seed=1, y=3)
     x5 = sample(G, 6, seed=1, y=5)
@@ -186,7 +187,7 @@ def test_conditional_is_refused_where_it_cannot_work(tmp_path: Path) -> None:
 
 def test_generator_batches_yield_labels_and_cond_acc_is_measured(tmp_path: Path) -> None:
     out = Trainer(build_recipe(cond_recipe("concat")), tmp_path / "run", progress=False).run()
-    G, recipe, _ = load_generator(out)
+    G, _recipe, _ = load_generator(out)
     batches = list(generator_batches(G, G.latent_space, 30, seed=0, batch_size=10))
     assert all(y is not None and y.shape == (10,) for _, y in batches)
     fixed = list(generator_batches(G, G.latent_space, 10, seed=0, batch_size=10, y=4))

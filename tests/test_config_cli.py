@@ -23,8 +23,15 @@ def test_every_shipped_recipe_validates_and_names_its_source() -> None:
 def test_overrides_reach_any_field_and_are_typed() -> None:
     r = load_recipe(
         "demo",
-        ["train.steps=7", "optim.g.lr=1e-4", "optim.d.betas=[0.0, 0.9]", "model.generator.args.width=16",
-         "train.ema.enabled=true", "loss=minimax", "data.image_size=16"],
+        [
+            "train.steps=7",
+            "optim.g.lr=1e-4",
+            "optim.d.betas=[0.0, 0.9]",
+            "model.generator.args.width=16",
+            "train.ema.enabled=true",
+            "loss=minimax",
+            "data.image_size=16",
+        ],
     )
     assert r.train.steps == 7 and r.optim.g.lr == 1e-4 and r.optim.d.betas == (0.0, 0.9)
     assert r.model.generator.args["width"] == 16 and r.train.ema.enabled and r.loss.name == "minimax"
@@ -70,7 +77,7 @@ def run_cli(capsys, *argv: str) -> tuple[int, str]:
 )
 def test_cli_errors_exit_2_with_message(capsys, tmp_path, argv, fragment) -> None:
     if argv[0] == "train" and "--resume" not in argv:
-        argv = argv + ["--out", str(tmp_path / "run")]
+        argv = [*argv, "--out", str(tmp_path / "run")]
     code, err = run_cli(capsys, *argv)
     assert code == 2
     assert fragment in err
@@ -81,7 +88,9 @@ def test_cli_errors_exit_2_with_message(capsys, tmp_path, argv, fragment) -> Non
 def test_console_script_exit_status_and_no_traceback(tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "ganforge.cli", "train", "nope", "--out", str(tmp_path / "r")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "unknown recipe 'nope'" in proc.stderr and "Traceback" not in proc.stderr
@@ -103,7 +112,20 @@ def test_user_recipe_file(write_recipe, capsys) -> None:
 
 
 def test_overrides_may_follow_options(tmp_path) -> None:
-    code = main(["train", "gan-toy", "data.name=ring", "--steps", "3", "train.batch_size=8", "data.n_points=100", "--quiet",
-                 "--out", str(tmp_path / "r"), "train.log_every=1"])
+    code = main(
+        [
+            "train",
+            "gan-toy",
+            "data.name=ring",
+            "--steps",
+            "3",
+            "train.batch_size=8",
+            "data.n_points=100",
+            "--quiet",
+            "--out",
+            str(tmp_path / "r"),
+            "train.log_every=1",
+        ]
+    )
     assert code == 0
     assert "batch_size: 8" in (tmp_path / "r" / "config.yaml").read_text()

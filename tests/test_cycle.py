@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -24,16 +25,32 @@ from ganforge.training.trainer import Trainer
 def cycle_recipe(steps: int = 6, **train: object) -> dict:
     """A few-second CycleGAN on 16x16 digits, 0 <-> 1, with tiny networks and a pool that fills within two steps."""
     return {
-        "name": "tiny-cycle", "seed": 0,
-        "data": {"name": "unpaired", "image_size": 16, "a": {"name": "digits", "classes": ["0"]},
-                 "b": {"name": "digits", "classes": ["1"]}},
-        "model": {"generator": {"name": "cyclegan_resnet", "args": {"width": 4, "downsamplings": 1, "blocks": 1}},
-                  "discriminator": {"name": "patchgan", "args": {"width": 4, "layers": 1}}},
+        "name": "tiny-cycle",
+        "seed": 0,
+        "data": {
+            "name": "unpaired",
+            "image_size": 16,
+            "a": {"name": "digits", "classes": ["0"]},
+            "b": {"name": "digits", "classes": ["1"]},
+        },
+        "model": {
+            "generator": {"name": "cyclegan_resnet", "args": {"width": 4, "downsamplings": 1, "blocks": 1}},
+            "discriminator": {"name": "patchgan", "args": {"width": 4, "layers": 1}},
+        },
         "loss": "least_squares",
         "game": {"name": "cycle", "args": {"pool_size": 6}},
         "optim": {"g": {"schedule": "linear", "decay_start": 0.5}, "d": {"schedule": "linear", "decay_start": 0.5}},
-        "train": {"steps": steps, "batch_size": 4, "precision": "fp32", "log_every": 2, "sample_every": 3,
-                  "checkpoint_every": 3, "n_samples": 4, "progress": False, **train},
+        "train": {
+            "steps": steps,
+            "batch_size": 4,
+            "precision": "fp32",
+            "log_every": 2,
+            "sample_every": 3,
+            "checkpoint_every": 3,
+            "n_samples": 4,
+            "progress": False,
+            **train,
+        },
     }
 
 
@@ -65,8 +82,10 @@ def test_identity_loss_is_zero_for_identity_translators_and_not_otherwise() -> N
 def test_cycle_loss_is_the_mean_absolute_error_of_both_cycles() -> None:
     g = torch.Generator().manual_seed(0)
     a, ra, b, rb = (torch.randn(3, 1, 4, 4, generator=g) for _ in range(4))
-    want = sum(float(abs(float(x) - float(y))) for x, y in zip(ra.flatten(), a.flatten())) / a.numel() \
+    want = (
+        sum(float(abs(float(x) - float(y))) for x, y in zip(ra.flatten(), a.flatten())) / a.numel()
         + sum(float(abs(float(x) - float(y))) for x, y in zip(rb.flatten(), b.flatten())) / b.numel()
+    )
     assert float(cycle_loss(a, ra, b, rb)) == pytest.approx(want, rel=1e-6)
     with pytest.raises(ValueError, match="matching shapes"):
         cycle_loss(a, ra[:, :, :2], b, rb)
@@ -84,7 +103,7 @@ def test_lr_is_constant_then_decays_linearly_to_zero(decay_start: float, start: 
     assert all(lr == pytest.approx(2e-4) for lr in lrs[: start + 1])
     assert lrs[start + (100 - start) // 2] == pytest.approx(1e-4, rel=0.03)
     assert lrs[-1] == pytest.approx(2e-4 / (100 - start))  # one step from 0
-    assert all(x >= y for x, y in zip(lrs, lrs[1:]))
+    assert all(x >= y for x, y in itertools.pairwise(lrs))
 
 
 @pytest.mark.parametrize("milestones, drops", [([0.5, 0.75], [50, 75]), ([30], [30])])
@@ -122,8 +141,12 @@ def test_decay_start_is_checked() -> None:
 
 
 def test_unpaired_data_keeps_classes_and_test_splits_and_shuffles_sides_independently() -> None:
-    cfg = DataConfig(name="unpaired", image_size=16, a=DataConfig(name="digits", classes=["0"]),
-                     b=DataConfig(name="digits", classes=["one"[:0] + "1"]))
+    cfg = DataConfig(
+        name="unpaired",
+        image_size=16,
+        a=DataConfig(name="digits", classes=["0"]),
+        b=DataConfig(name="digits", classes=["one"[:0] + "1"]),
+    )
     train, test = load_dataset(cfg), load_dataset(cfg, split="test")
     for ds in (train, test):
         assert ds.shape == (1, 16, 16) and ds.a.y is None and ds.b.y is None
@@ -149,8 +172,13 @@ def test_a_folder_side_holds_out_a_fixed_tenth_as_its_test_split(tmp_path: Path)
     from ganforge.plots import save_images
 
     save_images(torch.rand(30, 1, 8, 8) * 2 - 1, tmp_path / "faces")
-    cfg = DataConfig(name="unpaired", image_size=8, channels=1,
-                     a=DataConfig(name="folder", path=str(tmp_path / "faces")), b=DataConfig(name="digits", classes=["3"]))
+    cfg = DataConfig(
+        name="unpaired",
+        image_size=8,
+        channels=1,
+        a=DataConfig(name="folder", path=str(tmp_path / "faces")),
+        b=DataConfig(name="digits", classes=["3"]),
+    )
     train, test = load_dataset(cfg), load_dataset(cfg, split="test")
     assert (len(train.a), len(test.a)) == (27, 3)
     seen = {tuple(x.flatten().tolist()) for x in train.a.x} & {tuple(x.flatten().tolist()) for x in test.a.x}
@@ -158,15 +186,27 @@ def test_a_folder_side_holds_out_a_fixed_tenth_as_its_test_split(tmp_path: Path)
     assert torch.equal(holdout_split(30, "test", "k"), holdout_split(30, "test", "k"))
 
 
-@pytest.mark.parametrize("cfg, match", [
-    (DataConfig(name="unpaired", a=DataConfig(name="digits")), "data.b is missing"),
-    (DataConfig(name="digits", a=DataConfig(name="digits")), "belong to name: unpaired"),
-    (DataConfig(name="unpaired", a=DataConfig(name="digits", classes=["sneaker"]), b=DataConfig(name="digits")),
-     "data.a: .*class of dataset 'digits'.*Valid choices"),
-    (DataConfig(name="unpaired", a=DataConfig(name="digits", image_size=16), b=DataConfig(name="digits", image_size=8)),
-     "shape"),
-    (DataConfig(name="unpaired", a=DataConfig(name="ring"), b=DataConfig(name="digits")), "both sides must be image"),
-])
+@pytest.mark.parametrize(
+    "cfg, match",
+    [
+        (DataConfig(name="unpaired", a=DataConfig(name="digits")), "data.b is missing"),
+        (DataConfig(name="digits", a=DataConfig(name="digits")), "belong to name: unpaired"),
+        (
+            DataConfig(name="unpaired", a=DataConfig(name="digits", classes=["sneaker"]), b=DataConfig(name="digits")),
+            "data.a: .*class of dataset 'digits'.*Valid choices",
+        ),
+        (
+            DataConfig(
+                name="unpaired", a=DataConfig(name="digits", image_size=16), b=DataConfig(name="digits", image_size=8)
+            ),
+            "shape",
+        ),
+        (
+            DataConfig(name="unpaired", a=DataConfig(name="ring"), b=DataConfig(name="digits")),
+            "both sides must be image",
+        ),
+    ],
+)
 def test_bad_unpaired_specs_are_refused_with_the_fix(cfg: DataConfig, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_dataset(cfg)
@@ -181,19 +221,25 @@ def test_fashion_class_names_match_loosely() -> None:
 # --------------------------------------------------------------------------- the trainer
 
 
-@pytest.mark.parametrize("change, match", [
-    ({"game": {"name": "standard"}}, "data 'unpaired' holds two domains.*cycle"),
-    ({"data": {"name": "digits"}}, "translates between two image domains"),
-    ({"train": {"ema": {"enabled": True}}}, "train.ema"),
-    ({"eval": {"every": 2}}, "eval.every"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"game": {"name": "standard"}}, "data 'unpaired' holds two domains.*cycle"),
+        ({"data": {"name": "digits"}}, "translates between two image domains"),
+        ({"train": {"ema": {"enabled": True}}}, "train.ema"),
+        ({"eval": {"every": 2}}, "eval.every"),
+    ],
+)
 def test_mismatched_game_data_and_settings_are_refused(tmp_path: Path, change: dict, match: str) -> None:
     raw = cycle_recipe()
     for k, v in change.items():
         raw[k] = {**raw.get(k, {}), **v} if k != "data" else v
     if change.get("game", {}).get("name") == "standard":
         raw["game"] = {"name": "standard"}
-        raw["model"] = {"generator": {"name": "dcgan", "args": {"width": 4}}, "discriminator": {"name": "dcgan", "args": {"width": 4}}}
+        raw["model"] = {
+            "generator": {"name": "dcgan", "args": {"width": 4}},
+            "discriminator": {"name": "dcgan", "args": {"width": 4}},
+        }
     with pytest.raises(ConfigError, match=match):
         Trainer.start(build_recipe(raw), tmp_path / "run", progress=False)
 
@@ -206,7 +252,7 @@ def test_a_cycle_run_trains_logs_four_networks_and_exports_both_translators(tmp_
     assert {"g_ab", "g_ba", "d_a", "d_b", "cycle_aba", "cycle_bab", "identity_ab", "identity_ba"} <= set(logs[-1])
     assert logs[-1]["lr_g"] < logs[0]["lr_g"]
     assert (out / "translators.safetensors").is_file() and not (out / "generator.safetensors").exists()
-    nets, recipe, shape = load_translators(out)
+    nets, _recipe, _shape = load_translators(out)
     ck, _, _ = load_translators(sorted((out / "checkpoints").glob("step_*.pt"))[-1])
     x = torch.rand(2, 1, 16, 16) * 2 - 1
     with torch.no_grad():
@@ -223,7 +269,9 @@ def test_without_cycle_or_identity_the_step_computes_neither(tmp_path: Path) -> 
     assert "cycle_aba" not in last and "identity_ab" not in last
 
 
-def test_translate_a_folder_keeps_names_and_sample_writes_triplets(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_translate_a_folder_keeps_names_and_sample_writes_triplets(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from PIL import Image
 
     from ganforge.cli import main
@@ -237,14 +285,20 @@ def test_translate_a_folder_keeps_names_and_sample_writes_triplets(tmp_path: Pat
     args = ["translate", str(out), str(inputs), "--direction", "b2a", "--out", str(tmp_path / "t")]
     assert main(args) == 0
     written = sorted(p.relative_to(tmp_path / "t").as_posix() for p in (tmp_path / "t").rglob("*.png"))
-    assert written == [f"sub/sample_{i:05d}.png" for i in range(3)] and "skipped 1 unreadable" in capsys.readouterr().err
+    assert (
+        written == [f"sub/sample_{i:05d}.png" for i in range(3)] and "skipped 1 unreadable" in capsys.readouterr().err
+    )
     assert Image.open(tmp_path / "t" / written[0]).size == (16, 16)
     assert main(args) != 0 and "--overwrite" in capsys.readouterr().err
-    assert main(args[:4] + ["up", "--out", str(tmp_path / "u")]) != 0 and "a2b" in capsys.readouterr().err
+    assert main([*args[:4], "up", "--out", str(tmp_path / "u")]) != 0 and "a2b" in capsys.readouterr().err
 
     # In a fresh process, as a user runs it: triplets of held-out images, two per row.
-    res = subprocess.run(_cli("sample", str(out), "--n", "3", "--out", str(tmp_path / "trip.png")),
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        _cli("sample", str(out), "--n", "3", "--out", str(tmp_path / "trip.png")),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     w, h = Image.open(tmp_path / "trip.png").size
     assert w > h, "six columns (two triplets) per row, three rows"
@@ -256,8 +310,9 @@ def test_translate_a_folder_keeps_names_and_sample_writes_triplets(tmp_path: Pat
 def test_the_bench_measures_both_directions_and_the_floor(tmp_path: Path) -> None:
     from ganforge.benchmarks.cycle import run_cycle_bench
 
-    res = run_cycle_bench(tmp_path, steps=4, base="digits", cells=["shoes__full", "shoes__no_cycle"], workers=1,
-                          progress=False)
+    res = run_cycle_bench(
+        tmp_path, steps=4, base="digits", cells=["shoes__full", "shoes__no_cycle"], workers=1, progress=False
+    )
     cell = res["cells"]["shoes__full"]
     for d in ("a2b", "b2a"):
         m = cell["directions"][d]
@@ -276,13 +331,24 @@ def test_shipped_cycle_recipes_train_shrunk(recipe: str, tmp_path: Path) -> None
     from ganforge.cli import main
     from ganforge.translation import load_translators
 
-    shrink = ["data.image_size=16", "train.steps=2", "train.batch_size=2", "train.precision=fp32", "train.threads=1",
-              "train.progress=false", "train.n_samples=2", "model.generator.args.width=4",
-              "model.discriminator.args.width=4", "model.discriminator.args.layers=1"]
+    shrink = [
+        "data.image_size=16",
+        "train.steps=2",
+        "train.batch_size=2",
+        "train.precision=fp32",
+        "train.threads=1",
+        "train.progress=false",
+        "train.n_samples=2",
+        "model.generator.args.width=4",
+        "model.discriminator.args.width=4",
+        "model.discriminator.args.layers=1",
+    ]
     if recipe == "cycle-folder":
         for side, seed in (("a", "1"), ("b", "2")):
             folder = tmp_path / side
-            assert main(["export", "digits", "--out", str(folder), "--n", "12", "--image-size", "16", "--seed", seed]) == 0
+            assert (
+                main(["export", "digits", "--out", str(folder), "--n", "12", "--image-size", "16", "--seed", seed]) == 0
+            )
             shrink.append(f"data.{side}.path={folder}")
     else:
         shrink += ["data.a={name: digits, classes: [7]}", "data.b={name: digits, classes: [9]}"]

@@ -56,8 +56,10 @@ def test_pool_fills_then_swaps_with_probability_half_and_is_seeded() -> None:
     assert 200 < returned_old < 300  # p = 0.5
     a, b = ImagePool(4, seed=3), ImagePool(4, seed=3)
     seq = torch.randn(40, 1, 2, 2)
-    assert torch.equal(torch.cat([a.query(seq[i:i + 5]) for i in range(0, 40, 5)]),
-                       torch.cat([b.query(seq[i:i + 5]) for i in range(0, 40, 5)]))
+    assert torch.equal(
+        torch.cat([a.query(seq[i : i + 5]) for i in range(0, 40, 5)]),
+        torch.cat([b.query(seq[i : i + 5]) for i in range(0, 40, 5)]),
+    )
     assert ImagePool(0).query(seq).equal(seq)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 
@@ -13,7 +11,14 @@ from ganforge.errors import ConfigError
 
 
 def test_datasets_declare_test_splits_and_mixtures() -> None:
-    assert [n for n in DATASETS if has_test_split(n)] == ["cifar10", "digits", "fashion_mnist", "mnist", "stacked", "unpaired"]
+    assert [n for n in DATASETS if has_test_split(n)] == [
+        "cifar10",
+        "digits",
+        "fashion_mnist",
+        "mnist",
+        "stacked",
+        "unpaired",
+    ]
     assert [n for n in DATASETS if is_mixture(n)] == ["grid", "ring"]
     assert not has_test_split("no_such_data") and not is_mixture("stacked_digits")
     assert dataset_spec("folder").path and dataset_spec("stacked").takes_base and not dataset_spec("digits").path

@@ -24,27 +24,66 @@ WORKER = Path(__file__).with_name("dist_worker.py")
 
 # One step, fp32, plain SGD: the update is lr x the averaged gradient, so the comparison sees the
 # synchronisation itself (Adam's first step is lr x sign(g), which turns rounding into sign flips where g ~ 0).
-COMMON = ["train.steps=1", "train.batch_size=16", "train.precision=fp32", "train.log_every=1", "train.checkpoint_every=1",
-          "train.sample_every=1000", "train.n_samples=4", "train.sync_batchnorm=true", "train.doctor.enabled=false",
-          "optim.g.name=sgd", "optim.d.name=sgd", "optim.g.lr=0.05", "optim.d.lr=0.05", "data.n_points=2000",
-          "model.generator.args.hidden=32", "model.discriminator.args.hidden=32"]
+COMMON = [
+    "train.steps=1",
+    "train.batch_size=16",
+    "train.precision=fp32",
+    "train.log_every=1",
+    "train.checkpoint_every=1",
+    "train.sample_every=1000",
+    "train.n_samples=4",
+    "train.sync_batchnorm=true",
+    "train.doctor.enabled=false",
+    "optim.g.name=sgd",
+    "optim.d.name=sgd",
+    "optim.g.lr=0.05",
+    "optim.d.lr=0.05",
+    "data.n_points=2000",
+    "model.generator.args.hidden=32",
+    "model.discriminator.args.hidden=32",
+]
 CASES = {
     "ns_r1": ("r1-toy", COMMON),
-    "wgan_gp": ("wgan-gp-toy", COMMON + ["game.n_critic=2"]),
+    "wgan_gp": ("wgan-gp-toy", [*COMMON, "game.n_critic=2"]),
     "hinge_sn": ("sngan-toy", COMMON),
     "lazy_r1": ("r1-lazy-toy", COMMON),
     # Two steps: EMA averages the second update into the first.
-    "ema": ("r1-toy", COMMON + ["train.steps=2", "train.ema.enabled=true", "train.ema.decay=0.5", "eval.every=1",
-                                "eval.metrics=[modes]", "eval.n=300", "eval.best=modes"]),
+    "ema": (
+        "r1-toy",
+        [
+            *COMMON,
+            "train.steps=2",
+            "train.ema.enabled=true",
+            "train.ema.decay=0.5",
+            "eval.every=1",
+            "eval.metrics=[modes]",
+            "eval.n=300",
+            "eval.best=modes",
+        ],
+    ),
 }
 
 
-def torchrun(args: list[str], nproc: int = 2, timeout: float = 240, env_extra: dict[str, str] | None = None,
-             **kw: object) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(WORKER.parent)]),
-           **(env_extra or {})}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node",
-           str(nproc), *args]
+def torchrun(
+    args: list[str], nproc: int = 2, timeout: float = 240, env_extra: dict[str, str] | None = None, **kw: object
+) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(WORKER.parent)]),
+        **(env_extra or {}),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        str(nproc),
+        *args,
+    ]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, **kw)
 
 
@@ -85,8 +124,9 @@ def relative_gap(before: dict, one: dict, two: dict) -> float:
 
 
 @pytest.mark.parametrize("case", ["ns_r1", "wgan_gp", "hinge_sn", "lazy_r1"])
-def test_two_processes_update_like_one_on_the_whole_batch(case: str, two_process_runs: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_processes_update_like_one_on_the_whole_batch(
+    case: str, two_process_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before, one = one_process(case, tmp_path, monkeypatch)
     two = load_checkpoint(two_process_runs / case / "checkpoints" / "step_0000001.pt")
     assert two["world"] == 2 and len(two["ranks"]) == 2
@@ -94,10 +134,13 @@ def test_two_processes_update_like_one_on_the_whole_batch(case: str, two_process
         assert relative_gap(before[net], one[net], two[net]) < 1e-6, net
 
 
-def test_two_processes_keep_the_same_ema(two_process_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_processes_keep_the_same_ema(
+    two_process_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before, one = one_process("ema", tmp_path, monkeypatch)
     two = load_checkpoint(two_process_runs / "ema" / "checkpoints" / "step_0000002.pt")
     ema_before = {k.removeprefix("module."): v for k, v in before["G"].items()}
+
     def strip(state: dict) -> dict:
         return {k.removeprefix("module."): v for k, v in state.items() if k.startswith("module.")}
 
@@ -105,8 +148,9 @@ def test_two_processes_keep_the_same_ema(two_process_runs: Path, tmp_path: Path,
     assert relative_gap(before["G"], one["G"], two["G"]) < 1e-6
 
 
-def test_in_training_eval_and_best_checkpoint_match_one_process(two_process_runs: Path, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_in_training_eval_and_best_checkpoint_match_one_process(
+    two_process_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """eval.every on two processes: the sharded evaluation logs one process's numbers, and best.pt is written once."""
     one_process("ema", tmp_path, monkeypatch)
     for step in (1, 2):
@@ -140,10 +184,14 @@ def test_merged_statistics_equal_one_pass() -> None:
     torch.manual_seed(0)
     batches = [(torch.randn(7, 1, 2, 2), None) for _ in range(5)]
     whole = accumulate(iter(batches), Ext(), 35, store_max=20, image_max=9, is_splits=4)
-    parts = [accumulate(iter(batches[:2]), Ext(), 35, 20, 9, 4, start=0),
-             accumulate(iter(batches[2:]), Ext(), 35, 20, 9, 4, start=14)]
+    parts = [
+        accumulate(iter(batches[:2]), Ext(), 35, 20, 9, 4, start=0),
+        accumulate(iter(batches[2:]), Ext(), 35, 20, 9, 4, start=14),
+    ]
     merged = merge_feature_stats(parts, 20, 9)
-    assert torch.allclose(merged.moments.cov, whole.moments.cov) and torch.allclose(merged.moments.mean, whole.moments.mean)
+    assert torch.allclose(merged.moments.cov, whole.moments.cov) and torch.allclose(
+        merged.moments.mean, whole.moments.mean
+    )
     assert merged.inception.result() == pytest.approx(whole.inception.result())
     assert torch.equal(merged.pred_counts, whole.pred_counts)
     assert torch.equal(merged.stacked_features(), whole.stacked_features())
@@ -196,20 +244,57 @@ def _rank_pid(parent: int, rank: int, deadline: float) -> int:
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find a rank's process")
 def test_kill_one_rank_then_resume_is_bit_identical(tmp_path: Path) -> None:
     """kill -9 of rank 1 stops the run without a partial checkpoint; --resume ends exactly where an unbroken run does."""
-    over = ["train.steps=150", "train.batch_size=16", "train.precision=fp32", "train.log_every=5",
-            "train.checkpoint_every=10", "train.sample_every=1000", "train.n_samples=4", "data.n_points=2000",
-            "model.generator.args.hidden=32", "model.discriminator.args.hidden=32", "train.ema.enabled=true"]
+    over = [
+        "train.steps=150",
+        "train.batch_size=16",
+        "train.precision=fp32",
+        "train.log_every=5",
+        "train.checkpoint_every=10",
+        "train.sample_every=1000",
+        "train.n_samples=4",
+        "data.n_points=2000",
+        "model.generator.args.hidden=32",
+        "model.discriminator.args.hidden=32",
+        "train.ema.enabled=true",
+    ]
+
     def args(out: Path) -> list[str]:
         return ["-m", "ganforge", "train", "r1-toy", *over, "--out", str(out), "--quiet"]
 
     # The uninterrupted run through `ganforge train --nproc 2`, the launcher users call.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    full = subprocess.run([sys.executable, "-m", "ganforge", "train", "r1-toy", *over, "--out", str(tmp_path / "full"),
-                           "--quiet", "--nproc", "2"], env=env, capture_output=True, text=True, timeout=240)
+    full = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ganforge",
+            "train",
+            "r1-toy",
+            *over,
+            "--out",
+            str(tmp_path / "full"),
+            "--quiet",
+            "--nproc",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert full.returncode == 0, full.stderr[-3000:]
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
-           *args(tmp_path / "broken")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        "2",
+        *args(tmp_path / "broken"),
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ck = tmp_path / "broken" / "checkpoints"
@@ -246,9 +331,18 @@ def _kill_rank_after(proc: subprocess.Popen, ck: Path, step: int, rank: int) -> 
 
 def _small_toy(steps: int, log_every: int, checkpoint_every: int, sample_every: int) -> list[str]:
     """Overrides of r1-toy for a small, fp32 run through the launcher (the subprocess tests)."""
-    return [f"train.steps={steps}", "train.batch_size=16", "train.precision=fp32", f"train.log_every={log_every}",
-            f"train.checkpoint_every={checkpoint_every}", f"train.sample_every={sample_every}", "train.n_samples=4",
-            "data.n_points=2000", "model.generator.args.hidden=32", "model.discriminator.args.hidden=32"]
+    return [
+        f"train.steps={steps}",
+        "train.batch_size=16",
+        "train.precision=fp32",
+        f"train.log_every={log_every}",
+        f"train.checkpoint_every={checkpoint_every}",
+        f"train.sample_every={sample_every}",
+        "train.n_samples=4",
+        "data.n_points=2000",
+        "model.generator.args.hidden=32",
+        "model.discriminator.args.hidden=32",
+    ]
 
 
 @pytest.mark.slow
@@ -257,8 +351,26 @@ def test_elastic_restart_continues_from_the_last_checkpoint(tmp_path: Path) -> N
     """torchrun --max-restarts: rank 0 killed mid-run, the restarted workers resume by themselves and finish."""
     over = _small_toy(steps=300, log_every=5, checkpoint_every=10, sample_every=1000)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
-           "--max-restarts", "1", "-m", "ganforge", "train", "r1-toy", *over, "--out", str(tmp_path / "run"), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        "2",
+        "--max-restarts",
+        "1",
+        "-m",
+        "ganforge",
+        "train",
+        "r1-toy",
+        *over,
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _kill_rank_after(proc, tmp_path / "run" / "checkpoints", 20, 0)
@@ -282,8 +394,7 @@ def test_nccl_update_like_one_process(case: str, tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"train": {case: CASES[case]}}))
-    res = torchrun([str(WORKER), str(tmp_path / "two"), str(spec)],
-                   env_extra={"NVIDIA_TF32_OVERRIDE": "0"})
+    res = torchrun([str(WORKER), str(tmp_path / "two"), str(spec)], env_extra={"NVIDIA_TF32_OVERRIDE": "0"})
     assert res.returncode == 0, res.stderr[-3000:]
     before, one = one_process(case, tmp_path / "one", monkeypatch)
     two = load_checkpoint(tmp_path / "two" / case / "checkpoints" / "step_0000001.pt")
@@ -295,19 +406,38 @@ def test_nccl_update_like_one_process(case: str, tmp_path: Path, monkeypatch: py
 def test_every_game_trains_on_two_processes(tmp_path: Path) -> None:
     """Each game family runs a few steps on two processes (one launch); unrolled is refused (test_refusals...)."""
     import yaml
-
     from test_cycle import cycle_recipe
 
-    tiny = ["train.steps=4", "train.log_every=2", "train.checkpoint_every=2", "train.sample_every=1000",
-            "train.n_samples=4", "train.precision=fp32", "train.batch_size=8", "data.name=digits", "data.image_size=16"]
+    tiny = [
+        "train.steps=4",
+        "train.log_every=2",
+        "train.checkpoint_every=2",
+        "train.sample_every=1000",
+        "train.n_samples=4",
+        "train.precision=fp32",
+        "train.batch_size=8",
+        "data.name=digits",
+        "data.image_size=16",
+    ]
     cycle = tmp_path / "cycle.yaml"
     cycle.write_text(yaml.safe_dump(cycle_recipe(steps=4)))
     cases = {
         "began": ("began-fashion", [*tiny, "model.generator.args.width=8", "model.discriminator.args.width=8"]),
-        "progan": ("progan-fashion", [*tiny, "game.args.fade_images=16", "game.args.stabilize_images=16",
-                                      "game.args.batch_sizes=8", "game.args.resolutions=[4,8,16]"]),
-        "infogan": ("infogan-fashion", tiny), "acgan": ("acgan-fashion", tiny), "ssgan": ("ssgan-fashion", tiny),
-        "biggan": ("biggan-fashion", tiny), "cycle": (str(cycle), []),
+        "progan": (
+            "progan-fashion",
+            [
+                *tiny,
+                "game.args.fade_images=16",
+                "game.args.stabilize_images=16",
+                "game.args.batch_sizes=8",
+                "game.args.resolutions=[4,8,16]",
+            ],
+        ),
+        "infogan": ("infogan-fashion", tiny),
+        "acgan": ("acgan-fashion", tiny),
+        "ssgan": ("ssgan-fashion", tiny),
+        "biggan": ("biggan-fashion", tiny),
+        "cycle": (str(cycle), []),
         "extragradient": ("extragradient-toy", ["train.steps=4", "train.batch_size=8", "data.n_points=500"]),
         "pacgan": ("pacgan2-toy", ["train.steps=4", "train.batch_size=8", "data.n_points=500"]),
     }
@@ -339,7 +469,9 @@ def test_sync_batchnorm_converts_in_place_and_is_batchnorm_on_one_process() -> N
     assert torch.allclose(conv[2][1](x), plain(x)) and torch.allclose(conv[2][1].running_var, plain.running_var)
 
 
-def test_an_elastic_restart_resumes_or_restarts_only_its_own_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_elastic_restart_resumes_or_restarts_only_its_own_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A restarted worker resumes a folder with checkpoints, restarts one its own job left without any, leaves others alone."""
     import argparse
 
@@ -375,8 +507,13 @@ def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path: Path) 
     over = _small_toy(steps=3000, log_every=50, checkpoint_every=1000, sample_every=5000)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "ganforge", "train", "r1-toy", *over, "--out", str(out), "--quiet",
-                             "--nproc", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ganforge", "train", "r1-toy", *over, "--out", str(out), "--quiet", "--nproc", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not (out / "metrics.jsonl").is_file():

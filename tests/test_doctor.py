@@ -12,18 +12,45 @@ from ganforge.doctor import HEALTHY, STATES, THRESHOLDS, diagnose_records, remed
 T = 2000  # steps of the hand-made runs; logs every 25, grids every 100, evaluations every 250
 
 
-def trace(acc: float = 0.8, div: float = 0.9, change: float = 0.1, grad: float = 5.0, fd=None, cov: float = 1.0,
-          lr: float = 2e-4, steps: int = T, **override) -> list[dict]:
+def trace(
+    acc: float = 0.8,
+    div: float = 0.9,
+    change: float = 0.1,
+    grad: float = 5.0,
+    fd=None,
+    cov: float = 1.0,
+    lr: float = 2e-4,
+    steps: int = T,
+    **override,
+) -> list[dict]:
     """A run's metrics.jsonl as the trainer writes it; each argument a value or a function of the step."""
-    f = (lambda v, s: v(s) if callable(v) else v)
+
+    def f(v, s):
+        return v(s) if callable(v) else v
+
     out = []
     for s in range(25, steps + 1, 25):
-        rec = {"step": s, "d_loss": 1.0, "g_loss": 1.0, "d_acc_real": f(acc, s), "d_acc_fake": f(acc, s),
-               "grad_norm_g": f(grad, s), "grad_norm_d": f(grad, s), "grad_norm_d_input": f(grad, s) / 5, "lr_g": f(lr, s)}
+        rec = {
+            "step": s,
+            "d_loss": 1.0,
+            "g_loss": 1.0,
+            "d_acc_real": f(acc, s),
+            "d_acc_fake": f(acc, s),
+            "grad_norm_g": f(grad, s),
+            "grad_norm_d": f(grad, s),
+            "grad_norm_d_input": f(grad, s) / 5,
+            "lr_g": f(lr, s),
+        }
         if s % 100 == 0:
-            rec.update({"signals/sample_diversity": f(div, s) * 0.5, "signals/real_diversity": 0.5,
-                        "signals/class_coverage": f(cov, s), "signals/real_class_coverage": 1.0,
-                        "signals/class_kl": 0.1 if f(cov, s) > 0.5 else 1.8})
+            rec.update(
+                {
+                    "signals/sample_diversity": f(div, s) * 0.5,
+                    "signals/real_diversity": 0.5,
+                    "signals/class_coverage": f(cov, s),
+                    "signals/real_class_coverage": 1.0,
+                    "signals/class_kl": 0.1 if f(cov, s) > 0.5 else 1.8,
+                }
+            )
             if s > 100:
                 rec["signals/sample_change"] = f(change, s) * 0.5
         for k, v in override.items():
@@ -41,8 +68,14 @@ def states(d: dict) -> list[str]:
 def test_a_healthy_trace_raises_nothing() -> None:
     # D's accuracy wobbling up to 1.0 now and then, gradient norms noisy over two orders of magnitude, FD falling:
     # the healthy demo's log looks like this.
-    d = diagnose_records(trace(acc=lambda s: 1.0 if s % 200 == 0 else 0.85, grad=lambda s: 5.0 * (1 + (s % 300 == 0) * 40),
-                               fd=lambda s: 400 / (1 + s / 250)), T)
+    d = diagnose_records(
+        trace(
+            acc=lambda s: 1.0 if s % 200 == 0 else 0.85,
+            grad=lambda s: 5.0 * (1 + (s % 300 == 0) * 40),
+            fd=lambda s: 400 / (1 + s / 250),
+        ),
+        T,
+    )
     assert d["verdict"] == HEALTHY and d["periods"] == [] and d["remedies"] == {}
 
 
@@ -107,8 +140,11 @@ def test_a_still_generator_is_no_learning_unless_its_schedule_decayed() -> None:
     d = diagnose_records(trace(change=0.001), T, {"optim": {"g": {"lr": 2e-4}}})
     assert d["verdict"] == "no_learning"
     # A linear decay to 0 is meant to stop G: the last stretch of toy-best is not "no learning".
-    decayed = diagnose_records(trace(change=lambda s: 0.001 if s > 1500 else 0.1, lr=lambda s: 2e-4 * (1 - s / T)),
-                               T, {"optim": {"g": {"lr": 2e-4}}})
+    decayed = diagnose_records(
+        trace(change=lambda s: 0.001 if s > 1500 else 0.1, lr=lambda s: 2e-4 * (1 - s / T)),
+        T,
+        {"optim": {"g": {"lr": 2e-4}}},
+    )
     assert decayed["verdict"] == HEALTHY
 
 
@@ -121,8 +157,11 @@ def test_no_learning_explains_the_rest() -> None:
 def test_a_still_generator_under_a_winning_d_with_vanished_gradients_is_d_wins() -> None:
     # The minimax loss saturates when D is sure: G's gradient falls to nothing and G stops moving. D winning is
     # the cause there, and its evidence says the gradient vanished.
-    d = diagnose_records(trace(change=0.001, div=0.2, acc=1.0, cov=0.1, grad=lambda s: 0.01 * 0.99 ** s), T,
-                         {"optim": {"g": {"lr": 2e-4}}, "loss": {"name": "minimax"}})
+    d = diagnose_records(
+        trace(change=0.001, div=0.2, acc=1.0, cov=0.1, grad=lambda s: 0.01 * 0.99**s),
+        T,
+        {"optim": {"g": {"lr": 2e-4}}, "loss": {"name": "minimax"}},
+    )
     assert d["verdict"] == "d_wins" and "no_learning" in states(d)
     assert any("vanished" in e for p in d["periods"] if p["state"] == "d_wins" for e in p["evidence"])
     assert d["remedies"]["d_wins"][0]["override"] == "loss=non_saturating"
@@ -134,7 +173,9 @@ def test_growing_gradients_and_a_nan_are_instability() -> None:
     assert any("grew" in e for p in d["periods"] for e in p["evidence"])
     # A run that stopped on a NaN is unstable at its end, with the trainer's message as evidence.
     recs = trace(steps=1000)
-    d = diagnose_records(recs, T, status="failed", error="TrainingError: d_loss became non-finite (NaN/inf) by step 1010; x")
+    d = diagnose_records(
+        recs, T, status="failed", error="TrainingError: d_loss became non-finite (NaN/inf) by step 1010; x"
+    )
     assert d["verdict"] == "unstable" and "non-finite" in d["periods"][-1]["evidence"][-1]
     # A non-finite signal written as null is evidence on its own.
     recs = trace(steps=1000)
@@ -171,7 +212,10 @@ def test_unknown_stop_on_state_lists_the_states() -> None:
 
     with pytest.raises(ConfigError, match="collapse"):
         load_recipe("demo", ["train.doctor.stop_on=[colapse]"])
-    assert load_recipe("demo", ["train.doctor.stop_on=[collapse,divergence]"]).train.doctor.stop_on == ["collapse", "divergence"]
+    assert load_recipe("demo", ["train.doctor.stop_on=[collapse,divergence]"]).train.doctor.stop_on == [
+        "collapse",
+        "divergence",
+    ]
     with pytest.raises(ConfigError, match="enabled"):
         load_recipe("demo", ["train.doctor.stop_on=[collapse]", "train.doctor.enabled=false"])
 
@@ -181,14 +225,29 @@ def _tiny(tmp: Path, *extra: str) -> Path:
 
     out = tmp / "run"
     # G without batch norm: BN's running statistics move a frozen G's eval-mode output for its first steps.
-    rc = main(["train", "gan-toy", "--out", str(out), "--steps", "60", "train.log_every=5", "train.sample_every=10",
-               "train.checkpoint_every=10", "train.batch_size=32", "train.progress=false",
-               "model.generator.args.norm=none", *extra])
+    rc = main(
+        [
+            "train",
+            "gan-toy",
+            "--out",
+            str(out),
+            "--steps",
+            "60",
+            "train.log_every=5",
+            "train.sample_every=10",
+            "train.checkpoint_every=10",
+            "train.batch_size=32",
+            "train.progress=false",
+            "model.generator.args.norm=none",
+            *extra,
+        ]
+    )
     return out if rc == 0 else Path(str(rc))
 
 
 def test_doctor_on_a_tiny_real_run_warns_live_then_prints_a_timeline_and_json(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ganforge.cli import main
 
     run = _tiny(tmp_path, "optim.g.lr=1e-9", "train.progress=true")
@@ -207,7 +266,9 @@ def test_doctor_on_a_tiny_real_run_warns_live_then_prints_a_timeline_and_json(
     assert main(["doctor", str(tmp_path / "nope")]) == 2
 
 
-def test_stop_on_stops_the_run_and_points_to_its_best_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stop_on_stops_the_run_and_points_to_its_best_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ganforge.training.runinfo import read_status
 
     rc = _tiny(tmp_path, "optim.g.lr=1e-9", "train.doctor.stop_on=[no_learning]")
@@ -227,12 +288,23 @@ def test_stop_on_stops_the_run_and_points_to_its_best_checkpoint(tmp_path: Path,
 
 
 def test_bench_doctor_writes_a_confusion_table_pictures_and_reuses_its_runs(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ganforge.benchmarks import doctor as bd
 
-    cases = [bd.Case("ok", "gan-toy", 20, "healthy", "plain GAN", "spread samples", eval_metrics="modes"),
-             bd.Case("still", "gan-toy", 20, "no_learning", "G lr 1e-9", "the first grid", ("optim.g.lr=1e-9", "model.generator.args.norm=none"),
-                     eval_metrics="modes")]
+    cases = [
+        bd.Case("ok", "gan-toy", 20, "healthy", "plain GAN", "spread samples", eval_metrics="modes"),
+        bd.Case(
+            "still",
+            "gan-toy",
+            20,
+            "no_learning",
+            "G lr 1e-9",
+            "the first grid",
+            ("optim.g.lr=1e-9", "model.generator.args.norm=none"),
+            eval_metrics="modes",
+        ),
+    ]
     monkeypatch.setattr(bd, "CASES", cases)
     monkeypatch.setattr(bd, "CASE_KEYS", [c.key for c in cases])
     monkeypatch.setattr(bd, "LOG_EVERY", 5)
@@ -241,10 +313,16 @@ def test_bench_doctor_writes_a_confusion_table_pictures_and_reuses_its_runs(
     fashion.mkdir(parents=True)
     floor = {"coverage_fashion": 1.0, "kl_uniform_fashion": 0.003}
     (fashion / "_floor.json").write_text(json.dumps({"metrics": floor}))
-    (fashion / "began-0.3.json").write_text(json.dumps(
-        {"row": "began-0.3", "status": "finished", "metrics": {"coverage_fashion": 0.2, "kl_uniform_fashion": 2.3}}))
-    (fashion / "dcgan.json").write_text(json.dumps(
-        {"row": "dcgan", "status": "finished", "metrics": {"coverage_fashion": 1.0, "kl_uniform_fashion": 0.13}}))
+    (fashion / "began-0.3.json").write_text(
+        json.dumps(
+            {"row": "began-0.3", "status": "finished", "metrics": {"coverage_fashion": 0.2, "kl_uniform_fashion": 2.3}}
+        )
+    )
+    (fashion / "dcgan.json").write_text(
+        json.dumps(
+            {"row": "dcgan", "status": "finished", "metrics": {"coverage_fashion": 1.0, "kl_uniform_fashion": 0.13}}
+        )
+    )
     out = tmp_path / "doctor"
     res = bd.run_doctor_bench(out, workers=1, progress=False, fashion_dir=tmp_path / "fashion")
     rows = {r["key"]: r for r in res["rows"]}
@@ -267,23 +345,62 @@ def test_hostile_logs_and_configs_never_crash_the_doctor() -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    keys = st.sampled_from(["d_loss", "g_loss", "d_acc_real", "d_acc_fake", "grad_norm_g", "grad_norm_d",
-                            "grad_norm_d_input", "lr_g", "signals/sample_diversity", "signals/real_diversity",
-                            "signals/sample_change", "signals/class_coverage", "signals/real_class_coverage",
-                            "signals/class_kl", "signals/mode_coverage", "signals/real_mode_coverage",
-                            "eval/fd_digits", "eval/kl_uniform_digits", "x"])
-    values = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True),
-                       st.text(max_size=3), st.lists(st.integers(), max_size=2))
+    keys = st.sampled_from(
+        [
+            "d_loss",
+            "g_loss",
+            "d_acc_real",
+            "d_acc_fake",
+            "grad_norm_g",
+            "grad_norm_d",
+            "grad_norm_d_input",
+            "lr_g",
+            "signals/sample_diversity",
+            "signals/real_diversity",
+            "signals/sample_change",
+            "signals/class_coverage",
+            "signals/real_class_coverage",
+            "signals/class_kl",
+            "signals/mode_coverage",
+            "signals/real_mode_coverage",
+            "eval/fd_digits",
+            "eval/kl_uniform_digits",
+            "x",
+        ]
+    )
+    values = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-5, 5),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=3),
+        st.lists(st.integers(), max_size=2),
+    )
     record = st.fixed_dictionaries({"step": st.integers(0, 3000)}, optional={}).flatmap(
-        lambda base: st.dictionaries(keys, values, max_size=8).map(lambda d: {**d, **base}))
-    cfg = st.one_of(st.none(), st.dictionaries(st.sampled_from(["loss", "game", "model", "optim", "train", "regularizers"]),
-                                               st.one_of(values, st.dictionaries(st.sampled_from(["g", "d", "name", "lr", "steps",
-                                                                                                  "discriminator", "n_critic"]),
-                                                                                 values, max_size=3)), max_size=5))
+        lambda base: st.dictionaries(keys, values, max_size=8).map(lambda d: {**d, **base})
+    )
+    cfg = st.one_of(
+        st.none(),
+        st.dictionaries(
+            st.sampled_from(["loss", "game", "model", "optim", "train", "regularizers"]),
+            st.one_of(
+                values,
+                st.dictionaries(
+                    st.sampled_from(["g", "d", "name", "lr", "steps", "discriminator", "n_critic"]), values, max_size=3
+                ),
+            ),
+            max_size=5,
+        ),
+    )
 
     @settings(max_examples=150, deadline=None, derandomize=True)
-    @given(st.lists(record, max_size=40), st.integers(1, 3000), cfg,
-           st.sampled_from([None, "failed", "finished"]), st.sampled_from([None, "x non-finite y; z", ""]))
+    @given(
+        st.lists(record, max_size=40),
+        st.integers(1, 3000),
+        cfg,
+        st.sampled_from([None, "failed", "finished"]),
+        st.sampled_from([None, "x non-finite y; z", ""]),
+    )
     def check(records, total, cfg, status, error) -> None:
         d = diagnose_records(records, total, cfg, status, error)
         assert d["verdict"] == HEALTHY or d["verdict"] in STATES

@@ -255,7 +255,7 @@ def test_corrupted_classifier_weights_rejected(tmp_path: Path, monkeypatch: pyte
     fake_dir = tmp_path / "weights"
     fake_dir.mkdir()
     meta = _meta()
-    for name, rec in meta["classifiers"].items():
+    for _name, rec in meta["classifiers"].items():
         data = bytearray((WEIGHTS_DIR / rec["file"]).read_bytes())
         data[-1] ^= 0xFF  # flip one weight byte: still loadable, but not the trained file
         (fake_dir / rec["file"]).write_bytes(bytes(data))
@@ -298,8 +298,9 @@ def test_fashion_accuracy_first_1000_test() -> None:
 
 
 @pytest.mark.parametrize("native, fp32, want", [(True, False, True), (False, False, False), (True, True, False)])
-def test_classifier_script_uses_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch, native: bool,
-                                                              fp32: bool, want: bool) -> None:
+def test_classifier_script_uses_bf16_only_where_the_cpu_has_it(
+    monkeypatch: pytest.MonkeyPatch, native: bool, fp32: bool, want: bool
+) -> None:
     # On an AVX2-only CPU bf16 autocast is 20-60x slower than fp32: the default must follow the capability.
     import importlib.util
 

@@ -42,17 +42,35 @@ TRACEBACKS: list[str] = []  # any exception that escaped main (each also fails i
 MULTIPLIER = max(1, int(os.environ.get("GANFORGE_FUZZ_EXAMPLES", "1") or 1))
 
 # Small enough that an override which is wrongly accepted costs a second, not a minute.
-SMALL = ["--steps", "1", "--quiet", "train.batch_size=8", "model.generator.args.width=4",
-         "model.discriminator.args.width=4", "train.n_samples=4", "train.sample_every=1", "train.checkpoint_every=1"]
+SMALL = [
+    "--steps",
+    "1",
+    "--quiet",
+    "train.batch_size=8",
+    "model.generator.args.width=4",
+    "model.discriminator.args.width=4",
+    "train.n_samples=4",
+    "train.sample_every=1",
+    "train.checkpoint_every=1",
+]
 
 
 def fuzz(n: int):
     """Deterministic hypothesis settings with n examples (times GANFORGE_FUZZ_EXAMPLES)."""
     # No shrinking: a failing case is reported as found (shrinking a training run costs minutes per failure).
-    return settings(max_examples=n * MULTIPLIER, deadline=None, derandomize=True, database=None,
-                    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                           HealthCheck.filter_too_much, HealthCheck.data_too_large])
+    return settings(
+        max_examples=n * MULTIPLIER,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.filter_too_much,
+            HealthCheck.data_too_large,
+        ],
+    )
 
 
 # --------------------------------------------------------------------------- running the CLI
@@ -73,9 +91,11 @@ def cli(*argv: object) -> tuple[int, str]:
                 code = main(argv)
             except SystemExit as e:  # argparse's own usage errors
                 code = e.code if isinstance(e.code, int) else 2
-    except BaseException:  # noqa: BLE001 - what a user would see as a traceback
+    except BaseException:
         TRACEBACKS.append(f"{argv}: {traceback.format_exc()}")
-        raise AssertionError(f"an exception escaped main for ganforge {' '.join(argv)}:\n{traceback.format_exc()}")
+        raise AssertionError(
+            f"an exception escaped main for ganforge {' '.join(argv)}:\n{traceback.format_exc()}"
+        ) from None
     finally:
         root.handlers = handlers
         torch.set_num_threads(threads)
@@ -105,20 +125,24 @@ def assert_promise(code: int, err: str, argv: object = "") -> None:
     if code == 2:
         errors = [i for i, line in enumerate(lines) if line.startswith("ganforge: error: ")]
         assert len(errors) == 1, f"not exactly one error: {where}"
-        before, paragraph = lines[:errors[0]], lines[errors[0]:]
+        before, paragraph = lines[: errors[0]], lines[errors[0] :]
         assert all(line.startswith(("ganforge: warning: ", *INFO_LINES)) for line in before), where
         assert "" not in (line.strip() for line in paragraph), f"more than one paragraph: {where}"
     # Whatever else is said comes from ganforge, with its prefix (a warning, the stop of a training) or known words.
     for line in lines:
         if line.startswith("ganforge"):
-            assert line.startswith(("ganforge: error: ", "ganforge: warning: ", "ganforge: training stopped: ",
-                                    "ganforge: checkpoint ")), where
+            assert line.startswith(
+                ("ganforge: error: ", "ganforge: warning: ", "ganforge: training stopped: ", "ganforge: checkpoint ")
+            ), where
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
     """Every file under `folder` (except the lock's advisory file) with its mode and bytes."""
-    return {str(p.relative_to(folder)): (p.stat().st_mode, p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mode, p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 # --------------------------------------------------------------------------- the prepared runs
@@ -158,11 +182,43 @@ def runs(tmp_path_factory) -> Runs:
     scratch = root / "scratch"
     scratch.mkdir()
     img, ring = root / "runs" / "digits", root / "runs" / "ring"
-    assert main(["train", "demo", "--out", str(img), "--steps", "2", "--quiet", "train.batch_size=8",
-                 "model.generator.args.width=4", "model.discriminator.args.width=4", "train.n_samples=4",
-                 "train.sample_every=1", "train.checkpoint_every=1"]) == 0
-    assert main(["train", "gan-toy", "--out", str(ring), "--steps", "2", "--quiet", "data.name=ring",
-                 "train.batch_size=16", "data.n_points=200"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "demo",
+                "--out",
+                str(img),
+                "--steps",
+                "2",
+                "--quiet",
+                "train.batch_size=8",
+                "model.generator.args.width=4",
+                "model.discriminator.args.width=4",
+                "train.n_samples=4",
+                "train.sample_every=1",
+                "train.checkpoint_every=1",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                "gan-toy",
+                "--out",
+                str(ring),
+                "--steps",
+                "2",
+                "--quiet",
+                "data.name=ring",
+                "train.batch_size=16",
+                "data.n_points=200",
+            ]
+        )
+        == 0
+    )
     assert (img / "generator_ema.safetensors").is_file() and len(list((img / "checkpoints").glob("*.pt"))) == 2
     cwd, data_env = os.getcwd(), os.environ.get("GANFORGE_DATA")
     # Relative paths from fuzzed values (data.root=foo, data.path=bar) and downloads land in scratch, not the repo.
@@ -204,13 +260,23 @@ def _write(path: Path, text: str) -> Path:
 
 
 TRAIN_OVERRIDES = [
-    "optim.g.lr=nan", "optim.g.lr=inf", "model.z_dim=1e8", "model.z_dim=100000000", "data.image_size=1e5",
-    "data.image_size=100000", "model.generator.args.width=0", "model.generator.args.width=-3", "train.threads=-1",
-    "seed=1e20", "train=5",
+    "optim.g.lr=nan",
+    "optim.g.lr=inf",
+    "model.z_dim=1e8",
+    "model.z_dim=100000000",
+    "data.image_size=1e5",
+    "data.image_size=100000",
+    "model.generator.args.width=0",
+    "model.generator.args.width=-3",
+    "train.threads=-1",
+    "seed=1e20",
+    "train=5",
     # found by the fuzzer: torch aborted the process (libgomp) / overflowed, instead of a user error
-    "train.threads=100000000", "data.n_points=100000000000000000000",
+    "train.threads=100000000",
+    "data.n_points=100000000000000000000",
     # found by the fuzzer: torch's optimisers raised ValueError when the networks were built
-    "optim.g.betas=[1.0, 0.999]", "optim.d.eps=-1",
+    "optim.g.betas=[1.0, 0.999]",
+    "optim.d.eps=-1",
 ]
 
 
@@ -232,11 +298,21 @@ def _train_case(kind: str, runs: Runs) -> list[object]:
     if kind == "seed-option-1e20":
         return ["train", "demo", "--seed", "1e20", "--out", out, *SMALL]
     if kind == "recipe-without-generator-name":
-        return ["train", _write(runs.fresh("r").with_suffix(".yaml"), "model: {generator: {args: {width: 8}}}\n"),
-                "--out", out, *SMALL]
+        return [
+            "train",
+            _write(runs.fresh("r").with_suffix(".yaml"), "model: {generator: {args: {width: 8}}}\n"),
+            "--out",
+            out,
+            *SMALL,
+        ]
     if kind == "regulariser-without-name":
-        return ["train", _write(runs.fresh("r").with_suffix(".yaml"), "regularizers: [{weight: 1}]\n"), "--out", out,
-                *SMALL]
+        return [
+            "train",
+            _write(runs.fresh("r").with_suffix(".yaml"), "regularizers: [{weight: 1}]\n"),
+            "--out",
+            out,
+            *SMALL,
+        ]
     if kind == "recipe-is-a-folder":
         folder = runs.fresh("dir")
         folder.mkdir()
@@ -248,8 +324,17 @@ def _train_case(kind: str, runs: Runs) -> list[object]:
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["seed-option-1e20", "recipe-without-generator-name", "regulariser-without-name",
-                                  "recipe-is-a-folder", "out-is-a-file", "out-is-the-finished-run"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "seed-option-1e20",
+        "recipe-without-generator-name",
+        "regulariser-without-name",
+        "recipe-is-a-folder",
+        "out-is-a-file",
+        "out-is-the-finished-run",
+    ],
+)
 def test_hostile_train_input_exits_2(runs: Runs, kind: str) -> None:
     argv = _train_case(kind, runs)
     code, err = cli(*argv)
@@ -264,9 +349,18 @@ def _edit_width(text: str) -> str:
     return yaml.safe_dump(data)
 
 
-@pytest.mark.parametrize("edit", [_edit_width, lambda t: "model: [unclosed", lambda t: "", lambda t: "just text\n",
-                                  lambda t: "\x00\xff binary", lambda t: t.replace("train:", "train: 5\nx:", 1)],
-                         ids=["other-width", "malformed", "emptied", "a-string", "binary", "bad-structure"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        _edit_width,
+        lambda t: "model: [unclosed",
+        lambda t: "",
+        lambda t: "just text\n",
+        lambda t: "\x00\xff binary",
+        lambda t: t.replace("train:", "train: 5\nx:", 1),
+    ],
+    ids=["other-width", "malformed", "emptied", "a-string", "binary", "bad-structure"],
+)
 def test_resume_with_an_edited_config_yaml_exits_2_and_changes_nothing(runs: Runs, edit) -> None:
     run = runs.copy()
     cfg = run / "config.yaml"
@@ -305,8 +399,19 @@ def _sample_case(kind: str, runs: Runs) -> tuple[list[object], int, str]:
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["truncation-1e-30", "out-existing-folder", "out-is-the-run-folder", "nrow-0", "n-0",
-                                  "class-on-unconditional", "seed-2**64", "truncated-ema-copy"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "truncation-1e-30",
+        "out-existing-folder",
+        "out-is-the-run-folder",
+        "nrow-0",
+        "n-0",
+        "class-on-unconditional",
+        "seed-2**64",
+        "truncated-ema-copy",
+    ],
+)
 def test_hostile_sample_input(runs: Runs, kind: str) -> None:
     argv, expected, fragment = _sample_case(kind, runs)
     code, err = cli(*argv)
@@ -336,8 +441,19 @@ def _eval_case(kind: str, runs: Runs) -> list[object]:
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["json-existing-folder", "json-is-the-run-folder", "batch-0", "missing-path",
-                                  "cond_acc-unconditional", "metrics-nonsense", "n-1", "seed-negative"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "json-existing-folder",
+        "json-is-the-run-folder",
+        "batch-0",
+        "missing-path",
+        "cond_acc-unconditional",
+        "metrics-nonsense",
+        "n-1",
+        "seed-negative",
+    ],
+)
 def test_hostile_eval_input_exits_2(runs: Runs, kind: str) -> None:
     argv = _eval_case(kind, runs)
     code, err = cli(*argv)
@@ -368,8 +484,10 @@ def test_found_by_fuzzing_damaged_checkpoint_contents(runs: Runs, how: str) -> N
     ckpt = _damaged_checkpoint(runs, how)
     run = ckpt.parent.parent
     before = snapshot(run)
-    for argv in (["sample", ckpt, "--n", "4", "--out", runs.fresh("s").with_suffix(".png")],
-                 ["train", "--resume", run, "--steps", "2", "--quiet"]):
+    for argv in (
+        ["sample", ckpt, "--n", "4", "--out", runs.fresh("s").with_suffix(".png")],
+        ["train", "--resume", run, "--steps", "2", "--quiet"],
+    ):
         code, err = cli(*argv)
         assert_promise(code, err, argv)
         # sample needs only G, config, shape and latent; resume rebuilds the latent space from the recipe
@@ -384,15 +502,30 @@ def test_found_by_fuzzing_damaged_checkpoint_contents(runs: Runs, how: str) -> N
     cleanup(run)
 
 
-@pytest.mark.parametrize("header", [b"{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }}",
-                                    b"{'descr': '<f4', 'fortran_order': False, 'shape': (3,"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }}",
+        b"{'descr': '<f4', 'fortran_order': False, 'shape': (3,",
+    ],
+)
 def test_found_by_fuzzing_damaged_npy_header(runs: Runs, header: bytes) -> None:
     """Before: numpy's header parser raised SyntaxError / tokenize.TokenError through `train`."""
     path = runs.fresh("points").with_suffix(".npy")
     header = header + b" " * (63 - len(header) % 64) + b"\n"
     path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + b"\x00" * 24)
-    argv = ["train", "gan-toy", "data.name=points", f"data.path={path}", "--out", runs.fresh(), "--steps", "1",
-            "--quiet", "train.batch_size=2"]
+    argv = [
+        "train",
+        "gan-toy",
+        "data.name=points",
+        f"data.path={path}",
+        "--out",
+        runs.fresh(),
+        "--steps",
+        "1",
+        "--quiet",
+        "train.batch_size=2",
+    ]
     code, err = cli(*argv)
     assert_promise(code, err, argv)
     assert code == 2 and "not a valid .npy array" in err, err
@@ -414,26 +547,129 @@ def schema_keys(cls: type = Recipe, prefix: str = "") -> list[str]:
     return keys
 
 
-KEYS = schema_keys() + [
-    "model.generator.args.width", "model.discriminator.args.width", "model.generator.args.norm",
-    "model.discriminator.args.minibatch_kernels", "model.discriminator.args.cond", "model.generator.args.hidden",
-    "game.args.pack", "game.args.unroll", "loss.args.real_label", "loss.args.a", "regularizers",
-    "regularizers.0.name", "model.generator.args", "train.ema", "model.latent.categorical.0", "optim.g.betas",
+KEYS = [
+    *schema_keys(),
+    "model.generator.args.width",
+    "model.discriminator.args.width",
+    "model.generator.args.norm",
+    "model.discriminator.args.minibatch_kernels",
+    "model.discriminator.args.cond",
+    "model.generator.args.hidden",
+    "game.args.pack",
+    "game.args.unroll",
+    "loss.args.real_label",
+    "loss.args.a",
+    "regularizers",
+    "regularizers.0.name",
+    "model.generator.args",
+    "train.ema",
+    "model.latent.categorical.0",
+    "optim.g.betas",
 ]
 assert {"train.steps", "optim.g.lr", "model.generator.name", "train.ema.decay", "data.n_points"} <= set(KEYS)
 
-NAMES = ["dcgan", "mlp", "resnet", "biggan", "began", "infogan", "ssgan", "hinge", "wasserstein", "minimax",
-         "least_squares", "rahinge", "standard", "acgan", "unrolled", "extragradient", "semi_supervised", "r1",
-         "gradient_penalty", "weight_clip", "instance_noise", "ring", "grid", "digits", "points", "folder", "mnist",
-         "cifar10", "fashion_mnist", "stacked", "fp32", "bf16", "fp16", "auto", "cpu", "cuda", "cuda:7", "mps",
-         "linear", "constant", "sgd", "rmsprop", "optimistic_adam", "d", "g", "both", "none", "pad", "resize",
-         "test", "virtual_batch", "projection", "concat", "fd", "fd,is", "coverage", "nonsense"]
+NAMES = [
+    "dcgan",
+    "mlp",
+    "resnet",
+    "biggan",
+    "began",
+    "infogan",
+    "ssgan",
+    "hinge",
+    "wasserstein",
+    "minimax",
+    "least_squares",
+    "rahinge",
+    "standard",
+    "acgan",
+    "unrolled",
+    "extragradient",
+    "semi_supervised",
+    "r1",
+    "gradient_penalty",
+    "weight_clip",
+    "instance_noise",
+    "ring",
+    "grid",
+    "digits",
+    "points",
+    "folder",
+    "mnist",
+    "cifar10",
+    "fashion_mnist",
+    "stacked",
+    "fp32",
+    "bf16",
+    "fp16",
+    "auto",
+    "cpu",
+    "cuda",
+    "cuda:7",
+    "mps",
+    "linear",
+    "constant",
+    "sgd",
+    "rmsprop",
+    "optimistic_adam",
+    "d",
+    "g",
+    "both",
+    "none",
+    "pad",
+    "resize",
+    "test",
+    "virtual_batch",
+    "projection",
+    "concat",
+    "fd",
+    "fd,is",
+    "coverage",
+    "nonsense",
+]
 
-YAML_SNIPPETS = ["[1,2]", "[1, 2, 3]", "{a: 1}", "{}", "[]", "null", "~", "true", "false", "yes", "'quoted'",
-                 "[unclosed", "{a: [1", "!!python/object/apply:os.system ['echo pwned']", "&a [*a]", "*undefined",
-                 "0x10", "0o17", "1_000", ".inf", "-.inf", ".nan", "2020-01-01", "{name: r1, weight: 1}",
-                 "[{name: r1}]", "[{weight: 1}]", "[0.5]", "[0.5, 0.999, 3]", "['a', 'b']", "1e-4", "1e5",
-                 "- a\n- b", "a: b: c", "\t", "%YAML 1.1", "--- !!binary aGVsbG8=", "[10]", "[0]", "[-1]"]
+YAML_SNIPPETS = [
+    "[1,2]",
+    "[1, 2, 3]",
+    "{a: 1}",
+    "{}",
+    "[]",
+    "null",
+    "~",
+    "true",
+    "false",
+    "yes",
+    "'quoted'",
+    "[unclosed",
+    "{a: [1",
+    "!!python/object/apply:os.system ['echo pwned']",
+    "&a [*a]",
+    "*undefined",
+    "0x10",
+    "0o17",
+    "1_000",
+    ".inf",
+    "-.inf",
+    ".nan",
+    "2020-01-01",
+    "{name: r1, weight: 1}",
+    "[{name: r1}]",
+    "[{weight: 1}]",
+    "[0.5]",
+    "[0.5, 0.999, 3]",
+    "['a', 'b']",
+    "1e-4",
+    "1e5",
+    "- a\n- b",
+    "a: b: c",
+    "\t",
+    "%YAML 1.1",
+    "--- !!binary aGVsbG8=",
+    "[10]",
+    "[0]",
+    "[-1]",
+]
+
 
 # Valid values that are legitimately expensive (the user asked for them; they are not mistakes): the fuzzer does
 # not pay for them. Huge values of these keys are still tried where they are invalid (out of the checked range).
@@ -458,7 +694,7 @@ def _yaml(text: str) -> object:
     """A value as parse_override reads it (text that is not YAML stays text)."""
     try:
         return yaml.safe_load(text) if text.strip() else ""
-    except Exception:  # noqa: BLE001 - any YAML failure: the raw text
+    except Exception:
         return text
 
 
@@ -480,21 +716,30 @@ def costly_or_outside(node: object, seen: frozenset[int] = frozenset()) -> bool:
             return False
         seen = seen | {id(node)}
     if isinstance(node, dict):
-        return any((isinstance(k, str) and k in COSTLY and COSTLY[k](v)) or _outside(k)
-                   or costly_or_outside(v, seen) for k, v in node.items())
+        return any(
+            (isinstance(k, str) and k in COSTLY and COSTLY[k](v)) or _outside(k) or costly_or_outside(v, seen)
+            for k, v in node.items()
+        )
     if isinstance(node, list):
         return any(costly_or_outside(v, seen) for v in node)
     return _outside(node) or node in ("fashion_mnist", "stacked")
 
 
 text_no_nul = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
-integers = st.one_of(st.integers(-3, 24), st.sampled_from([0, -1, 10**20, -(10**20), 2**63, 2**63 - 1, 2**64,
-                                                           -(2**63), 10**400]))
-floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr),
-                   st.sampled_from(["nan", "inf", "-inf", "1e-30", "1e308", "1e5", "0.5", "-0.0", "1.5", "2.0"]))
+integers = st.one_of(
+    st.integers(-3, 24), st.sampled_from([0, -1, 10**20, -(10**20), 2**63, 2**63 - 1, 2**64, -(2**63), 10**400])
+)
+floats = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["nan", "inf", "-inf", "1e-30", "1e308", "1e5", "0.5", "-0.0", "1.5", "2.0"]),
+)
 values = st.one_of(integers.map(str), floats, text_no_nul, st.sampled_from(YAML_SNIPPETS), st.sampled_from(NAMES))
-keys = st.one_of(st.sampled_from(KEYS), st.sampled_from(KEYS).map(lambda k: k + "x"), text_no_nul,
-                 st.sampled_from(KEYS).flatmap(lambda k: text_no_nul.map(lambda t: f"{k}.{t}")))
+keys = st.one_of(
+    st.sampled_from(KEYS),
+    st.sampled_from(KEYS).map(lambda k: k + "x"),
+    text_no_nul,
+    st.sampled_from(KEYS).flatmap(lambda k: text_no_nul.map(lambda t: f"{k}.{t}")),
+)
 
 
 def cheap(key: str, value: str) -> bool:
@@ -529,22 +774,51 @@ def test_random_overrides_keep_the_promise_long(runs: Runs, key: str, value: str
 
 # --------------------------------------------------------------------------- 3b. random recipe documents
 
-scalars = st.one_of(st.none(), st.booleans(), integers, st.floats(allow_nan=True, allow_infinity=True),
-                    text_no_nul, st.sampled_from(NAMES))
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    integers,
+    st.floats(allow_nan=True, allow_infinity=True),
+    text_no_nul,
+    st.sampled_from(NAMES),
+)
 documents = st.recursive(
     scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=3),
-                            st.dictionaries(st.one_of(st.sampled_from(KEYS).map(lambda k: k.split(".")[-1]),
-                                                      text_no_nul, st.integers(-2, 2), st.none()), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.one_of(
+                st.sampled_from(KEYS).map(lambda k: k.split(".")[-1]), text_no_nul, st.integers(-2, 2), st.none()
+            ),
+            inner,
+            max_size=4,
+        ),
+    ),
     max_leaves=10,
 )
-recipe_sections = st.fixed_dictionaries({}, optional={
-    "model": st.fixed_dictionaries({}, optional={"generator": documents, "discriminator": documents,
-                                                 "z_dim": documents, "latent": documents, "conditional": documents}),
-    "loss": documents, "game": documents, "regularizers": documents, "data": documents,
-    "optim": st.fixed_dictionaries({}, optional={"g": documents, "d": documents}),
-    "train": documents, "eval": documents, "seed": documents,
-})
+recipe_sections = st.fixed_dictionaries(
+    {},
+    optional={
+        "model": st.fixed_dictionaries(
+            {},
+            optional={
+                "generator": documents,
+                "discriminator": documents,
+                "z_dim": documents,
+                "latent": documents,
+                "conditional": documents,
+            },
+        ),
+        "loss": documents,
+        "game": documents,
+        "regularizers": documents,
+        "data": documents,
+        "optim": st.fixed_dictionaries({}, optional={"g": documents, "d": documents}),
+        "train": documents,
+        "eval": documents,
+        "seed": documents,
+    },
+)
 recipe_texts = st.one_of(
     documents.map(lambda d: yaml.safe_dump(d, allow_unicode=True)),
     recipe_sections.map(lambda d: yaml.safe_dump(d, allow_unicode=True)),
@@ -584,6 +858,7 @@ def test_random_recipe_files_keep_the_promise_long(runs: Runs, text: str) -> Non
 
 def _png(width: int, height: int, raw: bytes, depth: int = 8, colour: int = 0) -> bytes:
     """A PNG whose header says width x height (the data need not match)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -615,13 +890,22 @@ flips = st.lists(st.tuples(st.integers(0, 2**20), st.integers(0, 255)), max_size
 image_bytes = st.one_of(
     st.binary(max_size=200),
     st.builds(lambda seed, cut, f: _mutate(_valid_png(seed), cut, f), st.integers(0, 3), st.integers(0, 400), flips),
-    st.sampled_from([
-        _png(100_000, 100_000, b"\x00" * 64),  # a decompression bomb's header
-        _png(0, 5, b""), _png(1, 1, b"\x00\x00"), _png(2, 2, b"\x00" * 20, depth=16),
-        _png(1, 4000, b"\x00" * 4005),  # 1 x 4000: an extreme aspect ratio
-        _valid_png(7, "RGBA"), _valid_png(8, "L"), _valid_png(9, "RGB", (1, 1)), b"",
-        b"GIF89a" + b"\x00" * 20, b"\xff\xd8\xff\xe0" + b"\x00" * 30, b"RIFF\x00\x00\x00\x00WEBPVP8 ",
-    ]),
+    st.sampled_from(
+        [
+            _png(100_000, 100_000, b"\x00" * 64),  # a decompression bomb's header
+            _png(0, 5, b""),
+            _png(1, 1, b"\x00\x00"),
+            _png(2, 2, b"\x00" * 20, depth=16),
+            _png(1, 4000, b"\x00" * 4005),  # 1 x 4000: an extreme aspect ratio
+            _valid_png(7, "RGBA"),
+            _valid_png(8, "L"),
+            _valid_png(9, "RGB", (1, 1)),
+            b"",
+            b"GIF89a" + b"\x00" * 20,
+            b"\xff\xd8\xff\xe0" + b"\x00" * 30,
+            b"RIFF\x00\x00\x00\x00WEBPVP8 ",
+        ]
+    ),
 )
 image_names = st.sampled_from(["x.png", "x.jpg", "x.jpeg", "x.bmp", "x.webp", "sub/x.png", "X.PNG", ".hidden.png"])
 
@@ -634,8 +918,18 @@ def _check_image_folder(runs: Runs, data: bytes, name: str, n_valid: int) -> Non
     (folder / name).parent.mkdir(parents=True, exist_ok=True)
     (folder / name).write_bytes(data)
     out = runs.fresh("folder")
-    argv = ["train", "dcgan-folder", f"data.path={folder}", "data.image_size=8", "--out", out, *SMALL,
-            "train.batch_size=2", "model.z_dim=8", "eval.every=0"]  # the recipe's own in-training eval: not the subject
+    argv = [
+        "train",
+        "dcgan-folder",
+        f"data.path={folder}",
+        "data.image_size=8",
+        "--out",
+        out,
+        *SMALL,
+        "train.batch_size=2",
+        "model.z_dim=8",
+        "eval.every=0",
+    ]  # the recipe's own in-training eval: not the subject
     code, err = cli(*argv)
     assert_promise(code, err, f"{argv}\n{data[:80]!r}")
     if n_valid >= 2:
@@ -672,18 +966,42 @@ def _npy(shape: tuple[int, ...], dtype: str, fill: str) -> bytes:
 
 npy_bytes = st.one_of(
     st.binary(max_size=200),
-    st.builds(_npy,
-              st.one_of(st.tuples(st.integers(0, 12)), st.tuples(st.integers(0, 12), st.integers(0, 5)),
-                        st.tuples(st.integers(0, 6), st.integers(1, 3), st.integers(1, 3)), st.just(())),
-              st.sampled_from(["float32", "float64", "float16", "int64", "uint8", "bool", "complex64", "U3",
-                               "object", ">f8", "datetime64[s]"]),
-              st.sampled_from(["zeros", "ones", "nan", "inf", "huge"])),
+    st.builds(
+        _npy,
+        st.one_of(
+            st.tuples(st.integers(0, 12)),
+            st.tuples(st.integers(0, 12), st.integers(0, 5)),
+            st.tuples(st.integers(0, 6), st.integers(1, 3), st.integers(1, 3)),
+            st.just(()),
+        ),
+        st.sampled_from(
+            [
+                "float32",
+                "float64",
+                "float16",
+                "int64",
+                "uint8",
+                "bool",
+                "complex64",
+                "U3",
+                "object",
+                ">f8",
+                "datetime64[s]",
+            ]
+        ),
+        st.sampled_from(["zeros", "ones", "nan", "inf", "huge"]),
+    ),
     st.builds(lambda cut, f: _mutate(_npy((12, 2), "float32", "ones"), cut, f), st.integers(0, 300), flips),
-    st.sampled_from([  # a header that promises 10^12 points in 8 bytes of data
-        b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000, 2), }"
-        + b" " * 41 + b"\n" + b"\x00" * 8,
-        b"\x93NUMPY\x01\x00\x00\x00", b"\x93NUMPY\x09\x09" + b"\x00" * 20,
-    ]),
+    st.sampled_from(
+        [  # a header that promises 10^12 points in 8 bytes of data
+            b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000, 2), }"
+            + b" " * 41
+            + b"\n"
+            + b"\x00" * 8,
+            b"\x93NUMPY\x01\x00\x00\x00",
+            b"\x93NUMPY\x09\x09" + b"\x00" * 20,
+        ]
+    ),
 )
 
 
@@ -691,9 +1009,22 @@ def _check_points_file(runs: Runs, data: bytes) -> None:
     path = runs.fresh("points").with_suffix(".npy")
     path.write_bytes(data)
     out = runs.fresh("pts")
-    argv = ["train", "gan-toy", "data.name=points", f"data.path={path}", "--out", out, "--steps", "1", "--quiet",
-            "train.batch_size=4", "train.sample_every=1", "train.checkpoint_every=1",
-            "model.generator.args.hidden=8", "model.discriminator.args.hidden=8"]
+    argv = [
+        "train",
+        "gan-toy",
+        "data.name=points",
+        f"data.path={path}",
+        "--out",
+        out,
+        "--steps",
+        "1",
+        "--quiet",
+        "train.batch_size=4",
+        "train.sample_every=1",
+        "train.checkpoint_every=1",
+        "model.generator.args.hidden=8",
+        "model.discriminator.args.hidden=8",
+    ]
     code, err = cli(*argv)
     assert_promise(code, err, f"{argv}\n{data[:120]!r}")
     runs.assert_untouched()
@@ -740,21 +1071,57 @@ def _edited_checkpoint(real: bytes, key: str, how: str, value: object) -> bytes:
     return buf.getvalue()
 
 
-CKPT_KEYS = ["format", "ganforge", "step", "elapsed", "config", "shape", "latent", "G", "D", "ema", "opt_g", "opt_d",
-             "sched_g", "sched_d", "scaler_g", "scaler_d", "game", "data", "noise", "rng", "best", "rng/torch",
-             "opt_g/state", "opt_g/param_groups", "data/position", "G/net.0.weight", "latent/z_dim"]
-ckpt_values = st.one_of(st.none(), st.booleans(), integers, st.floats(allow_nan=True, allow_infinity=True),
-                        text_no_nul, st.lists(st.integers(-2, 64), max_size=3), st.dictionaries(text_no_nul, integers,
-                                                                                               max_size=2),
-                        st.sampled_from([torch.zeros(0), torch.full((2, 2), float("nan")), torch.ones(3, dtype=torch.int8)]))
+CKPT_KEYS = [
+    "format",
+    "ganforge",
+    "step",
+    "elapsed",
+    "config",
+    "shape",
+    "latent",
+    "G",
+    "D",
+    "ema",
+    "opt_g",
+    "opt_d",
+    "sched_g",
+    "sched_d",
+    "scaler_g",
+    "scaler_d",
+    "game",
+    "data",
+    "noise",
+    "rng",
+    "best",
+    "rng/torch",
+    "opt_g/state",
+    "opt_g/param_groups",
+    "data/position",
+    "G/net.0.weight",
+    "latent/z_dim",
+]
+ckpt_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    integers,
+    st.floats(allow_nan=True, allow_infinity=True),
+    text_no_nul,
+    st.lists(st.integers(-2, 64), max_size=3),
+    st.dictionaries(text_no_nul, integers, max_size=2),
+    st.sampled_from([torch.zeros(0), torch.full((2, 2), float("nan")), torch.ones(3, dtype=torch.int8)]),
+)
 
 
 def checkpoint_bytes(real: bytes):
     return st.one_of(
         st.binary(max_size=300),
         st.builds(lambda cut, f: _mutate(real, cut, f), st.integers(0, len(real)), flips),
-        st.builds(lambda k, how, v: _edited_checkpoint(real, k, how, v), st.sampled_from(CKPT_KEYS),
-                  st.sampled_from(["delete", "replace"]), ckpt_values),
+        st.builds(
+            lambda k, how, v: _edited_checkpoint(real, k, how, v),
+            st.sampled_from(CKPT_KEYS),
+            st.sampled_from(["delete", "replace"]),
+            ckpt_values,
+        ),
     )
 
 
@@ -799,8 +1166,9 @@ def test_random_checkpoint_bytes_long(runs: Runs, real_checkpoint: bytes, data) 
 
 small_ints = st.one_of(st.integers(-3, 12), st.sampled_from([2**63, 2**64, -(2**63) - 1, 10**20]))
 option_values = st.one_of(small_ints.map(str), floats, text_no_nul, st.sampled_from(NAMES))
-out_names = st.one_of(st.sampled_from(["o.png", "o.jpg", "o.npy", "o.csv", "o.txt", "o", "d/o.png", "o.PNG"]),
-                      text_no_nul)
+out_names = st.one_of(
+    st.sampled_from(["o.png", "o.jpg", "o.npy", "o.csv", "o.txt", "o", "d/o.png", "o.PNG"]), text_no_nul
+)
 
 
 def _inside(folder: Path, name: str) -> str:
@@ -826,8 +1194,11 @@ def _check_sample_options(runs: Runs, which: str, opts: dict[str, str], out: str
     runs.assert_untouched()
 
 
-sample_opts = st.dictionaries(st.sampled_from(["--n", "--nrow", "--seed", "--class", "--truncation", "--device",
-                                               "--individual"]), option_values, max_size=4)
+sample_opts = st.dictionaries(
+    st.sampled_from(["--n", "--nrow", "--seed", "--class", "--truncation", "--device", "--individual"]),
+    option_values,
+    max_size=4,
+)
 
 
 @fuzz(40)
@@ -843,11 +1214,14 @@ def test_random_sample_options_long(runs: Runs, which: str, opts: dict[str, str]
     _check_sample_options(runs, which, opts, out, no_ema)
 
 
-eval_opts = st.dictionaries(st.sampled_from(["--n", "--batch", "--seed", "--truncation", "--metrics", "--extractor",
-                                             "--device", "--json"]),
-                            st.one_of(option_values, st.sampled_from(["fd", "kid", "pr", "modes", "fd,modes", "is",
-                                                                      "coverage,fd", "swd", "msssim", ",", ""])),
-                            max_size=4)
+eval_opts = st.dictionaries(
+    st.sampled_from(["--n", "--batch", "--seed", "--truncation", "--metrics", "--extractor", "--device", "--json"]),
+    st.one_of(
+        option_values,
+        st.sampled_from(["fd", "kid", "pr", "modes", "fd,modes", "is", "coverage,fd", "swd", "msssim", ",", ""]),
+    ),
+    max_size=4,
+)
 
 
 def _check_eval_options(runs: Runs, which: str, opts: dict[str, str]) -> None:
@@ -886,4 +1260,3 @@ def test_zz_no_exception_escaped_and_counts(runs: Runs) -> None:
     runs.assert_untouched()
     assert not TRACEBACKS, "\n\n".join(TRACEBACKS)
     print(f"\ncases tried by command so far: {dict(sorted(TRIED.items()))}")
-

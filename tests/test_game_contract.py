@@ -4,8 +4,9 @@ networks and optimisers by name, constraint/noise hooks, and penalties through t
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
@@ -85,10 +86,18 @@ def test_real_per_step_counts_packs_and_critic_updates() -> None:
 
 def test_lazy_intervals_are_declared_per_optimiser() -> None:
     assert build_game("standard", "non_saturating", {}, 1, {}).lazy_intervals() == {}
-    game = build_game("standard", "non_saturating", {}, 1, {}, [{"name": "r1", "every": 16},
-                                                               {"name": "orthogonal", "net": "g", "every": 4}])
+    game = build_game(
+        "standard",
+        "non_saturating",
+        {},
+        1,
+        {},
+        [{"name": "r1", "every": 16}, {"name": "orthogonal", "net": "g", "every": 4}],
+    )
     assert game.lazy_intervals() == {"g": 4, "d": 16}
-    mixed = build_game("standard", "non_saturating", {}, 1, {}, [{"name": "r1", "every": 16}, {"name": "r2", "every": 4}])
+    mixed = build_game(
+        "standard", "non_saturating", {}, 1, {}, [{"name": "r1", "every": 16}, {"name": "r2", "every": 4}]
+    )
     with pytest.raises(ConfigError, match="share one interval"):
         mixed.lazy_intervals()
     assert Game(GameArgs()).lazy_intervals() == {}
@@ -191,8 +200,11 @@ def test_eager_d_penalty_goes_through_the_critic_hook() -> None:
 class TwoCritics(Game):
     """A toy game with networks named like CycleGAN's: one generator G_ab, two discriminators D_a and D_b on one optimiser."""
 
-    networks = (Network("G_ab", "generator", "g"), Network("D_a", "discriminator", "d"),
-                Network("D_b", "discriminator", "d"))
+    networks = (
+        Network("G_ab", "generator", "g"),
+        Network("D_a", "discriminator", "d"),
+        Network("D_b", "discriminator", "d"),
+    )
     generator = "G_ab"
 
     def step(self, ctx: StepContext) -> dict[str, Tensor]:
@@ -209,12 +221,17 @@ class TwoCritics(Game):
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
 
 
-def test_a_game_with_other_network_names_is_built_optimised_and_checkpointed(tmp_path: Path,
-                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_game_with_other_network_names_is_built_optimised_and_checkpointed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(GAMES._items, "two_critics", TwoCritics)
     monkeypatch.setattr(TwoCritics, "name", "two_critics")
-    raw = tiny_recipe({"name": "ring", "n_points": 1000}, steps=4, game={"name": "two_critics"},
-                      train={"ema": {"enabled": True, "decay": 0.9}})
+    raw = tiny_recipe(
+        {"name": "ring", "n_points": 1000},
+        steps=4,
+        game={"name": "two_critics"},
+        train={"ema": {"enabled": True, "decay": 0.9}},
+    )
     trainer = Trainer(build_recipe(raw), tmp_path / "run", progress=False)
     assert set(trainer.nets) == {"G_ab", "D_a", "D_b"} and trainer.G is trainer.nets["G_ab"] and trainer.D is None
     d_params = {id(p) for g in trainer.opts["d"].param_groups for p in g["params"]}

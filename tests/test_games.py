@@ -8,17 +8,24 @@ import pytest
 import torch
 from torch import nn
 
+from ganforge.config import OptimizerConfig
 from ganforge.errors import ConfigError
 from ganforge.games import build_game, pack, packed_shape
 from ganforge.models import build_discriminator, build_generator
 from ganforge.training.context import TrainContext
 from ganforge.training.optim import build_optimizer
 from ganforge.training.precision import Precision
-from ganforge.config import OptimizerConfig
 
 
-def make_ctx(seed: int = 0, d_shape: tuple[int, ...] = (2,), opt: str = "adam", lr: float = 1e-3, lazy: float = 1.0,
-             ema_hook=None, fixed_batch: bool = False) -> TrainContext:
+def make_ctx(
+    seed: int = 0,
+    d_shape: tuple[int, ...] = (2,),
+    opt: str = "adam",
+    lr: float = 1e-3,
+    lazy: float = 1.0,
+    ema_hook=None,
+    fixed_batch: bool = False,
+) -> TrainContext:
     torch.manual_seed(seed)
     G = build_generator("mlp", 2, (2,), {"hidden": 16, "layers": 2})
     D = build_discriminator("mlp", d_shape, {"hidden": 16, "layers": 2})
@@ -32,9 +39,19 @@ def make_ctx(seed: int = 0, d_shape: tuple[int, ...] = (2,), opt: str = "adam", 
         return data[i : i + 32], None
 
     cfg = OptimizerConfig(name=opt, lr=lr, betas=(0.5, 0.9))
-    return TrainContext(G, D, build_optimizer(G.parameters(), cfg), build_optimizer(D.parameters(), cfg, lazy),
-                        Precision("fp32", torch.device("cpu")), torch.device("cpu"), 32, 2, next_batch,
-                        torch.Generator().manual_seed(seed + 5), on_g_step=ema_hook)
+    return TrainContext(
+        G,
+        D,
+        build_optimizer(G.parameters(), cfg),
+        build_optimizer(D.parameters(), cfg, lazy),
+        Precision("fp32", torch.device("cpu")),
+        torch.device("cpu"),
+        32,
+        2,
+        next_batch,
+        torch.Generator().manual_seed(seed + 5),
+        on_g_step=ema_hook,
+    )
 
 
 def params(net: nn.Module) -> list[torch.Tensor]:
@@ -159,9 +176,13 @@ def test_weight_clipping_holds_after_every_critic_step() -> None:
 
 def test_regularised_step_logs_penalties_and_trains() -> None:
     ctx = make_ctx()
-    regs = [{"name": "gradient_penalty", "weight": 10.0}, {"name": "drift", "weight": 0.001},
-            {"name": "orthogonal", "net": "g", "weight": 1e-4}, {"name": "historical_averaging", "net": "d", "weight": 0.01},
-            {"name": "instance_noise", "args": {"std": 0.1, "anneal_steps": 10}}]
+    regs = [
+        {"name": "gradient_penalty", "weight": 10.0},
+        {"name": "drift", "weight": 0.001},
+        {"name": "orthogonal", "net": "g", "weight": 1e-4},
+        {"name": "historical_averaging", "net": "d", "weight": 0.01},
+        {"name": "instance_noise", "args": {"std": 0.1, "anneal_steps": 10}},
+    ]
     game = build_game("standard", "wasserstein", {}, 2, {}, regs)
     for _ in range(3):
         logs = game.step(ctx)
@@ -176,8 +197,9 @@ def test_regularised_step_logs_penalties_and_trains() -> None:
 
 def test_feature_matching_replaces_the_generator_objective() -> None:
     ctx = make_ctx()
-    game = build_game("standard", "non_saturating", {}, 1, {"g_adversarial": False},
-                      [{"name": "feature_matching", "net": "g"}])
+    game = build_game(
+        "standard", "non_saturating", {}, 1, {"g_adversarial": False}, [{"name": "feature_matching", "net": "g"}]
+    )
     logs = game.step(ctx)
     assert logs["g_adv"].item() == 0.0 and logs["g_loss"].item() == pytest.approx(logs["reg/g_feature_matching"].item())
     with pytest.raises(ConfigError, match="no regulariser with net: g"):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_recipe
 from torch import nn
 
-from conftest import tiny_recipe
 from ganforge.config import build_recipe
 from ganforge.generation import generate, generator_from_recipe, sample, sample_batches
 from ganforge.latent import LatentSpace
@@ -55,7 +55,7 @@ def test_labels_and_truncation_are_passed_through() -> None:
     G = Recorder()
     G.latent_space = space
     sample(G, 12, seed=0, truncation=0.5, y=3)
-    (z, y, _), = G.calls
+    ((z, y, _),) = G.calls
     assert (y == 3).all() and z.abs().max() <= 0.5
     G.calls.clear()
     batches = list(sample_batches(G, space, 12, seed=0, batch_size=5, truncation=0.5))
@@ -109,8 +109,15 @@ def test_run_cells_reuses_finished_cells_and_reruns_stale_ones(tmp_path: Path) -
     assert ran == [3, 1, 2] and info["cells_run"] == 3 and done["1"] == {"cell": 1, "version": 1}
     (tmp_path / "cells" / "2.json").write_text(json.dumps({"cell": 2, "version": 0}))  # stale settings
     ran.clear()
-    done, info = run_cells(tmp_path, [3, 1, 2], key=str, fn=fn, workers=1, progress=False,
-                           valid=lambda c, rec: rec["version"] == 1 and rec["cell"] == c)
+    done, info = run_cells(
+        tmp_path,
+        [3, 1, 2],
+        key=str,
+        fn=fn,
+        workers=1,
+        progress=False,
+        valid=lambda c, rec: rec["version"] == 1 and rec["cell"] == c,
+    )
     assert ran == [2] and info["cells_run"] == 1 and info["cells_reused"] == 2
     (tmp_path / "summary.json").write_text(json.dumps({"wall_time_s": 99.0}))
     assert wall_time({**info, "cells_run": 0}, tmp_path / "summary.json") == 99.0
@@ -135,8 +142,17 @@ def test_fashion_bench_runs_rows_and_floor_through_run_cells(tmp_path: Path, mon
 
     monkeypatch.setattr(ganforge.data, "load_dataset", lambda *a, **k: None)  # no Fashion-MNIST needed
     jobs: list[str] = []
-    floor = {k: 0.5 for k in ("fd_fashion", "is_fashion", "coverage_fashion", "kl_uniform_fashion",
-                               "precision_fashion", "recall_fashion")}
+    floor = {
+        k: 0.5
+        for k in (
+            "fd_fashion",
+            "is_fashion",
+            "coverage_fashion",
+            "kl_uniform_fashion",
+            "precision_fashion",
+            "recall_fashion",
+        )
+    }
 
     sha = fashion.extractor_record()["sha256"]
 
@@ -145,22 +161,39 @@ def test_fashion_bench_runs_rows_and_floor_through_run_cells(tmp_path: Path, mon
         stamp = {"eval_n": eval_n, "extractor_sha256": sha}
         if cell.row.key == fashion.FLOOR.key:
             return {"row": "real", "metrics": floor, **stamp}
-        return {"row": cell.row.key, "seed": cell.seed, "recipe": cell.row.recipe, "what": cell.row.what,
-                "overrides": [], "status": "failed", "error": "x", "steps": images // 64, "batch_size": 64,
-                "g_images": images // 64 * 64, "wall_s": 1.0, "train_s": 1.0, **stamp}
+        return {
+            "row": cell.row.key,
+            "seed": cell.seed,
+            "recipe": cell.row.recipe,
+            "what": cell.row.what,
+            "overrides": [],
+            "status": "failed",
+            "error": "x",
+            "steps": images // 64,
+            "batch_size": 64,
+            "g_images": images // 64 * 64,
+            "wall_s": 1.0,
+            "train_s": 1.0,
+            **stamp,
+        }
 
     monkeypatch.setattr(fashion, "run_job", fake_job)
-    res = fashion.run_fashion_bench(tmp_path, rows=["dcgan", "wgan-gp"], images=640, eval_n=10, workers=1,
-                                    progress=False, seeds=2)
+    res = fashion.run_fashion_bench(
+        tmp_path, rows=["dcgan", "wgan-gp"], images=640, eval_n=10, workers=1, progress=False, seeds=2
+    )
     # The floor first, then seed by seed, costliest first.
     assert jobs == ["_floor", "wgan-gp__s0", "dcgan__s0", "wgan-gp__s1", "dcgan__s1"]
     assert [(c["row"], c["seed"]) for c in res["cells"]] == [("dcgan", 0), ("dcgan", 1), ("wgan-gp", 0), ("wgan-gp", 1)]
     assert res["floor"]["metrics"] == floor and res["summary"]["dcgan"]["failed"] == 2 and not res["missing"]
-    assert (tmp_path / "cells" / "_floor.json").is_file() and "| dcgan | 0 (2 failed) |" in (tmp_path / "fashion.md").read_text()
+    assert (tmp_path / "cells" / "_floor.json").is_file() and "| dcgan | 0 (2 failed) |" in (
+        tmp_path / "fashion.md"
+    ).read_text()
     jobs.clear()
-    fashion.run_fashion_bench(tmp_path, rows=["dcgan", "wgan-gp"], images=640, eval_n=10, workers=1, progress=False,
-                              seeds=2)
+    fashion.run_fashion_bench(
+        tmp_path, rows=["dcgan", "wgan-gp"], images=640, eval_n=10, workers=1, progress=False, seeds=2
+    )
     assert jobs == []  # every cell and the floor were reused
-    fashion.run_fashion_bench(tmp_path, rows=["dcgan", "wgan-gp"], images=640, eval_n=20, workers=1, progress=False,
-                              seeds=1)
+    fashion.run_fashion_bench(
+        tmp_path, rows=["dcgan", "wgan-gp"], images=640, eval_n=20, workers=1, progress=False, seeds=1
+    )
     assert jobs == ["_floor", "wgan-gp__s0", "dcgan__s0"]  # another sample count: all measured again

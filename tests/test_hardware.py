@@ -12,13 +12,18 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from conftest import tiny_recipe
+
 from ganforge.config import build_recipe, load_recipe
 from ganforge.errors import ConfigError
 from ganforge.training import Trainer, hardware
-from ganforge.training.hardware import (available_cores, configure_threads, resolve_channels_last, resolve_device,
-                                        resolve_precision)
+from ganforge.training.hardware import (
+    available_cores,
+    configure_threads,
+    resolve_channels_last,
+    resolve_device,
+    resolve_precision,
+)
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -118,7 +123,9 @@ def test_schema_default_is_auto() -> None:
 @pytest.mark.parametrize("native,expected", [(False, "fp32"), (True, "bf16")])
 def test_trainer_records_the_resolved_precision(monkeypatch, tmp_path: Path, native: bool, expected: str) -> None:
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native)
-    raw = tiny_recipe({"name": "digits", "image_size": 8}, steps=2, train={"precision": "auto", "channels_last": "auto"})
+    raw = tiny_recipe(
+        {"name": "digits", "image_size": 8}, steps=2, train={"precision": "auto", "channels_last": "auto"}
+    )
     recipe = build_recipe(raw)
     out = Trainer(recipe, tmp_path / "run", progress=False).run()
     assert recipe.train.precision == "auto", "the caller's recipe is not modified"
@@ -128,8 +135,11 @@ def test_trainer_records_the_resolved_precision(monkeypatch, tmp_path: Path, nat
     assert f"precision auto -> {expected}" in cfg_text  # the reason, as a comment
     info = json.loads((out / "run.json").read_text())
     assert info["precision"] == expected
-    assert info["settings"]["precision"] == {"requested": "auto", "value": expected,
-                                             "reason": resolve_precision("auto", CPU).reason}
+    assert info["settings"]["precision"] == {
+        "requested": "auto",
+        "value": expected,
+        "reason": resolve_precision("auto", CPU).reason,
+    }
     assert info["hardware"]["native_bf16"] is native
     # A resume reads config.yaml back: the resolved recipe is a valid recipe.
     build_recipe(yaml.safe_load(cfg_text))

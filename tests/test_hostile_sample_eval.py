@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_recipe
 from PIL import Image
 
-from conftest import tiny_recipe
 from ganforge.cli import main
 from ganforge.config import build_recipe
 from ganforge.data import load_dataset
@@ -30,8 +30,11 @@ NO_CUDA = not torch.cuda.is_available()
 def runs(tmp_path_factory) -> dict[str, Path]:
     """A tiny digits run with an EMA copy, and a tiny ring (2-D points) run: a few seconds in all."""
     root = tmp_path_factory.mktemp("runs")
-    img = tiny_recipe({"name": "digits", "image_size": 16}, steps=2,
-                      train={"ema": {"enabled": True, "decay": 0.5}, "sample_every": 2, "checkpoint_every": 2})
+    img = tiny_recipe(
+        {"name": "digits", "image_size": 16},
+        steps=2,
+        train={"ema": {"enabled": True, "decay": 0.5}, "sample_every": 2, "checkpoint_every": 2},
+    )
     ring = tiny_recipe({"name": "ring", "n_points": 200}, steps=2, train={"sample_every": 2, "checkpoint_every": 2})
     return {
         "img": Trainer(build_recipe(img), root / "img", progress=False).run(),
@@ -89,8 +92,9 @@ def test_truncation_below_the_floor_is_refused_by_sample_and_eval(runs, capsys, 
 
 
 def test_truncation_at_the_floor_samples(runs, capsys, tmp_path) -> None:
-    code, _, err = run_cli(capsys, "sample", runs["img"], "--truncation", TRUNCATION_MIN, "--n", "4",
-                           "--out", tmp_path / "s.npy")
+    code, _, err = run_cli(
+        capsys, "sample", runs["img"], "--truncation", TRUNCATION_MIN, "--n", "4", "--out", tmp_path / "s.npy"
+    )
     assert code == 0, err
     assert np.load(tmp_path / "s.npy").shape == (4, 1, 16, 16)
 
@@ -201,14 +205,17 @@ def test_a_file_that_is_not_safetensors_is_a_user_error(capsys, tmp_path) -> Non
 # ------------------------------------------------------------------ 5. eval options
 
 
-@pytest.mark.parametrize("argv, fragments", [
-    (["--batch", "0"], ["--batch", "at least 1"]),      # before: ValueError traceback (range step 0)
-    (["--batch", "-5"], ["--batch"]),                   # before: an empty evaluation / traceback
-    (["--n", "1"], ["--n", "between 2"]),
-    (["--n", "-4"], ["--n"]),
-    (["--metrics", "cond_acc"], ["cond_acc", "conditional"]),  # before: an empty table, exit 0
-    (["--metrics", "fd", "--device", "cuda:99"], ["cuda"]),
-])
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["--batch", "0"], ["--batch", "at least 1"]),  # before: ValueError traceback (range step 0)
+        (["--batch", "-5"], ["--batch"]),  # before: an empty evaluation / traceback
+        (["--n", "1"], ["--n", "between 2"]),
+        (["--n", "-4"], ["--n"]),
+        (["--metrics", "cond_acc"], ["cond_acc", "conditional"]),  # before: an empty table, exit 0
+        (["--metrics", "fd", "--device", "cuda:99"], ["cuda"]),
+    ],
+)
 def test_eval_bad_options_are_refused_up_front(runs, capsys, argv, fragments) -> None:
     if "--device" in argv and not NO_CUDA:
         pytest.skip("CUDA is available here")
@@ -250,8 +257,23 @@ def test_eval_folder_with_fewer_images_than_n_warns_and_scores_them(runs, capsys
     for i in range(10):
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (16, 16), dtype=np.uint8)).save(folder / f"{i}.png")
     out = tmp_path / "eval.json"
-    code, stdout, err = run_cli(capsys, "eval", folder, "--data", "digits", "--image-size", "16", "--n", "100",
-                                "--metrics", "fd", "--device", "cpu", "--json", out)
+    code, _stdout, err = run_cli(
+        capsys,
+        "eval",
+        folder,
+        "--data",
+        "digits",
+        "--image-size",
+        "16",
+        "--n",
+        "100",
+        "--metrics",
+        "fd",
+        "--device",
+        "cpu",
+        "--json",
+        out,
+    )
     assert code == 0, err
     # Before: silently scored 10.
     assert "ganforge: warning:" in err and "scoring only those 10" in err
@@ -308,8 +330,9 @@ def test_device_cpu_and_bad_names(runs, capsys, tmp_path) -> None:
     code, _, err = run_cli(capsys, "sample", runs["img"], "--device", "tpu", "--out", tmp_path / "u.png")
     assert_user_error(code, err, "tpu")
     out = tmp_path / "e.json"
-    code, _, err = run_cli(capsys, "eval", runs["img"], "--device", "cpu", "--n", "20", "--metrics", "fd",
-                           "--json", out)
+    code, _, err = run_cli(
+        capsys, "eval", runs["img"], "--device", "cpu", "--n", "20", "--metrics", "fd", "--json", out
+    )
     assert code == 0, err
     res = json.loads(out.read_text())
     assert math.isfinite(res["metrics"]["fd_digits"]) and res["protocol"]["generated"]["n"] == 20

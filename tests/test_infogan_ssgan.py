@@ -34,8 +34,9 @@ SHAPE = (1, 16, 16)
 class FakeCtx:
     """The step context the trainer gives games, reduced to what these games use; counts labelled batches."""
 
-    def __init__(self, G: nn.Module, D: nn.Module, latent_space: LatentSpace, batch: int = 8, classes: int = 10,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, G: nn.Module, D: nn.Module, latent_space: LatentSpace, batch: int = 8, classes: int = 10, seed: int = 0
+    ) -> None:
         self.G, self.D = G, D
         self.opt_g = torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(D.parameters(), 1e-3, betas=(0.5, 0.999))
@@ -99,8 +100,9 @@ def changed(before: list[Tensor], net: nn.Module) -> bool:
 def tiny_infogan(latent: LatentSpace, shape: tuple[int, ...] = SHAPE) -> tuple[nn.Module, nn.Module]:
     torch.manual_seed(0)
     G = build_generator("infogan", latent.input_dim, shape, {"width": 8, "fc": 32})
-    D = build_discriminator("infogan", shape, {"width": 8, "fc": 32, "categorical": latent.categorical,
-                                               "continuous": latent.continuous})
+    D = build_discriminator(
+        "infogan", shape, {"width": 8, "fc": 32, "categorical": latent.categorical, "continuous": latent.continuous}
+    )
     return G, D
 
 
@@ -275,7 +277,7 @@ def test_semi_supervised_supervised_term_is_the_cross_entropy() -> None:
     D.eval()
     fixed = ctx.real_batch()
     ctx.labelled_batch = lambda: fixed  # type: ignore[method-assign]
-    ce, logs = game.supervised_loss(ctx)
+    ce, _logs = game.supervised_loss(ctx)
     with torch.no_grad():
         expected = float(F.cross_entropy(D.classify(fixed[0]), fixed[1]))
     assert float(ce.detach()) == pytest.approx(expected, abs=1e-6)
@@ -290,9 +292,14 @@ def test_weight_norm_data_dependent_init_standardises_every_layer() -> None:
     from ganforge.nn.weight_norm import data_dependent_init, weight_norm
 
     torch.manual_seed(0)
-    net = nn.Sequential(weight_norm(nn.Conv2d(1, 6, 3, padding=1)), nn.LeakyReLU(0.2),
-                        weight_norm(nn.Conv2d(6, 5, 3, stride=2, padding=1)), nn.LeakyReLU(0.2),
-                        nn.Flatten(), weight_norm(nn.Linear(5 * 8 * 8, 4), init_scale=0.1))
+    net = nn.Sequential(
+        weight_norm(nn.Conv2d(1, 6, 3, padding=1)),
+        nn.LeakyReLU(0.2),
+        weight_norm(nn.Conv2d(6, 5, 3, stride=2, padding=1)),
+        nn.LeakyReLU(0.2),
+        nn.Flatten(),
+        weight_norm(nn.Linear(5 * 8 * 8, 4), init_scale=0.1),
+    )
     x = torch.randn(64, *SHAPE) * 3 + 1
     assert data_dependent_init(net, x) == 3
     outs = {}
@@ -349,8 +356,9 @@ def test_semi_supervised_game_tests_a_running_average_of_d() -> None:
     # The authors test an average of D's weights: the last weights' accuracy swung by 15 points between checkpoints.
     G, D = tiny_ssgan()
     ctx = FakeCtx(G, D, LatentSpace(8), batch=16)
-    game = build_game("semi_supervised", "non_saturating", {}, 1, {"labelled": 100, "init_examples": 16,
-                                                                   "average": 0.5})
+    game = build_game(
+        "semi_supervised", "non_saturating", {}, 1, {"labelled": 100, "init_examples": 16, "average": 0.5}
+    )
     assert game.averaged_discriminator(D) is D  # nothing averaged before the first step
     game.step(ctx)
     first = {k: v.clone() for k, v in D.state_dict().items()}
@@ -365,8 +373,10 @@ def test_semi_supervised_game_tests_a_running_average_of_d() -> None:
     state = game.state_dict()
     again = build_game("semi_supervised", "non_saturating", {}, 1, {"labelled": 100, "average": 0.5})
     again.load_state_dict(state)
-    assert all(torch.equal(a, b) for a, b in zip(again.averaged_discriminator(D).state_dict().values(),
-                                                 avg.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(again.averaged_discriminator(D).state_dict().values(), avg.state_dict().values())
+    )
     off = build_game("semi_supervised", "non_saturating", {}, 1, {"labelled": 100, "average": 0.0})
     off.step(ctx)
     assert off.averaged_discriminator(D) is D
@@ -444,8 +454,9 @@ def test_supervised_baseline_and_test_accuracy() -> None:
     def make_D() -> nn.Module:
         return build_discriminator("ssgan", SHAPE, {"classes": 2, "width": 4})
 
-    D = semisup.train_supervised_baseline(make_D, x[:10], y[:10], steps=20, batch=10, lr=3e-3, seed=0, augment=True,
-                                          decay_start=0.5)
+    D = semisup.train_supervised_baseline(
+        make_D, x[:10], y[:10], steps=20, batch=10, lr=3e-3, seed=0, augment=True, decay_start=0.5
+    )
     assert not D.training
     assert D.baseline_steps == 20  # no early stop unless asked: the GAN's D gets all its updates too
     avg = semisup.train_supervised_baseline(make_D, x[:10], y[:10], steps=20, batch=10, lr=3e-3, seed=0, average=0.9)
@@ -489,7 +500,7 @@ class CodeEcho(nn.Module):
         self.dummy = nn.Parameter(torch.zeros(()))
 
     def forward(self, z: Tensor) -> Tensor:
-        code = z[:, self.z_dim: self.z_dim + 10].argmax(1).float()
+        code = z[:, self.z_dim : self.z_dim + 10].argmax(1).float()
         return code.view(-1, 1, 1, 1).expand(-1, 1, 4, 4) + self.dummy
 
 
@@ -525,7 +536,9 @@ def test_latent_traversal_figure_writes_a_png(tmp_path: Path) -> None:
         latent_traversal_figure(G, ls, tmp_path / "x.png", continuous_index=2)
 
 
-@pytest.mark.parametrize("name,steps", [("infogan-fashion", 3000), ("ssgan-conv-fashion", 3000), ("ssgan-fashion", 9600)])
+@pytest.mark.parametrize(
+    "name,steps", [("infogan-fashion", 3000), ("ssgan-conv-fashion", 3000), ("ssgan-fashion", 9600)]
+)
 def test_recipes_load(name: str, steps: int) -> None:
     from ganforge.config import load_recipe
 

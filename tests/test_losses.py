@@ -65,6 +65,7 @@ def test_unknown_objective_lists_choices() -> None:
 
 # --------------------------------------------------------------------------- the zoo
 
+
 def test_one_sided_label_smoothing_targets_only_real() -> None:
     # Salimans et al. 2016, Sec. 3.4: real target 0.9, fake target stays 0.
     obj = get_objective("non_saturating", {"real_label": 0.9})

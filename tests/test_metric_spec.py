@@ -36,9 +36,15 @@ def test_best_checkpoint_keeps_the_least_copying_ratio(tmp_path: Path) -> None:
     from ganforge.training.trainer import Trainer
 
     (tmp_path / "checkpoints").mkdir()
-    t = SimpleNamespace(recipe=SimpleNamespace(eval=SimpleNamespace(best="memorisation_ratio_digits")), best=None,
-                        out=tmp_path, step=1, state_dict=lambda ranks=None: {}, rank_states=lambda: None,
-                        dist=SimpleNamespace(main=True))
+    t = SimpleNamespace(
+        recipe=SimpleNamespace(eval=SimpleNamespace(best="memorisation_ratio_digits")),
+        best=None,
+        out=tmp_path,
+        step=1,
+        state_dict=lambda ranks=None: {},
+        rank_states=lambda: None,
+        dist=SimpleNamespace(main=True),
+    )
     Trainer._maybe_save_best(t, {"memorisation_ratio_digits": 1.0})  # as far from the train set as fresh data
     t.step = 2
     Trainer._maybe_save_best(t, {"memorisation_ratio_digits": 0.4})  # copies: not the best
@@ -47,9 +53,18 @@ def test_best_checkpoint_keeps_the_least_copying_ratio(tmp_path: Path) -> None:
 
 def test_metric_keys_name_the_engine_outputs() -> None:
     keys = metric_keys("fd,is,pr", "fashion")
-    assert keys == {"fd": "fd_fashion", "is": "is_fashion", "is_std": "is_fashion_std",
-                    "precision": "precision_fashion", "recall": "recall_fashion"}
-    assert metric_keys(["modes"], "digits") == {"modes": "modes", "high_quality": "high_quality", "kl_modes": "kl_modes"}
+    assert keys == {
+        "fd": "fd_fashion",
+        "is": "is_fashion",
+        "is_std": "is_fashion_std",
+        "precision": "precision_fashion",
+        "recall": "recall_fashion",
+    }
+    assert metric_keys(["modes"], "digits") == {
+        "modes": "modes",
+        "high_quality": "high_quality",
+        "kl_modes": "kl_modes",
+    }
 
 
 def test_unknown_metric_lists_the_choices() -> None:
@@ -82,7 +97,6 @@ def test_spec_module_does_not_load_torch_heavy_parts() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, ganforge.metrics.spec, ganforge.config; "
-            "print('ganforge.metrics.evaluate' in sys.modules)")
+    code = "import sys, ganforge.metrics.spec, ganforge.config; print('ganforge.metrics.evaluate' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -247,7 +247,13 @@ def test_precision_recall_batching_does_not_change_result():
 def test_mixture_mode_metrics_hand_made():
     c = ring_centres()
     res = mixture_mode_metrics(c, c, std=0.01)
-    assert res == {"modes": 8, "num_modes": 8, "high_quality": 1.0, "kl": pytest.approx(0.0, abs=1e-12), "counts": [1] * 8}
+    assert res == {
+        "modes": 8,
+        "num_modes": 8,
+        "high_quality": 1.0,
+        "kl": pytest.approx(0.0, abs=1e-12),
+        "counts": [1] * 8,
+    }
 
     one = mixture_mode_metrics(np.repeat(c[:1], 50, axis=0) + 0.005, c, std=0.01)
     assert one["modes"] == 1 and one["high_quality"] == 1.0

@@ -13,13 +13,25 @@ from ganforge.sampling import load_generator, sample
 from ganforge.training.trainer import Trainer
 
 SHRINK = [
-    "data.name=digits", "data.image_size=16", "train.steps=2", "train.batch_size=10", "train.log_every=1",
-    "train.progress=false", "train.threads=1", "train.precision=fp32", "train.n_samples=20",
-    "model.generator.args.width=8", "model.discriminator.args.width=8",
+    "data.name=digits",
+    "data.image_size=16",
+    "train.steps=2",
+    "train.batch_size=10",
+    "train.log_every=1",
+    "train.progress=false",
+    "train.threads=1",
+    "train.precision=fp32",
+    "train.n_samples=20",
+    "model.generator.args.width=8",
+    "model.discriminator.args.width=8",
 ]
 EXTRA = {
     "infogan-fashion": ["model.generator.args.fc=16", "model.discriminator.args.fc=16"],
-    "ssgan-fashion": ["game.args.labelled=20", "model.generator.args.hidden=16", "model.discriminator.args.hidden=[16, 8]"],
+    "ssgan-fashion": [
+        "game.args.labelled=20",
+        "model.generator.args.hidden=16",
+        "model.discriminator.args.hidden=[16, 8]",
+    ],
     "ssgan-conv-fashion": ["game.args.labelled=20"],
     "biggan-fashion": ["model.generator.args.shared_dim=4"],
     "began-fashion": ["model.discriminator.args.hidden=8"],
@@ -41,7 +53,7 @@ def test_paper_recipe_trains_and_samples(recipe: str, tmp_path: Path) -> None:
     r = load_recipe(recipe, shrink(recipe))
     assert r.source and r.description and "arXiv" in r.source  # each recipe names its paper
     out = Trainer(r, tmp_path / recipe, progress=False).run()
-    G, rec, shape = load_generator(out)
+    G, _rec, _shape = load_generator(out)
     kwargs = {"y": 3} if G.latent_space.num_classes else {}
     x = sample(G, 6, **kwargs)
     assert x.shape == (6, 1, 16, 16) and torch.isfinite(x).all()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import tiny_recipe
+
 from ganforge.config import build_recipe
 from ganforge.errors import ConfigError
 from ganforge.games.progressive import Schedule
@@ -23,22 +23,40 @@ from ganforge.training import Trainer
 WIDTHS = {"fmap_base": 64, "fmap_max": 16}
 
 
-def progan_recipe(steps: int, fade: int = 320, stab: int = 320, batch_sizes: list[int] | int = 16, **train: object) -> dict:
+def progan_recipe(
+    steps: int, fade: int = 320, stab: int = 320, batch_sizes: list[int] | int = 16, **train: object
+) -> dict:
     """A tiny progressive run on 16x16 digits: 4 -> 8 -> 16."""
     return tiny_recipe(
-        {"name": "digits", "image_size": 16}, steps=steps,
-        model={"z_dim": 8, "generator": {"name": "progan", "args": dict(WIDTHS)},
-               "discriminator": {"name": "progan", "args": dict(WIDTHS)}},
+        {"name": "digits", "image_size": 16},
+        steps=steps,
+        model={
+            "z_dim": 8,
+            "generator": {"name": "progan", "args": dict(WIDTHS)},
+            "discriminator": {"name": "progan", "args": dict(WIDTHS)},
+        },
         loss="wasserstein",
-        game={"name": "progressive", "n_critic": 1,
-              "args": {"resolutions": [4, 8, 16], "fade_images": fade, "stabilize_images": stab, "batch_sizes": batch_sizes}},
+        game={
+            "name": "progressive",
+            "n_critic": 1,
+            "args": {
+                "resolutions": [4, 8, 16],
+                "fade_images": fade,
+                "stabilize_images": stab,
+                "batch_sizes": batch_sizes,
+            },
+        },
         regularizers=[{"name": "gradient_penalty", "weight": 10.0}, {"name": "drift", "weight": 0.001}],
-        optim={"g": {"name": "adam", "lr": 0.001, "betas": [0.0, 0.99]}, "d": {"name": "adam", "lr": 0.001, "betas": [0.0, 0.99]}},
+        optim={
+            "g": {"name": "adam", "lr": 0.001, "betas": [0.0, 0.99]},
+            "d": {"name": "adam", "lr": 0.001, "betas": [0.0, 0.99]},
+        },
         train={"log_every": 1, **train},
     )
 
 
 # ----------------------------------------------------------------------------------------------- components
+
 
 def test_equalized_layers_equal_plain_layers_with_scaled_weights() -> None:
     torch.manual_seed(0)
@@ -76,7 +94,7 @@ def test_pixel_norm_and_minibatch_stddev_match_hand_formulas() -> None:
     # averaged over channels and positions, broadcast as one more feature map.
     out = MinibatchStdDev(4)(x)
     for k in range(8):
-        group = x[k % 2::2]
+        group = x[k % 2 :: 2]
         expect = torch.sqrt(group.var(dim=0, unbiased=False) + 1e-8).mean()
         torch.testing.assert_close(out[k, 5], torch.full((3, 3), float(expect)))
 
@@ -97,6 +115,7 @@ def test_resnet_discriminator_takes_minibatch_stddev() -> None:
 
 
 # ----------------------------------------------------------------------------------------------- growing networks
+
 
 def test_generator_fade_in_runs_from_the_previous_network_to_the_new_one() -> None:
     torch.manual_seed(2)
@@ -166,26 +185,36 @@ def test_phase_state_is_in_the_state_dict_and_the_ema_copy() -> None:
 
 # ----------------------------------------------------------------------------------------------- the schedule
 
+
 def test_schedule_phases_and_alpha_at_exact_image_counts() -> None:
     s = Schedule([4, 8, 16], fade_images=320, stabilize_images=[160, 320, 480], batch_sizes=[16, 16, 8])
     assert [(p.name, p.start, p.length, p.batch_size) for p in s.phases] == [
-        ("4x4 stabilise", 0, 160, 16), ("8x8 fade-in", 160, 320, 16), ("8x8 stabilise", 480, 320, 16),
-        ("16x16 fade-in", 800, 320, 8), ("16x16 stabilise", 1120, 480, 8)]
+        ("4x4 stabilise", 0, 160, 16),
+        ("8x8 fade-in", 160, 320, 16),
+        ("8x8 stabilise", 480, 320, 16),
+        ("16x16 fade-in", 800, 320, 8),
+        ("16x16 stabilise", 1120, 480, 8),
+    ]
     assert s.at(159).resolution == 4 and s.at(160).name == "8x8 fade-in"
-    assert s.alpha(160) == 0.0 and s.alpha(320) == 0.5 and s.alpha(479) == pytest.approx(319 / 320) and s.alpha(480) == 1.0
+    assert (
+        s.alpha(160) == 0.0 and s.alpha(320) == 0.5 and s.alpha(479) == pytest.approx(319 / 320) and s.alpha(480) == 1.0
+    )
     assert s.at(10**9).name == "16x16 stabilise"  # training goes on at the final resolution
     assert s.phases[1].name == "8x8 fade-in" and s.phases[1].level == 1
     assert s.images_total == 1600 and s.steps() == 10 + 20 + 20 + 40 + 60
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(resolutions=[4, 16]), "double"),
-    (dict(resolutions=[4, 6]), "powers of two"),
-    (dict(fade_images=100), "whole number of steps"),
-    (dict(stabilize_images=[160, 320]), "list of 3"),
-    (dict(fade_images=0), "fade_images must be > 0"),
-    (dict(batch_sizes=0), "batch sizes"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(resolutions=[4, 16]), "double"),
+        (dict(resolutions=[4, 6]), "powers of two"),
+        (dict(fade_images=100), "whole number of steps"),
+        (dict(stabilize_images=[160, 320]), "list of 3"),
+        (dict(fade_images=0), "fade_images must be > 0"),
+        (dict(batch_sizes=0), "batch sizes"),
+    ],
+)
 def test_schedule_refuses_bad_input_with_a_clear_message(kwargs: dict, match: str) -> None:
     args = dict(resolutions=[4, 8, 16], fade_images=320, stabilize_images=320, batch_sizes=16) | kwargs
     with pytest.raises(ConfigError, match=match):
@@ -235,7 +264,9 @@ def test_phases_change_at_the_exact_image_counts_and_optimiser_state_survives_gr
     assert adam_steps(G.to_rgb[1].weight) == 40  # 8x8 fade, stable, then the old branch of the 16x16 fade
 
 
-def test_a_mid_growth_run_samples_and_evaluates_at_its_resolution(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_a_mid_growth_run_samples_and_evaluates_at_its_resolution(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from ganforge.cli import main
 
     raw = progan_recipe(25, checkpoint_every=25, sample_every=25)
@@ -247,7 +278,9 @@ def test_a_mid_growth_run_samples_and_evaluates_at_its_resolution(tmp_path: Path
     html = (out / "report.html").read_text()
     assert 'id="growth"' in html and "8x8 fade-in, step 25" in html
     assert main(["eval", str(out), "--n", "32", "--metrics", "fd", "--json", str(tmp_path / "e.json")]) == 0
-    assert "nearest-upsampled to 16x16" in json.loads((tmp_path / "e.json").read_text())["protocol"]["generated"]["source"]
+    assert (
+        "nearest-upsampled to 16x16" in json.loads((tmp_path / "e.json").read_text())["protocol"]["generated"]["source"]
+    )
     assert main(["sample", str(out), "--n", "8", "--out", str(tmp_path / "s.npy")]) == 0
     assert "nearest-upsampled to 16x16" in capsys.readouterr().err
     x = np.load(tmp_path / "s.npy")
@@ -261,13 +294,28 @@ def test_progan_recipes_train_and_sample_shrunk(recipe: str, tmp_path: Path) -> 
     from ganforge.config import load_recipe
     from ganforge.sampling import load_generator, sample
 
-    shrink = ["data.image_size=16", "game.args.resolutions=[4,8,16]", "game.args.fade_images=32",
-              "game.args.stabilize_images=32", "game.args.batch_sizes=8", "train.steps=10", "train.log_every=1",
-              "train.precision=fp32", "train.threads=1", "train.n_samples=8", "eval.n=16", "eval.every=10",
-              "model.generator.args.fmap_base=64", "model.discriminator.args.fmap_base=64"]
+    shrink = [
+        "data.image_size=16",
+        "game.args.resolutions=[4,8,16]",
+        "game.args.fade_images=32",
+        "game.args.stabilize_images=32",
+        "game.args.batch_sizes=8",
+        "train.steps=10",
+        "train.log_every=1",
+        "train.precision=fp32",
+        "train.threads=1",
+        "train.n_samples=8",
+        "eval.n=16",
+        "eval.every=10",
+        "model.generator.args.fmap_base=64",
+        "model.discriminator.args.fmap_base=64",
+    ]
     if recipe == "progan-folder":
         folder = tmp_path / "imgs"
-        assert main(["export", "stacked", "--base", "digits", "--out", str(folder), "--n", "24", "--image-size", "16"]) == 0
+        assert (
+            main(["export", "stacked", "--base", "digits", "--out", str(folder), "--n", "24", "--image-size", "16"])
+            == 0
+        )
         shrink.append(f"data.path={folder}")
     else:
         shrink.append("data.name=digits")
@@ -290,8 +338,15 @@ def test_bench_progan_compares_growing_with_fixed_and_resumes(tmp_path: Path) ->
     assert set(runs) == {"progressive", "fixed"} and res["info"]["cells_run"] == 2
     prog, fixed = runs["progressive"], runs["fixed"]
     assert prog["steps"] == fixed["steps"] == 14
-    assert [p["phase"] for p in prog["phases"]] == ["4x4 stabilise", "8x8 fade-in", "8x8 stabilise", "16x16 fade-in",
-                                                     "16x16 stabilise", "32x32 fade-in", "32x32 stabilise"]
+    assert [p["phase"] for p in prog["phases"]] == [
+        "4x4 stabilise",
+        "8x8 fade-in",
+        "8x8 stabilise",
+        "16x16 fade-in",
+        "16x16 stabilise",
+        "32x32 fade-in",
+        "32x32 stabilise",
+    ]
     assert all(p["images"] == 128 and p["time_s"] > 0 for p in prog["phases"] + fixed["phases"])
     assert [c["step"] for c in prog["curve"]] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
     assert res["speedup"]["total"] == pytest.approx(fixed["train_s"] / prog["train_s"])
@@ -302,7 +357,12 @@ def test_bench_progan_compares_growing_with_fixed_and_resumes(tmp_path: Path) ->
     md = (tmp_path / "progan.md").read_text()
     assert "| progressive |" in md and "| 32x32 stabilise | 128 |" in md and "Speed-up" in md
     assert f"progressive {prog['curve'][-1]['fd']:.2f}" in md  # equal training time: its own last FD
-    for name in ("fd_vs_time.png", "fixed_final_ema.png", "progressive_end_of_phase_1.png", "progressive_end_of_phase_7.png"):
+    for name in (
+        "fd_vs_time.png",
+        "fixed_final_ema.png",
+        "progressive_end_of_phase_1.png",
+        "progressive_end_of_phase_7.png",
+    ):
         assert (tmp_path / "plots" / name).is_file(), name
     again = run_progan_bench(tmp_path, **kw)  # finished runs are reused, not retrained
     assert again["info"]["cells_run"] == 0 and again["runs"]["fixed"]["train_s"] == fixed["train_s"]
@@ -313,8 +373,10 @@ def test_fd_at_equal_time_and_speedup_from_curves() -> None:
 
     curve = [{"step": 10, "time": 5.0, "fd": 80.0}, {"step": 20, "time": 11.0, "fd": 50.0}]
     assert fd_at_time(curve, 4.9) is None and fd_at_time(curve, 5.0) == 80.0 and fd_at_time(curve, 30.0) == 50.0
-    runs = {"progressive": {"train_s": 10.0, "time_to_threshold_s": 4.0},
-            "fixed": {"train_s": 18.0, "time_to_threshold_s": None}}
+    runs = {
+        "progressive": {"train_s": 10.0, "time_to_threshold_s": 4.0},
+        "fixed": {"train_s": 18.0, "time_to_threshold_s": None},
+    }
     assert speedup(runs) == {"total": 1.8, "to_threshold": None}
     runs["fixed"]["time_to_threshold_s"] = 10.0
     assert speedup(runs)["to_threshold"] == 2.5

@@ -116,7 +116,9 @@ def test_feature_matching_on_mlp_features() -> None:
     assert fake.grad is not None and fake.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("make", [lambda: nn.Linear(20, 30), lambda: nn.Conv2d(3, 8, 3), lambda: nn.ConvTranspose2d(8, 3, 4)])
+@pytest.mark.parametrize(
+    "make", [lambda: nn.Linear(20, 30), lambda: nn.Conv2d(3, 8, 3), lambda: nn.ConvTranspose2d(8, 3, 4)]
+)
 def test_spectral_norm_brings_top_singular_value_to_one(make) -> None:
     torch.manual_seed(0)  # layers are built here, not at collection, so their weights never depend on test order
     layer = make()

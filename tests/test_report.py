@@ -32,8 +32,15 @@ def _fake_run(root: Path, n_steps: int = 5, n_lines: int = 50) -> Path:
     (run / "config.yaml").write_text(CONFIG)
     lines = []
     for i in range(1, n_lines + 1):
-        rec = {"step": i * 10, "time": i * 0.5, "images_per_s": 800.0 + i, "d_loss": 1.4 - i / 100,
-               "g_loss": 0.7 + math.sin(i) / 10, "lr_g": 2e-4, "epoch": i // 10}
+        rec = {
+            "step": i * 10,
+            "time": i * 0.5,
+            "images_per_s": 800.0 + i,
+            "d_loss": 1.4 - i / 100,
+            "g_loss": 0.7 + math.sin(i) / 10,
+            "lr_g": 2e-4,
+            "epoch": i // 10,
+        }
         if i % 10 == 0:
             rec["eval/fd_digits"] = 50.0 / i
             rec["eval/precision"] = i / 100
@@ -42,18 +49,39 @@ def _fake_run(root: Path, n_steps: int = 5, n_lines: int = 50) -> Path:
             lines.append("")  # blank lines are tolerated
     lines.append('{"step": 510, "time": 25.6, "d_lo')  # killed mid-write
     (run / "metrics.jsonl").write_text("\n".join(lines))
-    (run / "run.json").write_text(json.dumps({
-        "recipe": "demo", "description": "DCGAN on tiny digits", "source": "Radford et al. 2015",
-        "status": "finished", "steps": 500, "step": 500, "wall_time_s": 140.2, "device": "cpu",
-        "precision": "bf16", "channels_last": True, "compile": False, "torch": "2.x", "ganforge": "0.1.0",
-        "seed": 0, "data": {"name": "digits", "size": 16}, "params": {"generator": 1234, "discriminator": 5678},
-    }))
+    (run / "run.json").write_text(
+        json.dumps(
+            {
+                "recipe": "demo",
+                "description": "DCGAN on tiny digits",
+                "source": "Radford et al. 2015",
+                "status": "finished",
+                "steps": 500,
+                "step": 500,
+                "wall_time_s": 140.2,
+                "device": "cpu",
+                "precision": "bf16",
+                "channels_last": True,
+                "compile": False,
+                "torch": "2.x",
+                "ganforge": "0.1.0",
+                "seed": 0,
+                "data": {"name": "digits", "size": 16},
+                "params": {"generator": 1234, "discriminator": 5678},
+            }
+        )
+    )
     g = torch.Generator().manual_seed(0)
     for s in range(1, n_steps + 1):
         save_image_grid(torch.rand(16, 1, 16, 16, generator=g) * 2 - 1, run / "samples" / f"step_{s * 100:06d}.png")
     save_image_grid(torch.rand(64, 1, 16, 16, generator=g) * 2 - 1, run / "samples" / "final.png")
-    save_points_plot(torch.randn(500, 2, generator=g), run / "samples" / "final_ema.png",
-                     centres=torch.tensor([[1.0, 0.0], [-1.0, 0.0]]), title="final", limits=3)
+    save_points_plot(
+        torch.randn(500, 2, generator=g),
+        run / "samples" / "final_ema.png",
+        centres=torch.tensor([[1.0, 0.0], [-1.0, 0.0]]),
+        title="final",
+        limits=3,
+    )
     (run / "checkpoints" / "step_000400.pt").write_bytes(b"x" * 2048)
     (run / "generator.safetensors").write_bytes(b"y" * 100)
     return run
@@ -185,7 +213,9 @@ def test_save_images(tmp_path: Path) -> None:
 def test_save_points_plot(tmp_path: Path) -> None:
     pts = torch.randn(300, 2)
     pts[0] = float("inf")  # a diverged point is dropped, not fatal
-    path = save_points_plot(pts, tmp_path / "pts.png", centres=torch.zeros(8, 2), title="step 100", limits=(-2, 2, -2, 2))
+    path = save_points_plot(
+        pts, tmp_path / "pts.png", centres=torch.zeros(8, 2), title="step 100", limits=(-2, 2, -2, 2)
+    )
     with Image.open(path) as im:
         assert im.format == "PNG" and im.size[0] > 100
     assert to_data_uri(path).startswith("data:image/png;base64,")

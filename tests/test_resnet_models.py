@@ -97,8 +97,10 @@ def test_conditional_bn_starts_as_plain_bn() -> None:
     # Non-zero linears give per-sample scales and shifts: out = bn(x) * (1 + gain(c)) + bias(c).
     nn.init.normal_(cbn.gain.weight)
     nn.init.normal_(cbn.bias.weight)
-    ref = nn.BatchNorm2d(5, affine=False).train()(x) * (1 + c @ cbn.gain.weight.t())[:, :, None, None] \
+    ref = (
+        nn.BatchNorm2d(5, affine=False).train()(x) * (1 + c @ cbn.gain.weight.t())[:, :, None, None]
         + (c @ cbn.bias.weight.t())[:, :, None, None]
+    )
     torch.testing.assert_close(cbn(x, c), ref)
 
 
@@ -155,7 +157,7 @@ def test_biggan_skip_z_and_labels() -> None:
     for i in range(len(G.chunks)):
         z2 = z.clone()
         lo = sum(G.chunks[:i])
-        z2[:, lo: lo + G.chunks[i]] += 1.0
+        z2[:, lo : lo + G.chunks[i]] += 1.0
         assert not torch.allclose(G(z2, y), base), f"chunk {i} has no effect"
     assert not torch.allclose(G(z, torch.tensor([2, 2])), base)
     # Uneven split: 13 dims over 4 chunks, none dropped.
@@ -215,4 +217,6 @@ def test_attention_map_figure(tmp_path) -> None:
     with pytest.raises(ConfigError, match="outside"):
         attention_map_figure(G, torch.randn(1, 8), query=(16, 0), path=tmp_path / "bad.png")
     with pytest.raises(ConfigError, match="self-attention"):
-        attention_map_figure(build_generator("resnet", 8, (1, 16, 16), {"width": W}), torch.randn(1, 8), path=tmp_path / "x.png")
+        attention_map_figure(
+            build_generator("resnet", 8, (1, 16, 16), {"width": W}), torch.randn(1, 8), path=tmp_path / "x.png"
+        )

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import tiny_recipe
+
 from ganforge.cli import main
 from ganforge.config import build_recipe
 from ganforge.training import Trainer
@@ -33,8 +33,11 @@ def train(raw: dict, out: Path) -> Path:
 
 def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
     """Every file under `folder` (except the lock's advice) with its mode and bytes."""
-    return {str(p.relative_to(folder)): (p.stat().st_mode, p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mode, p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str]:
@@ -63,7 +66,9 @@ def run_copy(finished: Path, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("damage", ["truncate", "pickle"])
-def test_resume_with_every_checkpoint_unreadable_exits_2_and_touches_nothing(run_copy: Path, capsys, damage: str) -> None:
+def test_resume_with_every_checkpoint_unreadable_exits_2_and_touches_nothing(
+    run_copy: Path, capsys, damage: str
+) -> None:
     for p in list_checkpoints(run_copy / "checkpoints"):
         if damage == "truncate":
             p.write_bytes(p.read_bytes()[:200])
@@ -138,12 +143,15 @@ def test_safe_override_on_resume_is_applied_and_recorded(run_copy: Path, capsys)
     assert yaml.safe_load((run_copy / "config.yaml").read_text())["optim"]["g"]["lr"] == 0.0005
 
 
-@pytest.mark.parametrize("argv,fragment", [
-    (["model.z_dim=4"], "cannot change when a run is resumed"),
-    (["--steps", "5"], "already at step 20"),
-    (["--seed", "3"], "takes no --seed"),
-    (["demo"], "takes no recipe"),
-])
+@pytest.mark.parametrize(
+    "argv,fragment",
+    [
+        (["model.z_dim=4"], "cannot change when a run is resumed"),
+        (["--steps", "5"], "already at step 20"),
+        (["--seed", "3"], "takes no --seed"),
+        (["demo"], "takes no recipe"),
+    ],
+)
 def test_bad_resume_requests_exit_2(run_copy: Path, capsys, argv: list[str], fragment: str) -> None:
     before = snapshot(run_copy)
     code, err = run_cli(capsys, "train", "--resume", str(run_copy), *argv)
@@ -182,13 +190,18 @@ def _wait_running(run: Path, proc: subprocess.Popen, min_step: int = 1, timeout:
     raise AssertionError("the run never reported running")
 
 
-def test_a_locked_run_refuses_a_second_train_or_resume_then_kill_9_leaves_it_stale(tmp_path: Path, write_recipe,
-                                                                                   capsys) -> None:
+def test_a_locked_run_refuses_a_second_train_or_resume_then_kill_9_leaves_it_stale(
+    tmp_path: Path, write_recipe, capsys
+) -> None:
     recipe = write_recipe(ring(steps=100000, train={"log_every": 20, "checkpoint_every": 200}))
     run = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(_cli("train", str(recipe), "--out", str(run), "--quiet"), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cli("train", str(recipe), "--out", str(run), "--quiet"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_running(run, proc, min_step=200)
         code, err = run_cli(capsys, "train", str(recipe), "--out", str(run))
@@ -210,9 +223,13 @@ def test_a_locked_run_refuses_a_second_train_or_resume_then_kill_9_leaves_it_sta
 def test_sigterm_checkpoints_and_records_interrupted(tmp_path: Path, write_recipe) -> None:
     recipe = write_recipe(ring(steps=100000, train={"log_every": 10, "checkpoint_every": 100000}))
     run = tmp_path / "run"
-    proc = subprocess.Popen(_cli("train", str(recipe), "--out", str(run), "--quiet"),
-                            env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        _cli("train", str(recipe), "--out", str(run), "--quiet"),
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_running(run, proc, min_step=30)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
@@ -227,8 +244,16 @@ def test_two_runs_into_one_new_folder_one_wins(tmp_path: Path, write_recipe) -> 
     recipe = write_recipe(ring(steps=300, train={"log_every": 50, "checkpoint_every": 300}))
     run = tmp_path / "same"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen(_cli("train", str(recipe), "--out", str(run), "--quiet"), env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            _cli("train", str(recipe), "--out", str(run), "--quiet"),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     results = [(p.wait(timeout=240), p.stderr.read()) for p in procs]
     codes = sorted(c for c, _ in results)
     assert codes == [0, 2], results
@@ -254,10 +279,19 @@ def test_a_crash_is_recorded_as_failed_with_the_error(tmp_path: Path) -> None:
 
 
 def test_bad_eval_best_is_failed_not_interrupted(tmp_path: Path, capsys) -> None:
-    raw = tiny_recipe({"name": "digits", "image_size": 8}, steps=2,
-                      eval={"every": 2, "metrics": ["coverage"], "n": 20, "best": "fd_nonsense"})
-    code, err = run_cli(capsys, "train", "--out", str(tmp_path / "run"), "--quiet",
-                        *[f"{k}={json.dumps(v)}" for k, v in _flat(raw).items()])
+    raw = tiny_recipe(
+        {"name": "digits", "image_size": 8},
+        steps=2,
+        eval={"every": 2, "metrics": ["coverage"], "n": 20, "best": "fd_nonsense"},
+    )
+    code, err = run_cli(
+        capsys,
+        "train",
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+        *[f"{k}={json.dumps(v)}" for k, v in _flat(raw).items()],
+    )
     assert code == 2 and "eval.best" in err
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"
 
@@ -280,9 +314,20 @@ def test_a_full_disk_is_one_paragraph_and_exit_2(tmp_path: Path, capsys, monkeyp
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "checkpoints"))
 
     monkeypatch.setattr(trainer_mod, "save_checkpoint", full)
-    code, err = run_cli(capsys, "train", "demo", "--out", str(tmp_path / "run"), "--steps", "2", "--quiet",
-                        "train.batch_size=8", "model.generator.args.width=4", "model.discriminator.args.width=4",
-                        "train.checkpoint_every=1")
+    code, err = run_cli(
+        capsys,
+        "train",
+        "demo",
+        "--out",
+        str(tmp_path / "run"),
+        "--steps",
+        "2",
+        "--quiet",
+        "train.batch_size=8",
+        "model.generator.args.width=4",
+        "model.discriminator.args.width=4",
+        "train.checkpoint_every=1",
+    )
     assert code == 2 and "No space left on device" in err and "--resume" in err and "Traceback" not in err
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"
 
@@ -306,8 +351,13 @@ def test_files_follow_the_umask(tmp_path: Path) -> None:
 
 def test_progress_in_a_log_file_is_plain_lines(tmp_path: Path, write_recipe) -> None:
     recipe = write_recipe(ring(steps=40, train={"progress": True}))
-    proc = subprocess.run(_cli("train", str(recipe), "--out", str(tmp_path / "run")), capture_output=True, text=True,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=120)
+    proc = subprocess.run(
+        _cli("train", str(recipe), "--out", str(tmp_path / "run")),
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr and "step 40/40" in proc.stderr
 

@@ -125,8 +125,17 @@ def test_dcgan_discriminator_takes_minibatch_stddev() -> None:
         build_discriminator("dcgan", (3, 32, 32), {"width": 8, "mbstd_group": 1})
 
 
-TINY = ["--quiet", "train.batch_size=8", "model.generator.args.width=4", "model.discriminator.args.width=4",
-        "train.n_samples=4", "train.sample_every=2", "train.checkpoint_every=2", "eval.n=8", "eval.every=2"]
+TINY = [
+    "--quiet",
+    "train.batch_size=8",
+    "model.generator.args.width=4",
+    "model.discriminator.args.width=4",
+    "train.n_samples=4",
+    "train.sample_every=2",
+    "train.checkpoint_every=2",
+    "eval.n=8",
+    "eval.every=2",
+]
 
 
 @pytest.mark.parametrize("recipe", ["dcgan-folder", "dcgan-folder-64", "dcgan-folder-128", "sngan-folder"])
@@ -136,8 +145,22 @@ def test_folder_recipes_train_and_sample_on_a_tiny_folder(tmp_path: Path, recipe
     assert len(list(folder.glob("*.png"))) == 24
     size = 16
     run = tmp_path / "run"
-    assert main(["train", recipe, f"data.path={folder}", f"data.image_size={size}", "--steps", "2",
-                 "--out", str(run), *TINY]) == 0
+    assert (
+        main(
+            [
+                "train",
+                recipe,
+                f"data.path={folder}",
+                f"data.image_size={size}",
+                "--steps",
+                "2",
+                "--out",
+                str(run),
+                *TINY,
+            ]
+        )
+        == 0
+    )
     ev = json.loads((run / "eval" / "step_0000002.json").read_text())["metrics"]
     assert 0 <= ev["msssim"] <= 1 and 0 <= ev["msssim_real"] <= 1  # diversity beside the data's own
     assert main(["sample", str(run), "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
@@ -178,8 +201,9 @@ def test_stacked_bench_rows_write_table_and_resume(tmp_path: Path) -> None:
     from ganforge.metrics.extractors import shipped_sha256
 
     assert rec["extractor_sha256"] == shipped_sha256("digits") and rec["extractor"] == "digits"
-    (out / "cells" / "mbstd__s0.json").write_text(json.dumps({**json.loads((out / "cells" / "mbstd__s0.json")
-                                                                         .read_text()), "extractor_sha256": "0" * 64}))
+    (out / "cells" / "mbstd__s0.json").write_text(
+        json.dumps({**json.loads((out / "cells" / "mbstd__s0.json").read_text()), "extractor_sha256": "0" * 64})
+    )
     assert run_stacked_bench(out, **kw)["info"]["cells_run"] == 1
     with pytest.raises(ConfigError, match="dcgan"):
         run_stacked_bench(out, rows=["nope"], base="digits")

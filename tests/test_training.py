@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_recipe
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import tiny_recipe
 from ganforge.cli import main
 from ganforge.config import build_recipe
 from ganforge.errors import TrainingError
@@ -44,7 +44,8 @@ def test_ring_end_to_end_writes_the_run_folder(tmp_path: Path) -> None:
 
 def test_digits_end_to_end_bf16_channels_last_ema(tmp_path: Path) -> None:
     raw = tiny_recipe(
-        {"name": "digits", "image_size": 16}, steps=12,
+        {"name": "digits", "image_size": 16},
+        steps=12,
         train={"precision": "bf16", "channels_last": True, "ema": {"enabled": True, "decay": 0.9}},
     )
     out = train(raw, tmp_path / "run")
@@ -125,22 +126,34 @@ def _progressive_kill_recipe() -> dict:
     from test_progan import progan_recipe
 
     raw = progan_recipe(150, fade=320, stab=320, batch_sizes=[16, 16, 8])
-    raw["game"]["args"]["stabilize_images"] = [320, 320, 320]  # 4x4: 20 steps; 8x8: 40 fade + 20; 16x16 fade: steps 81-120
-    raw["train"].update({"checkpoint_every": 7, "log_every": 5, "sample_every": 50, "ema": {"enabled": True, "decay": 0.95}})
+    raw["game"]["args"]["stabilize_images"] = [
+        320,
+        320,
+        320,
+    ]  # 4x4: 20 steps; 8x8: 40 fade + 20; 16x16 fade: steps 81-120
+    raw["train"].update(
+        {"checkpoint_every": 7, "log_every": 5, "sample_every": 50, "ema": {"enabled": True, "decay": 0.95}}
+    )
     return raw
 
 
 # The progressive and cycle variants (25-33 s each) run with `-m slow`: the default suite keeps the trainer's
 # machinery (dcgan), the slow profile each game's own state (ProGAN's fade, CycleGAN's image pools).
-@pytest.mark.parametrize("kind, kill_after, steps", [
-    ("dcgan", 60, 150),
-    pytest.param("progressive", 84, 150, marks=pytest.mark.slow),
-    pytest.param("cycle", 28, 60, marks=pytest.mark.slow)])
-def test_kill_minus_9_then_resume_matches_uninterrupted_run_bit_for_bit(tmp_path: Path, write_recipe, kind: str,
-                                                                        kill_after: int, steps: int) -> None:
+@pytest.mark.parametrize(
+    "kind, kill_after, steps",
+    [
+        ("dcgan", 60, 150),
+        pytest.param("progressive", 84, 150, marks=pytest.mark.slow),
+        pytest.param("cycle", 28, 60, marks=pytest.mark.slow),
+    ],
+)
+def test_kill_minus_9_then_resume_matches_uninterrupted_run_bit_for_bit(
+    tmp_path: Path, write_recipe, kind: str, kill_after: int, steps: int
+) -> None:
     if kind == "dcgan":
         raw = tiny_recipe(
-            {"name": "digits", "image_size": 16}, steps=150,
+            {"name": "digits", "image_size": 16},
+            steps=150,
             train={"checkpoint_every": 7, "log_every": 5, "sample_every": 50, "ema": {"enabled": True, "decay": 0.95}},
             optim={"g": {"schedule": "linear"}},
         )
@@ -155,8 +168,12 @@ def test_kill_minus_9_then_resume_matches_uninterrupted_run_bit_for_bit(tmp_path
     full, killed = tmp_path / "full", tmp_path / "killed"
     subprocess.run(_cli("train", str(recipe), "--out", str(full), "--quiet"), check=True, env=env, timeout=300)
 
-    proc = subprocess.Popen(_cli("train", str(recipe), "--out", str(killed), "--quiet"), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cli("train", str(recipe), "--out", str(killed), "--quiet"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while time.time() < deadline:
         ckpts = list_checkpoints(killed / "checkpoints")
@@ -166,7 +183,9 @@ def test_kill_minus_9_then_resume_matches_uninterrupted_run_bit_for_bit(tmp_path
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    exports = ("translators.safetensors",) if kind == "cycle" else ("generator.safetensors", "generator_ema.safetensors")
+    exports = (
+        ("translators.safetensors",) if kind == "cycle" else ("generator.safetensors", "generator_ema.safetensors")
+    )
     assert not (killed / exports[0]).exists(), "the run finished before it was killed"
     if kind == "progressive":
         last = torch.load(list_checkpoints(killed / "checkpoints")[-1], weights_only=True)
@@ -174,7 +193,10 @@ def test_kill_minus_9_then_resume_matches_uninterrupted_run_bit_for_bit(tmp_path
 
     subprocess.run(_cli("train", "--resume", str(killed), "--quiet"), check=True, env=env, timeout=300)
     if kind == "cycle":
-        last = [torch.load(list_checkpoints(d / "checkpoints")[-1], weights_only=True)["game"]["pools"] for d in (full, killed)]
+        last = [
+            torch.load(list_checkpoints(d / "checkpoints")[-1], weights_only=True)["game"]["pools"]
+            for d in (full, killed)
+        ]
         for side in ("a", "b"):
             assert len(last[0][side]["images"]) == 6, "the pool should be full"
             assert torch.equal(last[0][side]["images"], last[1][side]["images"]), f"pool {side} differs after resume"
@@ -195,8 +217,9 @@ def test_signals_change_nothing_in_the_run_and_land_in_the_log(tmp_path: Path) -
 
     outs, rng = {}, {}
     for on in (True, False):
-        raw = tiny_recipe({"name": "digits", "image_size": 16}, steps=12, train={"signals": on, "log_every": 4,
-                                                                              "sample_every": 6})
+        raw = tiny_recipe(
+            {"name": "digits", "image_size": 16}, steps=12, train={"signals": on, "log_every": 4, "sample_every": 6}
+        )
         outs[on] = train(raw, tmp_path / str(on))
         rng[on] = torch.get_rng_state()
     a, b = (load_file(outs[on] / "generator.safetensors") for on in (True, False))
@@ -206,10 +229,23 @@ def test_signals_change_nothing_in_the_run_and_land_in_the_log(tmp_path: Path) -
     assert torch.equal(rng[True], rng[False])
     lines = [json.loads(x) for x in (outs[True] / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [4, 8, 12], "signals ride on the log lines; no extra lines"
-    assert all({"grad_norm_d", "grad_norm_g", "grad_norm_d_input", "weight_norm_G", "update_ratio_D", "d_acc_real",
-                "d_acc_fake", "logit_gap"} <= set(r) for r in lines)
-    assert all(0 <= r["d_acc_real"] <= 1 and r["logit_gap"] == pytest.approx(r["logit_real"] - r["logit_fake"])
-               for r in lines)
+    assert all(
+        {
+            "grad_norm_d",
+            "grad_norm_g",
+            "grad_norm_d_input",
+            "weight_norm_G",
+            "update_ratio_D",
+            "d_acc_real",
+            "d_acc_fake",
+            "logit_gap",
+        }
+        <= set(r)
+        for r in lines
+    )
+    assert all(
+        0 <= r["d_acc_real"] <= 1 and r["logit_gap"] == pytest.approx(r["logit_real"] - r["logit_fake"]) for r in lines
+    )
     assert all(r["grad_norm_g"] > 0 and 0 < r["update_ratio_G"] < 1 for r in lines)
     grids = [r for r in lines if "signals/sample_diversity" in r]  # grids at 6 and 12: the log lines at 8 and 12
     assert [r["step"] for r in grids] == [8, 12] and "signals/sample_change" in grids[1]
@@ -278,8 +314,18 @@ def test_the_logged_gradient_norm_is_the_norm_of_the_first_update(tmp_path: Path
 
     net = torch.nn.Linear(3, 1)
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
-    ctx = TrainContext(net, net, opt, opt, Precision("fp32", torch.device("cpu")), torch.device("cpu"), 4, 2,
-                       lambda n=None: (torch.zeros(4, 3), None), torch.Generator())
+    ctx = TrainContext(
+        net,
+        net,
+        opt,
+        opt,
+        Precision("fp32", torch.device("cpu")),
+        torch.device("cpu"),
+        4,
+        2,
+        lambda n=None: (torch.zeros(4, 3), None),
+        torch.Generator(),
+    )
     x = torch.randn(8, 3)
     ctx.measure_grads = True
     ctx.step_d(net(x).sum())

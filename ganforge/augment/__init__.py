@@ -15,8 +15,15 @@ from .ada import AdaController, AdaPipeline
 from .base import AUGMENTATIONS, Augmentation, Identity
 from .diffaugment import DiffAugment
 
-__all__ = ["AUGMENTATIONS", "AdaController", "AdaPipeline", "Augmentation", "DiffAugment", "Identity",
-           "build_augmentation"]
+__all__ = [
+    "AUGMENTATIONS",
+    "AdaController",
+    "AdaPipeline",
+    "Augmentation",
+    "DiffAugment",
+    "Identity",
+    "build_augmentation",
+]
 
 
 def build_augmentation(name: str = "off", args: dict[str, Any] | None = None) -> Augmentation:

@@ -26,7 +26,8 @@ thousand, so they scale `speed_images` to their length (documented in each recip
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,8 +42,17 @@ GROUPS = {
     "color": ("brightness", "contrast", "lumaflip", "hue", "saturation"),
 }
 # The authors' defaults for the spread of each transform (training/augment.py, AugmentPipe.__init__).
-SPREADS = {"xint_max": 0.125, "scale_std": 0.2, "rotate_max": 1.0, "aniso_std": 0.2, "xfrac_std": 0.125,
-           "brightness_std": 0.2, "contrast_std": 0.5, "hue_max": 1.0, "saturation_std": 1.0}
+SPREADS = {
+    "xint_max": 0.125,
+    "scale_std": 0.2,
+    "rotate_max": 1.0,
+    "aniso_std": 0.2,
+    "xfrac_std": 0.125,
+    "brightness_std": 0.2,
+    "contrast_std": 0.5,
+    "hue_max": 1.0,
+    "saturation_std": 1.0,
+}
 
 
 def _eye(n: int, k: int, device: torch.device) -> Tensor:
@@ -75,8 +85,10 @@ class AdaPipeline:
         names = [g.strip() for g in str(groups).split(",") if g.strip()]
         bad = [g for g in names if g not in GROUPS]
         if bad or not names:
-            raise ConfigError(f"augment ada: unknown group(s) {', '.join(bad) or '(none given)'}; valid groups, "
-                              f"comma-separated: {', '.join(GROUPS)}.")
+            raise ConfigError(
+                f"augment ada: unknown group(s) {', '.join(bad) or '(none given)'}; valid groups, "
+                f"comma-separated: {', '.join(GROUPS)}."
+            )
         unknown = [k for k in spreads if k not in SPREADS]
         if unknown:
             raise ConfigError(f"augment ada: unknown argument(s) {', '.join(unknown)}; spreads: {', '.join(SPREADS)}.")
@@ -169,7 +181,9 @@ class AdaPipeline:
 
     def __call__(self, x: Tensor, p: float) -> Tensor:
         if x.dim() != 4:
-            raise ConfigError(f"augmentation works on image batches (N, C, H, W); this data has shape {tuple(x.shape)}.")
+            raise ConfigError(
+                f"augmentation works on image batches (N, C, H, W); this data has shape {tuple(x.shape)}."
+            )
         if p <= 0:
             return x
         n, ch, h, w = x.shape
@@ -199,7 +213,7 @@ def _rotate_about(axis: Tensor, theta: Tensor) -> Tensor:
 
 def _warp(x: Tensor, g: Tensor) -> Tensor:
     """Resample `x` once through per-image inverse maps `g` given in centred pixel coordinates."""
-    n, _, h, w = x.shape
+    _n, _, h, w = x.shape
     # affine_grid works in coordinates normalised to [-1, 1] on each axis: conjugate by the pixel scale.
     to_norm = torch.diag(torch.tensor([2.0 / w, 2.0 / h, 1.0], device=x.device))
     from_norm = torch.diag(torch.tensor([w / 2.0, h / 2.0, 1.0], device=x.device))
@@ -217,7 +231,9 @@ class AdaController:
         if isinstance(interval, bool) or int(interval) != interval or interval < 1:
             raise ConfigError(f"augment ada: interval must be a whole number >= 1 (D updates), got {interval!r}.")
         if not float(speed_images) > 0:
-            raise ConfigError(f"augment ada: speed_images must be > 0 (real images for p to go 0 -> 1), got {speed_images!r}.")
+            raise ConfigError(
+                f"augment ada: speed_images must be > 0 (real images for p to go 0 -> 1), got {speed_images!r}."
+            )
         if not 0.0 <= float(p) <= 1.0:
             raise ConfigError(f"augment ada: p must be in [0, 1], got {p!r}.")
         self.target, self.interval, self.speed_images = float(target), int(interval), float(speed_images)
@@ -231,7 +247,9 @@ class AdaController:
         self.sign_sum += float(s.sum())
         self.count += s.numel()
 
-    def update(self, batch_images: int, mean_over_ranks: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None) -> None:
+    def update(
+        self, batch_images: int, mean_over_ranks: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None
+    ) -> None:
         """One D update on `batch_images` real images (all ranks together); every `interval` of them, adjust p."""
         self.updates += 1
         if self.updates % self.interval or not self.count:
@@ -260,8 +278,16 @@ class Ada(Augmentation):
 
     name = "ada"
 
-    def __init__(self, groups: str = "blit,geom,color", p: float = 0.0, adaptive: bool = True, target: float = 0.6,
-                 interval: int = 4, speed_images: int = 500_000, **spreads: float) -> None:
+    def __init__(
+        self,
+        groups: str = "blit,geom,color",
+        p: float = 0.0,
+        adaptive: bool = True,
+        target: float = 0.6,
+        interval: int = 4,
+        speed_images: int = 500_000,
+        **spreads: float,
+    ) -> None:
         self.pipeline = AdaPipeline(groups, **spreads)
         self.controller = AdaController(target, interval, speed_images, p)
         if not isinstance(adaptive, bool):

@@ -11,7 +11,7 @@ the three would be the paper's transform.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -83,13 +83,16 @@ class DiffAugment(Augmentation):
 
     name = "diffaugment"
 
-    def __init__(self, policy: str = "color,translation,cutout", translation_ratio: float = 0.125,
-                 cutout_ratio: float = 0.5) -> None:
+    def __init__(
+        self, policy: str = "color,translation,cutout", translation_ratio: float = 0.125, cutout_ratio: float = 0.5
+    ) -> None:
         names = [p.strip() for p in str(policy).split(",") if p.strip()]
         bad = [p for p in names if p not in POLICIES]
         if bad or not names:
-            raise ConfigError(f"augment diffaugment: unknown policy part(s) {', '.join(bad) or '(none given)'}; "
-                              f"valid parts, comma-separated: {', '.join(POLICIES)}.")
+            raise ConfigError(
+                f"augment diffaugment: unknown policy part(s) {', '.join(bad) or '(none given)'}; "
+                f"valid parts, comma-separated: {', '.join(POLICIES)}."
+            )
         for what, r in (("translation_ratio", translation_ratio), ("cutout_ratio", cutout_ratio)):
             if not 0.0 < float(r) <= 1.0:
                 raise ConfigError(f"augment diffaugment: {what} must be in (0, 1], got {r!r}.")
@@ -98,7 +101,9 @@ class DiffAugment(Augmentation):
 
     def __call__(self, x: Tensor) -> Tensor:
         if x.dim() != 4:
-            raise ConfigError(f"augmentation works on image batches (N, C, H, W); this data has shape {tuple(x.shape)}.")
+            raise ConfigError(
+                f"augmentation works on image batches (N, C, H, W); this data has shape {tuple(x.shape)}."
+            )
         for part in self.policy:
             for fn in POLICIES[part]:
                 if fn is translation:
@@ -108,4 +113,3 @@ class DiffAugment(Augmentation):
                 else:
                     x = fn(x)
         return x
-

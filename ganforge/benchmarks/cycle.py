@@ -41,8 +41,13 @@ VARIANTS = {
     "no_cycle": ["game.args.cycle_weight=0"],
 }
 # The ablations run on the first pair; the other pair gets the full recipe only.
-DEFAULT_CELLS = (("shoes", "full"), ("shoes", "no_identity"), ("shoes", "no_pool"), ("shoes", "no_cycle"),
-                 ("tops", "full"))
+DEFAULT_CELLS = (
+    ("shoes", "full"),
+    ("shoes", "no_identity"),
+    ("shoes", "no_pool"),
+    ("shoes", "no_cycle"),
+    ("tops", "full"),
+)
 
 
 @dataclass(frozen=True)
@@ -66,11 +71,20 @@ def overrides(cell: Cell, threads: int) -> list[str]:
     a, b = cell.classes
     every = max(1, cell.steps // 6)  # six triplet grids over training, for the report
     size = IMAGE_SIZE[cell.base]
-    return [f"data.image_size={size}", f"data.a={{name: {cell.base}, classes: [{a}]}}",
-            f"data.b={{name: {cell.base}, classes: [{b}]}}", f"train.steps={cell.steps}", f"train.batch_size={BATCH}",
-            "train.progress=false", f"train.threads={threads}", f"train.sample_every={every}",
-            f"train.checkpoint_every={every}", "train.keep_checkpoints=1", f"train.log_every={max(1, every // 10)}",
-            *VARIANTS[cell.variant]]
+    return [
+        f"data.image_size={size}",
+        f"data.a={{name: {cell.base}, classes: [{a}]}}",
+        f"data.b={{name: {cell.base}, classes: [{b}]}}",
+        f"train.steps={cell.steps}",
+        f"train.batch_size={BATCH}",
+        "train.progress=false",
+        f"train.threads={threads}",
+        f"train.sample_every={every}",
+        f"train.checkpoint_every={every}",
+        "train.keep_checkpoints=1",
+        f"train.log_every={max(1, every // 10)}",
+        *VARIANTS[cell.variant],
+    ]
 
 
 def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
@@ -82,13 +96,25 @@ def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
     recipe = load_recipe(RECIPE, overrides(cell, threads))
     run_dir = out / "runs" / cell.key
     t0 = time.perf_counter()
-    trainer = train_or_resume(recipe, run_dir, lambda t: (t.recipe.train.steps, t.recipe.game.args, t.recipe.data)
-                              == (cell.steps, recipe.game.args, recipe.data))
+    trainer = train_or_resume(
+        recipe,
+        run_dir,
+        lambda t: (
+            (t.recipe.train.steps, t.recipe.game.args, t.recipe.data) == (cell.steps, recipe.game.args, recipe.data)
+        ),
+    )
     trainer.run()
-    rec: dict[str, Any] = {**extractor_stamp(EXTRACTOR[cell.base]),
-                           "pair": cell.pair, "variant": cell.variant, "classes": list(cell.classes), "base": cell.base,
-                           "steps": cell.steps, "train_s": round(trainer.elapsed, 1), "threads": threads,
-                           "game_args": dict(trainer.recipe.game.args)}
+    rec: dict[str, Any] = {
+        **extractor_stamp(EXTRACTOR[cell.base]),
+        "pair": cell.pair,
+        "variant": cell.variant,
+        "classes": list(cell.classes),
+        "base": cell.base,
+        "steps": cell.steps,
+        "train_s": round(trainer.elapsed, 1),
+        "threads": threads,
+        "game_args": dict(trainer.recipe.game.args),
+    }
     rec.update(measure(trainer, cell.base))
     copy_grid(cell, out)
     rec["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -117,7 +143,12 @@ def measure(trainer: Any, base: str) -> dict[str, Any]:
     ext = get_extractor(EXTRACTOR[base])
     cls = {s: _class_index(test.side(s)) for s in ("a", "b")}
     x = {s: test.side(s).get(torch.arange(len(test.side(s))))[0] for s in ("a", "b")}
-    out: dict[str, Any] = {"n_test": {s: len(v) for s, v in x.items()}, "directions": {}, "floor": {}, "real_accuracy": {}}
+    out: dict[str, Any] = {
+        "n_test": {s: len(v) for s, v in x.items()},
+        "directions": {},
+        "floor": {},
+        "real_accuracy": {},
+    }
     for src, dst, d, back in (("a", "b", "a2b", "b2a"), ("b", "a", "b2a", "a2b")):
         y = trainer.translate(d, x[src])
         rec = trainer.translate(back, y)
@@ -139,28 +170,37 @@ def _class_index(ds: Any) -> int:
 def _row(r: dict[str, Any], d: str) -> str:
     m = r["directions"][d]
     a, b = r["classes"] if d == "a2b" else r["classes"][::-1]
-    return (f"| {r['pair']} | {r['variant']} | {a} → {b} | {m['success']:.1%} | {m['fd']:.2f} | {m['cycle_l1']:.3f} | "
-            f"{m['kept']:.2f} | {m['kept_area']:.2f} | {r['train_s'] / 60:.1f} min |")
+    return (
+        f"| {r['pair']} | {r['variant']} | {a} → {b} | {m['success']:.1%} | {m['fd']:.2f} | {m['cycle_l1']:.3f} | "
+        f"{m['kept']:.2f} | {m['kept_area']:.2f} | {r['train_s'] / 60:.1f} min |"
+    )
 
 
 def write_markdown(result: dict[str, Any], path: Path) -> None:
     """The table the README quotes, with the floors (untranslated inputs) and the classifier's accuracy on reals."""
     st, cells = result["settings"], result["cells"]
-    lines = [f"CycleGAN (`{RECIPE}`) on {st['base']} at {st['image_size']}x{st['image_size']}: {st['steps']:,} steps of "
-             f"{BATCH} images per side, seed 0, lr constant for half the steps then linearly to 0. Measured on each "
-             "side's held-out test split with the shipped classifier "
-             f"(`{st['extractor']}`): success = translations assigned to the target class; FD = FD-{st['extractor']} "
-             "between translations and real target test images; cycle L1 = mean |F(G(x)) - x| (images in [-1, 1]); "
-             "kept = correlation of the object's brightness between input and translation (the input's appearance "
-             "carried over; 0 = ignored); area = the same for the silhouette area (shape, which the translation must "
-             "change).", "",
-             "| pair | variant | direction | success ↑ | FD ↓ | cycle L1 ↓ | kept ↑ | area | training time |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"CycleGAN (`{RECIPE}`) on {st['base']} at {st['image_size']}x{st['image_size']}: {st['steps']:,} steps of "
+        f"{BATCH} images per side, seed 0, lr constant for half the steps then linearly to 0. Measured on each "
+        "side's held-out test split with the shipped classifier "
+        f"(`{st['extractor']}`): success = translations assigned to the target class; FD = FD-{st['extractor']} "
+        "between translations and real target test images; cycle L1 = mean |F(G(x)) - x| (images in [-1, 1]); "
+        "kept = correlation of the object's brightness between input and translation (the input's appearance "
+        "carried over; 0 = ignored); area = the same for the silhouette area (shape, which the translation must "
+        "change).",
+        "",
+        "| pair | variant | direction | success ↑ | FD ↓ | cycle L1 ↓ | kept ↑ | area | training time |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in cells.values():
         lines += [_row(r, "a2b"), _row(r, "b2a")]
-    lines += ["", "Floor (the input unchanged) and the classifier on real target images:", "",
-              "| pair | direction | success of the input ↓ | FD of the input | kept | classifier on real targets |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Floor (the input unchanged) and the classifier on real target images:",
+        "",
+        "| pair | direction | success of the input ↓ | FD of the input | kept | classifier on real targets |",
+        "|---|---|---|---|---|---|",
+    ]
     seen = set()
     for r in cells.values():
         if r["pair"] in seen:
@@ -170,8 +210,10 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             f = r["floor"][d]
             a, b = r["classes"] if d == "a2b" else r["classes"][::-1]
             dst = "b" if d == "a2b" else "a"
-            lines.append(f"| {r['pair']} | {a} → {b} | {f['success']:.1%} | {f['fd']:.2f} | 1.00 | "
-                         f"{r['real_accuracy'][dst]:.1%} |")
+            lines.append(
+                f"| {r['pair']} | {a} → {b} | {f['success']:.1%} | {f['fd']:.2f} | 1.00 | "
+                f"{r['real_accuracy'][dst]:.1%} |"
+            )
     verdict = result.get("verdict")
     if verdict:
         lines += ["", verdict]
@@ -185,18 +227,29 @@ def verdict(cells: dict[str, dict[str, Any]]) -> str | None:
         return None
     succ = [full["directions"][d]["success"] for d in ("a2b", "b2a")]
     ok = all(s >= SUCCESS_BAR for s in succ)
-    text = (f"Bar (success ≥ {SUCCESS_BAR:.0%} both ways on {' ↔ '.join(full['classes'])}): "
-            f"{'met' if ok else 'missed'} ({succ[0]:.1%} and {succ[1]:.1%}).")
+    text = (
+        f"Bar (success ≥ {SUCCESS_BAR:.0%} both ways on {' ↔ '.join(full['classes'])}): "
+        f"{'met' if ok else 'missed'} ({succ[0]:.1%} and {succ[1]:.1%})."
+    )
     if nocyc is not None:
         cf = [full["directions"][d]["cycle_l1"] for d in ("a2b", "b2a")]
         cn = [nocyc["directions"][d]["cycle_l1"] for d in ("a2b", "b2a")]
-        text += (f" Cycle L1 {cf[0]:.3f} / {cf[1]:.3f} against {cn[0]:.3f} / {cn[1]:.3f} without the cycle loss "
-                 f"({'lower' if all(x < y for x, y in zip(cf, cn)) else 'NOT lower'}).")
+        text += (
+            f" Cycle L1 {cf[0]:.3f} / {cf[1]:.3f} against {cn[0]:.3f} / {cn[1]:.3f} without the cycle loss "
+            f"({'lower' if all(x < y for x, y in zip(cf, cn)) else 'NOT lower'})."
+        )
     return text
 
 
-def run_cycle_bench(out: str | Path, quick: bool = False, cells: list[str] | None = None, steps: int | None = None,
-                    workers: int | None = None, progress: bool = True, base: str = "fashion_mnist") -> dict[str, Any]:
+def run_cycle_bench(
+    out: str | Path,
+    quick: bool = False,
+    cells: list[str] | None = None,
+    steps: int | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    base: str = "fashion_mnist",
+) -> dict[str, Any]:
     """Train (or reuse) the cells, then write cycle.json, cycle.md and the triplet grids into `out`."""
     from ..data import load_dataset
     from ..errors import ConfigError, choices_message
@@ -214,18 +267,37 @@ def run_cycle_bench(out: str | Path, quick: bool = False, cells: list[str] | Non
     load_dataset(base, image_size=IMAGE_SIZE[base])  # fail early, with the loader's advice, if it is missing
     out = Path(out)
     todo = [Cell(*k.split("__"), steps=steps, base=base) for k in chosen]  # type: ignore[misc]
-    done, info = run_cells(out, todo, key=lambda c: c.key, fn=run_cell, args=(str(out),), workers=workers or 1,
-                           valid=lambda c, r: (r.get("steps"), r.get("base")) == (c.steps, c.base) and "directions" in r
-                           and scored_by(r, EXTRACTOR[c.base]),
-                           describe=lambda r: " / ".join(f"{r['directions'][d]['success']:.0%}" for d in ("a2b", "b2a")),
-                           progress=progress, desc="bench cycle")
+    done, info = run_cells(
+        out,
+        todo,
+        key=lambda c: c.key,
+        fn=run_cell,
+        args=(str(out),),
+        workers=workers or 1,
+        valid=lambda c, r: (
+            (r.get("steps"), r.get("base")) == (c.steps, c.base)
+            and "directions" in r
+            and scored_by(r, EXTRACTOR[c.base])
+        ),
+        describe=lambda r: " / ".join(f"{r['directions'][d]['success']:.0%}" for d in ("a2b", "b2a")),
+        progress=progress,
+        desc="bench cycle",
+    )
     res_cells = {c.key: done[c.key] for c in todo}
     for c in todo:  # again here, so that a re-summary of finished runs refreshes the pictures
         copy_grid(c, out)
     result = {
         "benchmark": "cycle (issue 14: CycleGAN translation and its ablations)",
-        "settings": {"recipe": RECIPE, "base": base, "image_size": IMAGE_SIZE[base], "steps": steps, "batch": BATCH,
-                     "extractor": EXTRACTOR[base], "quick": quick, "success_bar": SUCCESS_BAR},
+        "settings": {
+            "recipe": RECIPE,
+            "base": base,
+            "image_size": IMAGE_SIZE[base],
+            "steps": steps,
+            "batch": BATCH,
+            "extractor": EXTRACTOR[base],
+            "quick": quick,
+            "success_bar": SUCCESS_BAR,
+        },
         "info": info,
         "wall_time_s": wall_time(info, out / "cycle.json"),
         "machine": machine_record(),

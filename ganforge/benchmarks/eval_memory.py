@@ -29,18 +29,24 @@ def run_eval_memory_bench(target: str, counts: list[int], metrics: str, out: str
         t = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-c", _CHILD, "eval", target, "--metrics", metrics, "--n", str(n)],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             raise RuntimeError(f"ganforge eval --n {n} failed:\n{proc.stderr[-2000:]}")
-        kb = int(next(l.split()[1] for l in proc.stdout.splitlines() if l.startswith("MAXRSS_KB")))
+        kb = int(next(line.split()[1] for line in proc.stdout.splitlines() if line.startswith("MAXRSS_KB")))
         rows.append({"n": n, "peak_rss_mib": kb / 1024, "wall_s": time.perf_counter() - t})
         print(f"n={n}: peak RSS {kb / 1024:.0f} MiB, {rows[-1]['wall_s']:.1f} s", flush=True)
     base = rows[0]["peak_rss_mib"]
     for r in rows:
         r["vs_first"] = r["peak_rss_mib"] / base
-    result = {"benchmark": "eval-memory", "target": target, "metrics": metrics, "rows": rows,
-              "max_relative_growth": max(r["vs_first"] for r in rows) - 1}
+    result = {
+        "benchmark": "eval-memory",
+        "target": target,
+        "metrics": metrics,
+        "rows": rows,
+        "max_relative_growth": max(r["vs_first"] for r in rows) - 1,
+    }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

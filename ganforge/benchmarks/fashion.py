@@ -65,31 +65,101 @@ ROWS: list[Row] = [
     Row("dcgan", "dcgan-fashion", "DCGAN, non-saturating (Radford et al. 2015)", cost=1.0, seeds=1),
     Row("wgan-gp", "wgan-gp-fashion", "WGAN-GP, 5 critic steps (Gulrajani et al. 2017)", cost=8.2, seeds=1),
     Row("lsgan", "lsgan-fashion", "LSGAN (Mao et al. 2017)", cost=1.0, seeds=1),
-    Row("cgan", "cgan-fashion", "conditional GAN, label concatenated (Mirza & Osindero 2014)", cost=1.0,
-        extras=("confusion",), scale=4),
-    Row("acgan", "acgan-fashion", "AC-GAN, auxiliary classifier (Odena et al. 2017)", cost=1.05,
-        extras=("confusion",), scale=4),
-    Row("projection", "projection-fashion", "projection D, hinge, SN (Miyato & Koyama 2018)", cost=1.1,
-        extras=("confusion",), scale=4),
-    Row("infogan", "infogan-fashion", "InfoGAN, 10-way + 2 continuous codes (Chen et al. 2016)", cost=1.3,
-        extras=("infogan",), seeds=1),
-    Row("ssgan-100", "ssgan-fashion", "semi-supervised GAN, 100 labels, the authors' MNIST networks (Salimans et al. 2016)",
-        ("game.args.labelled=100",), cost=0.4, extras=("ssgan",), scale=10),
-    Row("ssgan-1000", "ssgan-fashion", "semi-supervised GAN, 1,000 labels, the authors' MNIST networks (Salimans et al. 2016)",
-        ("game.args.labelled=1000",), cost=0.4, extras=("ssgan",), scale=10),
-    Row("ssgan-4000", "ssgan-fashion", "semi-supervised GAN, 4,000 labels, the authors' MNIST networks (Salimans et al. 2016)",
-        ("game.args.labelled=4000",), cost=0.4, extras=("ssgan",), scale=10),
-    Row("began-0.3", "began-fashion", "BEGAN, gamma 0.3 (Berthelot et al. 2017)", ("game.args.gamma=0.3",),
-        cost=2.4, extras=("began",)),
-    Row("began-0.5", "began-fashion", "BEGAN, gamma 0.5 (Berthelot et al. 2017)", ("game.args.gamma=0.5",),
-        cost=2.4, extras=("began",)),
-    Row("began-0.7", "began-fashion", "BEGAN, gamma 0.7 (Berthelot et al. 2017)", ("game.args.gamma=0.7",),
-        cost=2.4, extras=("began",)),
+    Row(
+        "cgan",
+        "cgan-fashion",
+        "conditional GAN, label concatenated (Mirza & Osindero 2014)",
+        cost=1.0,
+        extras=("confusion",),
+        scale=4,
+    ),
+    Row(
+        "acgan",
+        "acgan-fashion",
+        "AC-GAN, auxiliary classifier (Odena et al. 2017)",
+        cost=1.05,
+        extras=("confusion",),
+        scale=4,
+    ),
+    Row(
+        "projection",
+        "projection-fashion",
+        "projection D, hinge, SN (Miyato & Koyama 2018)",
+        cost=1.1,
+        extras=("confusion",),
+        scale=4,
+    ),
+    Row(
+        "infogan",
+        "infogan-fashion",
+        "InfoGAN, 10-way + 2 continuous codes (Chen et al. 2016)",
+        cost=1.3,
+        extras=("infogan",),
+        seeds=1,
+    ),
+    Row(
+        "ssgan-100",
+        "ssgan-fashion",
+        "semi-supervised GAN, 100 labels, the authors' MNIST networks (Salimans et al. 2016)",
+        ("game.args.labelled=100",),
+        cost=0.4,
+        extras=("ssgan",),
+        scale=10,
+    ),
+    Row(
+        "ssgan-1000",
+        "ssgan-fashion",
+        "semi-supervised GAN, 1,000 labels, the authors' MNIST networks (Salimans et al. 2016)",
+        ("game.args.labelled=1000",),
+        cost=0.4,
+        extras=("ssgan",),
+        scale=10,
+    ),
+    Row(
+        "ssgan-4000",
+        "ssgan-fashion",
+        "semi-supervised GAN, 4,000 labels, the authors' MNIST networks (Salimans et al. 2016)",
+        ("game.args.labelled=4000",),
+        cost=0.4,
+        extras=("ssgan",),
+        scale=10,
+    ),
+    Row(
+        "began-0.3",
+        "began-fashion",
+        "BEGAN, gamma 0.3 (Berthelot et al. 2017)",
+        ("game.args.gamma=0.3",),
+        cost=2.4,
+        extras=("began",),
+    ),
+    Row(
+        "began-0.5",
+        "began-fashion",
+        "BEGAN, gamma 0.5 (Berthelot et al. 2017)",
+        ("game.args.gamma=0.5",),
+        cost=2.4,
+        extras=("began",),
+    ),
+    Row(
+        "began-0.7",
+        "began-fashion",
+        "BEGAN, gamma 0.7 (Berthelot et al. 2017)",
+        ("game.args.gamma=0.7",),
+        cost=2.4,
+        extras=("began",),
+    ),
     Row("sngan", "sngan-fashion", "SNGAN ResNet, hinge, 5 critic steps (Miyato et al. 2018)", cost=7.6),
-    Row("sagan", "sagan-fashion", "SAGAN, attention at 16x16, TTUR (Zhang et al. 2018)", cost=3.5,
-        extras=("attention",)),
-    Row("biggan", "biggan-fashion", "BigGAN blocks, conditional (Brock et al. 2019)", cost=4.7,
-        extras=("truncation", "confusion"), scale=4),
+    Row(
+        "sagan", "sagan-fashion", "SAGAN, attention at 16x16, TTUR (Zhang et al. 2018)", cost=3.5, extras=("attention",)
+    ),
+    Row(
+        "biggan",
+        "biggan-fashion",
+        "BigGAN blocks, conditional (Brock et al. 2019)",
+        cost=4.7,
+        extras=("truncation", "confusion"),
+        scale=4,
+    ),
 ]
 ROW_KEYS = [r.key for r in ROWS]
 
@@ -123,9 +193,14 @@ def extractor_record() -> dict[str, Any]:
     """The scoring classifier: name, weights sha256 and its test accuracy, as classifiers.json records them."""
     ext = _extractor()
     rec = ext.record
-    return {"name": EXTRACTOR, "sha256": ext.weights_sha256, "architecture": rec.get("architecture"),
-            "test_accuracy": rec.get("test_accuracy"), "eval_fit": rec.get("split", {}).get("eval_fit"),
-            **{k: v for k, v in rec.items() if k.startswith("test_accuracy_")}}
+    return {
+        "name": EXTRACTOR,
+        "sha256": ext.weights_sha256,
+        "architecture": rec.get("architecture"),
+        "test_accuracy": rec.get("test_accuracy"),
+        "eval_fit": rec.get("split", {}).get("eval_fit"),
+        **{k: v for k, v in rec.items() if k.startswith("test_accuracy_")},
+    }
 
 
 def _evaluator(n: int) -> Any:
@@ -158,11 +233,20 @@ def row_recipe(row: Row, images: int, threads: int, seed: int = 0) -> Any:
     overrides = [*row.overrides, f"seed={seed}", "train.progress=false", f"train.threads={threads}", "eval.every=0"]
     own = load_recipe(row.recipe, overrides).train  # the recipe's batch size and log cadence
     steps = max(1, images * row.scale // own.batch_size)
-    more = [f"train.steps={steps}", f"train.log_every={max(1, min(own.log_every, steps // 30 or 1))}",
-            f"train.sample_every={steps}", f"train.checkpoint_every={steps}", "train.keep_checkpoints=1"]
+    more = [
+        f"train.steps={steps}",
+        f"train.log_every={max(1, min(own.log_every, steps // 30 or 1))}",
+        f"train.sample_every={steps}",
+        f"train.checkpoint_every={steps}",
+        "train.keep_checkpoints=1",
+    ]
     if "began" in row.extras:  # FD during training, to set against M_global
-        more += [f"eval.every={max(1, steps // BEGAN_EVALS)}", f"eval.n={BEGAN_EVAL_N}", "eval.metrics=[fd]",
-                 f"eval.extractor={EXTRACTOR}"]
+        more += [
+            f"eval.every={max(1, steps // BEGAN_EVALS)}",
+            f"eval.n={BEGAN_EVAL_N}",
+            "eval.metrics=[fd]",
+            f"eval.extractor={EXTRACTOR}",
+        ]
     return load_recipe(row.recipe, overrides + more)
 
 
@@ -220,14 +304,27 @@ def run_row(cell: Cell, out_dir: str, images: int, eval_n: int, threads: int = 1
     train_s = result.wall_time_s or wall
     G = result.generator.eval()
     rec: dict[str, Any] = {
-        "row": row.key, "seed": cell.seed, "recipe": row.recipe, "what": row.what, "overrides": list(row.overrides),
-        "status": status, "error": error, "steps": steps, "batch_size": t.batch_size, "g_images": steps * t.batch_size,
-        "real_images": steps * trainer.game.real_per_step(t.batch_size), "wall_s": round(wall, 1),
-        "train_s": round(train_s, 1), "g_images_per_s": round(steps * t.batch_size / max(train_s, 1e-9), 1),
-        "ema": result.ema, "conditional": bool(result.latent.num_classes), "precision": _run_precision(run_dir),
+        "row": row.key,
+        "seed": cell.seed,
+        "recipe": row.recipe,
+        "what": row.what,
+        "overrides": list(row.overrides),
+        "status": status,
+        "error": error,
+        "steps": steps,
+        "batch_size": t.batch_size,
+        "g_images": steps * t.batch_size,
+        "real_images": steps * trainer.game.real_per_step(t.batch_size),
+        "wall_s": round(wall, 1),
+        "train_s": round(train_s, 1),
+        "g_images_per_s": round(steps * t.batch_size / max(train_s, 1e-9), 1),
+        "ema": result.ema,
+        "conditional": bool(result.latent.num_classes),
+        "precision": _run_precision(run_dir),
     }
-    rec["samples"] = _copy(run_dir / "samples" / ("final_ema.png" if result.ema else "final.png"),
-                           plots / f"{key}_samples.png")
+    rec["samples"] = _copy(
+        run_dir / "samples" / ("final_ema.png" if result.ema else "final.png"), plots / f"{key}_samples.png"
+    )
     if status != "finished":
         return rec
     t1 = time.perf_counter()
@@ -269,8 +366,12 @@ def _confusion(G: Any, latent: Any, plots: Path, key: str) -> dict[str, Any]:
     m.index_put_((y, pred), torch.ones_like(y), accumulate=True)
     _plot_confusion(m, plots / f"{key}_confusion.png", key)
     per_class = (m.diag().float() / m.sum(1).float()).tolist()
-    return {"matrix": m.tolist(), "per_class": per_class, "accuracy": float(m.diag().sum() / m.sum()),
-            "plot": f"{key}_confusion.png"}
+    return {
+        "matrix": m.tolist(),
+        "per_class": per_class,
+        "accuracy": float(m.diag().sum() / m.sum()),
+        "plot": f"{key}_confusion.png",
+    }
 
 
 def _plot_confusion(m: torch.Tensor, path: Path, title: str) -> Path:
@@ -289,8 +390,15 @@ def _plot_confusion(m: torch.Tensor, path: Path, title: str) -> Path:
     for i in range(frac.shape[0]):
         for j in range(frac.shape[1]):
             if frac[i, j] >= 0.05:
-                ax.text(j, i, f"{frac[i, j]:.2f}", ha="center", va="center", fontsize=6.5,
-                        color="white" if frac[i, j] > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{frac[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6.5,
+                    color="white" if frac[i, j] > 0.6 else "black",
+                )
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(f"{title}: conditional accuracy per class")
     fig.tight_layout()
@@ -332,14 +440,30 @@ def _ssgan_extras(trainer: Any, result: Any, recipe: Any) -> dict[str, Any]:
     t0 = time.perf_counter()
     decay = od.decay_start if od.schedule == "linear" else None
     decay = decay / d_updates if isinstance(decay, int) and decay else decay
-    base = train_supervised_baseline(make_d, x_l, y_l, steps=d_updates, batch=min(recipe.train.batch_size, len(lab)),
-                                     lr=od.lr, seed=recipe.seed, betas=tuple(od.betas), decay_start=decay or None,
-                                     average=game.average or None)
+    base = train_supervised_baseline(
+        make_d,
+        x_l,
+        y_l,
+        steps=d_updates,
+        batch=min(recipe.train.batch_size, len(lab)),
+        lr=od.lr,
+        seed=recipe.seed,
+        betas=tuple(od.betas),
+        decay_start=decay or None,
+        average=game.average or None,
+    )
     base_acc = test_accuracy(base, test)
-    return {"labelled": len(lab), "gan_test_acc": gan_acc, "gan_last_weights_test_acc": last_acc,
-            "baseline_test_acc": base_acc, "averaged": game.average,
-            "margin": gan_acc - base_acc, "baseline_steps": int(base.baseline_steps),
-            "baseline_s": round(time.perf_counter() - t0, 1), "test_n": len(test)}
+    return {
+        "labelled": len(lab),
+        "gan_test_acc": gan_acc,
+        "gan_last_weights_test_acc": last_acc,
+        "baseline_test_acc": base_acc,
+        "averaged": game.average,
+        "margin": gan_acc - base_acc,
+        "baseline_steps": int(base.baseline_steps),
+        "baseline_s": round(time.perf_counter() - t0, 1),
+        "test_n": len(test),
+    }
 
 
 def _began_extras(run_dir: Path, plots: Path, key: str) -> dict[str, Any]:
@@ -359,12 +483,18 @@ def _began_extras(run_dir: Path, plots: Path, key: str) -> dict[str, Any]:
         if window:
             pairs.append((step, sum(window) / len(window), fd))
         prev = step
-    return {"m_global_first": sum(r["m_global"] for r in ms[:tenth]) / tenth,
-            "m_global_last": sum(r["m_global"] for r in ms[-tenth:]) / tenth, "k_last": ms[-1]["k"],
-            "k_max": max(r["k"] for r in ms), "curve": [(r["step"], r["m_global"], r["k"]) for r in ms],
-            "fd_curve": fds, "m_global_at_evals": pairs, "spearman_m_global_fd": _spearman(
-                [p[1] for p in pairs], [p[2] for p in pairs]),
-            "plot": f"{key}_convergence.png", "plot_fd": f"{key}_mglobal_fd.png"}
+    return {
+        "m_global_first": sum(r["m_global"] for r in ms[:tenth]) / tenth,
+        "m_global_last": sum(r["m_global"] for r in ms[-tenth:]) / tenth,
+        "k_last": ms[-1]["k"],
+        "k_max": max(r["k"] for r in ms),
+        "curve": [(r["step"], r["m_global"], r["k"]) for r in ms],
+        "fd_curve": fds,
+        "m_global_at_evals": pairs,
+        "spearman_m_global_fd": _spearman([p[1] for p in pairs], [p[2] for p in pairs]),
+        "plot": f"{key}_convergence.png",
+        "plot_fd": f"{key}_mglobal_fd.png",
+    }
 
 
 def _spearman(a: list[float], b: list[float]) -> float | None:
@@ -421,8 +551,12 @@ def real_floor(eval_n: int) -> dict[str, Any]:
     test = load_dataset("fashion_mnist", image_size=32, fit="pad", split="test")
     n = min(eval_n, len(test))
     res = ev.evaluate(dataset_batches(test, n), n, "real test split")
-    return {"row": "real", "what": "real test split vs train split (the floor)", "metrics": res["metrics"],
-            "protocol": res["protocol"]}
+    return {
+        "row": "real",
+        "what": "real test split vs train split (the floor)",
+        "metrics": res["metrics"],
+        "protocol": res["protocol"],
+    }
 
 
 # ---------------------------------------------------------------------------- table
@@ -451,9 +585,15 @@ def summarise(cells: list[dict[str, Any]], floor: dict[str, Any]) -> dict[str, A
         ok = [c for c in mine if c.get("metrics")]
         if not mine:
             continue
-        s: dict[str, Any] = {"seeds": len(ok), "failed": len(mine) - len(ok), "steps": mine[0]["steps"],
-                             "g_images": mine[0]["g_images"], "what": row.what, "recipe": row.recipe,
-                             "overrides": list(row.overrides)}
+        s: dict[str, Any] = {
+            "seeds": len(ok),
+            "failed": len(mine) - len(ok),
+            "steps": mine[0]["steps"],
+            "g_images": mine[0]["g_images"],
+            "what": row.what,
+            "recipe": row.recipe,
+            "overrides": list(row.overrides),
+        }
         for stem in STEMS:
             s[stem] = mean_se([c["metrics"].get(K[stem]) for c in ok])
         if clf_acc and s["cond_acc"]["n"]:
@@ -463,15 +603,21 @@ def summarise(cells: list[dict[str, Any]], floor: dict[str, Any]) -> dict[str, A
         s["train_s"] = mean_se([c["train_s"] for c in ok])
         ex = [c.get("extras", {}) for c in ok]
         if any("ssgan" in e for e in ex):
-            s["ssgan"] = {k: mean_se([e["ssgan"][k] for e in ex if "ssgan" in e])
-                          for k in ("gan_test_acc", "baseline_test_acc", "margin")}
+            s["ssgan"] = {
+                k: mean_se([e["ssgan"][k] for e in ex if "ssgan" in e])
+                for k in ("gan_test_acc", "baseline_test_acc", "margin")
+            }
             s["ssgan"]["labelled"] = next(e["ssgan"]["labelled"] for e in ex if "ssgan" in e)
         if any("began" in e for e in ex):
-            s["began"] = {k: mean_se([e["began"][k] for e in ex if "began" in e and e["began"].get(k) is not None])
-                          for k in ("m_global_first", "m_global_last", "k_last", "k_max", "spearman_m_global_fd")}
+            s["began"] = {
+                k: mean_se([e["began"][k] for e in ex if "began" in e and e["began"].get(k) is not None])
+                for k in ("m_global_first", "m_global_last", "k_last", "k_max", "spearman_m_global_fd")
+            }
         if any("infogan" in e for e in ex):
-            s["infogan"] = {k: mean_se([e["infogan"][k] for e in ex if "infogan" in e])
-                            for k in ("mi_bits", "accuracy_after_mapping")}
+            s["infogan"] = {
+                k: mean_se([e["infogan"][k] for e in ex if "infogan" in e])
+                for k in ("mi_bits", "accuracy_after_mapping")
+            }
         if any("confusion" in e for e in ex):
             per = [e["confusion"]["per_class"] for e in ex if "confusion" in e]
             s["confusion_per_class"] = [mean_se([p[i] for p in per]) for i in range(len(per[0]))]
@@ -516,10 +662,19 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             f"| {key} | {seeds} | "
             f"{_ms(s['fd'])} | {_ms(s['is'])} | {_ms(s['coverage'], '{:.1f}', 10)}/10 / {_ms(s['kl_uniform'], '{:.3f}')} | "
             f"{_ms(s['precision'])} | {_ms(s['recall'])} | {cond} | {s['g_images_per_s']['mean']:.0f} | "
-            f"{s['train_s']['mean'] / 60:.1f} |")
-    lines += ["", "Rows: " + "; ".join(f"**{k}** {s['what']} (`{s['recipe']}`"
-                                        + (f", {' '.join(s['overrides'])}" if s['overrides'] else "")
-                                        + f", {s['steps']:,} steps)" for k, s in summ.items()) + "."]
+            f"{s['train_s']['mean'] / 60:.1f} |"
+        )
+    lines += [
+        "",
+        "Rows: "
+        + "; ".join(
+            f"**{k}** {s['what']} (`{s['recipe']}`"
+            + (f", {' '.join(s['overrides'])}" if s["overrides"] else "")
+            + f", {s['steps']:,} steps)"
+            for k, s in summ.items()
+        )
+        + ".",
+    ]
     lines += _machines_note(summ)
     if result.get("missing"):
         lines += ["", f"**Not run yet** (the bench continues where it stopped): {', '.join(result['missing'])}."]
@@ -530,8 +685,10 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
 
 def _seeds_text(setting: Any) -> str:
     if setting == "per row":
-        return ("3 seeds for the rows whose papers' claims are tested here (conditional, semi-supervised, BEGAN, SAGAN "
-                "and SNGAN), 1 for the others")
+        return (
+            "3 seeds for the rows whose papers' claims are tested here (conditional, semi-supervised, BEGAN, SAGAN "
+            "and SNGAN), 1 for the others"
+        )
     return f"{setting} seed(s) per row"
 
 
@@ -543,9 +700,13 @@ def _machines_note(summ: dict[str, Any]) -> list[str]:
             by.setdefault(m, []).append(key)
     if len(by) < 2:
         return ["", f"All cells ran on one machine: {next(iter(by))}."] if by else []
-    return ["", "**The cells ran on more than one machine**, so G img/s and train time compare only within one "
-            "(on a CPU without native bf16, precision `auto` trains in fp32, several times slower): "
-            + "; ".join(f"{m}: {', '.join(rows)}" for m, rows in by.items()) + "."]
+    return [
+        "",
+        "**The cells ran on more than one machine**, so G img/s and train time compare only within one "
+        "(on a CPU without native bf16, precision `auto` trains in fp32, several times slower): "
+        + "; ".join(f"{m}: {', '.join(rows)}" for m, rows in by.items())
+        + ".",
+    ]
 
 
 def _conditional_section(lines: list[str], summ: dict[str, Any]) -> None:
@@ -554,13 +715,20 @@ def _conditional_section(lines: list[str], summ: dict[str, Any]) -> None:
     conds = [(k, s) for k, s in summ.items() if s.get("confusion_per_class")]
     if not conds:
         return
-    lines += ["", "## Conditional rows: accuracy per class", "",
-              "Fraction of samples asked for a class that the classifier puts in it (500 per class per seed; "
-              "confusion matrices in `plots/ROW__s0_confusion.png`).", "",
-              "| class | " + " | ".join(k for k, _ in conds) + " |", "|---|" + "---|" * len(conds)]
+    lines += [
+        "",
+        "## Conditional rows: accuracy per class",
+        "",
+        "Fraction of samples asked for a class that the classifier puts in it (500 per class per seed; "
+        "confusion matrices in `plots/ROW__s0_confusion.png`).",
+        "",
+        "| class | " + " | ".join(k for k, _ in conds) + " |",
+        "|---|" + "---|" * len(conds),
+    ]
     for i, name in enumerate(FASHION_MNIST_CLASSES):
-        lines.append(f"| {name} | " + " | ".join(_ms(s["confusion_per_class"][i], "{:.0f}", 100) + "%" for _, s in conds)
-                     + " |")
+        lines.append(
+            f"| {name} | " + " | ".join(_ms(s["confusion_per_class"][i], "{:.0f}", 100) + "%" for _, s in conds) + " |"
+        )
 
 
 def _evidence_sections(lines: list[str], result: dict[str, Any], summ: dict[str, Any]) -> None:
@@ -568,46 +736,72 @@ def _evidence_sections(lines: list[str], result: dict[str, Any], summ: dict[str,
     info = summ.get("infogan", {}).get("infogan")
     if info:
         first = by.get(("infogan", 0), {}).get("extras", {}).get("infogan", {})
-        lines += ["", "## InfoGAN: what the categorical code carries", "",
-                  f"Mutual information between the 10-way code and the classifier's predicted class of the samples: "
-                  f"**{_ms(info['mi_bits'])} bits** of log2(10) = 3.32; mapping each code value to its majority class, "
-                  f"{_ms(info['accuracy_after_mapping'], '{:.1f}', 100)}% of samples land in the mapped class."
-                  + (f" Seed 0's mapping: {first['mapping']}." if first.get("mapping") else "")]
+        lines += [
+            "",
+            "## InfoGAN: what the categorical code carries",
+            "",
+            f"Mutual information between the 10-way code and the classifier's predicted class of the samples: "
+            f"**{_ms(info['mi_bits'])} bits** of log2(10) = 3.32; mapping each code value to its majority class, "
+            f"{_ms(info['accuracy_after_mapping'], '{:.1f}', 100)}% of samples land in the mapped class."
+            + (f" Seed 0's mapping: {first['mapping']}." if first.get("mapping") else ""),
+        ]
     ss = [(k, s["ssgan"]) for k, s in summ.items() if "ssgan" in s]
     if ss:
-        lines += ["", "## Semi-supervised GAN: test accuracy of D's classifier (10,000 test images)", "",
-                  "| labels | semi-supervised GAN | same network on the labels alone | margin |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "## Semi-supervised GAN: test accuracy of D's classifier (10,000 test images)",
+            "",
+            "| labels | semi-supervised GAN | same network on the labels alone | margin |",
+            "|---|---|---|---|",
+        ]
         for _, e in sorted(ss, key=lambda t: t[1]["labelled"]):
-            lines.append(f"| {e['labelled']:,} | {_ms(e['gan_test_acc'], '{:.1f}', 100)}% | "
-                         f"{_ms(e['baseline_test_acc'], '{:.1f}', 100)}% | {_ms(e['margin'], '{:+.1f}', 100)} points |")
+            lines.append(
+                f"| {e['labelled']:,} | {_ms(e['gan_test_acc'], '{:.1f}', 100)}% | "
+                f"{_ms(e['baseline_test_acc'], '{:.1f}', 100)}% | {_ms(e['margin'], '{:+.1f}', 100)} points |"
+            )
         if result.get("plots", {}).get("ssgan"):
             lines += ["", f"![SSGAN accuracy against labels](plots/{result['plots']['ssgan']})"]
     bg = [(k, s) for k, s in summ.items() if "began" in s]
     if bg:
-        lines += ["", "## BEGAN: gamma's trade-off and the convergence measure", "",
-                  "Lower gamma asks D to reconstruct fakes better relative to reals: sharper, less diverse samples "
-                  "(Berthelot et al. 2017, Sec. 3.3). Spearman is the rank correlation of M_global (averaged between "
-                  "evaluations) with FD at the 12 in-training evaluations (2,000 samples each): near +1 when M_global "
-                  "falls as FD falls.", "",
-                  "| gamma | FD | precision (quality) | recall (diversity) | classes | M_global first → last tenth | "
-                  "k_t end (max) | Spearman(M_global, FD) |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## BEGAN: gamma's trade-off and the convergence measure",
+            "",
+            "Lower gamma asks D to reconstruct fakes better relative to reals: sharper, less diverse samples "
+            "(Berthelot et al. 2017, Sec. 3.3). Spearman is the rank correlation of M_global (averaged between "
+            "evaluations) with FD at the 12 in-training evaluations (2,000 samples each): near +1 when M_global "
+            "falls as FD falls.",
+            "",
+            "| gamma | FD | precision (quality) | recall (diversity) | classes | M_global first → last tenth | "
+            "k_t end (max) | Spearman(M_global, FD) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for k, s in bg:
             b = s["began"]
-            lines.append(f"| {k.split('-')[1]} | {_ms(s['fd'])} | {_ms(s['precision'])} | {_ms(s['recall'])} | "
-                         f"{_ms(s['coverage'], '{:.1f}', 10)}/10 | {_ms(b['m_global_first'], '{:.3f}')} → "
-                         f"{_ms(b['m_global_last'], '{:.3f}')} | {_ms(b['k_last'], '{:.3f}')} ({_ms(b['k_max'], '{:.3f}')}) | "
-                         f"{_ms(b['spearman_m_global_fd'])} |")
+            lines.append(
+                f"| {k.split('-')[1]} | {_ms(s['fd'])} | {_ms(s['precision'])} | {_ms(s['recall'])} | "
+                f"{_ms(s['coverage'], '{:.1f}', 10)}/10 | {_ms(b['m_global_first'], '{:.3f}')} → "
+                f"{_ms(b['m_global_last'], '{:.3f}')} | {_ms(b['k_last'], '{:.3f}')} ({_ms(b['k_max'], '{:.3f}')}) | "
+                f"{_ms(b['spearman_m_global_fd'])} |"
+            )
         for name in ("began", "began_mglobal"):
             if result.get("plots", {}).get(name):
                 lines += ["", f"![{name}](plots/{result['plots'][name]})"]
     tr = by.get(("biggan", 0), {}).get("extras", {}).get("truncation")
     if tr:
-        lines += ["", "## BigGAN: the truncation trick (seed 0)", "",
-                  "| threshold | FD | IS | precision | recall | cond. acc |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## BigGAN: the truncation trick (seed 0)",
+            "",
+            "| threshold | FD | IS | precision | recall | cond. acc |",
+            "|---|---|---|---|---|---|",
+        ]
         for p in tr["points"]:
-            lines.append(f"| {p['truncation'] if p['truncation'] is not None else 'none'} | {p[K['fd']]:.2f} | "
-                         f"{p[K['is']]:.2f} | {p[K['precision']]:.2f} | {p[K['recall']]:.2f} | "
-                         f"{_f(p.get(K['cond_acc']), '{:.1%}')} |")
+            lines.append(
+                f"| {p['truncation'] if p['truncation'] is not None else 'none'} | {p[K['fd']]:.2f} | "
+                f"{p[K['is']]:.2f} | {p[K['precision']]:.2f} | {p[K['recall']]:.2f} | "
+                f"{_f(p.get(K['cond_acc']), '{:.1%}')} |"
+            )
 
 
 def _summary_plots(result: dict[str, Any], plots: Path) -> dict[str, str]:
@@ -620,10 +814,18 @@ def _summary_plots(result: dict[str, Any], plots: Path) -> dict[str, str]:
         fig = new_figure(5.6, 3.8)
         ax = fig.add_subplot(1, 1, 1)
         xs = [e["labelled"] for e in ss]
-        for k, label, style in (("gan_test_acc", "semi-supervised GAN", "o-"),
-                                ("baseline_test_acc", "same network, labels alone", "s--")):
-            ax.errorbar(xs, [e[k]["mean"] * 100 for e in ss], yerr=[e[k]["se"] * 100 for e in ss], fmt=style,
-                        capsize=3, label=label)
+        for k, label, style in (
+            ("gan_test_acc", "semi-supervised GAN", "o-"),
+            ("baseline_test_acc", "same network, labels alone", "s--"),
+        ):
+            ax.errorbar(
+                xs,
+                [e[k]["mean"] * 100 for e in ss],
+                yerr=[e[k]["se"] * 100 for e in ss],
+                fmt=style,
+                capsize=3,
+                label=label,
+            )
         ax.set_xscale("log")
         ax.set_xlabel("labelled training images")
         ax.set_ylabel("test accuracy (%)")
@@ -641,8 +843,9 @@ def _summary_plots(result: dict[str, Any], plots: Path) -> dict[str, str]:
         ax1.set_xlabel("gamma")
         ax1.set_ylabel("FD-fashion (lower is better)")
         for k, label, style in (("precision", "precision (quality)", "o-"), ("recall", "recall (diversity)", "s-")):
-            ax2.errorbar(g, [s[k]["mean"] for _, s in bg], yerr=[s[k]["se"] for _, s in bg], fmt=style, capsize=3,
-                         label=label)
+            ax2.errorbar(
+                g, [s[k]["mean"] for _, s in bg], yerr=[s[k]["se"] for _, s in bg], fmt=style, capsize=3, label=label
+            )
         ax2.set_xlabel("gamma")
         ax2.legend()
         for ax in (ax1, ax2):
@@ -664,16 +867,28 @@ def schedule_cells(rows: list[Row], seeds: int | None = None, quick: bool = Fals
     The floor comes first so that every partial table has it; seed-major order means a run cut short has whole
     seeds done, and keeps both workers busy until the end.
     """
+
     def n(r: Row) -> int:
         return seeds or (1 if quick else r.seeds)
 
-    return [Cell(FLOOR, 0)] + [Cell(r, s) for s in range(max(map(n, rows), default=0))
-                               for r in sorted(rows, key=lambda r: -r.cost * r.scale) if s < n(r)]
+    return [Cell(FLOOR, 0)] + [
+        Cell(r, s)
+        for s in range(max(map(n, rows), default=0))
+        for r in sorted(rows, key=lambda r: -r.cost * r.scale)
+        if s < n(r)
+    ]
 
 
-def run_fashion_bench(out: str | Path, quick: bool = False, rows: list[str] | None = None, images: int | None = None,
-                      eval_n: int | None = None, workers: int | None = None, progress: bool = True,
-                      seeds: int | None = None) -> dict[str, Any]:
+def run_fashion_bench(
+    out: str | Path,
+    quick: bool = False,
+    rows: list[str] | None = None,
+    images: int | None = None,
+    eval_n: int | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    seeds: int | None = None,
+) -> dict[str, Any]:
     """Run every (row, seed) cell not done yet (resumable), then write fashion.json, fashion.md and the pictures."""
     from ..data import load_dataset
     from ..errors import ConfigError
@@ -698,15 +913,32 @@ def run_fashion_bench(out: str | Path, quick: bool = False, rows: list[str] | No
         batch = rec.get("batch_size", 64)
         return rec.get("seed") == cell.seed and rec.get("g_images") == (images * cell.row.scale // batch) * batch
 
-    done, info = run_cells(out, schedule, key=lambda c: c.key, fn=run_job, args=(str(out), images, eval_n),
-                           workers=workers, valid=valid, describe=_describe, progress=progress, desc="bench fashion")
+    done, info = run_cells(
+        out,
+        schedule,
+        key=lambda c: c.key,
+        fn=run_job,
+        args=(str(out), images, eval_n),
+        workers=workers,
+        valid=valid,
+        describe=_describe,
+        progress=progress,
+        desc="bench fashion",
+    )
     workers, threads = split_cores(workers)
     cells = [done[c.key] for c in schedule[1:] if c.key in done]
     cells.sort(key=lambda c: (ROW_KEYS.index(c["row"]), c["seed"]))
     result: dict[str, Any] = {
         "benchmark": "fashion (issues 5 and 17: paper architectures and games, several seeds)",
-        "settings": {"quick": quick, "g_images": images, "eval_n": eval_n, "seeds": seeds or ("1" if quick else "per row"), "workers": workers,
-                     "threads_per_worker": threads, "reference": "fashion_mnist train, 32x32 pad"},
+        "settings": {
+            "quick": quick,
+            "g_images": images,
+            "eval_n": eval_n,
+            "seeds": seeds or ("1" if quick else "per row"),
+            "workers": workers,
+            "threads_per_worker": threads,
+            "reference": "fashion_mnist train, 32x32 pad",
+        },
         "extractor": ext,
         "machine": machine_record(),
         "wall_time_s": wall_time(info, out / "fashion.json"),

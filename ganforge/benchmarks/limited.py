@@ -40,8 +40,11 @@ AUGMENT_ARGS: dict[str, dict[str, Any]] = {
     "diffaugment": {"policy": "color,translation,cutout"},
     "ada": {"target": 0.6, "interval": 4, "speed_images": ADA_SPEED},
 }
-WHAT = {"off": "no augmentation", "diffaugment": "DiffAugment color,translation,cutout (Zhao et al. 2020)",
-        "ada": "ADA, adaptive p, target r_t 0.6 (Karras et al. 2020)"}
+WHAT = {
+    "off": "no augmentation",
+    "diffaugment": "DiffAugment color,translation,cutout (Zhao et al. 2020)",
+    "ada": "ADA, adaptive p, target r_t 0.6 (Karras et al. 2020)",
+}
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,18 @@ def cell_recipe(cell: Cell, threads: int) -> Any:
 
     every = max(1, cell.steps // 10)
     aug = json.dumps({"name": cell.augment, "args": AUGMENT_ARGS[cell.augment]})
-    overrides = [f"augment={aug}", f"seed={cell.seed}", f"train.steps={cell.steps}", "train.progress=false",
-                 f"train.threads={threads}", "eval.every=0", f"train.sample_every={cell.steps}",
-                 f"train.checkpoint_every={every}", "train.keep_checkpoints=1",
-                 f"train.log_every={max(1, cell.steps // 100)}"]
+    overrides = [
+        f"augment={aug}",
+        f"seed={cell.seed}",
+        f"train.steps={cell.steps}",
+        "train.progress=false",
+        f"train.threads={threads}",
+        "eval.every=0",
+        f"train.sample_every={cell.steps}",
+        f"train.checkpoint_every={every}",
+        "train.keep_checkpoints=1",
+        f"train.log_every={max(1, cell.steps // 100)}",
+    ]
     if cell.size < FULL:
         overrides.append(f"data.limit={cell.size}")
     return load_recipe(RECIPE, overrides)
@@ -96,8 +107,9 @@ def _memorisation_evaluator(size: int, eval_n: int) -> Any:
         limit = None if size >= FULL else size
         train = load_dataset("fashion_mnist", image_size=32, fit="pad", limit=limit)
         test = load_dataset("fashion_mnist", image_size=32, fit="pad", split="test")
-        _EVALUATORS["mem", size, eval_n] = Evaluator(train, "memorisation", extractor=EXTRACTOR, n=eval_n, seed=0,
-                                                     heldout=test, store_max=max(10_000, size))
+        _EVALUATORS["mem", size, eval_n] = Evaluator(
+            train, "memorisation", extractor=EXTRACTOR, n=eval_n, seed=0, heldout=test, store_max=max(10_000, size)
+        )
     return _EVALUATORS["mem", size, eval_n]
 
 
@@ -119,8 +131,14 @@ def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[st
     recipe = cell_recipe(cell, threads)
     run_dir = out / "runs" / cell.key
     t0 = time.perf_counter()
-    trainer = train_or_resume(recipe, run_dir, lambda t: (t.recipe.train.steps, t.recipe.data.limit, t.recipe.augment.name)
-                              == (cell.steps, recipe.data.limit, cell.augment))
+    trainer = train_or_resume(
+        recipe,
+        run_dir,
+        lambda t: (
+            (t.recipe.train.steps, t.recipe.data.limit, t.recipe.augment.name)
+            == (cell.steps, recipe.data.limit, cell.augment)
+        ),
+    )
     status, error = "finished", None
     try:
         trainer.run()
@@ -128,11 +146,20 @@ def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[st
         raise
     except Exception as e:  # a collapsing or diverging cell is a result, not a crash of the benchmark
         status, error = "failed", f"{type(e).__name__}: {e}"
-    rec: dict[str, Any] = {"size": cell.size, "augment": cell.augment, "seed": cell.seed, "steps": cell.steps,
-                           "status": status, "error": error, "eval_n": eval_n, "train_s": round(trainer.elapsed, 1),
-                           "g_images_per_s": round(cell.steps * recipe.train.batch_size / max(trainer.elapsed, 1e-9), 1),
-                           "augment_args": AUGMENT_ARGS[cell.augment], "machine": machine_record(),
-                           **extractor_stamp(EXTRACTOR)}
+    rec: dict[str, Any] = {
+        "size": cell.size,
+        "augment": cell.augment,
+        "seed": cell.seed,
+        "steps": cell.steps,
+        "status": status,
+        "error": error,
+        "eval_n": eval_n,
+        "train_s": round(trainer.elapsed, 1),
+        "g_images_per_s": round(cell.steps * recipe.train.batch_size / max(trainer.elapsed, 1e-9), 1),
+        "augment_args": AUGMENT_ARGS[cell.augment],
+        "machine": machine_record(),
+        **extractor_stamp(EXTRACTOR),
+    }
     rec["p_curve"] = _p_curve(run_dir)
     if status == "finished":
         result = trainer.result
@@ -174,15 +201,20 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             lines.append(f"| {c['size']:,} | {c['augment']} | {c['status']}: {c.get('error') or ''} | | | | | | | |")
             continue
         p = _fmt(c.get("final_p"), "{:.2f}") if c["augment"] == "ada" else "—"
-        lines.append(f"| {c['size']:,} | {c['augment']} | {_fmt(m[k['fd']])} | {_fmt(m[k['is']])} | "
-                     f"{_fmt(m[k['precision']])} | {_fmt(m[k['recall']])} | {m[k['coverage']] * 10:.0f}/10 | "
-                     f"{_fmt(m[k['memorisation_ratio']], '{:.3f}')} | {p} | {c['train_s'] / 60:.1f} |")
+        lines.append(
+            f"| {c['size']:,} | {c['augment']} | {_fmt(m[k['fd']])} | {_fmt(m[k['is']])} | "
+            f"{_fmt(m[k['precision']])} | {_fmt(m[k['recall']])} | {m[k['coverage']] * 10:.0f}/10 | "
+            f"{_fmt(m[k['memorisation_ratio']], '{:.3f}')} | {p} | {c['train_s'] / 60:.1f} |"
+        )
     machines = sorted({machine_label(c.get("machine")) for c in result["cells"]})
     lines += ["", f"Machine(s): {'; '.join(machines)}."]
     if result.get("missing"):
         lines += ["", f"**Not run yet** (the bench continues where it stopped): {', '.join(result['missing'])}."]
-    lines += ["", "Pictures: `plots/nN__AUG_samples.png` (each cell's samples), `plots/ada_p.png` (ADA's p over "
-              "training at each size), `plots/fd_by_size.png`."]
+    lines += [
+        "",
+        "Pictures: `plots/nN__AUG_samples.png` (each cell's samples), `plots/ada_p.png` (ADA's p over "
+        "training at each size), `plots/fd_by_size.png`.",
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -229,8 +261,15 @@ def _plots(result: dict[str, Any], plots: Path) -> dict[str, str]:
     return made
 
 
-def run_limited_bench(out: str | Path, quick: bool = False, cells: list[str] | None = None, steps: int | None = None,
-                      eval_n: int | None = None, workers: int | None = None, progress: bool = True) -> dict[str, Any]:
+def run_limited_bench(
+    out: str | Path,
+    quick: bool = False,
+    cells: list[str] | None = None,
+    steps: int | None = None,
+    eval_n: int | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Run every (size, augmentation) cell not yet done, then write limited.json, limited.md and the plots."""
     from ..data import load_dataset
     from ..errors import ConfigError
@@ -244,18 +283,41 @@ def run_limited_bench(out: str | Path, quick: bool = False, cells: list[str] | N
     steps = steps or (QUICK_STEPS if quick else DEFAULT_STEPS)
     eval_n = eval_n or (500 if quick else DEFAULT_EVAL_N)
     # Largest data first: its cells take as long as the others, and the full-data row is the reference.
-    todo = [Cell(s, a, steps) for s in sorted(SIZES, reverse=True) for a in AUGMENTS if not cells or f"n{s}__{a}" in cells]
-    done, info = run_cells(out, todo, key=lambda c: c.key, fn=run_cell, args=(str(out), eval_n), workers=workers,
-                           valid=lambda c, r: r.get("steps") == steps and r.get("eval_n") == eval_n
-                           and r.get("metrics") is not None and scored_by(r, EXTRACTOR),
-                           describe=lambda r: f"FD {r.get('metrics', {}).get(f'fd_{EXTRACTOR}', float('nan')):.1f}",
-                           progress=progress, desc="bench limited")
-    results = sorted((done[c.key] for c in todo if c.key in done),
-                     key=lambda r: (r["size"], AUGMENTS.index(r["augment"])))
+    todo = [
+        Cell(s, a, steps) for s in sorted(SIZES, reverse=True) for a in AUGMENTS if not cells or f"n{s}__{a}" in cells
+    ]
+    done, info = run_cells(
+        out,
+        todo,
+        key=lambda c: c.key,
+        fn=run_cell,
+        args=(str(out), eval_n),
+        workers=workers,
+        valid=lambda c, r: (
+            r.get("steps") == steps
+            and r.get("eval_n") == eval_n
+            and r.get("metrics") is not None
+            and scored_by(r, EXTRACTOR)
+        ),
+        describe=lambda r: f"FD {r.get('metrics', {}).get(f'fd_{EXTRACTOR}', float('nan')):.1f}",
+        progress=progress,
+        desc="bench limited",
+    )
+    results = sorted(
+        (done[c.key] for c in todo if c.key in done), key=lambda r: (r["size"], AUGMENTS.index(r["augment"]))
+    )
     result: dict[str, Any] = {
         "benchmark": "limited (issue 18: DiffAugment and ADA on small datasets)",
-        "settings": {"recipe": RECIPE, "steps": steps, "eval_n": eval_n, "sizes": list(SIZES), "augments": list(AUGMENTS),
-                     "ada_speed_images": ADA_SPEED, "quick": quick, "extractor": EXTRACTOR},
+        "settings": {
+            "recipe": RECIPE,
+            "steps": steps,
+            "eval_n": eval_n,
+            "sizes": list(SIZES),
+            "augments": list(AUGMENTS),
+            "ada_speed_images": ADA_SPEED,
+            "quick": quick,
+            "extractor": EXTRACTOR,
+        },
         "info": info,
         "machine": machine_record(),
         "missing": [c.key for c in todo if c.key not in done],

@@ -62,11 +62,24 @@ class Cell:
 def overrides(cell: Cell, threads: int) -> list[str]:
     """The recipe overrides of a run: the schedule scaled to the bench, and the fixed run's standard game."""
     every = cell.eval_every
-    out = [f"data.name={cell.base}", f"data.fit={FIT[cell.base]}", f"train.steps={cell.steps}", f"train.batch_size={BATCH}", f"game.args.fade_images={cell.phase_images}",
-           f"game.args.stabilize_images={cell.phase_images}", f"game.args.batch_sizes={BATCH}", "train.progress=false",
-           f"train.threads={threads}", f"eval.every={every}", "eval.metrics=[fd]", f"eval.n={cell.curve_n}",
-           f"train.sample_every={every}", f"train.checkpoint_every={every}", "train.keep_checkpoints=1",
-           f"train.log_every={max(1, every // 5)}"]
+    out = [
+        f"data.name={cell.base}",
+        f"data.fit={FIT[cell.base]}",
+        f"train.steps={cell.steps}",
+        f"train.batch_size={BATCH}",
+        f"game.args.fade_images={cell.phase_images}",
+        f"game.args.stabilize_images={cell.phase_images}",
+        f"game.args.batch_sizes={BATCH}",
+        "train.progress=false",
+        f"train.threads={threads}",
+        f"eval.every={every}",
+        "eval.metrics=[fd]",
+        f"eval.n={cell.curve_n}",
+        f"train.sample_every={every}",
+        f"train.checkpoint_every={every}",
+        "train.keep_checkpoints=1",
+        f"train.log_every={max(1, every // 5)}",
+    ]
     if cell.run == "fixed":
         out.append("game={name: standard, n_critic: 1}")
     return out
@@ -81,13 +94,21 @@ def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
     recipe = load_recipe(RECIPE, overrides(cell, threads))
     run_dir = out / "runs" / cell.key
     t0 = time.perf_counter()
-    trainer = train_or_resume(recipe, run_dir, lambda t: (t.recipe.train.steps, t.recipe.game.name)
-                              == (cell.steps, recipe.game.name))
+    trainer = train_or_resume(
+        recipe, run_dir, lambda t: (t.recipe.train.steps, t.recipe.game.name) == (cell.steps, recipe.game.name)
+    )
     trainer.run()
-    rec: dict[str, Any] = {**extractor_stamp(EXTRACTOR[cell.base]),
-                           "run": cell.run, "base": cell.base, "steps": cell.steps, "phase_images": cell.phase_images,
-                           "curve_n": cell.curve_n, "final_n": cell.final_n, "train_s": round(trainer.elapsed, 1),
-                           "threads": threads}
+    rec: dict[str, Any] = {
+        **extractor_stamp(EXTRACTOR[cell.base]),
+        "run": cell.run,
+        "base": cell.base,
+        "steps": cell.steps,
+        "phase_images": cell.phase_images,
+        "curve_n": cell.curve_n,
+        "final_n": cell.final_n,
+        "train_s": round(trainer.elapsed, 1),
+        "threads": threads,
+    }
     logs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     rec["curve"] = fd_curve(logs, f"eval/fd_{EXTRACTOR[cell.base]}")
     rec["phases"] = phase_costs(logs, cell)
@@ -95,8 +116,9 @@ def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
     rec["time_to_threshold_s"] = hit["time"] if hit else None
     rec["images_to_threshold"] = hit["step"] * BATCH if hit else None
     result = trainer.result
-    res = _evaluator(cell.final_n, cell.base).evaluate_generator(result.generator.eval(), result.latent,
-                                                      source=f"bench progan {cell.run}: EMA generator, {cell.steps} steps")
+    res = _evaluator(cell.final_n, cell.base).evaluate_generator(
+        result.generator.eval(), result.latent, source=f"bench progan {cell.run}: EMA generator, {cell.steps} steps"
+    )
     rec["metrics"], rec["protocol"] = res["metrics"], res["protocol"]
     copy_grids(cell, run_dir, out / "plots")
     rec["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -131,7 +153,9 @@ def _evaluator(n: int, base: str) -> Any:
 def fd_curve(logs: list[dict[str, Any]], key: str = "eval/fd_fashion") -> list[dict[str, float]]:
     """[{step, time, fd}] of the in-training FD evaluations, timed by the log line of the same step."""
     times = {r["step"]: r["time"] for r in logs if "time" in r}
-    return [{"step": r["step"], "time": times[r["step"]], "fd": r[key]} for r in logs if key in r and r["step"] in times]
+    return [
+        {"step": r["step"], "time": times[r["step"]], "fd": r[key]} for r in logs if key in r and r["step"] in times
+    ]
 
 
 def phase_costs(logs: list[dict[str, Any]], cell: Cell) -> list[dict[str, Any]]:
@@ -185,35 +209,53 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     st, runs = result["settings"], result["runs"]
     K = metric_keys(FINAL_METRICS, EXTRACTOR[st["base"]])
     name = {"fashion_mnist": "Fashion-MNIST", "digits": "sklearn digits"}[st["base"]]
-    lines = [f"ProGAN (`{RECIPE}`) on {name} 32x32: {st['phase_images']:,} images per phase, "
-             f"{st['steps']:,} steps of {BATCH} ({st['steps'] * BATCH:,} images) per run, seed 0, "
-             f"{'/'.join(str(r.get('threads', '?')) for r in runs.values())} thread(s) per run (progressive/fixed), "
-             f"runs one after the other. Training time "
-             f"excludes grids, evaluation and checkpoints. FD-{EXTRACTOR[st['base']]} of the EMA generator on {st['curve_n']:,} samples "
-             f"during training, final numbers on {st['final_n']:,}.", "",
-             f"| run | training time | time to FD ≤ {THRESHOLD:g} | images to FD ≤ {THRESHOLD:g} | final FD ↓ | "
-             "precision ↑ | recall ↑ | SWD x1e3 ↓ |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"ProGAN (`{RECIPE}`) on {name} 32x32: {st['phase_images']:,} images per phase, "
+        f"{st['steps']:,} steps of {BATCH} ({st['steps'] * BATCH:,} images) per run, seed 0, "
+        f"{'/'.join(str(r.get('threads', '?')) for r in runs.values())} thread(s) per run (progressive/fixed), "
+        f"runs one after the other. Training time "
+        f"excludes grids, evaluation and checkpoints. FD-{EXTRACTOR[st['base']]} of the EMA generator on {st['curve_n']:,} samples "
+        f"during training, final numbers on {st['final_n']:,}.",
+        "",
+        f"| run | training time | time to FD ≤ {THRESHOLD:g} | images to FD ≤ {THRESHOLD:g} | final FD ↓ | "
+        "precision ↑ | recall ↑ | SWD x1e3 ↓ |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in runs.items():
         m = r["metrics"]
         imgs = "—" if r["images_to_threshold"] is None else f"{r['images_to_threshold']:,}"
-        lines.append(f"| {name} | {_minutes(r['train_s'])} | {_minutes(r['time_to_threshold_s'])} | {imgs} | "
-                     f"{m[K['fd']]:.2f} | {m[K['precision']]:.3f} | {m[K['recall']]:.3f} | {m[K['swd_x1e3']]:.1f} |")
+        lines.append(
+            f"| {name} | {_minutes(r['train_s'])} | {_minutes(r['time_to_threshold_s'])} | {imgs} | "
+            f"{m[K['fd']]:.2f} | {m[K['precision']]:.3f} | {m[K['recall']]:.3f} | {m[K['swd_x1e3']]:.1f} |"
+        )
     sp = result["speedup"]
     prog_curve = runs["progressive"]["curve"]
     # train_s is rounded to 0.1 s; the last evaluation's own time (3 decimals) is the end of the run too.
     t_eq = max(runs["progressive"]["train_s"], prog_curve[-1]["time"] if prog_curve else 0.0)
     eq = {name: fd_at_time(r["curve"], t_eq) for name, r in runs.items()}
-    lines += ["", f"Speed-up (fixed / progressive, same invocation): whole run {sp['total']:.2f}x; time to FD ≤ "
-              f"{THRESHOLD:g}: " + (f"{sp['to_threshold']:.2f}x" if sp["to_threshold"] is not None else
-                                     "not measurable (a run never reached it)") + ".",
-              f"At equal training time ({t_eq / 60:.1f} min, the whole progressive run), the last FD measured: "
-              + "; ".join(f"{name} {v:.2f}" if v is not None else f"{name} (none yet)" for name, v in eq.items()) + ".", "",
-              "| phase | images | progressive time | progressive img/s | fixed time (same steps) | fixed img/s | ratio |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Speed-up (fixed / progressive, same invocation): whole run {sp['total']:.2f}x; time to FD ≤ "
+        f"{THRESHOLD:g}: "
+        + (
+            f"{sp['to_threshold']:.2f}x"
+            if sp["to_threshold"] is not None
+            else "not measurable (a run never reached it)"
+        )
+        + ".",
+        f"At equal training time ({t_eq / 60:.1f} min, the whole progressive run), the last FD measured: "
+        + "; ".join(f"{name} {v:.2f}" if v is not None else f"{name} (none yet)" for name, v in eq.items())
+        + ".",
+        "",
+        "| phase | images | progressive time | progressive img/s | fixed time (same steps) | fixed img/s | ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for p, f in zip(runs["progressive"]["phases"], runs["fixed"]["phases"]):
         ratio = f"{f['time_s'] / p['time_s']:.2f}x" if p["time_s"] else "—"
-        lines.append(f"| {p['phase']} | {p['images']:,} | {p['time_s'] / 60:.2f} min | {p['images_per_s']} | "
-                     f"{f['time_s'] / 60:.2f} min | {f['images_per_s']} | {ratio} |")
+        lines.append(
+            f"| {p['phase']} | {p['images']:,} | {p['time_s'] / 60:.2f} min | {p['images_per_s']} | "
+            f"{f['time_s'] / 60:.2f} min | {f['images_per_s']} | {ratio} |"
+        )
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -221,12 +263,21 @@ def speedup(runs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     """fixed / progressive training time: whole runs, and to the FD threshold (None when either never reached it)."""
     p, f = runs["progressive"], runs["fixed"]
     hit = p["time_to_threshold_s"], f["time_to_threshold_s"]
-    return {"total": f["train_s"] / p["train_s"] if p["train_s"] else float("nan"),
-            "to_threshold": hit[1] / hit[0] if None not in hit and hit[0] else None}
+    return {
+        "total": f["train_s"] / p["train_s"] if p["train_s"] else float("nan"),
+        "to_threshold": hit[1] / hit[0] if None not in hit and hit[0] else None,
+    }
 
 
-def run_progan_bench(out: str | Path, quick: bool = False, phase_images: int | None = None, eval_n: int | None = None,
-                     workers: int | None = None, progress: bool = True, base: str = "fashion_mnist") -> dict[str, Any]:
+def run_progan_bench(
+    out: str | Path,
+    quick: bool = False,
+    phase_images: int | None = None,
+    eval_n: int | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    base: str = "fashion_mnist",
+) -> dict[str, Any]:
     """Train (or reuse) both runs, then write progan.json, progan.md and the plots into `out`."""
     from ..data import load_dataset
     from ..errors import ConfigError
@@ -240,18 +291,40 @@ def run_progan_bench(out: str | Path, quick: bool = False, phase_images: int | N
     out = Path(out)
     curve_n, final_n = (200, eval_n or 500) if quick else (CURVE_N, eval_n or FINAL_N)
     cells = [Cell(name, phase, curve_n, final_n, base) for name in RUNS]
-    done, info = run_cells(out, cells, key=lambda c: c.key, fn=run_cell, args=(str(out),), workers=workers or 1,
-                           valid=lambda c, r: (r.get("phase_images"), r.get("final_n"), r.get("curve_n"), r.get("base", "fashion_mnist"))
-                           == (phase, final_n, curve_n, base) and "metrics" in r and scored_by(r, EXTRACTOR[base]),
-                           describe=lambda r: f"FD {r['curve'][-1]['fd'] if r['curve'] else float('nan'):.1f}", progress=progress, desc="bench progan")
+    done, info = run_cells(
+        out,
+        cells,
+        key=lambda c: c.key,
+        fn=run_cell,
+        args=(str(out),),
+        workers=workers or 1,
+        valid=lambda c, r: (
+            (r.get("phase_images"), r.get("final_n"), r.get("curve_n"), r.get("base", "fashion_mnist"))
+            == (phase, final_n, curve_n, base)
+            and "metrics" in r
+            and scored_by(r, EXTRACTOR[base])
+        ),
+        describe=lambda r: f"FD {r['curve'][-1]['fd'] if r['curve'] else float('nan'):.1f}",
+        progress=progress,
+        desc="bench progan",
+    )
     runs = {c.key: done[c.key] for c in cells}
     for c in cells:  # again here, so that a re-summary of finished runs refreshes the pictures
         copy_grids(c, out / "runs" / c.key, out / "plots")
     plot_fd_against_time(runs, out / "plots" / "fd_vs_time.png", EXTRACTOR[base])
     result = {
         "benchmark": "progan (issue 13: progressive growing against fixed resolution)",
-        "settings": {"recipe": RECIPE, "base": base, "threshold_fd": THRESHOLD, "phase_images": phase, "steps": cells[0].steps,
-                     "batch": BATCH, "curve_n": curve_n, "final_n": final_n, "quick": quick},
+        "settings": {
+            "recipe": RECIPE,
+            "base": base,
+            "threshold_fd": THRESHOLD,
+            "phase_images": phase,
+            "steps": cells[0].steps,
+            "batch": BATCH,
+            "curve_n": curve_n,
+            "final_n": final_n,
+            "quick": quick,
+        },
         "info": info,
         "machine": machine_record(),
         "speedup": speedup(runs),

@@ -11,9 +11,10 @@ import json
 import math
 import platform
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..atomic import atomic_write_bytes
 from ..training.hardware import available_cores, cpu_capability, cpu_has_native_bf16
@@ -34,16 +35,24 @@ def machine_record() -> dict[str, Any]:
     """What a benchmark ran on: CPU model, SIMD level and native bf16 (they decide CPU speed and precision), cores."""
     import torch
 
-    return {"platform": platform.platform(), "processor": cpu_model(), "cpu_capability": cpu_capability(),
-            "cpu_native_bf16": cpu_has_native_bf16(), "cpus": available_cores(), "torch": torch.__version__,
-            "python": platform.python_version()}
+    return {
+        "platform": platform.platform(),
+        "processor": cpu_model(),
+        "cpu_capability": cpu_capability(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
+        "cpus": available_cores(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def machine_label(m: dict[str, Any] | None) -> str:
     """A short name for a machine record: 'AMD EPYC, AVX2' (with ', native bf16' where it has it)."""
     if not m:
         return "unrecorded machine"
-    return f"{m.get('processor', '?')}, {m.get('cpu_capability', '?')}" + (", native bf16" if m.get("cpu_native_bf16") else "")
+    return f"{m.get('processor', '?')}, {m.get('cpu_capability', '?')}" + (
+        ", native bf16" if m.get("cpu_native_bf16") else ""
+    )
 
 
 def mean_se(values: Sequence[float]) -> dict[str, Any]:
@@ -63,8 +72,9 @@ def split_cores(workers: int | None, max_workers: int = 2) -> tuple[int, int]:
     return workers, max(1, cores // workers)
 
 
-def load_done(out: Path, cells: Sequence[Any], key: Callable[[Any], str],
-              valid: Callable[[Any, dict[str, Any]], bool]) -> dict[str, dict[str, Any]]:
+def load_done(
+    out: Path, cells: Sequence[Any], key: Callable[[Any], str], valid: Callable[[Any, dict[str, Any]], bool]
+) -> dict[str, dict[str, Any]]:
     """Finished cells of an earlier call that still match the settings (`valid(cell, record)`)."""
     done = {}
     for cell in cells:
@@ -79,11 +89,18 @@ def load_done(out: Path, cells: Sequence[Any], key: Callable[[Any], str],
     return done
 
 
-def run_cells(out: Path, cells: Sequence[Any], key: Callable[[Any], str], fn: Callable[..., dict[str, Any]],
-              args: tuple = (), workers: int | None = None,
-              valid: Callable[[Any, dict[str, Any]], bool] = lambda c, r: True,
-              describe: Callable[[dict[str, Any]], str] = lambda r: "", progress: bool = True,
-              desc: str = "bench") -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+def run_cells(
+    out: Path,
+    cells: Sequence[Any],
+    key: Callable[[Any], str],
+    fn: Callable[..., dict[str, Any]],
+    args: tuple = (),
+    workers: int | None = None,
+    valid: Callable[[Any, dict[str, Any]], bool] = lambda c, r: True,
+    describe: Callable[[dict[str, Any]], str] = lambda r: "",
+    progress: bool = True,
+    desc: str = "bench",
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Run `fn(cell, *args, threads=T)` for every cell not already done, in the order given; ({key: record}, run info).
 
     The info holds the pool (`workers` used, `threads_per_worker` of the full split), the cells run and reused, and
@@ -101,7 +118,9 @@ def run_cells(out: Path, cells: Sequence[Any], key: Callable[[Any], str], fn: Ca
 
     def record(c: Any, rec: dict[str, Any]) -> None:
         k = key(c)
-        atomic_write_bytes(out / "cells" / f"{k}.json", lambda f: f.write(json.dumps(rec, indent=1, default=str).encode()))
+        atomic_write_bytes(
+            out / "cells" / f"{k}.json", lambda f: f.write(json.dumps(rec, indent=1, default=str).encode())
+        )
         done[k] = rec
         bar.set_postfix_str(f"{k}: {describe(rec)}")
         bar.update(1)
@@ -117,8 +136,13 @@ def run_cells(out: Path, cells: Sequence[Any], key: Callable[[Any], str], fn: Ca
             for fut in as_completed(futs):
                 record(futs[fut], fut.result())
     bar.close()
-    info = {"workers": workers, "threads_per_worker": threads, "cells_run": len(todo), "cells_reused": len(done) - len(todo),
-            "wall_time_s": round(time.perf_counter() - t0, 1)}
+    info = {
+        "workers": workers,
+        "threads_per_worker": threads,
+        "cells_run": len(todo),
+        "cells_reused": len(done) - len(todo),
+        "wall_time_s": round(time.perf_counter() - t0, 1),
+    }
     return done, info
 
 

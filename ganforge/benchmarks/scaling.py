@@ -48,16 +48,38 @@ def _worker(out: str, batch_size: int, steps: int, repeats: int, warmup: int, de
     distributed.broadcast_state([G, D], d, params=True)
     local = batch_size // d.world
     real = torch.rand(local, *SHAPE, device=dev) * 2 - 1
-    ctx = TrainContext(G, D, _adam(G), _adam(D), Precision(prec, dev), dev, batch_size, Z_DIM, lambda *a: (real, None),
-                       torch.Generator().manual_seed(0), channels_last=cl, dist=d)
+    ctx = TrainContext(
+        G,
+        D,
+        _adam(G),
+        _adam(D),
+        Precision(prec, dev),
+        dev,
+        batch_size,
+        Z_DIM,
+        lambda *a: (real, None),
+        torch.Generator().manual_seed(0),
+        channels_last=cl,
+        dist=d,
+    )
     game = build_game("standard", "non_saturating", {}, 1, {})
     per_step = time_fn(lambda: game.step(ctx), steps, repeats, warmup, dev)
     # Every rank's median: the slowest rank sets the pace of a synchronous step.
     med = max(distributed.all_gather_objects(statistics.median(per_step), d))
     if d.main:
-        Path(out).write_text(json.dumps({"processes": d.world, "threads": torch.get_num_threads(), "precision": prec,
-                                         "channels_last": cl, "device": str(dev), "step_s": med,
-                                         "step_s_repeats": per_step}))
+        Path(out).write_text(
+            json.dumps(
+                {
+                    "processes": d.world,
+                    "threads": torch.get_num_threads(),
+                    "precision": prec,
+                    "channels_last": cl,
+                    "device": str(dev),
+                    "step_s": med,
+                    "step_s_repeats": per_step,
+                }
+            )
+        )
     distributed.shutdown()
 
 
@@ -66,16 +88,41 @@ def _measure(n: int, batch_size: int, steps: int, repeats: int, warmup: int, dev
     out.unlink(missing_ok=True)
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(max(1, hardware.available_cores() // n))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", str(n),
-           "-m", "ganforge.benchmarks.scaling", str(out), str(batch_size), str(steps), str(repeats), str(warmup), device]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        str(n),
+        "-m",
+        "ganforge.benchmarks.scaling",
+        str(out),
+        str(batch_size),
+        str(steps),
+        str(repeats),
+        str(warmup),
+        device,
+    ]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if res.returncode != 0 or not out.is_file():
-        raise GanforgeError(f"the {n}-process timing failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}")
+        raise GanforgeError(
+            f"the {n}-process timing failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}"
+        )
     return json.loads(out.read_text())
 
 
-def run_scaling_bench(out: str | Path, nproc: int, batch_size: int = 64, steps: int = 10, repeats: int = 5,
-                      warmup: int = 3, device: str = "auto") -> dict[str, Any]:
+def run_scaling_bench(
+    out: str | Path,
+    nproc: int,
+    batch_size: int = 64,
+    steps: int = 10,
+    repeats: int = 5,
+    warmup: int = 3,
+    device: str = "auto",
+) -> dict[str, Any]:
     """Time 1 and `nproc` processes; write OUT (JSON) and OUT with .md (table); return the result."""
     if nproc < 2:
         raise GanforgeError(f"--nproc must be at least 2 to measure scaling, got {nproc}.")
@@ -100,23 +147,41 @@ def run_scaling_bench(out: str | Path, nproc: int, batch_size: int = 64, steps: 
     result = {
         "benchmark": "speed-scaling",
         "protocol": (__doc__ or "").split("Protocol: ", 1)[-1].strip(),
-        "settings": {"global_batch": batch_size, "steps": steps, "repeats": repeats, "warmup": warmup, "device": str(dev),
-                     "nproc": nproc},
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cores": hardware.available_cores(), "gpus": torch.cuda.device_count(),
-                    "cpu_capability": hardware.cpu_capability(), "torch": torch.__version__},
+        "settings": {
+            "global_batch": batch_size,
+            "steps": steps,
+            "repeats": repeats,
+            "warmup": warmup,
+            "device": str(dev),
+            "nproc": nproc,
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cores": hardware.available_cores(),
+            "gpus": torch.cuda.device_count(),
+            "cpu_capability": hardware.cpu_capability(),
+            "torch": torch.__version__,
+        },
         "rows": rows,
         "speedup": speedup,
         "devices_added": devices_added,
         "scaling_efficiency": speedup / devices_added,
     }
     out.write_text(json.dumps(result, indent=2))
-    lines = [f"# Data-parallel scaling: DCGAN step, global batch {batch_size}, {dev.type}", "",
-             "| processes | threads each | precision | images/s |", "|---|---|---|---|"]
+    lines = [
+        f"# Data-parallel scaling: DCGAN step, global batch {batch_size}, {dev.type}",
+        "",
+        "| processes | threads each | precision | images/s |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {r['processes']} | {r['threads']} | {r['precision']} | {r['images_per_s']:.1f} |" for r in rows]
-    lines += ["", f"Speedup {speedup:.2f}x; scaling efficiency {result['scaling_efficiency']:.0%} "
-              f"(speedup / {devices_added} device(s) added: "
-              + ("one GPU per process)." if dev.type == "cuda" else "the processes share this machine's cores).")]
+    lines += [
+        "",
+        f"Speedup {speedup:.2f}x; scaling efficiency {result['scaling_efficiency']:.0%} "
+        f"(speedup / {devices_added} device(s) added: "
+        + ("one GPU per process)." if dev.type == "cuda" else "the processes share this machine's cores)."),
+    ]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[2:]), flush=True)
     print(f"results: {out} and {out.with_suffix('.md')}")

@@ -8,7 +8,8 @@ code) and cross-entropy only.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,7 @@ from torch import Tensor, nn
 from ..data.subsets import balanced_subset
 from ..errors import ConfigError
 
-__all__ = ["balanced_subset", "test_accuracy", "train_supervised_baseline", "random_shift"]
+__all__ = ["balanced_subset", "random_shift", "test_accuracy", "train_supervised_baseline"]
 
 
 def _device(net: nn.Module) -> torch.device:
@@ -34,7 +35,9 @@ def test_accuracy(D: nn.Module, dataset_test: Any, batch: int = 500) -> float:
     """
     classify = getattr(D, "classify", None)
     if not callable(classify):
-        raise ConfigError(f"test_accuracy needs a discriminator with class logits (classify); {type(D).__name__} has none.")
+        raise ConfigError(
+            f"test_accuracy needs a discriminator with class logits (classify); {type(D).__name__} has none."
+        )
     if isinstance(dataset_test, (tuple, list)):
         x_all, y_all = dataset_test
         n = len(x_all)
@@ -68,13 +71,23 @@ def random_shift(x: Tensor, max_shift: int, generator: torch.Generator) -> Tenso
     padded = F.pad(x, (max_shift,) * 4, value=-1.0)
     dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator).tolist()
     dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator).tolist()
-    return torch.stack([padded[i, :, dy[i]: dy[i] + h, dx[i]: dx[i] + w] for i in range(n)])
+    return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
 
 
-def train_supervised_baseline(make_D: Callable[[], nn.Module], x_l: Tensor, y_l: Tensor, steps: int, batch: int,
-                              lr: float, seed: int, augment: bool = False, betas: tuple[float, float] = (0.5, 0.999),
-                              tol: float | None = None, decay_start: float | None = None,
-                              average: float | None = None) -> nn.Module:
+def train_supervised_baseline(
+    make_D: Callable[[], nn.Module],
+    x_l: Tensor,
+    y_l: Tensor,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    augment: bool = False,
+    betas: tuple[float, float] = (0.5, 0.999),
+    tol: float | None = None,
+    decay_start: float | None = None,
+    average: float | None = None,
+) -> nn.Module:
     """The same classifier trained on the labelled examples alone with cross-entropy (the baseline of Salimans et al. 2016, Sec. 5).
 
     `steps` Adam updates on minibatches drawn from seeded permutations of (x_l, y_l); with
@@ -87,7 +100,9 @@ def train_supervised_baseline(make_D: Callable[[], nn.Module], x_l: Tensor, y_l:
     x_l's device, with `baseline_steps` (the updates made) set on it.
     """
     if steps < 1 or batch < 1 or lr <= 0:
-        raise ConfigError(f"train_supervised_baseline needs steps >= 1, batch >= 1 and lr > 0; got {steps}, {batch}, {lr}")
+        raise ConfigError(
+            f"train_supervised_baseline needs steps >= 1, batch >= 1 and lr > 0; got {steps}, {batch}, {lr}"
+        )
     if len(x_l) != len(y_l) or len(x_l) == 0:
         raise ConfigError(f"x_l and y_l must be non-empty and of equal length, got {len(x_l)} and {len(y_l)}")
     torch.manual_seed(seed)  # the network's initialisation and dropout
@@ -100,7 +115,8 @@ def train_supervised_baseline(make_D: Callable[[], nn.Module], x_l: Tensor, y_l:
     opt = torch.optim.Adam([p for p in D.parameters() if p.requires_grad], lr=lr, betas=betas)
     start = steps if decay_start is None else round(decay_start * steps)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: max(0.0, min(1.0, 1.0 - (i - start) / max(1, steps - start))))
+        opt, lambda i: max(0.0, min(1.0, 1.0 - (i - start) / max(1, steps - start)))
+    )
     g = torch.Generator().manual_seed(seed + 1)
     D.train()
     done = 0
@@ -115,7 +131,7 @@ def train_supervised_baseline(make_D: Callable[[], nn.Module], x_l: Tensor, y_l:
     for _ in range(steps):
         if at + min(batch, n) > n:  # a new epoch: a new permutation
             order, at = torch.randperm(n, generator=g), 0
-        idx = order[at: at + min(batch, n)].to(x_l.device)
+        idx = order[at : at + min(batch, n)].to(x_l.device)
         at += min(batch, n)
         x, y = x_l[idx].float(), y_l[idx].long()
         if augment:

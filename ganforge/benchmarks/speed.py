@@ -13,8 +13,9 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +24,8 @@ from torch import nn
 from .. import __version__
 from ..games import build_game
 from ..models import build_discriminator, build_generator
-from ..training.context import TrainContext
 from ..training import hardware
+from ..training.context import TrainContext
 from ..training.precision import DTYPES, Precision
 
 SHAPE = (3, 32, 32)
@@ -44,7 +45,10 @@ def _adam(net: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.Adam(net.parameters(), lr=2e-4, betas=(0.5, 0.999))
 
 
-def plain_step_fn(batch_size: int, device: torch.device = torch.device("cpu")) -> Callable[[], None]:
+CPU = torch.device("cpu")
+
+
+def plain_step_fn(batch_size: int, device: torch.device = CPU) -> Callable[[], None]:
     """The same DCGAN step written in plain PyTorch (fp32, NCHW): the baseline of the ratio."""
     G, D = _nets(False, device)
     og, od = _adam(G), _adam(D)
@@ -66,15 +70,25 @@ def plain_step_fn(batch_size: int, device: torch.device = torch.device("cpu")) -
     return step
 
 
-def ganforge_step_fn(batch_size: int, precision: str, channels_last: bool, compile: bool,
-                     device: torch.device = torch.device("cpu")) -> Callable[[], None]:
+def ganforge_step_fn(
+    batch_size: int, precision: str, channels_last: bool, compile: bool, device: torch.device = CPU
+) -> Callable[[], None]:
     """One ganforge standard-game step with the given precision / memory format / compilation."""
     G, D = _nets(channels_last, device)
     real = torch.rand(batch_size, *SHAPE, device=device) * 2 - 1
     Gr, Dr = (torch.compile(G), torch.compile(D)) if compile else (G, D)
     ctx = TrainContext(
-        Gr, Dr, _adam(G), _adam(D), Precision(precision, device), device, batch_size,
-        Z_DIM, lambda: (real, None), torch.Generator().manual_seed(0), channels_last=channels_last,
+        Gr,
+        Dr,
+        _adam(G),
+        _adam(D),
+        Precision(precision, device),
+        device,
+        batch_size,
+        Z_DIM,
+        lambda: (real, None),
+        torch.Generator().manual_seed(0),
+        channels_last=channels_last,
     )
     game = build_game("standard", "non_saturating", {}, 1, {})
     return lambda: game.step(ctx)
@@ -95,8 +109,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_flops_per_s(dtype: torch.dtype, device: torch.device = torch.device("cpu"), budget_s: float = 1.0,
-                       max_n: int = 4096) -> tuple[float, int]:
+def matmul_flops_per_s(
+    dtype: torch.dtype, device: torch.device = CPU, budget_s: float = 1.0, max_n: int = 4096
+) -> tuple[float, int]:
     """(FLOP/s, size) of a square matmul in `dtype`: the machine's practical peak, measured in bounded time.
 
     The size doubles from 256 while one product takes under budget_s / 8, so a slow dtype is measured on a
@@ -123,8 +138,14 @@ def matmul_flops_per_s(dtype: torch.dtype, device: torch.device = torch.device("
     return 2 * n**3 / statistics.median(times), n
 
 
-def time_fn(fn: Callable[[], None], steps: int, repeats: int, warmup: int,
-            device: torch.device = torch.device("cpu"), budget_s: float | None = None) -> list[float]:
+def time_fn(
+    fn: Callable[[], None],
+    steps: int,
+    repeats: int,
+    warmup: int,
+    device: torch.device = CPU,
+    budget_s: float | None = None,
+) -> list[float]:
     """Seconds per step for each repeat, after `warmup` untimed steps; `budget_s` caps steps x repeats."""
     for _ in range(max(1, warmup)):
         t = time.perf_counter()
@@ -145,11 +166,17 @@ def time_fn(fn: Callable[[], None], steps: int, repeats: int, warmup: int,
 
 def capability(device: torch.device) -> dict[str, Any]:
     """What the device computes natively: the facts the `auto` settings are decided from."""
-    info: dict[str, Any] = {"device": str(device), "cpu_capability": hardware.cpu_capability(),
-                            "native_bf16": hardware.cpu_has_native_bf16()}
+    info: dict[str, Any] = {
+        "device": str(device),
+        "cpu_capability": hardware.cpu_capability(),
+        "native_bf16": hardware.cpu_has_native_bf16(),
+    }
     if device.type == "cuda":
-        info.update(gpu=torch.cuda.get_device_name(device), cuda_bf16=hardware.cuda_bf16_supported(),
-                    cuda_capability=".".join(map(str, hardware.cuda_capability())))
+        info.update(
+            gpu=torch.cuda.get_device_name(device),
+            cuda_bf16=hardware.cuda_bf16_supported(),
+            cuda_capability=".".join(map(str, hardware.cuda_capability())),
+        )
     return info
 
 
@@ -157,7 +184,9 @@ def _skip_reason(precision: str, device: torch.device) -> str | None:
     """Why a precision cannot run natively on `device` (None: it can)."""
     if device.type == "cpu":
         if precision == "bf16" and not hardware.cpu_has_native_bf16():
-            return f"this CPU has no native bf16 ({hardware.cpu_capability()}): emulated bf16 is 10-60x slower than fp32"
+            return (
+                f"this CPU has no native bf16 ({hardware.cpu_capability()}): emulated bf16 is 10-60x slower than fp32"
+            )
         if precision == "fp16":
             return "fp16 is not computed natively on the CPU"
     if device.type == "cuda":
@@ -169,8 +198,14 @@ def _skip_reason(precision: str, device: torch.device) -> str | None:
 
 
 def run_speed_bench(
-    out: str | Path, batch_size: int = 64, steps: int = 10, repeats: int = 5, compile: bool = True, warmup: int = 3,
-    device: str = "auto", variant_budget_s: float = 12.0,
+    out: str | Path,
+    batch_size: int = 64,
+    steps: int = 10,
+    repeats: int = 5,
+    compile: bool = True,
+    warmup: int = 3,
+    device: str = "auto",
+    variant_budget_s: float = 12.0,
 ) -> dict[str, Any]:
     """Time every variant, write OUT (JSON) and OUT with .md (table); return the result dict.
 
@@ -190,8 +225,13 @@ def run_speed_bench(
     ]
     if compile:
         cp, cl = str(auto_prec), bool(auto_cl)
-        variants.append((f"ganforge {cp} {'channels_last' if cl else 'NCHW'} compile",
-                         lambda: ganforge_step_fn(batch_size, cp, cl, True, dev), cp))
+        variants.append(
+            (
+                f"ganforge {cp} {'channels_last' if cl else 'NCHW'} compile",
+                lambda: ganforge_step_fn(batch_size, cp, cl, True, dev),
+                cp,
+            )
+        )
     flops = step_flops(batch_size)
     peak: dict[str, float] = {}
     peak_n: dict[str, int] = {}
@@ -211,8 +251,9 @@ def run_speed_bench(
             continue
         print(f"timing {name} ...", flush=True)
         try:
-            per_step = time_fn(make(), steps, repeats, warmup + (5 if "compile" in name else 0), dev,
-                               budget_s=variant_budget_s)
+            per_step = time_fn(
+                make(), steps, repeats, warmup + (5 if "compile" in name else 0), dev, budget_s=variant_budget_s
+            )
         except Exception as e:  # e.g. torch.compile without a working compiler: record, don't hide
             rows.append({"variant": name, "error": f"{type(e).__name__}: {e}"[:500]})
             continue
@@ -240,8 +281,14 @@ def run_speed_bench(
         f"{warmup} warm-up steps, {repeats} repeats x up to {steps} steps (capped at about {variant_budget_s:.0f} s "
         "per variant), median; images/s = real images per second; matmul peak: a square matmul whose size "
         "doubles from 256 while one product takes under 1/8 s",
-        "settings": {"batch_size": batch_size, "steps": steps, "repeats": repeats, "warmup": warmup, "compile": compile,
-                     "device": str(dev)},
+        "settings": {
+            "batch_size": batch_size,
+            "steps": steps,
+            "repeats": repeats,
+            "warmup": warmup,
+            "compile": compile,
+            "device": str(dev),
+        },
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),

@@ -51,24 +51,52 @@ ROWS: list[Row] = [
     Row("dcgan", "plain DCGAN (Radford et al. 2015)"),
     Row("pacgan2", "DCGAN, D sees packs of 2 (Lin et al. 2018)", ("game.args.pack=2",), 1.6),
     Row("pacgan4", "DCGAN, D sees packs of 4 (Lin et al. 2018)", ("game.args.pack=4",), 2.6),
-    Row("mbstd", "DCGAN, minibatch stddev in D, group 4 (Karras et al. 2018)",
-        ("model.discriminator.args.mbstd_group=4",), 1.0),
-    Row("r1", "DCGAN, R1 penalty 1.0, lazy every 4 (Mescheder et al. 2018)",
-        ("regularizers=[{name: r1, weight: 1.0, every: 4}]",), 1.3),
-    Row("sngan", "DCGAN, hinge + spectral norm in D without BN (Miyato et al. 2018)",
-        ("loss=hinge", "model.spectral_norm=d", "model.discriminator.args.norm=none"), 1.2),
-    Row("unrolled", "DCGAN, D unrolled 5 steps for G (Metz et al. 2017)",
-        ("game={name: unrolled, args: {unroll: 5}}",), 4.0),
-    Row("best", "PacGAN2 + minibatch stddev + R1 (this benchmark's combination)",
-        ("game.args.pack=2", "model.discriminator.args.mbstd_group=4",
-         "regularizers=[{name: r1, weight: 1.0, every: 4}]"), 2.0),
+    Row(
+        "mbstd",
+        "DCGAN, minibatch stddev in D, group 4 (Karras et al. 2018)",
+        ("model.discriminator.args.mbstd_group=4",),
+        1.0,
+    ),
+    Row(
+        "r1",
+        "DCGAN, R1 penalty 1.0, lazy every 4 (Mescheder et al. 2018)",
+        ("regularizers=[{name: r1, weight: 1.0, every: 4}]",),
+        1.3,
+    ),
+    Row(
+        "sngan",
+        "DCGAN, hinge + spectral norm in D without BN (Miyato et al. 2018)",
+        ("loss=hinge", "model.spectral_norm=d", "model.discriminator.args.norm=none"),
+        1.2,
+    ),
+    Row(
+        "unrolled",
+        "DCGAN, D unrolled 5 steps for G (Metz et al. 2017)",
+        ("game={name: unrolled, args: {unroll: 5}}",),
+        4.0,
+    ),
+    Row(
+        "best",
+        "PacGAN2 + minibatch stddev + R1 (this benchmark's combination)",
+        (
+            "game.args.pack=2",
+            "model.discriminator.args.mbstd_group=4",
+            "regularizers=[{name: r1, weight: 1.0, every: 4}]",
+        ),
+        2.0,
+    ),
 ]
 ROW_KEYS = [r.key for r in ROWS]
 
 # Lin et al. 2018 (PacGAN), Table 3: stacked MNIST in VEEGAN's setting, 26,000 samples, modes of 1,000 and KL.
 PUBLISHED = {
-    "DCGAN": (99.0, 3.40), "ALI": (16.0, 5.40), "Unrolled GAN": (48.7, 4.32), "VEEGAN": (150.0, 2.95),
-    "PacDCGAN2": (1000.0, 0.06), "PacDCGAN3": (1000.0, 0.06), "PacDCGAN4": (1000.0, 0.07),
+    "DCGAN": (99.0, 3.40),
+    "ALI": (16.0, 5.40),
+    "Unrolled GAN": (48.7, 4.32),
+    "VEEGAN": (150.0, 2.95),
+    "PacDCGAN2": (1000.0, 0.06),
+    "PacDCGAN3": (1000.0, 0.06),
+    "PacDCGAN4": (1000.0, 0.07),
 }
 
 
@@ -106,11 +134,22 @@ def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[st
     out = Path(out_dir)
     steps = cell.steps
     every = min(CURVE_EVERY, steps)
-    overrides = [f"data.base={cell.base}", f"data.fit={FIT[cell.base]}", *cell.row.overrides, f"seed={cell.seed}",
-                 f"train.steps={steps}", "train.progress=false", f"train.threads={threads}",
-                 f"eval.every={every}", "eval.metrics=[modes]", f"eval.n={min(CURVE_N, eval_n)}",
-                 f"train.sample_every={every}", f"train.checkpoint_every={every}", "train.keep_checkpoints=1",
-                 f"train.log_every={max(1, steps // 40)}"]
+    overrides = [
+        f"data.base={cell.base}",
+        f"data.fit={FIT[cell.base]}",
+        *cell.row.overrides,
+        f"seed={cell.seed}",
+        f"train.steps={steps}",
+        "train.progress=false",
+        f"train.threads={threads}",
+        f"eval.every={every}",
+        "eval.metrics=[modes]",
+        f"eval.n={min(CURVE_N, eval_n)}",
+        f"train.sample_every={every}",
+        f"train.checkpoint_every={every}",
+        "train.keep_checkpoints=1",
+        f"train.log_every={max(1, steps // 40)}",
+    ]
     recipe = load_recipe(RECIPE, overrides)
     run_dir = out / "runs" / cell.key
     t0 = time.perf_counter()
@@ -122,16 +161,26 @@ def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[st
         raise
     except Exception as e:  # a diverging row is a result, not a crash of the benchmark
         status, error = "failed", f"{type(e).__name__}: {e}"
-    rec: dict[str, Any] = {"row": cell.row.key, "seed": cell.seed, "steps": steps, "status": status, "error": error,
-                           "base": cell.base, "eval_n": eval_n, "overrides": list(cell.row.overrides),
-                           "train_s": round(trainer.elapsed, 1), **extractor_stamp(EXTRACTOR[cell.base]),
-                           "g_images_per_s": round(steps * recipe.train.batch_size / max(trainer.elapsed, 1e-9), 1)}
+    rec: dict[str, Any] = {
+        "row": cell.row.key,
+        "seed": cell.seed,
+        "steps": steps,
+        "status": status,
+        "error": error,
+        "base": cell.base,
+        "eval_n": eval_n,
+        "overrides": list(cell.row.overrides),
+        "train_s": round(trainer.elapsed, 1),
+        **extractor_stamp(EXTRACTOR[cell.base]),
+        "g_images_per_s": round(steps * recipe.train.batch_size / max(trainer.elapsed, 1e-9), 1),
+    }
     rec["curve"] = _curve(run_dir)
     if status == "finished":
         result = trainer.result
         G = result.generator.eval()
-        res = _evaluator(cell.base, eval_n).evaluate_generator(G, result.latent,
-                                                               source=f"{cell.key} EMA generator, {steps} steps")
+        res = _evaluator(cell.base, eval_n).evaluate_generator(
+            G, result.latent, source=f"{cell.key} EMA generator, {steps} steps"
+        )
         rec["metrics"] = res["metrics"]
         rec["protocol"] = res["protocol"]
         grid = run_dir / "samples" / "final_ema.png"
@@ -149,8 +198,14 @@ def _curve(run_dir: Path) -> list[dict[str, float]]:
     for line in log.read_text().splitlines() if log.exists() else []:
         r = json.loads(line)
         if "eval/modes" in r:
-            out.append({"step": r["step"], "modes": r["eval/modes"], "kl": r["eval/kl_modes"],
-                        "high_quality": r["eval/high_quality"]})
+            out.append(
+                {
+                    "step": r["step"],
+                    "modes": r["eval/modes"],
+                    "kl": r["eval/kl_modes"],
+                    "high_quality": r["eval/high_quality"],
+                }
+            )
     return out
 
 
@@ -174,7 +229,12 @@ def _mean_se(values: list[float]) -> dict[str, float]:
 def _numbers(metrics: dict[str, float]) -> dict[str, float]:
     """The table's columns from an evaluation (FD's key names the base's classifier: fd_fashion, fd_digits)."""
     fd = next(v for k, v in metrics.items() if k.startswith("fd_"))
-    return {"modes": metrics["modes"], "kl_modes": metrics["kl_modes"], "high_quality": metrics["high_quality"], "fd": fd}
+    return {
+        "modes": metrics["modes"],
+        "kl_modes": metrics["kl_modes"],
+        "high_quality": metrics["high_quality"],
+        "fd": fd,
+    }
 
 
 def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
@@ -220,17 +280,31 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         lines.append(
             f"| `{key}` | {what[key]}{note} | {_fmt(s['modes'], 1)} [{s['modes']['min']:.0f}-{s['modes']['max']:.0f}] | "
             f"{_fmt(s['kl_modes'], 3)} | {_fmt(s['high_quality'], 1, 100)}% | {_fmt(s['fd'], 2)} | "
-            f"{s['seeds']} | {s['wall_s']['mean'] / 60:.1f} |")
-    lines += ["", "Published stacked MNIST (Lin et al. 2018, Table 3; VEEGAN's networks and 26,000 samples; a "
-              "different dataset — digits, not clothes — and much longer training, so for orientation only):", "",
-              "| method | modes | KL |", "|---|---|---|"]
+            f"{s['seeds']} | {s['wall_s']['mean'] / 60:.1f} |"
+        )
+    lines += [
+        "",
+        "Published stacked MNIST (Lin et al. 2018, Table 3; VEEGAN's networks and 26,000 samples; a "
+        "different dataset — digits, not clothes — and much longer training, so for orientation only):",
+        "",
+        "| method | modes | KL |",
+        "|---|---|---|",
+    ]
     lines += [f"| {k} | {m:.1f} | {kl:.2f} |" for k, (m, kl) in PUBLISHED.items()]
     path.write_text("\n".join(lines) + "\n")
 
 
-def run_stacked_bench(out: str | Path, quick: bool = False, rows: list[str] | None = None, seeds: int | None = None,
-                      steps: int | None = None, eval_n: int | None = None, workers: int | None = None,
-                      progress: bool = True, base: str = "fashion_mnist") -> dict[str, Any]:
+def run_stacked_bench(
+    out: str | Path,
+    quick: bool = False,
+    rows: list[str] | None = None,
+    seeds: int | None = None,
+    steps: int | None = None,
+    eval_n: int | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    base: str = "fashion_mnist",
+) -> dict[str, Any]:
     """Run every (row, seed) cell not yet done, then write stacked.json and stacked.md into `out`."""
     from ..data import load_dataset
     from ..errors import ConfigError
@@ -244,23 +318,50 @@ def run_stacked_bench(out: str | Path, quick: bool = False, rows: list[str] | No
     eval_n = eval_n or (500 if quick else EVAL_N)
     n_seeds = seeds or (1 if quick else 3)
     chosen = [r for r in ROWS if not rows or r.key in rows]
-    cells = sorted([Cell(r, s, steps, base) for s in range(n_seeds) for r in chosen], key=lambda c: (c.seed, -c.row.cost))
-    done, info = run_cells(out, cells, key=lambda c: c.key, fn=run_cell, args=(str(out), eval_n), workers=workers,
-                           valid=lambda c, r: r.get("steps") == steps and r.get("metrics", {}).get("modes") is not None
-                           and r.get("eval_n") == eval_n and r.get("base") == base
-                           and scored_by(r, EXTRACTOR[base]),
-                           describe=lambda r: f"{r.get('metrics', {}).get('modes', '?')} modes", progress=progress,
-                           desc="bench stacked")
+    cells = sorted(
+        [Cell(r, s, steps, base) for s in range(n_seeds) for r in chosen], key=lambda c: (c.seed, -c.row.cost)
+    )
+    done, info = run_cells(
+        out,
+        cells,
+        key=lambda c: c.key,
+        fn=run_cell,
+        args=(str(out), eval_n),
+        workers=workers,
+        valid=lambda c, r: (
+            r.get("steps") == steps
+            and r.get("metrics", {}).get("modes") is not None
+            and r.get("eval_n") == eval_n
+            and r.get("base") == base
+            and scored_by(r, EXTRACTOR[base])
+        ),
+        describe=lambda r: f"{r.get('metrics', {}).get('modes', '?')} modes",
+        progress=progress,
+        desc="bench stacked",
+    )
     floor_file = out / "cells" / "_floor.json"
     floor = json.loads(floor_file.read_text()) if floor_file.exists() else None
-    if floor is None or floor.get("eval_n") != eval_n or floor.get("base") != base or not scored_by(floor, EXTRACTOR[base]):
+    if (
+        floor is None
+        or floor.get("eval_n") != eval_n
+        or floor.get("base") != base
+        or not scored_by(floor, EXTRACTOR[base])
+    ):
         floor = {**real_floor(base, eval_n), "eval_n": eval_n, "base": base, **extractor_stamp(EXTRACTOR[base])}
         floor_file.write_text(json.dumps(floor, indent=1))
     results = [done[c.key] for c in cells]
     result = {
         "benchmark": "stacked (issue 20: mode collapse on images)",
-        "settings": {"recipe": RECIPE, "base": base, "steps": steps, "seeds": n_seeds, "eval_n": eval_n, "reference_n": REFERENCE_N,
-                     "quick": quick, "confidence": 0.5},
+        "settings": {
+            "recipe": RECIPE,
+            "base": base,
+            "steps": steps,
+            "seeds": n_seeds,
+            "eval_n": eval_n,
+            "reference_n": REFERENCE_N,
+            "quick": quick,
+            "confidence": 0.5,
+        },
         "info": info,
         "machine": machine_record(),
         "floor": floor,

@@ -92,9 +92,17 @@ def cell_recipe(cell: Cell, threads: int) -> Any:
     overrides = [f"data.name={cell.data}", f"seed={cell.seed}", "train.progress=false", f"train.threads={threads}"]
     own = load_recipe(cell.recipe, overrides).train  # the recipe's own length and log cadence
     steps = cell.steps or own.steps
-    return load_recipe(cell.recipe, overrides + [
-        f"train.steps={steps}", f"train.log_every={max(1, min(own.log_every, steps))}", f"train.sample_every={steps}",
-        f"train.checkpoint_every={steps}", "train.keep_checkpoints=1"])
+    return load_recipe(
+        cell.recipe,
+        [
+            *overrides,
+            f"train.steps={steps}",
+            f"train.log_every={max(1, min(own.log_every, steps))}",
+            f"train.sample_every={steps}",
+            f"train.checkpoint_every={steps}",
+            "train.keep_checkpoints=1",
+        ],
+    )
 
 
 def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
@@ -127,11 +135,19 @@ def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
         scores = mixture_mode_metrics(x, centres, std)
     torch.save(x, run_dir / "samples_2500.pt")
     return {
-        "recipe": cell.recipe, "data": cell.data, "seed": cell.seed, "steps": steps, "status": status, "error": error,
-        "wall_s": round(wall, 2), "ema": result.ema,
+        "recipe": cell.recipe,
+        "data": cell.data,
+        "seed": cell.seed,
+        "steps": steps,
+        "status": status,
+        "error": error,
+        "wall_s": round(wall, 2),
+        "ema": result.ema,
         "real_samples": steps * trainer.game.real_per_step(recipe.train.batch_size),
-        "modes": int(scores["modes"]), "num_modes": int(scores["num_modes"]),
-        "high_quality": float(scores["high_quality"]) * 100.0, "kl": float(scores["kl"]),
+        "modes": int(scores["modes"]),
+        "num_modes": int(scores["num_modes"]),
+        "high_quality": float(scores["high_quality"]) * 100.0,
+        "kl": float(scores["kl"]),
     }
 
 
@@ -151,8 +167,12 @@ def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
     for recipe, by_data in out.items():
         summary[recipe] = {}
         for data, rows in by_data.items():
-            s: dict[str, Any] = {"seeds": len(rows), "steps": rows[0]["steps"], "real_samples": rows[0]["real_samples"],
-                                 "failed": sum(r["status"] != "finished" for r in rows)}
+            s: dict[str, Any] = {
+                "seeds": len(rows),
+                "steps": rows[0]["steps"],
+                "real_samples": rows[0]["real_samples"],
+                "failed": sum(r["status"] != "finished" for r in rows),
+            }
             for k in ("modes", "high_quality", "kl", "wall_s"):
                 m, se = _mean_se([float(r[k]) for r in rows])
                 s[k] = {"mean": m, "se": se, "values": [r[k] for r in rows]}
@@ -184,9 +204,20 @@ def real_reference(seeds: int) -> dict[str, Any]:
             idx = torch.randint(len(centres), (2500,), generator=g)
             x = centres[idx] + std * torch.randn(2500, 2, generator=g)
             sc = mixture_mode_metrics(x, centres, std)
-            rows.append({"modes": sc["modes"], "num_modes": sc["num_modes"], "high_quality": 100 * sc["high_quality"],
-                         "kl": sc["kl"], "status": "finished", "steps": 0, "real_samples": 0, "wall_s": 0.0,
-                         "recipe": "real data", "data": data})
+            rows.append(
+                {
+                    "modes": sc["modes"],
+                    "num_modes": sc["num_modes"],
+                    "high_quality": 100 * sc["high_quality"],
+                    "kl": sc["kl"],
+                    "status": "finished",
+                    "steps": 0,
+                    "real_samples": 0,
+                    "wall_s": 0.0,
+                    "recipe": "real data",
+                    "data": data,
+                }
+            )
         out[data] = rows
     return summarise(out["ring"] + out["grid"])["real data"]
 
@@ -208,8 +239,10 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     what = dict(ZOO + SHOWCASE)
     ref = result.get("real_reference")
     if ref:
-        lines.append(f"| real data | 2,500 samples of the true mixture (the ceiling) | {_fmt(ref.get('ring'))} | "
-                     f"{_fmt(ref.get('grid'))} | — | — |")
+        lines.append(
+            f"| real data | 2,500 samples of the true mixture (the ceiling) | {_fmt(ref.get('ring'))} | "
+            f"{_fmt(ref.get('grid'))} | — | — |"
+        )
     for recipe in result["order"]:
         if recipe not in summary:
             continue
@@ -218,10 +251,17 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         steps = next(iter(by.values()))["steps"]
         failed = sum(by[d]["failed"] for d in by)
         note = f" ({failed} runs diverged)" if failed else ""
-        lines.append(f"| `{recipe}` | {what.get(recipe, '')}{note} | {_fmt(by.get('ring'))} | {_fmt(by.get('grid'))} | "
-                     f"{steps} | {sum(wall) / len(wall):.0f} |")
-    lines += ["", "Published (Lin et al. 2018, PacGAN, about 400 epochs of 100k samples = 40M samples):", "",
-              "| method | ring modes | ring % HQ | ring KL | grid modes | grid % HQ | grid KL |", "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| `{recipe}` | {what.get(recipe, '')}{note} | {_fmt(by.get('ring'))} | {_fmt(by.get('grid'))} | "
+            f"{steps} | {sum(wall) / len(wall):.0f} |"
+        )
+    lines += [
+        "",
+        "Published (Lin et al. 2018, PacGAN, about 400 epochs of 100k samples = 40M samples):",
+        "",
+        "| method | ring modes | ring % HQ | ring KL | grid modes | grid % HQ | grid KL |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, v in PUBLISHED.items():
         r, g = v["ring"], v["grid"]
         lines.append(f"| {name} | {r[0]} | {r[1]} | {r[2]} | {g[0]} | {g[1]} | {g[2]} |")
@@ -251,17 +291,26 @@ def plot_recipe(out: Path, recipe: str, cells: list[dict[str, Any]]) -> Path | N
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal", adjustable="box")
-        ax.set_title(f"{recipe} · {data} · {c['modes']}/{c['num_modes']} modes, {c['high_quality']:.1f}% HQ, KL {c['kl']:.3f}",
-                     fontsize=8)
+        ax.set_title(
+            f"{recipe} · {data} · {c['modes']}/{c['num_modes']} modes, {c['high_quality']:.1f}% HQ, KL {c['kl']:.3f}",
+            fontsize=8,
+        )
     dest = out / "plots" / f"{recipe}.png"
     dest.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(dest, dpi=90, bbox_inches="tight")
     return dest
 
 
-def run_toy_bench(out: str | Path, quick: bool = False, recipes: list[str] | None = None, seeds: int | None = None,
-                  steps: int | None = None, workers: int | None = None, showcase: bool = True,
-                  progress: bool = True) -> dict[str, Any]:
+def run_toy_bench(
+    out: str | Path,
+    quick: bool = False,
+    recipes: list[str] | None = None,
+    seeds: int | None = None,
+    steps: int | None = None,
+    workers: int | None = None,
+    showcase: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Run the matrix (resumable), then write toy.json, toy.md and a picture per recipe into `out`."""
     from ..config import list_recipes
     from ..errors import ConfigError
@@ -274,8 +323,10 @@ def run_toy_bench(out: str | Path, quick: bool = False, recipes: list[str] | Non
     if recipes:
         bad = [r for r in recipes if r not in known and not Path(r).is_file()]
         if bad:
-            raise ConfigError(f"unknown recipe(s) {', '.join(bad)} for bench toy; shipped toy recipes: "
-                              f"{', '.join(zoo + [r for r, _ in SHOWCASE])}")
+            raise ConfigError(
+                f"unknown recipe(s) {', '.join(bad)} for bench toy; shipped toy recipes: "
+                f"{', '.join(zoo + [r for r, _ in SHOWCASE])}"
+            )
         zoo = [r for r in recipes if r not in show]
         show = [r for r in recipes if r in show]
     n_seeds = seeds or (1 if quick else 3)
@@ -283,20 +334,36 @@ def run_toy_bench(out: str | Path, quick: bool = False, recipes: list[str] | Non
     cells = [Cell(r, d, s, zoo_steps) for r in zoo for d in DATASETS for s in range(n_seeds)]
     cells += [Cell(r, d, s, (steps or 150) if quick else None) for r in show for d in DATASETS for s in range(n_seeds)]
     # Longest first keeps both workers busy until the end; the tables keep the matrix order.
-    schedule = sorted(cells, key=lambda c: -(c.steps or 10_000) * (3 if "gp" in c.recipe or "unrolled" in c.recipe else 1))
-    done, info = run_cells(out, schedule, key=lambda c: c.key, fn=run_cell, args=(str(out),), workers=workers,
-                           valid=lambda c, rec: rec.get("steps") == (c.steps or rec.get("steps")),
-                           describe=lambda rec: f"{rec['modes']} modes {rec['high_quality']:.0f}%", progress=progress,
-                           desc="bench toy")
+    schedule = sorted(
+        cells, key=lambda c: -(c.steps or 10_000) * (3 if "gp" in c.recipe or "unrolled" in c.recipe else 1)
+    )
+    done, info = run_cells(
+        out,
+        schedule,
+        key=lambda c: c.key,
+        fn=run_cell,
+        args=(str(out),),
+        workers=workers,
+        valid=lambda c, rec: rec.get("steps") == (c.steps or rec.get("steps")),
+        describe=lambda rec: f"{rec['modes']} modes {rec['high_quality']:.0f}%",
+        progress=progress,
+        desc="bench toy",
+    )
     workers, threads = split_cores(workers)
     results = [done[c.key] for c in cells]
     wall = wall_time(info, out / "toy.json")
     order = [r for r in zoo + show]
     result = {
         "benchmark": "toy (BENCHMARKS.md section 1)",
-        "settings": {"quick": quick, "seeds": n_seeds, "zoo_steps": zoo_steps, "workers": workers,
-                     "threads_per_worker": threads, "samples_scored": 2500,
-                     "showcase_steps": {r: done[Cell(r, 'grid', 0, None).key]["steps"] for r in show}},
+        "settings": {
+            "quick": quick,
+            "seeds": n_seeds,
+            "zoo_steps": zoo_steps,
+            "workers": workers,
+            "threads_per_worker": threads,
+            "samples_scored": 2500,
+            "showcase_steps": {r: done[Cell(r, "grid", 0, None).key]["steps"] for r in show},
+        },
         "machine": machine_record(),
         "wall_time_s": wall,
         "cells_wall_s_sum": round(sum(r["wall_s"] for r in results), 1),

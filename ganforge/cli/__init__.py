@@ -8,24 +8,38 @@ import errno
 import os
 import sys
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..errors import GanforgeError, RunInterrupted, RunStopped, TrainingError
 from .bench import cmd_bench
 from .doctor import cmd_doctor
-from .translate import cmd_translate
 from .sample_eval import EVAL_DEFAULT_N, SAMPLE_SUFFIXES, cmd_eval, cmd_export, cmd_sample
 from .train import DEFAULT_RECIPE, cmd_recipes, cmd_status, cmd_train
+from .translate import cmd_translate
 
-__all__ = ["DEFAULT_RECIPE", "EVAL_DEFAULT_N", "SAMPLE_SUFFIXES", "build_parser", "cmd_bench", "cmd_doctor", "cmd_eval", "cmd_export",
-           "cmd_recipes", "cmd_sample", "cmd_status", "cmd_train", "cmd_translate", "main"]
+__all__ = [
+    "DEFAULT_RECIPE",
+    "EVAL_DEFAULT_N",
+    "SAMPLE_SUFFIXES",
+    "build_parser",
+    "cmd_bench",
+    "cmd_doctor",
+    "cmd_eval",
+    "cmd_export",
+    "cmd_recipes",
+    "cmd_sample",
+    "cmd_status",
+    "cmd_train",
+    "cmd_translate",
+    "main",
+]
 
 
 @contextlib.contextmanager
 def _cli_warnings():
     """Show UserWarnings as one line, `ganforge: warning: ...`, on stderr (not Python's file:line form)."""
 
-    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings API
+    def show(message, category, filename, lineno, file=None, line=None):
         print(f"ganforge: warning: {message}", file=sys.stderr)
 
     with warnings.catch_warnings():
@@ -54,9 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint")
     t.add_argument("--device", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N (train.device)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("--nproc", type=int, default=None, metavar="N",
-                   help="train on N processes of this machine (one per GPU, or CPU processes splitting the cores) "
-                        "through torchrun; the recipe's batch size stays the global batch")
+    t.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train on N processes of this machine (one per GPU, or CPU processes splitting the cores) "
+        "through torchrun; the recipe's batch size stays the global batch",
+    )
     t.set_defaults(fn=cmd_train)
 
     x = sub.add_parser("export", help="write a dataset as a folder of PNG images (e.g. to test the folder recipes)")
@@ -78,25 +97,42 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw samples from a trained generator")
     s.add_argument("source", metavar="DIR_OR_CHECKPOINT", help="a run folder, .pt checkpoint or .safetensors file")
     s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
-    s.add_argument("--out", default="samples.png",
-                   help="output file: .png/.jpg (a grid, or a scatter plot for 2-D data), .npy (the raw sample array) "
-                   "or .csv (the raw points of 2-D data); default samples.png")
+    s.add_argument(
+        "--out",
+        default="samples.png",
+        help="output file: .png/.jpg (a grid, or a scatter plot for 2-D data), .npy (the raw sample array) "
+        "or .csv (the raw points of 2-D data); default samples.png",
+    )
     s.add_argument("--individual", metavar="DIR", help="also write each sample to DIR")
     s.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     s.add_argument("--nrow", type=int, default=None, help="images per grid row (at least 1)")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator even when an EMA copy exists")
-    s.add_argument("--class", dest="class_", type=int, default=None, metavar="K",
-                   help="class of a conditional generator (default: uniform over classes)")
-    s.add_argument("--truncation", type=float, default=None, metavar="T",
-                   help="truncation trick: redraw noise values with |z| > T, T >= 0.01 (BigGAN; smaller T = higher "
-                   "fidelity, less variety)")
+    s.add_argument(
+        "--class",
+        dest="class_",
+        type=int,
+        default=None,
+        metavar="K",
+        help="class of a conditional generator (default: uniform over classes)",
+    )
+    s.add_argument(
+        "--truncation",
+        type=float,
+        default=None,
+        metavar="T",
+        help="truncation trick: redraw noise values with |z| > T, T >= 0.01 (BigGAN; smaller T = higher "
+        "fidelity, less variety)",
+    )
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps")
     s.set_defaults(fn=cmd_sample)
 
-    tr = sub.add_parser("translate", help="translate images with a CycleGAN run's translators",
-                        description="Run an image file or a folder of images (searched recursively) through one "
-                        "translator of RUN (run folder, checkpoint or translators.safetensors); writes PNGs under "
-                        "--out with the inputs' names and sub-folders, at the run's image size.")
+    tr = sub.add_parser(
+        "translate",
+        help="translate images with a CycleGAN run's translators",
+        description="Run an image file or a folder of images (searched recursively) through one "
+        "translator of RUN (run folder, checkpoint or translators.safetensors); writes PNGs under "
+        "--out with the inputs' names and sub-folders, at the run's image size.",
+    )
     tr.add_argument("run", metavar="RUN")
     tr.add_argument("input", metavar="INPUT", help="an image file or a folder of images")
     tr.add_argument("--direction", required=True, help="a2b (G_ab: domain a to b) or b2a")
@@ -113,62 +149,114 @@ def build_parser() -> argparse.ArgumentParser:
         "against the real train split, or the real test split itself with --reference DATASET (the floor).",
     )
     e.add_argument("target", nargs="?", metavar="TARGET")
-    e.add_argument("--reference", metavar="DATASET", help="evaluate the real test split of DATASET against its train split")
-    e.add_argument("--metrics", help="comma-separated: fd,is,kid,pr,coverage,cond_acc,memorisation,swd,msssim,modes "
-                   "(default fd,is,kid,pr,coverage; modes for 2-D mixtures)")
-    e.add_argument("--n", type=int, default=None, help="number of generated samples, at least 2 (default 10000; "
-                   "for an image folder or --reference: at most the images there)")
-    e.add_argument("--truncation", type=float, default=None, metavar="T",
-                   help="evaluate truncated samples (|z| <= T, T >= 0.01)")
+    e.add_argument(
+        "--reference", metavar="DATASET", help="evaluate the real test split of DATASET against its train split"
+    )
+    e.add_argument(
+        "--metrics",
+        help="comma-separated: fd,is,kid,pr,coverage,cond_acc,memorisation,swd,msssim,modes "
+        "(default fd,is,kid,pr,coverage; modes for 2-D mixtures)",
+    )
+    e.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="number of generated samples, at least 2 (default 10000; "
+        "for an image folder or --reference: at most the images there)",
+    )
+    e.add_argument(
+        "--truncation", type=float, default=None, metavar="T", help="evaluate truncated samples (|z| <= T, T >= 0.01)"
+    )
     e.add_argument("--json", help="write every number and its protocol to this JSON file")
-    e.add_argument("--extractor", default="auto", help="auto (domain classifier when one exists, else inception), inception, digits, fashion")
+    e.add_argument(
+        "--extractor",
+        default="auto",
+        help="auto (domain classifier when one exists, else inception), inception, digits, fashion",
+    )
     e.add_argument("--data", help="reference dataset for a folder of images")
     e.add_argument("--base", help="with --reference/--data stacked: the stacked base, fashion_mnist or digits")
     e.add_argument("--image-size", type=int, default=32, help="image size for --reference / --data (default 32)")
     e.add_argument("--fit", default="resize", help="resize or pad for --reference / --data (default resize)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--batch", type=int, default=500, help="samples per batch (default 500)")
-    e.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps: "
-                   "where the generator and the feature extractor run")
+    e.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps: "
+        "where the generator and the feature extractor run",
+    )
     e.add_argument("--no-ema", action="store_true", help="evaluate the raw generator even when an EMA copy exists")
     e.add_argument("--no-download", dest="download", action="store_false", help="never download datasets")
     e.set_defaults(fn=cmd_eval)
 
-    dr = sub.add_parser("doctor", help="diagnose a run's training health: a timeline of states, evidence, remedies",
-                        description="Read RUN's metrics.jsonl and name what went wrong, when, on what evidence, and "
-                        "the recipe overrides the literature suggests (thresholds: bench/results/doctor/doctor.md).")
+    dr = sub.add_parser(
+        "doctor",
+        help="diagnose a run's training health: a timeline of states, evidence, remedies",
+        description="Read RUN's metrics.jsonl and name what went wrong, when, on what evidence, and "
+        "the recipe overrides the literature suggests (thresholds: bench/results/doctor/doctor.md).",
+    )
     dr.add_argument("runs", nargs="+", metavar="RUN", help="one or more run folders")
-    dr.add_argument("--json", action="store_true", help="print the diagnosis as JSON (one object, or a list for several runs)")
+    dr.add_argument(
+        "--json", action="store_true", help="print the diagnosis as JSON (one object, or a list for several runs)"
+    )
     dr.set_defaults(fn=cmd_doctor)
 
     b = sub.add_parser("bench", help="run a benchmark and write its results")
-    b.add_argument("which", choices=["speed", "eval-memory", "toy", "fashion", "stacked", "progan", "cycle", "limited", "doctor"],
-                   help="speed: DCGAN training throughput, fp32/NCHW vs fastest; eval-memory: peak memory of eval vs n; "
-                   "toy: every stabilisation recipe on the 2-D ring and grid (mode collapse); "
-                   "fashion: the paper architectures and games on Fashion-MNIST under one budget; stacked: mode collapse on "
-                   "1,000-mode stacked Fashion-MNIST; progan: progressive growing against fixed 32x32 on Fashion-MNIST; "
-                   "cycle: CycleGAN on Fashion-MNIST class pairs with its ablations; limited: DCGAN on 1,000 / 5,000 / 60,000 "
-                   "Fashion-MNIST images without augmentation, with DiffAugment and with ADA; doctor: the doctor's labelled "
-                   "validation suite (healthy and broken runs)")
-    b.add_argument("--out", help="result file (speed, eval-memory; default bench/results/WHICH.json) or folder "
-                   "(toy; default bench/results/toy)")
-    b.add_argument("--quick", action="store_true", help="toy: one seed, 150 steps per run; fashion: 50 steps per row "
-                   "(a few minutes each)")
-    b.add_argument("--recipes", help="toy: comma-separated recipe names or YAML paths (default: the whole zoo); "
-                   "doctor: case names (default: all, plus the committed Fashion-MNIST rows); "
-                   "fashion: comma-separated row names (dcgan, wgan-gp, ..., biggan; default: all); cycle: cells "
-                   "PAIR__VARIANT (shoes|tops x full|no_identity|no_pool|no_cycle; default: the shoes ablations and "
-                   "tops__full); limited: cells nSIZE__AUG (1000|5000|60000 x off|diffaugment|ada; default: all)")
-    b.add_argument("--images", type=int, help="fashion: generator images per row (default 96000 = 1500 steps of 64; "
-                   "3200 with --quick); progan: images per fade / stabilise phase (default 32000; 640 with --quick)")
-    b.add_argument("--eval-n", type=int, help="fashion: samples scored per row (default 10000; 1000 with --quick); "
-                   "progan, limited: final samples per run (default 10000)")
+    b.add_argument(
+        "which",
+        choices=["speed", "eval-memory", "toy", "fashion", "stacked", "progan", "cycle", "limited", "doctor"],
+        help="speed: DCGAN training throughput, fp32/NCHW vs fastest; eval-memory: peak memory of eval vs n; "
+        "toy: every stabilisation recipe on the 2-D ring and grid (mode collapse); "
+        "fashion: the paper architectures and games on Fashion-MNIST under one budget; stacked: mode collapse on "
+        "1,000-mode stacked Fashion-MNIST; progan: progressive growing against fixed 32x32 on Fashion-MNIST; "
+        "cycle: CycleGAN on Fashion-MNIST class pairs with its ablations; limited: DCGAN on 1,000 / 5,000 / 60,000 "
+        "Fashion-MNIST images without augmentation, with DiffAugment and with ADA; doctor: the doctor's labelled "
+        "validation suite (healthy and broken runs)",
+    )
+    b.add_argument(
+        "--out",
+        help="result file (speed, eval-memory; default bench/results/WHICH.json) or folder "
+        "(toy; default bench/results/toy)",
+    )
+    b.add_argument(
+        "--quick",
+        action="store_true",
+        help="toy: one seed, 150 steps per run; fashion: 50 steps per row (a few minutes each)",
+    )
+    b.add_argument(
+        "--recipes",
+        help="toy: comma-separated recipe names or YAML paths (default: the whole zoo); "
+        "doctor: case names (default: all, plus the committed Fashion-MNIST rows); "
+        "fashion: comma-separated row names (dcgan, wgan-gp, ..., biggan; default: all); cycle: cells "
+        "PAIR__VARIANT (shoes|tops x full|no_identity|no_pool|no_cycle; default: the shoes ablations and "
+        "tops__full); limited: cells nSIZE__AUG (1000|5000|60000 x off|diffaugment|ada; default: all)",
+    )
+    b.add_argument(
+        "--images",
+        type=int,
+        help="fashion: generator images per row (default 96000 = 1500 steps of 64; "
+        "3200 with --quick); progan: images per fade / stabilise phase (default 32000; 640 with --quick)",
+    )
+    b.add_argument(
+        "--eval-n",
+        type=int,
+        help="fashion: samples scored per row (default 10000; 1000 with --quick); "
+        "progan, limited: final samples per run (default 10000)",
+    )
     b.add_argument("--seeds", type=int, help="toy, stacked, fashion: seeds per cell (default 3; 1 with --quick)")
-    b.add_argument("--bench-steps", type=int, help="stacked: generator steps per run (default 6000; 30 with --quick); "
-                   "cycle: steps per run (default 2000; 30 with --quick); limited: steps per run (default 3000; 20 with --quick)")
-    b.add_argument("--toy-steps", type=int, help="toy: generator steps of each zoo run (default 1000; 150 with --quick)")
+    b.add_argument(
+        "--bench-steps",
+        type=int,
+        help="stacked: generator steps per run (default 6000; 30 with --quick); "
+        "cycle: steps per run (default 2000; 30 with --quick); limited: steps per run (default 3000; 20 with --quick)",
+    )
+    b.add_argument(
+        "--toy-steps", type=int, help="toy: generator steps of each zoo run (default 1000; 150 with --quick)"
+    )
     b.add_argument("--workers", type=int, help="toy: parallel runs (default: 2, one thread each)")
-    b.add_argument("--no-showcase", action="store_true", help="toy: skip the showcase recipe (toy-best) at its own length")
+    b.add_argument(
+        "--no-showcase", action="store_true", help="toy: skip the showcase recipe (toy-best) at its own length"
+    )
     b.add_argument("--target", help="eval-memory: the run folder to evaluate")
     b.add_argument("--counts", default="2000,20000", help="eval-memory: sample counts (default 2000,20000)")
     b.add_argument("--metrics", default="fd,is,kid,pr,coverage", help="eval-memory: metrics to compute")
@@ -176,8 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
     b.add_argument("--repeats", type=int, default=5, help="repeats; the median is reported")
     b.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
-    b.add_argument("--nproc", type=int, help="speed: time the data-parallel step on 1 and N processes (torchrun) and "
-                   "report the scaling efficiency (writes bench/results/speed_scaling.json)")
+    b.add_argument(
+        "--nproc",
+        type=int,
+        help="speed: time the data-parallel step on 1 and N processes (torchrun) and "
+        "report the scaling efficiency (writes bench/results/speed_scaling.json)",
+    )
     b.add_argument("--device", default="auto", help="speed: auto (CUDA when available), cpu, cuda or cuda:N")
     b.set_defaults(fn=cmd_bench)
     return p
@@ -188,16 +280,22 @@ def _out_of_memory(e: BaseException) -> str | None:
     import re
 
     text = str(e)
-    if not (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
-            or "can't allocate memory" in text or "out of memory" in text.lower()):
+    if not (
+        isinstance(e, MemoryError)
+        or type(e).__name__ == "OutOfMemoryError"
+        or "can't allocate memory" in text
+        or "out of memory" in text.lower()
+    ):
         return None
     asked = re.search(r"tried to allocate ([0-9.]+) ?(bytes|[KMGT]i?B)", text)
     size = ""
     if asked:
         n, unit = float(asked.group(1)), asked.group(2)
         size = f" ({n / 2**30:.1f} GiB at once)" if unit == "bytes" else f" ({n:g} {unit} at once)"
-    return (f"out of memory{size}. Ask for less: train.batch_size, data.image_size, train.n_samples, model.z_dim or "
-            "the network's width when training; --n or --batch for sample and eval.")
+    return (
+        f"out of memory{size}. Ask for less: train.batch_size, data.image_size, train.n_samples, model.z_dim or "
+        "the network's width when training; --n or --batch for sample and eval."
+    )
 
 
 def _rank_tag() -> str:
@@ -240,15 +338,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunStopped as e:
         best = f"the best checkpoint is {e.best}" if e.best else "no checkpoint was kept"
         if not _rank_tag():
-            print(f"ganforge: doctor stopped the run at step {e.step:,} (train.doctor.stop_on): {e.title} since step "
-                  f"{e.since:,}; {best}. See `ganforge doctor {e.folder}` for the evidence and what to change.",
-                  file=sys.stderr)
+            print(
+                f"ganforge: doctor stopped the run at step {e.step:,} (train.doctor.stop_on): {e.title} since step "
+                f"{e.since:,}; {best}. See `ganforge doctor {e.folder}` for the evidence and what to change.",
+                file=sys.stderr,
+            )
         return 3
     except RunInterrupted as e:
         kept = f"checkpoint at step {e.checkpoint_step} kept" if e.checkpoint_step else "no checkpoint was written yet"
         if not _rank_tag():
-            print(f"ganforge: {e.signal} stopped the run at step {e.step} ({kept}); continue it with "
-                  f"`ganforge train --resume {e.folder}`.", file=sys.stderr)
+            print(
+                f"ganforge: {e.signal} stopped the run at step {e.step} ({kept}); continue it with "
+                f"`ganforge train --resume {e.folder}`.",
+                file=sys.stderr,
+            )
         return 143 if e.signal == "SIGTERM" else 130
     except BrokenPipeError:
         # `ganforge doctor RUN | head`: the reader left; say nothing, and keep Python quiet at exit too.
@@ -257,8 +360,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         # A full disk, a read-only folder, a path that is a file: one paragraph, not a chained traceback.
         where = f" ({e.filename})" if e.filename else ""
-        hint = " Free some space; runs keep their last good checkpoint, so continue with --resume." \
-            if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        hint = (
+            " Free some space; runs keep their last good checkpoint, so continue with --resume."
+            if e.errno in (errno.ENOSPC, errno.EDQUOT)
+            else ""
+        )
         print(f"ganforge: error: {e.strerror or e}{where}.{hint}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as e:

@@ -12,14 +12,26 @@ def cmd_bench(ns: argparse.Namespace) -> int:
     if ns.which == "speed" and ns.nproc is not None:
         from ..benchmarks.scaling import run_scaling_bench
 
-        run_scaling_bench(ns.out or "bench/results/speed_scaling.json", ns.nproc, batch_size=ns.batch, steps=ns.steps,
-                          repeats=ns.repeats, device=ns.device)
+        run_scaling_bench(
+            ns.out or "bench/results/speed_scaling.json",
+            ns.nproc,
+            batch_size=ns.batch,
+            steps=ns.steps,
+            repeats=ns.repeats,
+            device=ns.device,
+        )
         return 0
     if ns.which == "speed":
         from ..benchmarks.speed import run_speed_bench
 
-        run_speed_bench(ns.out or "bench/results/speed.json", batch_size=ns.batch, steps=ns.steps,
-                        repeats=ns.repeats, compile=not ns.no_compile, device=ns.device)
+        run_speed_bench(
+            ns.out or "bench/results/speed.json",
+            batch_size=ns.batch,
+            steps=ns.steps,
+            repeats=ns.repeats,
+            compile=not ns.no_compile,
+            device=ns.device,
+        )
         return 0
     if ns.which == "eval-memory":
         from ..benchmarks.eval_memory import run_eval_memory_bench
@@ -37,8 +49,10 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         res = run_doctor_bench(out, cases=names, workers=ns.workers)
         print((out / "doctor.md").read_text())
         c = res["confusion"]
-        print(f"results: {out / 'doctor.json'} ({c['right']} of {c['runs']} right, {len(c['healthy_alarms'])} healthy "
-              f"alarms); pictures in {out / 'plots'}")
+        print(
+            f"results: {out / 'doctor.json'} ({c['right']} of {c['runs']} right, {len(c['healthy_alarms'])} healthy "
+            f"alarms); pictures in {out / 'plots'}"
+        )
         return 0
     if ns.which in ("toy", "fashion", "stacked", "progan", "cycle", "limited"):
         names = [r.strip() for r in ns.recipes.split(",") if r.strip()] if ns.recipes else None
@@ -46,14 +60,22 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         if ns.which == "toy":
             from ..benchmarks.toy import run_toy_bench
 
-            res = run_toy_bench(out, quick=ns.quick, recipes=names, seeds=ns.seeds, steps=ns.toy_steps,
-                                workers=ns.workers, showcase=not ns.no_showcase)
+            res = run_toy_bench(
+                out,
+                quick=ns.quick,
+                recipes=names,
+                seeds=ns.seeds,
+                steps=ns.toy_steps,
+                workers=ns.workers,
+                showcase=not ns.no_showcase,
+            )
             done, pictures = f"wall time {res['wall_time_s']:.0f} s", "pictures"
         elif ns.which == "fashion":
             from ..benchmarks.fashion import run_fashion_bench
 
-            res = run_fashion_bench(out, quick=ns.quick, rows=names, images=ns.images, eval_n=ns.eval_n,
-                                    workers=ns.workers, seeds=ns.seeds)
+            res = run_fashion_bench(
+                out, quick=ns.quick, rows=names, images=ns.images, eval_n=ns.eval_n, workers=ns.workers, seeds=ns.seeds
+            )
             done, pictures = f"wall time {res['wall_time_s']:.0f} s", "pictures"
             if res.get("missing"):
                 done += f"; not run yet: {len(res['missing'])} cell(s)"
@@ -65,8 +87,9 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         elif ns.which == "limited":
             from ..benchmarks.limited import run_limited_bench
 
-            res = run_limited_bench(out, quick=ns.quick, cells=names, steps=ns.bench_steps, eval_n=ns.eval_n,
-                                    workers=ns.workers)
+            res = run_limited_bench(
+                out, quick=ns.quick, cells=names, steps=ns.bench_steps, eval_n=ns.eval_n, workers=ns.workers
+            )
             done, pictures = f"{res['info']['cells_run']} runs trained now", "sample grids and ADA's p"
             if res.get("missing"):
                 done += f"; not run yet: {len(res['missing'])} cell(s)"
@@ -78,11 +101,20 @@ def cmd_bench(ns: argparse.Namespace) -> int:
         else:
             from ..benchmarks.stacked import run_stacked_bench
 
-            res = run_stacked_bench(out, quick=ns.quick, rows=names, seeds=ns.seeds, steps=ns.bench_steps,
-                                    eval_n=ns.eval_n, workers=ns.workers)
+            res = run_stacked_bench(
+                out,
+                quick=ns.quick,
+                rows=names,
+                seeds=ns.seeds,
+                steps=ns.bench_steps,
+                eval_n=ns.eval_n,
+                workers=ns.workers,
+            )
             done = f"{res['info']['cells_run']} cells run now, {res['info']['wall_time_s']:.0f} s"
             pictures = "sample grids"
         print((out / f"{ns.which}.md").read_text())
         print(f"results: {out / f'{ns.which}.json'} ({done}); {pictures} in {out / 'plots'}")
         return 0
-    raise GanforgeError(f"unknown benchmark {ns.which!r}. Valid choices: speed, eval-memory, toy, fashion, stacked, progan, cycle, limited, doctor.")
+    raise GanforgeError(
+        f"unknown benchmark {ns.which!r}. Valid choices: speed, eval-memory, toy, fashion, stacked, progan, cycle, limited, doctor."
+    )

@@ -34,7 +34,7 @@ def _check_output_file(path: Path, option: str, example: str) -> None:
         raise GanforgeError(f"{option} {str(path)!r} cannot be written: {str(parent)!r} is a file, not a folder.")
 
 
-def _write_jpeg(path: Path, write_png) -> None:  # noqa: ANN001 - write_png(path) writes a PNG there
+def _write_jpeg(path: Path, write_png) -> None:
     """Write what `write_png` draws as a JPEG at `path` (via a temporary PNG beside it)."""
     import os
     import tempfile
@@ -56,17 +56,20 @@ def _write_jpeg(path: Path, write_png) -> None:  # noqa: ANN001 - write_png(path
 
 
 def cmd_export(ns: argparse.Namespace) -> int:
-    from ..config import DataConfig
-    from ..data import load_dataset
     import torch
 
+    from ..config import DataConfig
+    from ..data import load_dataset
     from ..plots import save_images
 
     out = Path(ns.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise GanforgeError(f"--out {str(out)!r} exists and is not an empty folder; choose a new folder.")
-    ds = load_dataset(DataConfig(name=ns.dataset, base=ns.base, image_size=ns.image_size, fit=ns.fit, split=ns.split,
-                                 download=ns.download))
+    ds = load_dataset(
+        DataConfig(
+            name=ns.dataset, base=ns.base, image_size=ns.image_size, fit=ns.fit, split=ns.split, download=ns.download
+        )
+    )
     if ds.kind != "image":
         raise GanforgeError(f"dataset {ns.dataset!r} holds points, not images; nothing to export as PNG files.")
     n = min(ns.n or len(ds), len(ds))
@@ -95,9 +98,11 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     _check_output_file(out, "--out", "samples.png")
     suffix = out.suffix.lower()
     if suffix not in SAMPLE_SUFFIXES:
-        raise GanforgeError(f"--out {str(out)!r}: unknown file type {suffix or '(no suffix)'!r}. Valid choices: "
-                            f"{', '.join(SAMPLE_SUFFIXES)} (.png/.jpg: a grid or scatter plot; .npy: the raw samples; "
-                            ".csv: the raw samples of point data).")
+        raise GanforgeError(
+            f"--out {str(out)!r}: unknown file type {suffix or '(no suffix)'!r}. Valid choices: "
+            f"{', '.join(SAMPLE_SUFFIXES)} (.png/.jpg: a grid or scatter plot; .npy: the raw samples; "
+            ".csv: the raw samples of point data)."
+        )
     if ns.individual and Path(ns.individual).exists() and not Path(ns.individual).is_dir():
         raise GanforgeError(f"--individual {ns.individual!r} is an existing file; give a folder.")
     from ..translation import is_translation_run
@@ -110,8 +115,10 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     G, recipe, shape = load_generator(ns.source, use_ema=not ns.no_ema)
     is_image = len(shape) == 3
     if suffix == ".csv" and is_image:
-        raise GanforgeError(f"--out {str(out)!r}: .csv holds point samples; this generator makes {tuple(shape)} "
-                            "images, so use .png/.jpg for a grid or .npy for the raw array.")
+        raise GanforgeError(
+            f"--out {str(out)!r}: .csv holds point samples; this generator makes {tuple(shape)} "
+            "images, so use .png/.jpg for a grid or .npy for the raw array."
+        )
     G = G.to(device)
     from ..models.progan import growth_note
 
@@ -121,8 +128,10 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     space = G.latent_space
     if getattr(ns, "class_", None) is not None:
         if not space.num_classes:
-            raise GanforgeError(f"{ns.source} holds an unconditional generator; --class needs a conditional one "
-                                "(model.conditional: true).")
+            raise GanforgeError(
+                f"{ns.source} holds an unconditional generator; --class needs a conditional one "
+                "(model.conditional: true)."
+            )
         if not 0 <= ns.class_ < space.num_classes:
             raise GanforgeError(f"--class must be in 0..{space.num_classes - 1}, got {ns.class_}.")
     x = sample(G, ns.n, seed=ns.seed, truncation=ns.truncation, y=ns.class_)
@@ -142,6 +151,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
         print(f"wrote {out} ({ns.n} points)")
     else:
         if is_image:
+
             def draw(path: Path) -> None:
                 save_image_grid(x, path, nrow=ns.nrow)
         else:
@@ -153,6 +163,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
 
             def draw(path: Path) -> None:
                 save_points_plot(x[:, :2], path, centres=centres, title=f"{recipe.name}: {ns.n} samples")
+
         if suffix == ".png":
             draw(out)
         else:
@@ -177,29 +188,37 @@ EVAL_DEFAULT_N = 10_000
 
 
 def cmd_eval(ns: argparse.Namespace) -> int:
-    import json
-
     import dataclasses
+    import json
 
     from ..config import DataConfig
     from ..data import DATASETS, has_test_split, load_dataset
     from ..latent import check_truncation
-    from ..metrics.evaluate import (DEFAULT_IMAGE_METRICS, Evaluator, dataset_batches, format_table, generator_batches,
-                                   parse_metrics)
+    from ..metrics.evaluate import (
+        DEFAULT_IMAGE_METRICS,
+        Evaluator,
+        dataset_batches,
+        format_table,
+        generator_batches,
+        parse_metrics,
+    )
 
     def load(split: str):
         return load_dataset(dcfg, split=split)
 
     # Options first: a mistake must not cost the minutes of computing reference statistics.
     if (ns.target is None) == (ns.reference is None):
-        raise GanforgeError("give either a TARGET (run folder, checkpoint, safetensors or image folder) or --reference DATASET.")
+        raise GanforgeError(
+            "give either a TARGET (run folder, checkpoint, safetensors or image folder) or --reference DATASET."
+        )
     n_given = ns.n is not None
     n_wanted = ns.n if n_given else EVAL_DEFAULT_N
     from ..config import MAX_EVAL_N
 
     if not 2 <= n_wanted <= MAX_EVAL_N:
-        raise GanforgeError(f"--n must be between 2 (the metrics compare sample statistics) and {MAX_EVAL_N:,}, "
-                            f"got {n_wanted}.")
+        raise GanforgeError(
+            f"--n must be between 2 (the metrics compare sample statistics) and {MAX_EVAL_N:,}, got {n_wanted}."
+        )
     if ns.batch < 1:
         raise GanforgeError(f"--batch must be at least 1, got {ns.batch}.")
     _check_seed(ns.seed)
@@ -216,28 +235,37 @@ def cmd_eval(ns: argparse.Namespace) -> int:
             with_test = ", ".join(n for n in DATASETS if has_test_split(n))
             raise GanforgeError(f"--reference needs a dataset with a test split ({with_test}), not {ns.reference!r}.")
     elif not Path(ns.target).exists():
-        raise GanforgeError(f"TARGET {ns.target!r} does not exist: give a run folder, a .pt checkpoint, a .safetensors "
-                            "file or a folder of images.")
+        raise GanforgeError(
+            f"TARGET {ns.target!r} does not exist: give a run folder, a .pt checkpoint, a .safetensors "
+            "file or a folder of images."
+        )
     elif _is_run_target(Path(ns.target)):
         from ..sampling import load_generator
 
-        G, recipe, shape = load_generator(ns.target, use_ema=not ns.no_ema)
+        G, recipe, _shape = load_generator(ns.target, use_ema=not ns.no_ema)
         G = G.to(device)
-        dcfg = dataclasses.replace(recipe.data, download=recipe.data.download and ns.download, split="train",
-                                   limit=None, labels=False)
+        dcfg = dataclasses.replace(
+            recipe.data, download=recipe.data.download and ns.download, split="train", limit=None, labels=False
+        )
     else:
         if not ns.data:
-            raise GanforgeError("evaluating a folder of images needs --data DATASET to compare with (e.g. --data fashion_mnist).")
+            raise GanforgeError(
+                "evaluating a folder of images needs --data DATASET to compare with (e.g. --data fashion_mnist)."
+            )
         dcfg = DataConfig(name=ns.data, base=ns.base, image_size=ns.image_size, fit=ns.fit, download=ns.download)
     data_name = dcfg.name
     if ns.truncation is not None and G is None:
-        raise GanforgeError("--truncation applies to the noise of a generator; TARGET here is not a generator "
-                            "(a run folder, checkpoint or .safetensors file).")
+        raise GanforgeError(
+            "--truncation applies to the noise of a generator; TARGET here is not a generator "
+            "(a run folder, checkpoint or .safetensors file)."
+        )
     conditional = G is not None and getattr(G, "latent_space", None) is not None and G.latent_space.num_classes > 0
     if ns.metrics and "cond_acc" in parse_metrics(ns.metrics) and not conditional and not ns.reference:
         what = "an image folder" if G is None else f"{ns.target} holds an unconditional generator"
-        raise GanforgeError(f"metric 'cond_acc' (conditional accuracy) needs a class-conditional generator "
-                            f"(model.conditional: true), but {what}; leave cond_acc out of --metrics.")
+        raise GanforgeError(
+            f"metric 'cond_acc' (conditional accuracy) needs a class-conditional generator "
+            f"(model.conditional: true), but {what}; leave cond_acc out of --metrics."
+        )
 
     train = load("train")
     points = train.kind == "points"
@@ -253,19 +281,28 @@ def cmd_eval(ns: argparse.Namespace) -> int:
         test = load("test")
         n = min(n_wanted, len(test))
         if n_given and n < n_wanted:
-            warnings.warn(f"--n {n_wanted} asks for more images than the {n} of the {data_name} test split; "
-                          f"scoring only those {n}.", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"--n {n_wanted} asks for more images than the {n} of the {data_name} test split; "
+                f"scoring only those {n}.",
+                UserWarning,
+                stacklevel=2,
+            )
     elif G is None:
         c, h, _ = train.shape
         imgs = load_dataset("folder", path=ns.target, image_size=h, channels=c, limit=n_wanted)
         n = min(n_wanted, len(imgs))
         if n_given and n < n_wanted:
-            warnings.warn(f"--n {n_wanted} asks for more images than the {n} readable ones in {ns.target}; scoring "
-                          f"only those {n}.", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"--n {n_wanted} asks for more images than the {n} readable ones in {ns.target}; scoring "
+                f"only those {n}.",
+                UserWarning,
+                stacklevel=2,
+            )
         if n < 2:
             raise GanforgeError(f"{ns.target} holds {n} readable image; evaluation needs at least 2.")
-    ev = Evaluator(train, metrics, extractor=ns.extractor, n=n, seed=ns.seed, heldout=heldout,
-                   batch_size=ns.batch, device=device)
+    ev = Evaluator(
+        train, metrics, extractor=ns.extractor, n=n, seed=ns.seed, heldout=heldout, batch_size=ns.batch, device=device
+    )
     if ns.reference:
         res = ev.evaluate(dataset_batches(test, n, ns.batch), n, f"real {data_name} test split (first {n})")
     elif G is not None:
@@ -273,8 +310,11 @@ def cmd_eval(ns: argparse.Namespace) -> int:
 
         trunc = f", truncation {ns.truncation}" if ns.truncation else ""
         note = growth_note(G)  # a ProGAN run mid-growth: its images are upsampled from a lower resolution
-        res = ev.evaluate(generator_batches(G, G.latent_space, n, ns.seed, ns.batch, truncation=ns.truncation),
-                          n, f"generator from {getattr(G, 'loaded_from', ns.target)}{trunc}" + (f" ({note})" if note else ""))
+        res = ev.evaluate(
+            generator_batches(G, G.latent_space, n, ns.seed, ns.batch, truncation=ns.truncation),
+            n,
+            f"generator from {getattr(G, 'loaded_from', ns.target)}{trunc}" + (f" ({note})" if note else ""),
+        )
         if note:
             print(f"note: {note}")
     else:
@@ -282,8 +322,12 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     print(format_table(res["metrics"]))
     proto = res["protocol"]
     if proto.get("extractor"):
-        print(f"extractor: {proto['extractor']['extractor']} (sha256 {proto['extractor'].get('weights_sha256', '')[:12]}...)")
-    print(f"reference: {proto['reference']['dataset']} train split, n={proto['reference']['n']}; generated n={proto['generated']['n']}")
+        print(
+            f"extractor: {proto['extractor']['extractor']} (sha256 {proto['extractor'].get('weights_sha256', '')[:12]}...)"
+        )
+    print(
+        f"reference: {proto['reference']['dataset']} train split, n={proto['reference']['n']}; generated n={proto['generated']['n']}"
+    )
     grid = res.pop("memorisation_grid", None)
     if ns.json:
         Path(ns.json).parent.mkdir(parents=True, exist_ok=True)

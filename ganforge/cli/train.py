@@ -61,8 +61,16 @@ def _launch(ns: argparse.Namespace) -> int:
         argv += ["--out", ns.out or str(Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")]
     # Each CPU process gets its share of the cores (torchrun alone would give each one thread).
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, available_cores() // ns.nproc)))
-    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=ns.nproc, run_id=str(uuid.uuid4()),
-                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1)
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=ns.nproc,
+        run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        max_restarts=0,
+        monitor_interval=0.1,
+    )
     try:
         elastic_launch(config, entrypoint=sys.executable)("-m", "ganforge", "train", *argv)
     except ChildFailedError as e:
@@ -93,8 +101,11 @@ def _elastic_restart(ns: argparse.Namespace) -> None:
         info = json.loads((out / "run.json").read_text())
     except (OSError, ValueError):
         return
-    if info.get("elastic_run_id") and info.get("elastic_run_id") == os.environ.get("TORCHELASTIC_RUN_ID") \
-            and distributed.from_env().main:
+    if (
+        info.get("elastic_run_id")
+        and info.get("elastic_run_id") == os.environ.get("TORCHELASTIC_RUN_ID")
+        and distributed.from_env().main
+    ):
         import shutil
 
         for p in out.iterdir():
@@ -111,8 +122,10 @@ def cmd_train(ns: argparse.Namespace) -> int:
     if ns.nproc is not None and world > 1 and ns.nproc != world:
         from ..errors import ConfigError
 
-        raise ConfigError(f"--nproc {ns.nproc} was given to a process that torchrun already started as one of {world}; "
-                          "leave --nproc out under torchrun (its --nproc_per_node sets the count).")
+        raise ConfigError(
+            f"--nproc {ns.nproc} was given to a process that torchrun already started as one of {world}; "
+            "leave --nproc out under torchrun (its --nproc_per_node sets the count)."
+        )
     if ns.nproc is not None and ns.nproc != 1 and world == 1:
         return _launch(ns)
     if dist_env.enabled and not ns.resume and not ns.out:
@@ -142,9 +155,11 @@ def _train(ns: argparse.Namespace) -> int:
             given.append("--out")
         if given:
             given = ", ".join(given)
-            raise GanforgeError(f"--resume continues a run with the recipe, seed and folder its checkpoint holds; it "
-                                f"takes no {given}. Safe fields may change with overrides, e.g. "
-                                f"`ganforge train --resume {ns.resume} train.steps=5000 optim.g.lr=1e-4`.")
+            raise GanforgeError(
+                f"--resume continues a run with the recipe, seed and folder its checkpoint holds; it "
+                f"takes no {given}. Safe fields may change with overrides, e.g. "
+                f"`ganforge train --resume {ns.resume} train.steps=5000 optim.g.lr=1e-4`."
+            )
         overrides = list(ns.args) + ([f"train.device={ns.device}"] if ns.device else [])
         trainer = Trainer.resume_run(ns.resume, overrides, steps=ns.steps, progress=progress)
     else:

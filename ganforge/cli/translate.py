@@ -20,7 +20,9 @@ def _read_inputs(source: Path, channels: int, size: int, fit: str) -> tuple[list
     if source.is_dir():
         names = list_image_files(str(source))
         if not names:
-            raise GanforgeError(f"{str(source)!r} holds no images ({', '.join(IMAGE_EXTENSIONS)}, searched recursively).")
+            raise GanforgeError(
+                f"{str(source)!r} holds no images ({', '.join(IMAGE_EXTENSIONS)}, searched recursively)."
+            )
         paths = [source / n for n in names]
     elif source.is_file():
         names, paths = [source.name], [source]
@@ -36,8 +38,9 @@ def _read_inputs(source: Path, channels: int, size: int, fit: str) -> tuple[list
         xs.append(resize_images(t, size, fit))
         good.append(name)
     if not xs:
-        raise GanforgeError(f"none of the {len(names)} file(s) in {str(source)!r} could be read as an image "
-                            f"(e.g. {bad[0]!r}).")
+        raise GanforgeError(
+            f"none of the {len(names)} file(s) in {str(source)!r} could be read as an image (e.g. {bad[0]!r})."
+        )
     return good, to_float(torch.cat(xs)), bad
 
 
@@ -47,8 +50,9 @@ def cmd_translate(ns: argparse.Namespace) -> int:
     from .sample_eval import _device
 
     if ns.direction not in DIRECTIONS:
-        raise GanforgeError(f"--direction must be one of {', '.join(DIRECTIONS)} (a2b: G_ab, domain a to b), "
-                            f"got {ns.direction!r}.")
+        raise GanforgeError(
+            f"--direction must be one of {', '.join(DIRECTIONS)} (a2b: G_ab, domain a to b), got {ns.direction!r}."
+        )
     out = Path(ns.out)
     if out.exists() and not out.is_dir():
         raise GanforgeError(f"--out {str(out)!r} is a file; give a folder for the translated images.")
@@ -69,7 +73,9 @@ def cmd_translate(ns: argparse.Namespace) -> int:
     for name, img in zip(names, y):
         dst = out / Path(name).with_suffix(".png")  # the input's name and sub-folder, always a PNG
         if dst.exists() and not ns.overwrite:
-            raise GanforgeError(f"{str(dst)!r} exists; use --overwrite to replace files in --out, or choose a new folder.")
+            raise GanforgeError(
+                f"{str(dst)!r} exists; use --overwrite to replace files in --out, or choose a new folder."
+            )
         dst.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(dst) as f:
             save_image(((img + 1) / 2).clamp(0, 1), f, format="PNG")
@@ -87,9 +93,11 @@ def sample_triplets(ns: argparse.Namespace) -> int:
 
     out = Path(ns.out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise GanforgeError(f"--out {str(out)!r}: a translation run's samples are a grid of triplets; use .png or .jpg.")
+        raise GanforgeError(
+            f"--out {str(out)!r}: a translation run's samples are a grid of triplets; use .png or .jpg."
+        )
     device = _device(ns.device)
-    nets, recipe, shape = load_translators(ns.source)
+    nets, recipe, _shape = load_translators(ns.source)
     test = load_dataset(recipe.data, split="test", seed=recipe.seed)
     gen = torch.Generator().manual_seed(ns.seed)
     xs = []
@@ -105,6 +113,8 @@ def sample_triplets(ns: argparse.Namespace) -> int:
         draw(out)
     else:
         _write_jpeg(out, draw)
-    print(f"wrote {out}: {max(len(xs[0]), len(xs[1]))} rows of a | G_ab(a) | G_ba(G_ab(a)) | b | G_ba(b) | G_ab(G_ba(b)) "
-          "on held-out test images")
+    print(
+        f"wrote {out}: {max(len(xs[0]), len(xs[1]))} rows of a | G_ab(a) | G_ba(G_ab(a)) | b | G_ba(b) | G_ab(G_ba(b)) "
+        "on held-out test images"
+    )
     return 0

@@ -18,7 +18,6 @@ import yaml
 from ..errors import ConfigError, choices_message
 from .schema import CHOICES, Component, Recipe, RegularizerConfig, validate
 
-
 # --------------------------------------------------------------------------- conversion
 
 
@@ -32,7 +31,9 @@ def _type_name(tp: Any) -> str:
         return "a list of " + str(len(typing.get_args(tp))) + " numbers"
     if origin is dict:
         return "a mapping"
-    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -120,12 +121,17 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         valid = CHOICES.get(dotted)
         if valid is not None and kwargs[key] not in valid:
             raise ConfigError(choices_message(f"value for {dotted}:", kwargs[key], valid))
-    missing = [f.name for f in dataclasses.fields(cls) if f.name not in kwargs
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         where = prefix or "the recipe"
-        raise ConfigError(f"{where} needs {' and '.join(repr(m) for m in missing)}: the registered component to use, "
-                          f"e.g. {where}: {{name: ...}} (the README lists the components of each kind).")
+        raise ConfigError(
+            f"{where} needs {' and '.join(repr(m) for m in missing)}: the registered component to use, "
+            f"e.g. {where}: {{name: ...}} (the README lists the components of each kind)."
+        )
     return cls(**kwargs)
 
 
@@ -188,8 +194,12 @@ def apply_override(data: dict[str, Any], key: str, value: Any) -> None:
                 raise ConfigError(choices_message("recipe key", dotted, names))
             tp = _optional_dataclass(hints[part])
         if i == len(parts) - 1:
-            if not free_form and dataclasses.is_dataclass(tp) and tp not in (Component, RegularizerConfig) \
-                    and not isinstance(value, dict):
+            if (
+                not free_form
+                and dataclasses.is_dataclass(tp)
+                and tp not in (Component, RegularizerConfig)
+                and not isinstance(value, dict)
+            ):
                 fields = ", ".join(f"{dotted}.{f.name}" for f in dataclasses.fields(tp))
                 raise ConfigError(f"recipe key {dotted!r} is a section, not a value: set one of its fields ({fields}).")
             node[part] = value

@@ -199,7 +199,9 @@ class Recipe:
 MAX_EVAL_N = 10_000_000  # 200x the usual 50,000; beyond it an evaluation runs for days
 MAX_Z_DIM = 65_536  # larger latents are a typo; the first layer alone would need gigabytes
 MAX_IMAGE_SIZE = 1024  # the largest resolution in the GAN literature (ProGAN, StyleGAN)
-MAX_THREADS = 1024  # OpenMP allocates per-thread state up front: a huge count aborts the process (libgomp out of memory)
+MAX_THREADS = (
+    1024  # OpenMP allocates per-thread state up front: a huge count aborts the process (libgomp out of memory)
+)
 MAX_N_POINTS = 100_000_000  # synthetic 2-D mixtures: 10^8 points are 1.6 GB; torch cannot even index 2^63
 
 CHOICES: dict[str, tuple[Any, ...]] = {
@@ -216,7 +218,15 @@ CHOICES: dict[str, tuple[Any, ...]] = {
 def validate(r: Recipe) -> None:
     """Cross-field checks that types alone cannot express."""
     t = r.train
-    for key in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "n_samples"):
+    for key in (
+        "steps",
+        "batch_size",
+        "log_every",
+        "sample_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "n_samples",
+    ):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key} must be at least 1, got {getattr(t, key)}.")
     if not 1 <= r.game.n_critic <= 100:
@@ -230,15 +240,17 @@ def validate(r: Recipe) -> None:
     if r.data.channels is not None and r.data.channels not in (1, 3):
         raise ConfigError(f"data.channels must be 1 (grey) or 3 (RGB), got {r.data.channels}.")
     if t.threads is not None and not 1 <= t.threads <= MAX_THREADS:
-        raise ConfigError(f"train.threads must be between 1 and {MAX_THREADS} (or null: use the available cores), "
-                          f"got {t.threads}.")
+        raise ConfigError(
+            f"train.threads must be between 1 and {MAX_THREADS} (or null: use the available cores), got {t.threads}."
+        )
     if r.data.limit is not None and r.data.limit < 1:
         raise ConfigError(f"data.limit must be at least 1 (or null: all samples), got {r.data.limit}.")
     if not 1 <= r.data.n_points <= MAX_N_POINTS:
         raise ConfigError(f"data.n_points must be between 1 and {MAX_N_POINTS:,}, got {r.data.n_points}.")
     if r.eval.every < 0 or not 2 <= r.eval.n <= MAX_EVAL_N:
-        raise ConfigError(f"eval.every must be >= 0 and eval.n between 2 and {MAX_EVAL_N:,}, got {r.eval.every} and "
-                          f"{r.eval.n}.")
+        raise ConfigError(
+            f"eval.every must be >= 0 and eval.n between 2 and {MAX_EVAL_N:,}, got {r.eval.every} and {r.eval.n}."
+        )
     if r.eval.every:
         from ..metrics.spec import parse_metrics  # the metric declarations, without loading the engine
 
@@ -247,7 +259,9 @@ def validate(r: Recipe) -> None:
         from ..doctor.rules import STATES  # names only: rules.py imports nothing heavy
 
         if not t.doctor.enabled:
-            raise ConfigError("train.doctor.stop_on needs the live doctor: set train.doctor.enabled: true (or stop_on: []).")
+            raise ConfigError(
+                "train.doctor.stop_on needs the live doctor: set train.doctor.enabled: true (or stop_on: [])."
+            )
 
         for s in t.doctor.stop_on:
             if s not in STATES:
@@ -265,18 +279,26 @@ def validate(r: Recipe) -> None:
             if getattr(o, key) < 0:
                 raise ConfigError(f"optim.{net}.{key} must be at least 0, got {getattr(o, key)}.")
         if o.decay_start and o.schedule != "linear":
-            raise ConfigError(f"optim.{net}.decay_start applies to schedule 'linear' only (got schedule {o.schedule!r}).")
+            raise ConfigError(
+                f"optim.{net}.decay_start applies to schedule 'linear' only (got schedule {o.schedule!r})."
+            )
         if o.milestones and o.schedule != "step":
             raise ConfigError(f"optim.{net}.milestones apply to schedule 'step' only (got schedule {o.schedule!r}).")
         if o.schedule == "step" and not o.milestones:
-            raise ConfigError(f"optim.{net}.schedule 'step' needs milestones: steps (integers) or fractions of "
-                              "train.steps at which the lr is multiplied by factor, e.g. [0.5, 0.75].")
+            raise ConfigError(
+                f"optim.{net}.schedule 'step' needs milestones: steps (integers) or fractions of "
+                "train.steps at which the lr is multiplied by factor, e.g. [0.5, 0.75]."
+            )
         for m in o.milestones:
             if isinstance(m, bool) or not isinstance(m, (int, float)) or m <= 0 or (isinstance(m, float) and m >= 1):
-                raise ConfigError(f"optim.{net}.milestones are steps (positive integers) or fractions of train.steps "
-                                  f"(numbers between 0 and 1), got {m!r}.")
+                raise ConfigError(
+                    f"optim.{net}.milestones are steps (positive integers) or fractions of train.steps "
+                    f"(numbers between 0 and 1), got {m!r}."
+                )
         if not 0 < o.factor <= 1:
             raise ConfigError(f"optim.{net}.factor must be in (0, 1], got {o.factor}.")
         if isinstance(o.decay_start, float) and not 0 < o.decay_start < 1:
-            raise ConfigError(f"optim.{net}.decay_start is a step (an integer) or a fraction of train.steps (a number "
-                              f"between 0 and 1), got {o.decay_start}.")
+            raise ConfigError(
+                f"optim.{net}.decay_start is a step (an integer) or a fraction of train.steps (a number "
+                f"between 0 and 1), got {o.decay_start}."
+            )

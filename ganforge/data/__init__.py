@@ -18,9 +18,9 @@ from .resize import resize_images
 from .stream import BatchStream
 
 __all__ = [
+    "DATASETS",
     "ArrayDataset",
     "BatchStream",
-    "DATASETS",
     "DatasetSpec",
     "dataset_spec",
     "has_test_split",

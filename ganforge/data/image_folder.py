@@ -67,7 +67,7 @@ def _decode(path: str, channels: int) -> np.ndarray | None:
                 if img.mode in ("P", "PA") and ("transparency" in img.info or img.mode == "PA"):
                     img = img.convert("RGBA")  # avoids PIL's palette-transparency warning
                 arr = np.array(img.convert("L" if channels == 1 else "RGB"))  # a writable copy, torch wants one
-    except Exception:  # noqa: BLE001 - any decoder failure means "unreadable": skip and count it
+    except Exception:
         return None
     if arr.ndim == 2:
         arr = arr[:, :, None]
@@ -78,7 +78,14 @@ def _decode(path: str, channels: int) -> np.ndarray | None:
 
 def load_folder(cfg: DataConfig) -> ArrayDataset:
     """All PNG/JPEG/BMP/WebP images under `path`, decoded up-front; unreadable files are skipped with one warning."""
-    path, image_size, channels, fit, labels, limit = cfg.path, cfg.image_size, cfg.channels, cfg.fit, cfg.labels, cfg.limit
+    path, image_size, channels, fit, labels, limit = (
+        cfg.path,
+        cfg.image_size,
+        cfg.channels,
+        cfg.fit,
+        cfg.labels,
+        cfg.limit,
+    )
     check_fit(fit)
     root = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(root):
@@ -121,12 +128,13 @@ def load_folder(cfg: DataConfig) -> ArrayDataset:
     # Files go to the pool in ordered chunks and results are read back in order, so the dataset is
     # deterministic whatever the threads' timing; chunks (not one big map) let a `limit` stop early while
     # every submitted task still finishes before the pool shuts down.
-    with ThreadPoolExecutor(workers) as pool, tqdm(
-        total=want, desc=f"decoding {path}", unit="img", disable=None
-    ) as bar:
+    with (
+        ThreadPoolExecutor(workers) as pool,
+        tqdm(total=want, desc=f"decoding {path}", unit="img", disable=None) as bar,
+    ):
         start = 0
         while len(kept) < want and start < len(files):
-            chunk = order[start:min(len(files), start + min(256, max(16, want - len(kept))))]
+            chunk = order[start : min(len(files), start + min(256, max(16, want - len(kept))))]
             start += len(chunk)
             for i, img in pool.map(work, chunk):
                 if len(kept) >= want:

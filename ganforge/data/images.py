@@ -173,7 +173,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     try:
         with open(path, "rb") as fh:
             gz = fh.read(2) == b"\x1f\x8b"
-        with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+        with gzip.open(path, "rb") if gz else open(path, "rb") as fh:
             data = fh.read()
     except (OSError, EOFError) as exc:
         raise DataError(f"cannot read IDX file {path}: {exc}") from exc
@@ -294,4 +294,3 @@ def load_cifar10(cfg: DataConfig) -> ArrayDataset:
     x = torch.from_numpy(np.ascontiguousarray(data)).permute(0, 3, 1, 2).contiguous()
     info = {"split": split, "source": os.path.join(root, "cifar-10-batches-py")}
     return _finish("cifar10", x, y, CIFAR10_CLASSES, image_size or 32, channels, fit, info)
-

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -71,8 +72,14 @@ def _stacked(cfg: DataConfig, seed: int) -> ArrayDataset:
     if cfg.channels not in (None, CHANNELS):
         raise ConfigError(f"a stacked dataset has {CHANNELS} channels (one base image each), not {cfg.channels}.")
     # The whole base split at the stacked size (its own limit and channels do not apply).
-    base = DataConfig(name=cfg.base, root=cfg.root, image_size=cfg.image_size or 32, fit=cfg.fit, split=cfg.split,
-                      download=cfg.download)
+    base = DataConfig(
+        name=cfg.base,
+        root=cfg.root,
+        image_size=cfg.image_size or 32,
+        fit=cfg.fit,
+        split=cfg.split,
+        download=cfg.download,
+    )
     grey = DATASETS.get(cfg.base).load(base, seed)
     # A fixed draw (not the run's seed), so every run and every evaluation sees the same dataset; train and
     # test are independent draws, each as large as its base split so that an epoch keeps its meaning.
@@ -85,8 +92,10 @@ def _unpaired(cfg: DataConfig, seed: int) -> Any:
     def side(name: str, split: str) -> tuple[ArrayDataset, bool]:
         sub = getattr(cfg, name)
         if sub is None:
-            raise ConfigError(f"data 'unpaired' needs both domains: data.{name} is missing, e.g. "
-                              f"data.{name}: {{name: fashion_mnist, classes: [sneaker]}} or {{name: folder, path: ...}}.")
+            raise ConfigError(
+                f"data 'unpaired' needs both domains: data.{name} is missing, e.g. "
+                f"data.{name}: {{name: fashion_mnist, classes: [sneaker]}} or {{name: folder, path: ...}}."
+            )
         if sub.name == "unpaired":
             raise ConfigError(f"data.{name} must be a dataset of one domain, not another 'unpaired' dataset.")
         # The outer spec's sizes and places apply to a side that does not set its own.
@@ -108,22 +117,48 @@ def _ignore_seed(load: Callable[[DataConfig], ArrayDataset]) -> Callable[[DataCo
 for _spec in (
     DatasetSpec("ring", _mixture, "8 Gaussians (std 0.01) on the unit circle.", is_mixture=True),
     DatasetSpec("grid", _mixture, "25 Gaussians (std 0.05) on {-4, -2, 0, 2, 4}^2.", is_mixture=True),
-    DatasetSpec("points", _points, "User points from an (N, D) .npy file, in their own coordinates; no labels.",
-                path="a .npy file holding an (N, D) array of points"),
-    DatasetSpec("digits", _ignore_seed(load_digits_images), "sklearn's 8x8 digits (1437 train / 360 test, "
-                "stratified and seed-fixed), 1 channel, default size 16.", has_test_split=True),
-    DatasetSpec("mnist", _ignore_seed(load_mnist_like), "MNIST digits (1x28x28), default size 32.",
-                has_test_split=True),
-    DatasetSpec("fashion_mnist", _ignore_seed(load_mnist_like), "Fashion-MNIST (1x28x28), default size 32; found "
-                "in /usr/share/datasets/fashion-mnist when installed.", has_test_split=True),
+    DatasetSpec(
+        "points",
+        _points,
+        "User points from an (N, D) .npy file, in their own coordinates; no labels.",
+        path="a .npy file holding an (N, D) array of points",
+    ),
+    DatasetSpec(
+        "digits",
+        _ignore_seed(load_digits_images),
+        "sklearn's 8x8 digits (1437 train / 360 test, stratified and seed-fixed), 1 channel, default size 16.",
+        has_test_split=True,
+    ),
+    DatasetSpec(
+        "mnist", _ignore_seed(load_mnist_like), "MNIST digits (1x28x28), default size 32.", has_test_split=True
+    ),
+    DatasetSpec(
+        "fashion_mnist",
+        _ignore_seed(load_mnist_like),
+        "Fashion-MNIST (1x28x28), default size 32; found in /usr/share/datasets/fashion-mnist when installed.",
+        has_test_split=True,
+    ),
     DatasetSpec("cifar10", _ignore_seed(load_cifar10), "CIFAR-10 (3x32x32) via torchvision.", has_test_split=True),
-    DatasetSpec("folder", _ignore_seed(load_folder), "A tree of image files; default 3 channels at 64x64; "
-                "labels=True takes classes from first-level subfolders.",
-                path="a directory of PNG/JPEG/BMP/WebP images (searched recursively)"),
-    DatasetSpec("unpaired", _unpaired, "Two image domains `a` and `b` (each any dataset spec), shuffled independently, "
-                "for translation (CycleGAN); each keeps a test split.", has_test_split=True),
-    DatasetSpec("stacked", _stacked, "Three independent `base` images (fashion_mnist or digits) as RGB channels: "
-                "1,000 modes (stacked MNIST).", has_test_split=True, takes_base=True),
+    DatasetSpec(
+        "folder",
+        _ignore_seed(load_folder),
+        "A tree of image files; default 3 channels at 64x64; labels=True takes classes from first-level subfolders.",
+        path="a directory of PNG/JPEG/BMP/WebP images (searched recursively)",
+    ),
+    DatasetSpec(
+        "unpaired",
+        _unpaired,
+        "Two image domains `a` and `b` (each any dataset spec), shuffled independently, "
+        "for translation (CycleGAN); each keeps a test split.",
+        has_test_split=True,
+    ),
+    DatasetSpec(
+        "stacked",
+        _stacked,
+        "Three independent `base` images (fashion_mnist or digits) as RGB channels: 1,000 modes (stacked MNIST).",
+        has_test_split=True,
+        takes_base=True,
+    ),
 ):
     _register(_spec)
 
@@ -174,11 +209,13 @@ def load_dataset(data: DataConfig | str, *, split: str | None = None, seed: int 
         raise ConfigError(f"dataset {cfg.name!r} needs a path: {spec.path}")
     if spec.path is None and cfg.path is not None:
         takes = ", ".join(sorted(n for n in DATASETS if DATASETS.get(n).path is not None))
-        raise ConfigError(f"dataset {cfg.name!r} does not read a path (got {os.fspath(cfg.path)!r}); only {takes} "
-                          "take one")
+        raise ConfigError(
+            f"dataset {cfg.name!r} does not read a path (got {os.fspath(cfg.path)!r}); only {takes} take one"
+        )
     if not spec.takes_base and cfg.base is not None:
-        raise ConfigError(f"dataset {cfg.name!r} takes no base (got {cfg.base!r}); only 'stacked' is built on "
-                          "another dataset.")
+        raise ConfigError(
+            f"dataset {cfg.name!r} takes no base (got {cfg.base!r}); only 'stacked' is built on another dataset."
+        )
     if cfg.name != "unpaired" and (cfg.a is not None or cfg.b is not None):
         raise ConfigError(f"dataset {cfg.name!r} has no sides; data.a and data.b belong to name: unpaired.")
     if cfg.classes is not None and cfg.name == "unpaired":
@@ -186,9 +223,14 @@ def load_dataset(data: DataConfig | str, *, split: str | None = None, seed: int 
     if not spec.has_test_split and split != "train":
         raise ConfigError(f"dataset {cfg.name!r} has only a 'train' split, so split={split!r} is not available")
 
-    cfg = dataclasses.replace(cfg, split=split, labels=bool(cfg.labels), download=bool(cfg.download),
-                              path=None if cfg.path is None else os.fspath(cfg.path),
-                              root=None if cfg.root is None else os.fspath(cfg.root))
+    cfg = dataclasses.replace(
+        cfg,
+        split=split,
+        labels=bool(cfg.labels),
+        download=bool(cfg.download),
+        path=None if cfg.path is None else os.fspath(cfg.path),
+        root=None if cfg.root is None else os.fspath(cfg.root),
+    )
     if cfg.classes is not None:
         ds = _load_classes(spec, cfg, seed)
     else:
@@ -218,8 +260,10 @@ def _load_classes(spec: DatasetSpec, cfg: DataConfig, seed: int) -> ArrayDataset
         raise ConfigError(f"data {cfg.name!r}: classes is empty; list at least one class or remove the key.")
     full = spec.load(dataclasses.replace(cfg, labels=True, limit=None, classes=None), seed)
     if full.y is None or not full.class_names:
-        raise ConfigError(f"dataset {cfg.name!r} has no classes to pick from (data.classes); only labelled datasets "
-                          "(fashion_mnist, mnist, cifar10, digits, a folder with labels: true) do.")
+        raise ConfigError(
+            f"dataset {cfg.name!r} has no classes to pick from (data.classes); only labelled datasets "
+            "(fashion_mnist, mnist, cifar10, digits, a folder with labels: true) do."
+        )
     by_name = {_norm_class(n): i for i, n in enumerate(full.class_names)}
     ids = []
     for c in cfg.classes:

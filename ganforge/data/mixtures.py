@@ -77,16 +77,20 @@ def load_points(path: str) -> ArrayDataset:
         raise DataError(f"points file {path!r} cannot be read: {' '.join(str(exc).split())}") from exc
     if magic != b"\x93NUMPY" and magic[:4] != b"PK\x03\x04":
         # np.load would try to unpickle it and complain about pickled data.
-        raise DataError(f"points file {path!r} is not a valid .npy array file (it lacks the .npy header; write one "
-                        "with numpy.save(path, points) from an (N, D) array of numbers)")
+        raise DataError(
+            f"points file {path!r} is not a valid .npy array file (it lacks the .npy header; write one "
+            "with numpy.save(path, points) from an (N, D) array of numbers)"
+        )
     try:
         arr = np.load(full, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - a damaged header raises SyntaxError, TokenError, BadZipFile, ...
+    except Exception as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         if "pickle" in reason.lower():
             reason = "it holds Python objects rather than numbers"
-        raise DataError(f"points file {path!r} is not a valid .npy array ({reason}); expected an (N, D) array of "
-                        "numbers written with numpy.save") from exc
+        raise DataError(
+            f"points file {path!r} is not a valid .npy array ({reason}); expected an (N, D) array of "
+            "numbers written with numpy.save"
+        ) from exc
     if not isinstance(arr, np.ndarray):
         raise DataError(f"points file {path!r} must hold a single .npy array of shape (N, D), not an archive")
     if arr.dtype.kind not in "fiu":
@@ -99,9 +103,7 @@ def load_points(path: str) -> ArrayDataset:
     bad = int((~torch.isfinite(x)).any(dim=1).sum())
     if bad:
         # Also catches values that are finite in float64 but overflow float32.
-        raise DataError(
-            f"points file {path!r} has {bad} of {len(x)} rows with NaN or infinite values (as float32)"
-        )
+        raise DataError(f"points file {path!r} has {bad} of {len(x)} rows with NaN or infinite values (as float32)")
     return ArrayDataset(
         name="points",
         kind="points",

@@ -21,8 +21,9 @@ CHANNELS = 3
 def stack_images(base: ArrayDataset, n: int, seed: int) -> ArrayDataset:
     """`n` images whose channels are independent uniform draws from the grey `base` dataset."""
     if base.x.shape[1] != 1 or base.y is None:
-        raise ConfigError(f"a stacked dataset needs a labelled grey base, got {base.name!r} with "
-                          f"{base.x.shape[1]} channel(s).")
+        raise ConfigError(
+            f"a stacked dataset needs a labelled grey base, got {base.name!r} with {base.x.shape[1]} channel(s)."
+        )
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(len(base), (n, CHANNELS), generator=gen)
     x = base.x[:, 0][idx]  # (n, 3, H, W): channel c of image i is base image idx[i, c]
@@ -30,8 +31,15 @@ def stack_images(base: ArrayDataset, n: int, seed: int) -> ArrayDataset:
     labels = base.y[idx]
     y = mode_of(labels, k)
     info = {"base": base.name, "base_info": dict(base.info), "modes": k**CHANNELS, "seed": seed}
-    return ArrayDataset(name=f"stacked_{base.name}", kind="image", x=x.contiguous(), y=y, num_classes=k**CHANNELS,
-                        class_names=[], info=info)
+    return ArrayDataset(
+        name=f"stacked_{base.name}",
+        kind="image",
+        x=x.contiguous(),
+        y=y,
+        num_classes=k**CHANNELS,
+        class_names=[],
+        info=info,
+    )
 
 
 def mode_of(labels: torch.Tensor, k: int = 10) -> torch.Tensor:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import numbers
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -46,13 +47,15 @@ class BatchStream:
         self._perm_epoch = -1
         self.rank, self.world = 0, 1
 
-    def shard(self, rank: int, world: int) -> "BatchStream":
+    def shard(self, rank: int, world: int) -> BatchStream:
         """Make this rank's stream: each batch of n is rank's slice of the global batch of n x world (see `next_indices`)."""
         if not 0 <= rank < world:
             raise DataError(f"rank {rank} is not in 0..{world - 1}")
         if self.batch_size % world:
-            raise DataError(f"the batch size {self.batch_size} cannot be split evenly across {world} processes; use a "
-                            f"multiple of {world} (the recipe's train.batch_size is the global batch).")
+            raise DataError(
+                f"the batch size {self.batch_size} cannot be split evenly across {world} processes; use a "
+                f"multiple of {world} (the recipe's train.batch_size is the global batch)."
+            )
         self.rank, self.world = int(rank), int(world)
         return self
 
@@ -76,7 +79,7 @@ class BatchStream:
         """
         if self.world > 1:
             local = self.batch_size // self.world if n is None else n
-            return self._next_global(local * self.world)[self.rank * local:(self.rank + 1) * local]
+            return self._next_global(local * self.world)[self.rank * local : (self.rank + 1) * local]
         return self._next_global(self.batch_size if n is None else n)
 
     def _next_global(self, n: int) -> Tensor:
@@ -122,4 +125,8 @@ class BatchStream:
         self.pos = pos
         # Checkpoints from before the count existed drew fixed-size batches.
         drawn = state.get("drawn")
-        self.drawn = int(drawn) if isinstance(drawn, numbers.Integral) else epoch * self.batches_per_epoch * self.batch_size + pos
+        self.drawn = (
+            int(drawn)
+            if isinstance(drawn, numbers.Integral)
+            else epoch * self.batches_per_epoch * self.batch_size + pos
+        )

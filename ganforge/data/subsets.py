@@ -21,14 +21,18 @@ def balanced_subset(labels: Any, n: int, seed: int) -> Tensor:
     """
     y = labels.detach().cpu() if isinstance(labels, Tensor) else torch.as_tensor(np.asarray(labels))
     if y.dim() != 1 or y.numel() == 0 or y.is_floating_point() or y.dtype == torch.bool:
-        raise ConfigError(f"balanced_subset needs a non-empty 1-D vector of integer labels, got "
-                          f"dtype {y.dtype} and shape {tuple(y.shape)}")
+        raise ConfigError(
+            f"balanced_subset needs a non-empty 1-D vector of integer labels, got "
+            f"dtype {y.dtype} and shape {tuple(y.shape)}"
+        )
     y = y.long()
     classes = torch.unique(y)
     k = int(classes.numel())
     if isinstance(n, bool) or not isinstance(n, int) or n < k or n % k:
-        raise ConfigError(f"the labelled subset size must be a positive multiple of the number of classes ({k}) "
-                          f"so that every class gets n/{k} examples; got {n!r}")
+        raise ConfigError(
+            f"the labelled subset size must be a positive multiple of the number of classes ({k}) "
+            f"so that every class gets n/{k} examples; got {n!r}"
+        )
     per = n // k
     g = torch.Generator().manual_seed(int(seed))
     out = []
@@ -56,8 +60,10 @@ def limit_order(n: int, labels: Any | None = None, seed: int = LIMIT_SEED) -> Te
     y = labels.detach().cpu().long() if isinstance(labels, Tensor) else torch.as_tensor(np.asarray(labels)).long()
     if y.numel() != n:
         raise ValueError(f"limit_order: {y.numel()} labels for {n} samples")
-    per_class = [idx[torch.randperm(idx.numel(), generator=g)] for idx in
-                 (torch.nonzero(y == c).flatten() for c in torch.unique(y).tolist())]
+    per_class = [
+        idx[torch.randperm(idx.numel(), generator=g)]
+        for idx in (torch.nonzero(y == c).flatten() for c in torch.unique(y).tolist())
+    ]
     longest = max((len(c) for c in per_class), default=0)
     # Round r takes the r-th example of every class that still has one.
     rounds = [torch.stack([c[r] for c in per_class if r < len(c)]) for r in range(longest)]

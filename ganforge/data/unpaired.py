@@ -9,8 +9,9 @@ images held out (the same images for every run, never trained on).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -38,11 +39,15 @@ class UnpairedDataset:
 
     def __post_init__(self) -> None:
         if self.a.kind != "image" or self.b.kind != "image":
-            raise ConfigError("data 'unpaired' translates images: both sides must be image datasets, got "
-                              f"{self.a.kind} and {self.b.kind}.")
+            raise ConfigError(
+                "data 'unpaired' translates images: both sides must be image datasets, got "
+                f"{self.a.kind} and {self.b.kind}."
+            )
         if self.a.shape != self.b.shape:
-            raise ConfigError(f"data 'unpaired': side a gives images of shape {list(self.a.shape)} and side b "
-                              f"{list(self.b.shape)}; set data.a/b.image_size and channels so they match.")
+            raise ConfigError(
+                f"data 'unpaired': side a gives images of shape {list(self.a.shape)} and side b "
+                f"{list(self.b.shape)}; set data.a/b.image_size and channels so they match."
+            )
 
     def __len__(self) -> int:
         return max(len(self.a), len(self.b))
@@ -103,7 +108,7 @@ class UnpairedStream:
         """Images drawn from side a (as many as from side b)."""
         return self.a.drawn
 
-    def shard(self, rank: int, world: int) -> "UnpairedStream":
+    def shard(self, rank: int, world: int) -> UnpairedStream:
         """Make this rank's stream (both sides sharded like BatchStream.shard)."""
         self.a.shard(rank, world)
         self.b.shard(rank, world)

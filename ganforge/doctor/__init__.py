@@ -7,5 +7,16 @@ from .diagnose import diagnose_final, diagnose_records, diagnose_run, format_dia
 from .engine import Doctor, Period
 from .rules import HEALTHY, STATES, THRESHOLDS, Thresholds, remedies
 
-__all__ = ["Doctor", "HEALTHY", "Period", "STATES", "THRESHOLDS", "Thresholds", "diagnose_final", "diagnose_records",
-           "diagnose_run", "format_diagnosis", "remedies"]
+__all__ = [
+    "HEALTHY",
+    "STATES",
+    "THRESHOLDS",
+    "Doctor",
+    "Period",
+    "Thresholds",
+    "diagnose_final",
+    "diagnose_records",
+    "diagnose_run",
+    "format_diagnosis",
+    "remedies",
+]

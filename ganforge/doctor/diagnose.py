@@ -37,9 +37,14 @@ def _read_mapping(path: Path, parse: Any) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def diagnose_records(records: list[dict[str, Any]], total_steps: int, cfg: dict[str, Any] | None = None,
-                     status: str | None = None, error: str | None = None,
-                     thresholds: Thresholds = THRESHOLDS) -> dict[str, Any]:
+def diagnose_records(
+    records: list[dict[str, Any]],
+    total_steps: int,
+    cfg: dict[str, Any] | None = None,
+    status: str | None = None,
+    error: str | None = None,
+    thresholds: Thresholds = THRESHOLDS,
+) -> dict[str, Any]:
     """The diagnosis of a run's log: verdict, timeline of periods with evidence, remedies per state entered."""
     cfg = _safe_cfg(cfg)
     lr_g0 = cfg["optim"]["g"].get("lr")
@@ -63,8 +68,10 @@ def diagnose_records(records: list[dict[str, Any]], total_steps: int, cfg: dict[
         "steps": doc.last_step,
         "total_steps": total_steps,
         "status": status,
-        "periods": [{**p.as_dict(), "symptom_of_another": p.state in symptoms}
-                    for p in sorted(periods, key=lambda p: (p.start, p.state != verdict))],
+        "periods": [
+            {**p.as_dict(), "symptom_of_another": p.state in symptoms}
+            for p in sorted(periods, key=lambda p: (p.start, p.state != verdict))
+        ],
         "remedies": {s: remedies(s, cfg) for s in states},
         "missing": missing,
     }
@@ -75,14 +82,18 @@ def diagnose_run(run_dir: str | Path, thresholds: Thresholds = THRESHOLDS) -> di
     run = Path(run_dir)
     log = run / "metrics.jsonl"
     if not log.is_file():
-        raise GanforgeError(f"{run} is not a run folder: it has no metrics.jsonl (give the folder `ganforge train` "
-                            "wrote, e.g. runs/demo).")
+        raise GanforgeError(
+            f"{run} is not a run folder: it has no metrics.jsonl (give the folder `ganforge train` "
+            "wrote, e.g. runs/demo)."
+        )
     cfg = _read_mapping(run / "config.yaml", yaml.safe_load)
     info = _read_mapping(run / "run.json", json.loads) or {}
     records = read_records(log)
     if not records:
-        raise GanforgeError(f"{run}: metrics.jsonl has no log lines yet (the first comes at step train.log_every); "
-                            "run the doctor again once training has logged.")
+        raise GanforgeError(
+            f"{run}: metrics.jsonl has no log lines yet (the first comes at step train.log_every); "
+            "run the doctor again once training has logged."
+        )
     train = cfg.get("train") if cfg else None
     total = (train or {}).get("steps") if isinstance(train, dict) else None
     if not isinstance(total, int) or total < 1:
@@ -109,7 +120,9 @@ def _safe_cfg(cfg: dict[str, Any] | None) -> dict[str, Any]:
     return cfg
 
 
-def diagnose_final(metrics: dict[str, float], floor: dict[str, float], thresholds: Thresholds = THRESHOLDS) -> dict[str, Any]:
+def diagnose_final(
+    metrics: dict[str, float], floor: dict[str, float], thresholds: Thresholds = THRESHOLDS
+) -> dict[str, Any]:
     """A run known only by its final evaluation (thousands of samples): collapse when it misses a class the real
     test split covers, or its class histogram is more peaked than a third of the classes (KL to uniform > ln 3)."""
     why: list[str] = []
@@ -120,23 +133,35 @@ def diagnose_final(metrics: dict[str, float], floor: dict[str, float], threshold
         if k.startswith("kl_uniform_") and isinstance(v, float) and math.isfinite(v) and v > thresholds.class_kl:
             why.append(f"{k} {v:.2f} (> ln 3: under a third of the classes' entropy)")
     verdict = "collapse" if why else HEALTHY
-    return {"verdict": verdict, "title": "healthy / converging" if verdict == HEALTHY else STATES[verdict],
-            "periods": [{"state": "collapse", "title": STATES["collapse"], "start": None, "end": None,
-                         "evidence": why}] if why else [], "remedies": {}, "missing": ["the training log (not kept)"]}
+    return {
+        "verdict": verdict,
+        "title": "healthy / converging" if verdict == HEALTHY else STATES[verdict],
+        "periods": [{"state": "collapse", "title": STATES["collapse"], "start": None, "end": None, "evidence": why}]
+        if why
+        else [],
+        "remedies": {},
+        "missing": ["the training log (not kept)"],
+    }
 
 
 def format_diagnosis(d: dict[str, Any]) -> str:
     """The diagnosis as the text `ganforge doctor` prints: verdict, timeline, evidence, what to try."""
-    lines = [f"{d.get('run', '')}: {d['title'].upper()}"
-             + (f" (run {d['status']} at step {d['steps']:,} of {d['total_steps']:,})" if d.get("status") else "")]
+    lines = [
+        f"{d.get('run', '')}: {d['title'].upper()}"
+        + (f" (run {d['status']} at step {d['steps']:,} of {d['total_steps']:,})" if d.get("status") else "")
+    ]
     if not d["periods"]:
-        lines.append("  no state was entered: every signal stayed within the thresholds measured on `ganforge bench doctor`.")
+        lines.append(
+            "  no state was entered: every signal stayed within the thresholds measured on `ganforge bench doctor`."
+        )
     else:
         lines.append("timeline:")
         for p in d["periods"]:
             end = "end" if p["end"] is None else f"step {p['end']:,}"
             span = f"step {p['start']:,} - {end}" if p["start"] is not None else "final evaluation"
-            lines.append(f"  {span}: {p['title']}" + (" (a symptom, not the cause)" if p.get("symptom_of_another") else ""))
+            lines.append(
+                f"  {span}: {p['title']}" + (" (a symptom, not the cause)" if p.get("symptom_of_another") else "")
+            )
             for e in p["evidence"][:4]:
                 lines.append(f"      {e}")
     for state, rems in d.get("remedies", {}).items():

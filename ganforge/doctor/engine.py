@@ -9,10 +9,12 @@ for as long. Pure Python on the logged numbers: nothing here touches a network.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .rules import HEALTHY, SEVERITY, STATES, THRESHOLDS, Thresholds
 
@@ -44,8 +46,13 @@ class Period:
     evidence: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "title": STATES[self.state], "start": self.start, "end": self.end,
-                "evidence": self.evidence}
+        return {
+            "state": self.state,
+            "title": STATES[self.state],
+            "start": self.start,
+            "end": self.end,
+            "evidence": self.evidence,
+        }
 
 
 @dataclass
@@ -88,7 +95,8 @@ class Doctor:
             ("collapse_eval", "collapse", self._collapse_eval, n, th.persist),
             ("collapse_low", "collapse", self._collapse_low, n, th.collapse_persist),
             ("d_wins", "d_wins", self._d_wins, n, th.d_wins_persist),
-            ("no_learning", "no_learning", self._no_learning, n, th.persist)]
+            ("no_learning", "no_learning", self._no_learning, n, th.persist),
+        ]
         self.tracks = {d[0]: _Track() for d in self._detectors}
         self.periods: list[Period] = []
         self.grads: dict[str, list[float]] = {k: [] for k in GRAD_KEYS}
@@ -154,8 +162,11 @@ class Doctor:
             return None
         # Only while G moves: a G frozen at its first, uniform output is not learning at all (no_learning).
         moving = self._change is not None and self._change >= self.th.still
-        return Observation(r < self.th.diversity_ratio and moving, f"fixed-noise diversity {r:.2f} of the real data's "
-                           f"(< {self.th.diversity_ratio}), held for at least {self.th.collapse_persist:.0%} of the run")
+        return Observation(
+            r < self.th.diversity_ratio and moving,
+            f"fixed-noise diversity {r:.2f} of the real data's "
+            f"(< {self.th.diversity_ratio}), held for at least {self.th.collapse_persist:.0%} of the run",
+        )
 
     def _collapse_eval(self, rec: dict[str, Any], step: int) -> Observation | None:
         # In-training evaluation: the class histogram of many samples (its own run of observations: evaluations
@@ -182,8 +193,11 @@ class Doctor:
             vanished = f" ({share:.1e} of its peak: vanished)"
             if alarm:
                 self.g_vanished = True
-        return Observation(alarm, f"D right on {a_r:.1%} of real and {a_f:.1%} of fake samples (>= {self.th.d_acc:.0%})"
-                           + (f", G's gradient norm {g:.3g}{vanished}" if g is not None else ""))
+        return Observation(
+            alarm,
+            f"D right on {a_r:.1%} of real and {a_f:.1%} of fake samples (>= {self.th.d_acc:.0%})"
+            + (f", G's gradient norm {g:.3g}{vanished}" if g is not None else ""),
+        )
 
     def _g_share(self) -> float | None:
         """G's gradient norm now (median of the last RECENT log lines) as a share of its peak such median."""
@@ -205,12 +219,15 @@ class Doctor:
         best = min(self.fds, key=lambda x: x[1]) if self.fds else None
         self.fds.append((step, fd))
         n = self.th.fd_rises
-        last = self.fds[-(n + 1):]
-        rising = len(last) == n + 1 and all(b[1] >= a[1] * self.th.fd_rise for a, b in zip(last, last[1:]))
+        last = self.fds[-(n + 1) :]
+        rising = len(last) == n + 1 and all(b[1] >= a[1] * self.th.fd_rise for a, b in itertools.pairwise(last))
         self._fd_best = best
-        return Observation(rising, f"FD rose {n} evaluations in a row, {last[0][1]:.1f} at step {last[0][0]} to {fd:.1f}"
-                           if rising else f"FD {fd:.1f}")
-
+        return Observation(
+            rising,
+            f"FD rose {n} evaluations in a row, {last[0][1]:.1f} at step {last[0][0]} to {fd:.1f}"
+            if rising
+            else f"FD {fd:.1f}",
+        )
 
     def _fd_jump(self, rec: dict[str, Any], step: int) -> Observation | None:
         # Runs after _fd_rise, which recorded this evaluation's FD and the best before it.
@@ -219,20 +236,25 @@ class Doctor:
         fd, best = self.fds[-1][1], self._fd_best
         if best is None:
             return Observation(False, f"FD {fd:.1f}")
-        return Observation(fd >= self.th.fd_jump * best[1],
-                           f"FD {fd:.1f}, {fd / best[1]:.1f}x its best ({best[1]:.1f} at step {best[0]})")
+        return Observation(
+            fd >= self.th.fd_jump * best[1],
+            f"FD {fd:.1f}, {fd / best[1]:.1f}x its best ({best[1]:.1f} at step {best[0]})",
+        )
 
     def _late_change(self, rec: dict[str, Any], step: int) -> Observation | None:
         ch = _ratio(_num(rec, "signals/sample_change"), _num(rec, "signals/real_diversity"))
         if ch is not None and step >= 0.5 * self.total:
-            return Observation(ch > self.th.late_change, f"fixed-noise samples still moving {ch:.2f} of the real "
-                               f"data's diversity between grids after half the run (> {self.th.late_change})")
+            return Observation(
+                ch > self.th.late_change,
+                f"fixed-noise samples still moving {ch:.2f} of the real "
+                f"data's diversity between grids after half the run (> {self.th.late_change})",
+            )
         return None
 
     def _nonfinite(self, rec: dict[str, Any], step: int) -> Observation | None:
-        bad = [k for k in GRAD_KEYS + ("d_loss", "g_loss") if k in rec and rec[k] is None]
+        bad = [k for k in (*GRAD_KEYS, "d_loss", "g_loss") if k in rec and rec[k] is None]
         bad += [k for k, v in rec.items() if isinstance(v, float) and not math.isfinite(v)]
-        if not bad and not any(k in rec for k in GRAD_KEYS + ("d_loss",)):
+        if not bad and not any(k in rec for k in (*GRAD_KEYS, "d_loss")):
             return None
         return Observation(bool(bad), f"non-finite {', '.join(sorted(set(bad)))}")
 
@@ -253,8 +275,10 @@ class Doctor:
                 before = statistics.median(hist[:-RECENT])
                 now = statistics.median(hist[-RECENT:])
                 if before > 0 and now >= self.th.grad_spike * before:
-                    why.append(f"{k} grew {now / before:.0f}x ({before:.3g} -> {now:.3g}, median of the last "
-                               f"{RECENT} log lines against all since warm-up)")
+                    why.append(
+                        f"{k} grew {now / before:.0f}x ({before:.3g} -> {now:.3g}, median of the last "
+                        f"{RECENT} log lines against all since warm-up)"
+                    )
         return Observation(bool(why), "; ".join(why)) if seen else None
 
     def _no_learning(self, rec: dict[str, Any], step: int) -> Observation | None:
@@ -270,9 +294,11 @@ class Doctor:
         share = self._g_share()
         if share is not None and share < self.th.g_vanish:  # say so now: the live line comes before D's verdict
             vanished = f"; G's gradient has vanished ({share:.1e} of its peak): D may be winning"
-        return Observation(ch < self.th.still, f"fixed-noise samples moved {ch:.4f} of the real data's diversity "
-                           f"between grids (< {self.th.still}){vanished}")
-
+        return Observation(
+            ch < self.th.still,
+            f"fixed-noise samples moved {ch:.4f} of the real data's diversity "
+            f"between grids (< {self.th.still}){vanished}",
+        )
 
     # ------------------------------------------------------------------ feeding
 
@@ -333,8 +359,10 @@ class Doctor:
             for k in GROWTH_KEYS:  # the precursor, below its line or not, is the evidence of what came before
                 h = self.grads[k]
                 if len(h) >= 2 * RECENT and statistics.median(h[:-RECENT]) > 0:
-                    grew.append(f"{k} {statistics.median(h[-RECENT:]) / statistics.median(h[:-RECENT]):.0f}x its "
-                                "level since warm-up in the last 4 log lines")
+                    grew.append(
+                        f"{k} {statistics.median(h[-RECENT:]) / statistics.median(h[:-RECENT]):.0f}x its "
+                        "level since warm-up in the last 4 log lines"
+                    )
             if grew:
                 stopped += "; before it, " + ", ".join(grew)
             held = [self.tracks[n].period for n in ("nonfinite", "grad_growth") if self.tracks[n].period is not None]

@@ -85,6 +85,7 @@ def _fmt(v: float) -> str:
 def remedies(state: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     """The literature's remedies for `state` as recipe overrides for the run's config (a dict): each a dict of
     `overrides` (a list), `override` (the same, as one shell-quoted string) and `why` (the paper)."""
+
     def get(*keys: str, default: Any = None) -> Any:  # a hand-edited config may hold anything anywhere
         node: Any = cfg
         for k in keys:
@@ -114,21 +115,31 @@ def remedies(state: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
 
     if state == "collapse":
         if d_name == "dcgan":
-            add("model.discriminator.args.mbstd_group=4", "minibatch stddev lets D see a batch's variety "
-                "(Karras et al. 2018, Sec. 3; Salimans et al. 2016's minibatch discrimination is the same idea)")
+            add(
+                "model.discriminator.args.mbstd_group=4",
+                "minibatch stddev lets D see a batch's variety "
+                "(Karras et al. 2018, Sec. 3; Salimans et al. 2016's minibatch discrimination is the same idea)",
+            )
         if standard:
-            add("game.args.pack=2", "PacGAN: D judges packs of samples, so a collapsed G is easy to spot (Lin et al. 2018)")
+            add(
+                "game.args.pack=2",
+                "PacGAN: D judges packs of samples, so a collapsed G is easy to spot (Lin et al. 2018)",
+            )
             add("game={name: unrolled, args: {unroll: 5}}", "unrolled D: G anticipates D's response (Metz et al. 2017)")
         add(f"optim.g.lr={_fmt(lr_g / 2)}", "a slower G chases D's current weak spot less (TTUR, Heusel et al. 2017)")
     elif state == "d_wins":
         if loss == "minimax":
-            add("loss=non_saturating", "the saturating G loss has vanishing gradients when D is sure "
-                "(Goodfellow et al. 2014, Sec. 3)")
+            add(
+                "loss=non_saturating",
+                "the saturating G loss has vanishing gradients when D is sure (Goodfellow et al. 2014, Sec. 3)",
+            )
         if not model.get("spectral_norm") or model.get("spectral_norm") in ("none", False):
             add("model.spectral_norm=d", "spectral norm bounds D's Lipschitz constant (Miyato et al. 2018)")
         add("regularizers=[{name: r1, weight: 1.0}]", "R1 flattens D around the data (Mescheder et al. 2018)" + replace)
-        add(f"regularizers=[{{name: instance_noise, args: {{std: 0.1, anneal_steps: {steps // 2}}}}}]",
-            "instance noise makes real and fake overlap (Sonderby et al. 2017; Arjovsky & Bottou 2017)" + replace)
+        add(
+            f"regularizers=[{{name: instance_noise, args: {{std: 0.1, anneal_steps: {steps // 2}}}}}]",
+            "instance noise makes real and fake overlap (Sonderby et al. 2017; Arjovsky & Bottou 2017)" + replace,
+        )
         if n_critic > 1:
             add("game.n_critic=1", "fewer D steps per G step")
         if lr_d > lr_g:
@@ -138,15 +149,19 @@ def remedies(state: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
         add([f"optim.g.lr={_fmt(lr_g / 4)}", f"optim.d.lr={_fmt(lr_g)}"], "TTUR: D faster than G (Heusel et al. 2017)")
         if not ema_on:
             add("train.ema.enabled=true", "EMA of G averages out the oscillation (Yazici et al. 2019)")
-        add(["optim.g.name=optimistic_adam", "optim.d.name=optimistic_adam"],
-            "optimistic Adam damps the rotation of simultaneous gradient play (Daskalakis et al. 2018)")
+        add(
+            ["optim.g.name=optimistic_adam", "optim.d.name=optimistic_adam"],
+            "optimistic Adam damps the rotation of simultaneous gradient play (Daskalakis et al. 2018)",
+        )
         if standard:
             add("game.name=extragradient", "extragradient steps (Gidel et al. 2019)")
     elif state == "unstable":
         add([f"optim.g.lr={_fmt(lr_g / 10)}", f"optim.d.lr={_fmt(lr_d / 10)}"], "smaller steps")
         if loss == "wasserstein" and not has_regs:
-            add("regularizers=[{name: gradient_penalty, weight: 10.0}]",
-                "the Wasserstein loss is unbounded without a Lipschitz constraint (Gulrajani et al. 2017)")
+            add(
+                "regularizers=[{name: gradient_penalty, weight: 10.0}]",
+                "the Wasserstein loss is unbounded without a Lipschitz constraint (Gulrajani et al. 2017)",
+            )
         add("model.spectral_norm=d", "spectral norm bounds D (Miyato et al. 2018)")
         add("train.precision=fp32", "rules out fp16 overflow")
     elif state == "no_learning":

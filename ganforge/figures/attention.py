@@ -39,7 +39,9 @@ def attention_map_figure(
     """
     attns = [m for m in G.modules() if isinstance(m, SelfAttention)]
     if not attns:
-        raise ConfigError("attention_map_figure needs a generator with a self-attention block (e.g. model args attention: 16)")
+        raise ConfigError(
+            "attention_map_figure needs a generator with a self-attention block (e.g. model args attention: 16)"
+        )
     if not 0 <= layer < len(attns):
         raise ConfigError(f"layer must be in [0, {len(attns) - 1}] ({len(attns)} self-attention blocks), got {layer}")
     module = attns[layer]
@@ -56,7 +58,7 @@ def attention_map_figure(
 
     img = as_nchw(images[:1])[0]  # (C, H, W) in [0, 1]
     _, height, width = img.shape
-    side = int(round(attn.shape[-1] ** 0.5))
+    side = round(attn.shape[-1] ** 0.5)
     queries = [tuple(query)] if query is not None else _default_queries(min(height, width))
     for r, c in queries:
         if not (0 <= r < height and 0 <= c < width):

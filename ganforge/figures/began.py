@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..plots import curve_points, moving_average, new_figure, save_figure
 
@@ -26,8 +26,15 @@ def plot_convergence(records: Sequence[dict], path: str | Path, smooth: int = 0)
             ax.plot(steps, values, color=color, alpha=0.25, linewidth=1.0)
             ax.plot(steps, moving_average(values, smooth), color=color, linewidth=1.8, label=label)
         else:
-            ax.plot(steps, values, color=color, linewidth=1.6, marker="o" if len(steps) <= 30 else None,
-                    markersize=3.5, label=label)
+            ax.plot(
+                steps,
+                values,
+                color=color,
+                linewidth=1.6,
+                marker="o" if len(steps) <= 30 else None,
+                markersize=3.5,
+                label=label,
+            )
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.25)
     if curve_points(records, "k")[0]:
@@ -38,8 +45,9 @@ def plot_convergence(records: Sequence[dict], path: str | Path, smooth: int = 0)
     return save_figure(fig, path)
 
 
-def plot_convergence_against_fd(records: Sequence[dict], path: str | Path, fd_key: str, smooth: int = 10,
-                                title: str = "") -> Path:
+def plot_convergence_against_fd(
+    records: Sequence[dict], path: str | Path, fd_key: str, smooth: int = 10, title: str = ""
+) -> Path:
     """M_global (smoothed) and the in-training FD against step on two axes: does the convergence measure fall
     while sample quality improves (Berthelot et al. 2017, Sec. 3.4.1 and Fig. 3)?"""
     fig = new_figure(7.5, 3.8)
@@ -47,8 +55,13 @@ def plot_convergence_against_fd(records: Sequence[dict], path: str | Path, fd_ke
     steps, values = curve_points(records, "m_global")
     if steps:
         ax.plot(steps, values, color="C0", alpha=0.2, linewidth=1.0)
-        ax.plot(steps, moving_average(values, smooth) if len(values) > smooth > 1 else values, color="C0",
-                linewidth=1.8, label="M_global")
+        ax.plot(
+            steps,
+            moving_average(values, smooth) if len(values) > smooth > 1 else values,
+            color="C0",
+            linewidth=1.8,
+            label="M_global",
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("M_global (lower is better)", color="C0")
     ax.grid(True, alpha=0.25)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..plots import curve_points, new_figure, save_figure
 
@@ -18,7 +18,7 @@ def phase_label(resolution: float, alpha: float) -> str | None:
     """'16x16 fade-in' or '16x16 stable' for a log line wholly inside one resolution; None when it spans a change."""
     if resolution < 4 or not math.isclose(math.log2(resolution), round(math.log2(resolution)), abs_tol=1e-9):
         return None
-    r = int(round(resolution))
+    r = round(resolution)
     return f"{r}x{r} " + ("fade-in" if alpha < 1.0 else "stable")
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -34,17 +35,24 @@ class ACGANGame(StandardGame):
             raise ConfigError("the acgan game needs a class-conditional model: set model.conditional: true")
         forward_aux = getattr(D, "forward_aux", None)
         if forward_aux is None:
-            raise ConfigError(f"the acgan game needs a discriminator with an auxiliary classifier "
-                              f"(e.g. dcgan with args.cond: acgan); {type(D).__name__} has none")
+            raise ConfigError(
+                f"the acgan game needs a discriminator with an auxiliary classifier "
+                f"(e.g. dcgan with args.cond: acgan); {type(D).__name__} has none"
+            )
         return forward_aux(x)
 
-    def aux_d_loss(self, real_aux: Tensor, fake_aux: Tensor, y: Tensor | None, z: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+    def aux_d_loss(
+        self, real_aux: Tensor, fake_aux: Tensor, y: Tensor | None, z: Tensor | None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         assert y is not None
         ce_real = F.cross_entropy(real_aux.float(), y)
         ce_fake = F.cross_entropy(fake_aux.float(), y)
         acc = (real_aux.argmax(1) == y).float().mean()
-        return self.aux_weight * (ce_real + ce_fake), {"aux_ce_real": ce_real.detach(), "aux_ce_fake": ce_fake.detach(),
-                                                       "aux_acc_real": acc.detach()}
+        return self.aux_weight * (ce_real + ce_fake), {
+            "aux_ce_real": ce_real.detach(),
+            "aux_ce_fake": ce_fake.detach(),
+            "aux_acc_real": acc.detach(),
+        }
 
     def aux_g_loss(self, fake_aux: Tensor, y: Tensor | None, z: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
         assert y is not None

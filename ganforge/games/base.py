@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -125,7 +126,9 @@ class Game:
     # Why this game cannot train on several processes (None: it can); the trainer refuses with it.
     distributed_refusal: ClassVar[str | None] = None
     # Why this game cannot augment D's inputs (None: it can); a recipe's `augment:` other than off is refused with it.
-    augment_refusal: ClassVar[str | None] = "it has its own step, which does not pass D's inputs through an augmentation"
+    augment_refusal: ClassVar[str | None] = (
+        "it has its own step, which does not pass D's inputs through an augmentation"
+    )
 
     def __init__(self, args: GameArgs) -> None:
         self.args = args
@@ -133,8 +136,10 @@ class Game:
         self.n_critic = args.n_critic
         self.augment: Augmentation = args.augment or Identity()
         if self.augment.active and self.augment_refusal is not None:
-            raise ConfigError(f"game {self.name} cannot use augment: {self.augment.name} because {self.augment_refusal}; "
-                              f"use augment: {{name: off}} with it, or a game built on the standard step.")
+            raise ConfigError(
+                f"game {self.name} cannot use augment: {self.augment.name} because {self.augment_refusal}; "
+                f"use augment: {{name: off}} with it, or a game built on the standard step."
+            )
 
     # ------------------------------------------------------------------ declarations the trainer reads
 
@@ -157,7 +162,11 @@ class Game:
     def own_args(cls) -> list[str]:
         """The game's own game.args names: its constructor's keyword parameters after `args`."""
         params = list(inspect.signature(cls.__init__).parameters.values())[2:]
-        return [p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+        return [
+            p.name
+            for p in params
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        ]
 
     def check(self, latent: LatentSpace, dataset: Any) -> None:
         """Refuse, before anything trains, a latent space or dataset this game cannot use (ConfigError); default: accept all."""

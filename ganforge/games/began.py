@@ -45,10 +45,14 @@ class BEGANGame(Game):
 
     def __init__(self, args: GameArgs, gamma: float = 0.5, lambda_k: float = 0.001, k0: float = 0.0) -> None:
         if args.n_critic != 1:
-            raise ConfigError(f"the began game updates D and G once each per step; use n_critic: 1 (got {args.n_critic})")
+            raise ConfigError(
+                f"the began game updates D and G once each per step; use n_critic: 1 (got {args.n_critic})"
+            )
         if list(args.regularizers):
-            raise ConfigError("the began game takes no regularizers: its auto-encoder discriminator outputs "
-                              "reconstructions, not logits (remove the recipe's regularizers:)")
+            raise ConfigError(
+                "the began game takes no regularizers: its auto-encoder discriminator outputs "
+                "reconstructions, not logits (remove the recipe's regularizers:)"
+            )
         super().__init__(args)  # args.objective is unused: BEGAN's objective is its own
         self.gamma = _check_range("gamma", gamma, 0.0, 1.0, lo_open=True)
         self.lambda_k = _check_range("lambda_k", lambda_k, 0.0, math.inf)

@@ -30,22 +30,40 @@ class CycleGame(Game):
     Mao et al.'s 1/2); its D loss, 1/2 of the two squared errors, is already the paper's halved D objective.
     """
 
-    networks = (Network("G_ab", "translator", "g"), Network("G_ba", "translator", "g"),
-                Network("D_a", "discriminator", "d"), Network("D_b", "discriminator", "d"))
+    networks = (
+        Network("G_ab", "translator", "g"),
+        Network("G_ba", "translator", "g"),
+        Network("D_a", "discriminator", "d"),
+        Network("D_b", "discriminator", "d"),
+    )
     generator = None
     data = "unpaired"
     options = ()  # none of the standard step's game.args (pack, g_adversarial)
 
-    def __init__(self, args: GameArgs, cycle_weight: float = 10.0, identity: float = 0.5, pool_size: int = 50,
-                 adversarial_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        args: GameArgs,
+        cycle_weight: float = 10.0,
+        identity: float = 0.5,
+        pool_size: int = 50,
+        adversarial_weight: float = 1.0,
+    ) -> None:
         if args.n_critic != 1:
-            raise ConfigError(f"the cycle game updates the translators and the discriminators once each per step; "
-                              f"use n_critic: 1 (got {args.n_critic})")
+            raise ConfigError(
+                f"the cycle game updates the translators and the discriminators once each per step; "
+                f"use n_critic: 1 (got {args.n_critic})"
+            )
         if list(args.regularizers):
-            raise ConfigError("the cycle game takes no regularizers: its generators' extra terms are its own "
-                              "(game.args cycle_weight, identity)")
+            raise ConfigError(
+                "the cycle game takes no regularizers: its generators' extra terms are its own "
+                "(game.args cycle_weight, identity)"
+            )
         super().__init__(args)
-        for name, v in (("cycle_weight", cycle_weight), ("identity", identity), ("adversarial_weight", adversarial_weight)):
+        for name, v in (
+            ("cycle_weight", cycle_weight),
+            ("identity", identity),
+            ("adversarial_weight", adversarial_weight),
+        ):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise ConfigError(f"cycle game: {name} must be a finite number >= 0, got {v!r}")
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or not 0 <= pool_size <= 100_000:
@@ -95,8 +113,14 @@ class CycleGame(Game):
             d_b = obj.d_loss(D_b(b), D_b(pool_b))
         ctx.step_d(d_a + d_b)
 
-        stats = {"d_loss": (d_a + d_b).detach(), "g_loss": loss.detach(), "g_ab": adv_ab.detach(),
-                 "g_ba": adv_ba.detach(), "d_a": d_a.detach(), "d_b": d_b.detach()}
+        stats = {
+            "d_loss": (d_a + d_b).detach(),
+            "g_loss": loss.detach(),
+            "g_ab": adv_ab.detach(),
+            "g_ba": adv_ba.detach(),
+            "d_a": d_a.detach(),
+            "d_b": d_b.detach(),
+        }
         # cycle_aba = |G_ba(G_ab(a)) - a|, identity_ba = |G_ba(a) - a|, and the same from b.
         for k, v in (("cycle_aba", cyc_a), ("cycle_bab", cyc_b), ("identity_ba", idt_a), ("identity_ab", idt_b)):
             if v is not None:

@@ -28,7 +28,9 @@ class ExtragradientGame(StandardGame):
             raise ConfigError("the extragradient game updates both players simultaneously; use n_critic: 1")
         regs = args.regularizers
         if any(r.lazy for r in regs) or any(r.reg.kind == "constraint" for r in regs):
-            raise ConfigError("the extragradient game supports eager penalties only (no lazy regularisers or weight clipping)")
+            raise ConfigError(
+                "the extragradient game supports eager penalties only (no lazy regularisers or weight clipping)"
+            )
         super().__init__(args)
 
     def _losses(self, ctx: StepContext) -> tuple[Tensor, Tensor, dict[str, Tensor]]:

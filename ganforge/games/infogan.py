@@ -22,7 +22,8 @@ lambda_cont (e.g. 0.1) is advisable.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,9 +37,15 @@ from .standard import StandardGame
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
-def info_loss(cat_logits: Sequence[Tensor], cat_codes: Sequence[Tensor], cont_mean: Tensor | None,
-              cont_logstd: Tensor | None, cont_codes: Tensor | None, lambda_cat: float = 1.0,
-              lambda_cont: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+def info_loss(
+    cat_logits: Sequence[Tensor],
+    cat_codes: Sequence[Tensor],
+    cont_mean: Tensor | None,
+    cont_logstd: Tensor | None,
+    cont_codes: Tensor | None,
+    lambda_cat: float = 1.0,
+    lambda_cont: float = 1.0,
+) -> tuple[Tensor, dict[str, Tensor]]:
     """lambda_cat * sum_i CE(Q(c_i | x), c_i) + lambda_cont * Gaussian NLL of the continuous codes (Chen et al. 2016, Eq. 4-5).
 
     This is -L_I(G, Q) + H(c) per term: the variational bound without its constant
@@ -67,7 +74,9 @@ def info_loss(cat_logits: Sequence[Tensor], cat_codes: Sequence[Tensor], cont_me
     if cont_mean is not None and cont_codes is not None:
         mean, codes = cont_mean.float(), cont_codes.float()
         if mean.shape != codes.shape:
-            raise ConfigError(f"info_loss: Q's continuous means {tuple(mean.shape)} and codes {tuple(codes.shape)} differ")
+            raise ConfigError(
+                f"info_loss: Q's continuous means {tuple(mean.shape)} and codes {tuple(codes.shape)} differ"
+            )
         if cont_logstd is None:
             nll = 0.5 * (codes - mean).pow(2) + HALF_LOG_2PI
         else:
@@ -109,8 +118,10 @@ class InfoGANGame(StandardGame):
     def check_latent(latent_space: Any) -> None:
         """Refuse a latent space without InfoGAN codes (ConfigError)."""
         if latent_space is None or not latent_space.has_codes:
-            raise ConfigError("game infogan needs latent codes: set model.latent.categorical (e.g. [10]) and/or "
-                              "model.latent.continuous (e.g. 2).")
+            raise ConfigError(
+                "game infogan needs latent codes: set model.latent.categorical (e.g. [10]) and/or "
+                "model.latent.continuous (e.g. 2)."
+            )
 
     def check(self, latent: LatentSpace, dataset: Any) -> None:
         """Refuse a latent space without codes before training."""
@@ -123,12 +134,16 @@ class InfoGANGame(StandardGame):
         ls = ctx.latent_space
         self.check_latent(ls)
         if not callable(getattr(ctx.D, "forward_q", None)):
-            raise ConfigError(f"game infogan needs a discriminator with a Q head (forward_q), e.g. discriminator: "
-                              f"{{name: infogan}}; {type(ctx.D).__name__} has none.")
+            raise ConfigError(
+                f"game infogan needs a discriminator with a Q head (forward_q), e.g. discriminator: "
+                f"{{name: infogan}}; {type(ctx.D).__name__} has none."
+            )
         d_cat, d_cont = list(getattr(ctx.D, "categorical", [])), int(getattr(ctx.D, "continuous", 0))
         if d_cat != ls.categorical or d_cont != ls.continuous:
-            raise ConfigError(f"the discriminator's Q head predicts categorical={d_cat}, continuous={d_cont} but the "
-                              f"latent space has categorical={ls.categorical}, continuous={ls.continuous}.")
+            raise ConfigError(
+                f"the discriminator's Q head predicts categorical={d_cat}, continuous={d_cont} but the "
+                f"latent space has categorical={ls.categorical}, continuous={ls.continuous}."
+            )
         self.space = ls
         self._checked = True
 
@@ -143,10 +158,13 @@ class InfoGANGame(StandardGame):
         """lambda L_I for G's input z and Q's outputs on G(z) (the codes are read back from z)."""
         _, cats, cont = self.space.split(z)
         cat_logits, mean, logstd = q
-        return info_loss(cat_logits, cats, mean, None if self.fix_std else logstd, cont,
-                         self.lambda_cat, self.lambda_cont)
+        return info_loss(
+            cat_logits, cats, mean, None if self.fix_std else logstd, cont, self.lambda_cat, self.lambda_cont
+        )
 
-    def aux_d_loss(self, real_aux: Any, fake_aux: Any, y: Tensor | None, z: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+    def aux_d_loss(
+        self, real_aux: Any, fake_aux: Any, y: Tensor | None, z: Tensor | None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """lambda L_I on the (detached) fakes: trains Q's head and D's shared trunk."""
         assert z is not None
         return self.info(z, fake_aux)

@@ -12,9 +12,11 @@ state, so a run resumed mid-fade continues the same alpha.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -57,12 +59,18 @@ def _per_resolution(value: int | Sequence[int], n: int, what: str) -> list[int]:
 class Schedule:
     """The phases of a progressive run, from the recipe's resolutions, images per phase and batch sizes."""
 
-    def __init__(self, resolutions: Sequence[int], fade_images: int | Sequence[int], stabilize_images: int | Sequence[int],
-                 batch_sizes: int | Sequence[int], images_per_sample: int = 1) -> None:
+    def __init__(
+        self,
+        resolutions: Sequence[int],
+        fade_images: int | Sequence[int],
+        stabilize_images: int | Sequence[int],
+        batch_sizes: int | Sequence[int],
+        images_per_sample: int = 1,
+    ) -> None:
         res = list(resolutions)
         if not res or not all(isinstance(r, int) and r >= 4 and not r & (r - 1) for r in res):
             raise ConfigError(f"progressive schedule: resolutions must be powers of two >= 4, got {resolutions!r}")
-        if any(b != 2 * a for a, b in zip(res, res[1:])):
+        if any(b != 2 * a for a, b in itertools.pairwise(res)):
             raise ConfigError(f"progressive schedule: each resolution must double the previous one, got {res}")
         fades = _per_resolution(fade_images, len(res) - 1, "fade_images") if len(res) > 1 else []
         stabs = _per_resolution(stabilize_images, len(res), "stabilize_images")
@@ -85,7 +93,8 @@ class Schedule:
                     raise ConfigError(
                         f"progressive schedule: the {r}x{r} {'fade-in' if fading else 'stabilise'} phase of {length} "
                         f"images is not a whole number of steps of {per_step} images (batch {batches[i]} x "
-                        f"{images_per_sample} per sample); use {lo or hi} or {hi}, so that phases change at exact counts")
+                        f"{images_per_sample} per sample); use {lo or hi} or {hi}, so that phases change at exact counts"
+                    )
                 self.phases.append(Phase(len(self.phases), r, fading, start, length, batches[i]))
                 start += length
         if not self.phases:
@@ -114,8 +123,10 @@ def growing(net: nn.Module, name: str) -> Growth:
     """The growing network behind `net` (through torch.compile's wrapper); ConfigError for a fixed-size family."""
     base = getattr(net, "_orig_mod", net)
     if not isinstance(base, Growth):
-        raise ConfigError(f"the progressive game grows its networks, but {name} is a {type(base).__name__}; "
-                          f"use model.generator / model.discriminator name: progan")
+        raise ConfigError(
+            f"the progressive game grows its networks, but {name} is a {type(base).__name__}; "
+            f"use model.generator / model.discriminator name: progan"
+        )
     return base
 
 
@@ -144,8 +155,14 @@ class ProgressiveGame(StandardGame):
 
     supports_conditional = False  # the progan networks are unconditional
 
-    def __init__(self, args: GameArgs, resolutions: list[int] | None = None, fade_images: int | list[int] = 800_000,
-                 stabilize_images: int | list[int] = 800_000, batch_sizes: int | list[int] | None = None) -> None:
+    def __init__(
+        self,
+        args: GameArgs,
+        resolutions: list[int] | None = None,
+        fade_images: int | list[int] = 800_000,
+        stabilize_images: int | list[int] = 800_000,
+        batch_sizes: int | list[int] | None = None,
+    ) -> None:
         super().__init__(args)
         self.resolutions, self.fade_images, self.stabilize_images = resolutions, fade_images, stabilize_images
         self.batch_sizes = batch_sizes
@@ -160,7 +177,11 @@ class ProgressiveGame(StandardGame):
         return Schedule(resolutions, self.fade_images, self.stabilize_images, batches, self.n_critic * self.pack_m)
 
     def _resolutions(self, size: int) -> list[int]:
-        return list(self.resolutions) if self.resolutions is not None else [2**k for k in range(2, int(math.log2(size)) + 1)]
+        return (
+            list(self.resolutions)
+            if self.resolutions is not None
+            else [2**k for k in range(2, int(math.log2(size)) + 1)]
+        )
 
     def check(self, latent: LatentSpace, dataset: Any) -> None:
         """The data must be square power-of-two images whose size is the schedule's last resolution."""
@@ -170,8 +191,10 @@ class ProgressiveGame(StandardGame):
             raise ConfigError(f"the progressive game needs square power-of-two images (data.image_size), got {shape}")
         res = self._resolutions(shape[1])
         if res[-1] != shape[1]:
-            raise ConfigError(f"progressive schedule: the last resolution ({res[-1]}) must be the data size ({shape[1]}); "
-                              f"resolutions were {res}")
+            raise ConfigError(
+                f"progressive schedule: the last resolution ({res[-1]}) must be the data size ({shape[1]}); "
+                f"resolutions were {res}"
+            )
         self.size = shape[1]
 
     def schedule_for(self, batch_size: int) -> Schedule:
@@ -228,16 +251,21 @@ class ProgressiveGame(StandardGame):
         sched = self.schedule_for(ctx.batch_size * world)  # the recipe's batch sizes are global
         self.phase = p = sched.at(self.images)
         if p.batch_size % world:
-            raise ConfigError(f"phase {p.name} has a batch of {p.batch_size}, which cannot be split evenly across "
-                              f"{world} processes; give game.args.batch_sizes that are multiples of {world}.")
+            raise ConfigError(
+                f"phase {p.name} has a batch of {p.batch_size}, which cannot be split evenly across "
+                f"{world} processes; give game.args.batch_sizes that are multiples of {world}."
+            )
         fade = (self.images - p.start, p.length) if p.fading else (0, 0)
         for name in ("G", "D"):
             growing(ctx.nets[name], name).set_phase(p.level, *fade)
         alpha = self.alpha
         out = super().step(_PhaseContext(ctx, p.batch_size // world))  # type: ignore[arg-type]
         self.images += p.batch_size * self.n_critic * self.pack_m
-        out.update(resolution=torch.tensor(float(p.resolution)), alpha=torch.tensor(alpha),
-                   kimg=torch.tensor(self.images / 1000.0))
+        out.update(
+            resolution=torch.tensor(float(p.resolution)),
+            alpha=torch.tensor(alpha),
+            kimg=torch.tensor(self.images / 1000.0),
+        )
         return out
 
     def state_dict(self) -> dict[str, Any]:

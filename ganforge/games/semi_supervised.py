@@ -39,18 +39,30 @@ class SemiSupervisedGame(StandardGame):
     supports_conditional = False
     pack_refusal = "D classifies single samples."
 
-    def __init__(self, args: GameArgs, labelled: int = 100, supervised_weight: float = 1.0,
-                 init_examples: int = 500, average: float = 0.999) -> None:
+    def __init__(
+        self,
+        args: GameArgs,
+        labelled: int = 100,
+        supervised_weight: float = 1.0,
+        init_examples: int = 500,
+        average: float = 0.999,
+    ) -> None:
         super().__init__(args)
         if not 0.0 <= float(average) < 1.0:
-            raise ConfigError(f"game semi_supervised: average (the decay of the running average of D's weights used "
-                              f"for testing; 0 = none) must be in [0, 1), got {average!r}")
+            raise ConfigError(
+                f"game semi_supervised: average (the decay of the running average of D's weights used "
+                f"for testing; 0 = none) must be in [0, 1), got {average!r}"
+            )
         if isinstance(init_examples, bool) or not isinstance(init_examples, int) or init_examples < 0:
-            raise ConfigError(f"game semi_supervised: init_examples (real images for D's data-dependent "
-                              f"initialisation; 0 = none) must be a non-negative integer, got {init_examples!r}")
+            raise ConfigError(
+                f"game semi_supervised: init_examples (real images for D's data-dependent "
+                f"initialisation; 0 = none) must be a non-negative integer, got {init_examples!r}"
+            )
         if isinstance(labelled, bool) or not isinstance(labelled, int) or labelled < 1:
-            raise ConfigError(f"game semi_supervised: labelled (the number of labelled training examples) must be a "
-                              f"positive integer, got {labelled!r}")
+            raise ConfigError(
+                f"game semi_supervised: labelled (the number of labelled training examples) must be a "
+                f"positive integer, got {labelled!r}"
+            )
         if supervised_weight < 0:
             raise ConfigError(f"game semi_supervised: supervised_weight must be >= 0, got {supervised_weight}")
         self.labelled = labelled  # the trainer reads this to build the labelled subset
@@ -121,15 +133,19 @@ class SemiSupervisedGame(StandardGame):
     def check_classes(self, num_classes: int) -> None:
         """Refuse fewer labelled examples than classes (ConfigError): every class needs at least one."""
         if self.labelled < num_classes:
-            raise ConfigError(f"game semi_supervised: labelled={self.labelled} is fewer than the {num_classes} classes; "
-                              f"every class needs labelled examples (the paper uses 100 for 10 classes).")
+            raise ConfigError(
+                f"game semi_supervised: labelled={self.labelled} is fewer than the {num_classes} classes; "
+                f"every class needs labelled examples (the paper uses 100 for 10 classes)."
+            )
 
     def supervised_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         """Cross-entropy of D's class logits on one labelled batch, and its accuracy."""
         classify = getattr(ctx.D, "classify", None)
         if not callable(classify):
-            raise ConfigError(f"game semi_supervised needs a discriminator with class logits (classify), e.g. "
-                              f"discriminator: {{name: ssgan}}; {type(ctx.D).__name__} has none.")
+            raise ConfigError(
+                f"game semi_supervised needs a discriminator with class logits (classify), e.g. "
+                f"discriminator: {{name: ssgan}}; {type(ctx.D).__name__} has none."
+            )
         x, y = ctx.labelled_batch()
         if y is None:
             raise ConfigError("game semi_supervised needs a labelled dataset (the batch came without labels).")
@@ -139,15 +155,18 @@ class SemiSupervisedGame(StandardGame):
             k = logits.shape[1]
             self.check_classes(k)
             if int(y.min()) < 0 or int(y.max()) >= k:
-                raise ConfigError(f"labels in [{int(y.min())}, {int(y.max())}] do not fit the discriminator's {k} "
-                                  f"classes (discriminator args: classes).")
+                raise ConfigError(
+                    f"labels in [{int(y.min())}, {int(y.max())}] do not fit the discriminator's {k} "
+                    f"classes (discriminator args: classes)."
+                )
             self._checked = True
         ce = F.cross_entropy(logits, y.long())
         acc = (logits.argmax(1) == y).float().mean()
         return ce, {"sup_ce": ce.detach(), "sup_acc": acc.detach()}
 
-    def d_loss(self, ctx: StepContext, real: Tensor, fake: Tensor, y: Tensor | None = None,
-               z: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    def d_loss(
+        self, ctx: StepContext, real: Tensor, fake: Tensor, y: Tensor | None = None, z: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """L_unsupervised (the objective on log Z(x)) plus D's penalties, plus supervised_weight * L_supervised."""
         loss, logs = super().d_loss(ctx, real, fake, y, z)
         if self.supervised_weight == 0:

@@ -11,7 +11,8 @@ every D update.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -81,8 +82,10 @@ class StandardGame(Game):
         self.constraints = [r for r in regs if r.reg.kind == "constraint"]
         self.noises = [r for r in regs if r.reg.kind == "input"]
         if not self.g_adversarial and not self.g_penalties:
-            raise ConfigError("game g_adversarial is false but no regulariser with net: g trains the generator "
-                              "(add e.g. {name: feature_matching, net: g}).")
+            raise ConfigError(
+                "game g_adversarial is false but no regulariser with net: g trains the generator "
+                "(add e.g. {name: feature_matching, net: g})."
+            )
         self.d_updates = 0  # counts D updates (lazy schedule)
         self.g_updates = 0  # counts G updates (lazy schedule, instance-noise annealing)
         self.history: dict[str, dict[str, Any]] = {"d": {}, "g": {}}  # historical-averaging state
@@ -95,8 +98,10 @@ class StandardGame(Game):
         if latent.num_classes and self.pack_m > 1:
             raise ConfigError("PacGAN packing (game.args.pack > 1) cannot be combined with model.conditional: true.")
         if self.augment.active and getattr(dataset, "kind", "images") == "points":
-            raise ConfigError(f"augment: {self.augment.name} transforms images; data {dataset.name!r} are 2-D points. "
-                              f"Use augment: {{name: off}}.")
+            raise ConfigError(
+                f"augment: {self.augment.name} transforms images; data {dataset.name!r} are 2-D points. "
+                f"Use augment: {{name: off}}."
+            )
 
     def lazy_intervals(self) -> dict[str, int]:
         """The lazy penalties' interval k per optimiser; lazy penalties of one network must share it."""
@@ -124,15 +129,19 @@ class StandardGame(Game):
             return x, None
         y = batches[0][1]
         if y is None:
-            raise ConfigError("model.conditional is true but this dataset has no labels (use data.labels: true "
-                              "for a folder of class subfolders, or a labelled dataset).")
+            raise ConfigError(
+                "model.conditional is true but this dataset has no labels (use data.labels: true "
+                "for a folder of class subfolders, or a labelled dataset)."
+            )
         return x, y
 
     def critic(self, D: Callable[..., Tensor], x: Tensor, y: Tensor | None) -> tuple[Tensor, Any]:
         """D's logits for inputs `x` (labels `y` for a conditional D) and any auxiliary output (None here)."""
         return (D(x) if y is None else D(x, y)), None
 
-    def aux_d_loss(self, real_aux: Any, fake_aux: Any, y: Tensor | None, z: Tensor | None) -> tuple[Tensor | None, dict[str, Tensor]]:
+    def aux_d_loss(
+        self, real_aux: Any, fake_aux: Any, y: Tensor | None, z: Tensor | None
+    ) -> tuple[Tensor | None, dict[str, Tensor]]:
         """Extra D loss from the auxiliary outputs (AC-GAN's class loss, InfoGAN's codes read from z); none here."""
         return None, {}
 
@@ -159,7 +168,9 @@ class StandardGame(Game):
 
     # ------------------------------------------------------------------ penalties
 
-    def _penalties(self, regs: list[BoundRegularizer], count: int, lazy: bool, **tensors: Any) -> tuple[Tensor | None, dict[str, Tensor]]:
+    def _penalties(
+        self, regs: list[BoundRegularizer], count: int, lazy: bool, **tensors: Any
+    ) -> tuple[Tensor | None, dict[str, Tensor]]:
         total: Tensor | None = None
         logs: dict[str, Tensor] = {}
         for r in regs:
@@ -172,8 +183,9 @@ class StandardGame(Game):
             total = term if total is None else total + term
         return total, logs
 
-    def d_loss(self, ctx: StepContext, real: Tensor, fake: Tensor, y: Tensor | None = None,
-               z: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    def d_loss(
+        self, ctx: StepContext, real: Tensor, fake: Tensor, y: Tensor | None = None, z: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """D's objective plus its eager penalties for one batch (`fake` = G(z) detached; `y` labels both, if conditional)."""
         real_in, fake_in = self.d_input(real), self.d_input(fake)
         # A health signal, on the trainer's measuring steps only: how steep D is around the real data.
@@ -191,8 +203,12 @@ class StandardGame(Game):
             aux, alogs = self.aux_d_loss(real_aux, fake_aux, y, z)
         if self.augment.adaptive:  # ADA's overfitting heuristic reads D's verdicts on the (augmented) reals
             self.augment.observe(real_logits)
-        logs = {"logit_real": real_logits.detach().float().mean(), "logit_fake": fake_logits.detach().float().mean(),
-                "d_adv": loss.detach().float(), **alogs}
+        logs = {
+            "logit_real": real_logits.detach().float().mean(),
+            "logit_fake": fake_logits.detach().float().mean(),
+            "d_adv": loss.detach().float(),
+            **alogs,
+        }
         logs["logit_gap"] = logs["logit_real"] - logs["logit_fake"]
         if self.objective.accuracy is not None:  # D's decisions under its objective's rule (a health signal)
             acc_real, acc_fake = self.objective.accuracy(real_logits.detach(), fake_logits.detach())
@@ -200,15 +216,18 @@ class StandardGame(Game):
         # Penalties see D through the same critic call as the loss, with the batch's labels bound: real and
         # fake share them in D's step.
         D = self.critic_fn(ctx.D, y)
-        pen, plogs = self._penalties(self.d_penalties, self.d_updates, False, D=D, real=real_in, fake=fake_in,
-                                     real_logits=real_logits, net=ctx.D)
+        pen, plogs = self._penalties(
+            self.d_penalties, self.d_updates, False, D=D, real=real_in, fake=fake_in, real_logits=real_logits, net=ctx.D
+        )
         logs.update(plogs)
         for term in (aux, pen):
             if term is not None:
                 loss = loss + term
         return loss, logs
 
-    def d_lazy_loss(self, ctx: StepContext, real: Tensor, fake: Tensor, y: Tensor | None = None) -> tuple[Tensor | None, dict[str, Tensor]]:
+    def d_lazy_loss(
+        self, ctx: StepContext, real: Tensor, fake: Tensor, y: Tensor | None = None
+    ) -> tuple[Tensor | None, dict[str, Tensor]]:
         """The lazy D penalties due at this update (None when none is due)."""
         if not any(r.lazy and r.due(self.d_updates) for r in self.d_penalties):
             return None, {}
@@ -219,8 +238,9 @@ class StandardGame(Game):
         if needs_logits:
             with ctx.autocast():
                 real_logits = D(real_in)
-        return self._penalties(self.d_penalties, self.d_updates, True, D=D, real=real_in, fake=fake_in,
-                               real_logits=real_logits, net=ctx.D)
+        return self._penalties(
+            self.d_penalties, self.d_updates, True, D=D, real=real_in, fake=fake_in, real_logits=real_logits, net=ctx.D
+        )
 
     def g_loss(self, ctx: StepContext, D: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """G's objective (through `D`, default ctx.D, frozen) plus its eager penalties."""
@@ -246,7 +266,9 @@ class StandardGame(Game):
                     loss = loss + aux
             else:
                 logs["g_adv"] = loss.detach().float()
-            pen, plogs = self._penalties(self.g_penalties, self.g_updates, False, D=D, real=real_in, fake=fake_in, net=ctx.G)
+            pen, plogs = self._penalties(
+                self.g_penalties, self.g_updates, False, D=D, real=real_in, fake=fake_in, net=ctx.G
+            )
         logs.update(plogs)
         return (loss if pen is None else loss + pen), logs
 
@@ -255,7 +277,9 @@ class StandardGame(Game):
         if not any(r.lazy and r.due(self.g_updates) for r in self.g_penalties):
             return None, {}
         if any(r.lazy and ("real" in r.reg.needs or "fake" in r.reg.needs) for r in self.g_penalties):
-            raise ConfigError("lazy generator regularisers may only depend on the network (orthogonal, historical_averaging).")
+            raise ConfigError(
+                "lazy generator regularisers may only depend on the network (orthogonal, historical_averaging)."
+            )
         return self._penalties(self.g_penalties, self.g_updates, True, net=ctx.G)
 
     def after_d_update(self, ctx: StepContext) -> None:
@@ -321,8 +345,12 @@ class StandardGame(Game):
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
-        return {"d_updates": self.d_updates, "g_updates": self.g_updates, "history": self.history,
-                "augment": self.augment.state_dict()}
+        return {
+            "d_updates": self.d_updates,
+            "g_updates": self.g_updates,
+            "history": self.history,
+            "augment": self.augment.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.d_updates = int(state.get("d_updates", 0))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -27,8 +28,10 @@ class UnrolledGame(StandardGame):
     use the objective only, not D's regularisers.
     """
 
-    distributed_refusal = ("its look-ahead copies of D take differentiable optimiser steps on one process's batch; "
-                           "train it on one process (or use PacGAN / R1, which do)")
+    distributed_refusal = (
+        "its look-ahead copies of D take differentiable optimiser steps on one process's batch; "
+        "train it on one process (or use PacGAN / R1, which do)"
+    )
 
     supports_conditional = False  # its own step calls G and D without labels
 

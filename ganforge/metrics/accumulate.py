@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -137,7 +138,9 @@ def merge_feature_stats(parts: list[FeatureStats], store_max: int, image_max: in
             inc.count += p.inception.count
         inc.seen = int(inc.count.sum())
         out.inception = inc
-    out.pred_counts = None if first.pred_counts is None else sum((p.pred_counts for p in parts[1:]), first.pred_counts.clone())
+    out.pred_counts = (
+        None if first.pred_counts is None else sum((p.pred_counts for p in parts[1:]), first.pred_counts.clone())
+    )
     if first.stacked is not None:
         out.stacked = StackedModes(first.stacked.k, first.stacked.confidence)
         for p in parts:
@@ -160,7 +163,9 @@ def merge_feature_stats(parts: list[FeatureStats], store_max: int, image_max: in
     return out
 
 
-def dataset_batches(dataset: Any, n: int | None = None, batch_size: int = 500) -> Iterator[tuple[Tensor, Tensor | None]]:
+def dataset_batches(
+    dataset: Any, n: int | None = None, batch_size: int = 500
+) -> Iterator[tuple[Tensor, Tensor | None]]:
     """The first `n` (default all) samples of an ArrayDataset in batches, images in [-1, 1]."""
     total = len(dataset) if n is None else min(n, len(dataset))
     for start in range(0, total, batch_size):
@@ -169,9 +174,15 @@ def dataset_batches(dataset: Any, n: int | None = None, batch_size: int = 500) -
 
 
 def generator_batches(
-    G: torch.nn.Module, latent: int | LatentSpace, n: int, seed: int, batch_size: int = 500,
-    device: torch.device | None = None, autocast: Callable[[], Any] | None = None,
-    truncation: float | None = None, y: int | None = None,
+    G: torch.nn.Module,
+    latent: int | LatentSpace,
+    n: int,
+    seed: int,
+    batch_size: int = 500,
+    device: torch.device | None = None,
+    autocast: Callable[[], Any] | None = None,
+    truncation: float | None = None,
+    y: int | None = None,
 ) -> Iterator[tuple[Tensor, Tensor | None]]:
     """`n` samples of generator `G` in batches, from a seed-fixed noise generator that touches no global RNG.
 
@@ -195,7 +206,11 @@ class Reference:
 
 
 def reference_stats(
-    dataset: Any, extractor: Any | None, store_max: int, image_max: int, heldout: Any | None = None,
+    dataset: Any,
+    extractor: Any | None,
+    store_max: int,
+    image_max: int,
+    heldout: Any | None = None,
     batch_size: int = 500,
 ) -> Reference:
     """Statistics of a real dataset (and optionally its held-out split, for the memorisation check)."""

@@ -84,11 +84,20 @@ class DomainResNet(nn.Module):
     """32x32x1 -> conv stem -> 3 stages of 2 residual blocks (32/64/128 ch at 32/16/8 px) -> global average ->
     128-d ReLU features -> 10 logits (a ResNet-14 for CIFAR-sized inputs, He et al. 2016, Sec. 4.2)."""
 
-    def __init__(self, num_classes: int = NUM_CLASSES, feature_dim: int = FEATURE_DIM, dropout: float = 0.3,
-                 widths: tuple[int, ...] = (32, 64, 128), blocks: int = 2) -> None:
+    def __init__(
+        self,
+        num_classes: int = NUM_CLASSES,
+        feature_dim: int = FEATURE_DIM,
+        dropout: float = 0.3,
+        widths: tuple[int, ...] = (32, 64, 128),
+        blocks: int = 2,
+    ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(INPUT_CHANNELS, widths[0], 3, 1, 1, bias=False),
-                                   nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(INPUT_CHANNELS, widths[0], 3, 1, 1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        ]
         c_in = widths[0]
         for i, c in enumerate(widths):
             for j in range(blocks):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -36,10 +37,15 @@ def _need(metric: str, have: int, need: int, side: str, pr_k: int = 3) -> None:
     if have >= need:
         return
     why = f" (each sample's {pr_k} nearest neighbours plus itself)" if metric == "pr" else ""
-    fix = ("raise the sample count (--n, or eval.n in a recipe)" if side == "generated"
-           else "use a larger reference dataset")
-    raise ConfigError(f"metric {metric!r} ({get_spec(metric).title}) needs at least {need} {side} samples"
-                      f"{why}, but {have} {'was' if have == 1 else 'were'} given; {fix}, or leave {metric!r} out.")
+    fix = (
+        "raise the sample count (--n, or eval.n in a recipe)"
+        if side == "generated"
+        else "use a larger reference dataset"
+    )
+    raise ConfigError(
+        f"metric {metric!r} ({get_spec(metric).title}) needs at least {need} {side} samples"
+        f"{why}, but {have} {'was' if have == 1 else 'were'} given; {fix}, or leave {metric!r} out."
+    )
 
 
 @dataclass
@@ -69,8 +75,13 @@ def _is(c: MetricInputs) -> dict[str, float]:
 def _kid(c: MetricInputs) -> dict[str, float]:
     _need("kid", c.fake.stored, 2, "generated")
     _need("kid", c.ref.stats.stored, 2, "reference")
-    mean, std = kid(c.fake.stacked_features(), c.ref.stats.stacked_features(), num_subsets=c.kid_subsets,
-                    subset_size=c.kid_subset_size, seed=c.seed)
+    mean, std = kid(
+        c.fake.stacked_features(),
+        c.ref.stats.stacked_features(),
+        num_subsets=c.kid_subsets,
+        subset_size=c.kid_subset_size,
+        seed=c.seed,
+    )
     return {f"kid{c.sfx}": mean, f"kid{c.sfx}_std": std}
 
 
@@ -126,8 +137,16 @@ def _modes(c: MetricInputs) -> dict[str, float]:
 
 # The compute function of every metric in METRIC_SPECS (a test checks that the two name the same metrics).
 COMPUTE: dict[str, Callable[[MetricInputs], dict[str, float]]] = {
-    "fd": _fd, "is": _is, "kid": _kid, "pr": _pr, "coverage": _coverage, "cond_acc": _cond_acc,
-    "memorisation": _memorisation, "swd": _swd, "msssim": _msssim, "modes": _modes,
+    "fd": _fd,
+    "is": _is,
+    "kid": _kid,
+    "pr": _pr,
+    "coverage": _coverage,
+    "cond_acc": _cond_acc,
+    "memorisation": _memorisation,
+    "swd": _swd,
+    "msssim": _msssim,
+    "modes": _modes,
 }
 
 
@@ -144,8 +163,17 @@ def compute_metrics(
     fake_points: Tensor | None = None,
 ) -> dict[str, float]:
     """Numbers for `metrics` from the streamed statistics; keys carry the extractor name (fd_fashion, ...)."""
-    inputs = MetricInputs(fake, ref, f"_{extractor_name}" if extractor_name else "", seed, kid_subsets,
-                          kid_subset_size, pr_k, mixture, fake_points)
+    inputs = MetricInputs(
+        fake,
+        ref,
+        f"_{extractor_name}" if extractor_name else "",
+        seed,
+        kid_subsets,
+        kid_subset_size,
+        pr_k,
+        mixture,
+        fake_points,
+    )
     out: dict[str, float] = {}
     for m in metrics:
         out.update(COMPUTE[m](inputs))
@@ -159,8 +187,18 @@ def class_coverage_from_counts(counts: Tensor) -> dict[str, Any]:
 
 
 def protocol(
-    metrics: list[str], extractor: Any | None, ref: Reference, n_fake: int, seed: int, store_max: int,
-    image_max: int, kid_subsets: int, kid_subset_size: int, pr_k: int, source: str, is_splits: int = 10,
+    metrics: list[str],
+    extractor: Any | None,
+    ref: Reference,
+    n_fake: int,
+    seed: int,
+    store_max: int,
+    image_max: int,
+    kid_subsets: int,
+    kid_subset_size: int,
+    pr_k: int,
+    source: str,
+    is_splits: int = 10,
     image_shape: tuple[int, ...] | None = None,
 ) -> dict[str, Any]:
     """Everything needed to reproduce a number: extractor and weights hash, reference split, counts, caps.
@@ -173,8 +211,12 @@ def protocol(
     head = {
         "metrics": metrics,
         "extractor": extractor.protocol() if extractor is not None else None,
-        "reference": {"dataset": ref.name, "n": ref.stats.n, "info": ref.info,
-                      "heldout_n": ref.heldout.n if ref.heldout is not None else None},
+        "reference": {
+            "dataset": ref.name,
+            "n": ref.stats.n,
+            "info": ref.info,
+            "heldout_n": ref.heldout.n if ref.heldout is not None else None,
+        },
         "generated": {"source": source, "n": n_fake},
         "seed": seed,
     }

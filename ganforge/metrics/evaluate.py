@@ -12,7 +12,8 @@ The streaming statistics live in `accumulate.py`, the per-metric computation and
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -25,9 +26,9 @@ from .accumulate import (  # noqa: F401 (re-exported)
     Reference,
     StreamingIS,
     accumulate,
-    merge_feature_stats,
     dataset_batches,
     generator_batches,
+    merge_feature_stats,
     reference_stats,
 )
 from .compute import (  # noqa: F401 (re-exported)
@@ -59,7 +60,6 @@ def _needs(metrics: Iterable[str], what: str) -> bool:
 def default_extractor(dataset_name: str) -> str:
     """The feature extractor used for `dataset_name` when the user says 'auto'."""
     return DOMAIN_EXTRACTOR.get(dataset_name, "inception")
-
 
 
 class Evaluator:
@@ -105,8 +105,10 @@ class Evaluator:
             try:
                 ms_ssim_protocol(h, w)
             except ConfigError:
-                raise ConfigError(f"metric 'msssim' compares 11x11 windows, so it needs images of at least 11x11 "
-                                  f"pixels; these are {h}x{w}. Leave msssim out of the metrics.") from None
+                raise ConfigError(
+                    f"metric 'msssim' compares 11x11 windows, so it needs images of at least 11x11 "
+                    f"pixels; these are {h}x{w}. Leave msssim out of the metrics."
+                ) from None
         self.n, self.seed, self.batch_size = n, seed, batch_size
         self.store_max, self.image_max = store_max, image_max
         self.kid_subsets, self.kid_subset_size, self.pr_k = kid_subsets, kid_subset_size, pr_k
@@ -155,23 +157,44 @@ class Evaluator:
         if _needs(self.metrics, "reference"):
             ref = self.reference
         else:  # IS, coverage, modes, ...: the real data's statistics are not needed, so not computed
-            ref = Reference(self.dataset.name, dict(getattr(self.dataset, "info", {})),
-                            FeatureStats(StreamingMoments(1), None))
+            ref = Reference(
+                self.dataset.name, dict(getattr(self.dataset, "info", {})), FeatureStats(StreamingMoments(1), None)
+            )
         mixture = None
         points = None
         if self.points:
-
             mixture = mixture_spec(self.dataset.name)
             points = fake.stacked_images()
         numbers = compute_metrics(
-            fake, ref, self.metrics, self.extractor_name, self.seed, self.kid_subsets, self.kid_subset_size,
-            self.pr_k, mixture, points,
+            fake,
+            ref,
+            self.metrics,
+            self.extractor_name,
+            self.seed,
+            self.kid_subsets,
+            self.kid_subset_size,
+            self.pr_k,
+            mixture,
+            points,
         )
         # The splits StreamingIS really used (fewer than asked when there are fewer samples).
         splits = fake.inception.splits if fake.inception is not None else self.is_splits
         shape = tuple(fake.stacked_images().shape[-2:]) if "msssim" in self.metrics else None
-        proto = protocol(self.metrics, self.extractor, ref, fake.n, self.seed, self.store_max, self.image_max,
-                         self.kid_subsets, self.kid_subset_size, self.pr_k, source, splits, shape)
+        proto = protocol(
+            self.metrics,
+            self.extractor,
+            ref,
+            fake.n,
+            self.seed,
+            self.store_max,
+            self.image_max,
+            self.kid_subsets,
+            self.kid_subset_size,
+            self.pr_k,
+            source,
+            splits,
+            shape,
+        )
         result: dict[str, Any] = {"metrics": numbers, "protocol": proto}
         if fake.memorisation is not None and fake.images_stored:
             from .memorisation import memorisation_grid
@@ -183,9 +206,15 @@ class Evaluator:
             result["memorisation_grid"] = memorisation_grid(fake.stacked_images()[:rows], train_imgs, nn_idx, rows)
         return result
 
-    def evaluate_generator(self, G: torch.nn.Module, latent: int | LatentSpace, autocast: Callable[[], Any] | None = None,
-                           source: str = "generator", truncation: float | None = None,
-                           collective: Any | None = None) -> dict[str, Any]:
+    def evaluate_generator(
+        self,
+        G: torch.nn.Module,
+        latent: int | LatentSpace,
+        autocast: Callable[[], Any] | None = None,
+        source: str = "generator",
+        truncation: float | None = None,
+        collective: Any | None = None,
+    ) -> dict[str, Any]:
         """Evaluate `self.n` samples of generator `G` (drawn from seed-fixed noise, truncated if asked).
 
         With a `collective` (training/distributed.Collective: rank, world, gather, broadcast) every rank
@@ -198,17 +227,20 @@ class Evaluator:
         note = growth_note(G)  # a ProGAN run mid-growth: the protocol says at which resolution the images were made
         source = source if note is None else f"{source} ({note})"
         if collective is None or collective.world == 1:
-            batches = generator_batches(G, latent, self.n, self.seed, self.batch_size, autocast=autocast,
-                                        truncation=truncation)
+            batches = generator_batches(
+                G, latent, self.n, self.seed, self.batch_size, autocast=autocast, truncation=truncation
+            )
             return self.evaluate(batches, self.n, source)
         shard = (collective.rank, collective.world)
-        batches = sample_batches(G, latent, self.n, self.seed, self.batch_size, autocast=autocast,
-                                 truncation=truncation, shard=shard)
+        batches = sample_batches(
+            G, latent, self.n, self.seed, self.batch_size, autocast=autocast, truncation=truncation, shard=shard
+        )
         start = shard_batches(self.n, self.batch_size, *shard)[0] * self.batch_size
         part = accumulate(batches, self.extractor, self.n, self.store_max, self.image_max, self.is_splits, start=start)
         parts = collective.gather(part)
         result = None
         if collective.rank == 0:
-            result = self.finish(merge_feature_stats(parts, self.store_max, self.image_max),
-                                 f"{source}, {collective.world} processes")
+            result = self.finish(
+                merge_feature_stats(parts, self.store_max, self.image_max), f"{source}, {collective.world} processes"
+            )
         return collective.broadcast(result)

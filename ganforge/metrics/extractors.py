@@ -22,23 +22,23 @@ from . import classifier as _clf
 
 __all__ = [
     "EXTRACTORS",
-    "Extractor",
-    "InceptionExtractor",
-    "DomainExtractor",
-    "get_extractor",
-    "adapt_channels",
-    "domain_preprocess",
-    "inception_cache_path",
-    "INCEPTION_URL",
     "INCEPTION_FILENAME",
     "INCEPTION_SHA256",
+    "INCEPTION_URL",
     "INCEPTION_WEIGHTS_ENV",
+    "DomainExtractor",
+    "Extractor",
+    "InceptionExtractor",
+    "adapt_channels",
+    "domain_preprocess",
+    "get_extractor",
+    "inception_cache_path",
 ]
 
 EXTRACTORS: Registry[Any] = Registry("feature extractor")
 
 
-def get_extractor(name: str, **kwargs: Any) -> "Extractor":
+def get_extractor(name: str, **kwargs: Any) -> Extractor:
     """The extractor registered as `name` ('inception', 'digits', 'fashion'), built with `kwargs`."""
     return EXTRACTORS.build(name, **kwargs)
 
@@ -55,8 +55,7 @@ def adapt_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
         # (nearly) equal channels, for which both agree, and the mean has no colour-space assumption.
         return images.mean(dim=1, keepdim=True)
     raise ConfigError(
-        f"cannot adapt images with {c} channels to a {channels}-channel feature extractor "
-        "(supported: 1 or 3 channels)."
+        f"cannot adapt images with {c} channels to a {channels}-channel feature extractor (supported: 1 or 3 channels)."
     )
 
 
@@ -91,7 +90,7 @@ class Extractor(nn.Module):
         """The device the extractor's weights are on (inputs are moved there, outputs moved back)."""
         return next(self.parameters()).device
 
-    def train(self, mode: bool = True) -> "Extractor":
+    def train(self, mode: bool = True) -> Extractor:
         """Always eval mode, whatever `mode` says."""
         # An extractor is a fixed measuring instrument: a parent's .train() must not switch on BN batch statistics.
         return super().train(False)
@@ -159,7 +158,7 @@ def _inception_instructions() -> str:
         f"(2) set the environment variable {INCEPTION_WEIGHTS_ENV}=/path/to/file; "
         f"(3) put the file at {cache} (torch-fidelity's cache; the directory follows TORCH_HOME). "
         "To fetch it on a machine with internet access run "
-        "`python -c \"from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3 as F; "
+        '`python -c "from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3 as F; '
         "F('inception-v3-compat', ['2048'])\"` (it lands in <torch.hub.get_dir()>/checkpoints/, by default "
         f"~/.cache/torch/hub/checkpoints/{INCEPTION_FILENAME}) or download {INCEPTION_URL} directly, then copy "
         "the file to one of the places above. Or pass download=True to let ganforge fetch and check it now."
@@ -365,8 +364,9 @@ class DomainExtractor(Extractor):
         self.weights_file = self.record["file"]
         self.weights_sha256 = self.record["sha256"]
         self.architecture = self.record.get("model", "DomainCNN")
-        self.model = _clf.load_domain_cnn(_clf.WEIGHTS_DIR / self.weights_file, expected_sha256=self.weights_sha256,
-                                          architecture=self.architecture)
+        self.model = _clf.load_domain_cnn(
+            _clf.WEIGHTS_DIR / self.weights_file, expected_sha256=self.weights_sha256, architecture=self.architecture
+        )
         self.to(device)
         self.eval()
 

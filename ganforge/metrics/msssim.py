@@ -145,7 +145,5 @@ def ms_ssim_diversity(
     total = 0.0
     for lo in range(0, int(n_pairs), int(batch_size)):
         sl = slice(lo, lo + int(batch_size))
-        total += float(
-            ms_ssim(imgs[i[sl]], imgs[j[sl]], value_range, window_size, sigma, max_scales).double().sum()
-        )
+        total += float(ms_ssim(imgs[i[sl]], imgs[j[sl]], value_range, window_size, sigma, max_scales).double().sum())
     return total / int(n_pairs)

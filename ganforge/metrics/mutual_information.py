@@ -10,7 +10,8 @@ its majority class.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -65,9 +66,15 @@ def best_mapping_accuracy(codes: ArrayLike, classes: ArrayLike) -> float:
 
 
 @torch.no_grad()
-def infogan_code_report(G: nn.Module, latent_space: Any, classifier_predict: Callable[[Tensor], Tensor],
-                        n_per_value: int = 1000, seed: int = 0, num_classes: int = 10,
-                        batch: int = 500) -> dict[str, Any]:
+def infogan_code_report(
+    G: nn.Module,
+    latent_space: Any,
+    classifier_predict: Callable[[Tensor], Tensor],
+    n_per_value: int = 1000,
+    seed: int = 0,
+    num_classes: int = 10,
+    batch: int = 500,
+) -> dict[str, Any]:
     """MI (bits), majority-mapping accuracy and confusion between G's first categorical code and predicted classes.
 
     For every value v of the first categorical code, n_per_value samples are generated with
@@ -78,7 +85,9 @@ def infogan_code_report(G: nn.Module, latent_space: Any, classifier_predict: Cal
     balanced design, the most the code can carry.
     """
     if not latent_space.categorical:
-        raise ConfigError("infogan_code_report needs a latent space with a categorical code (model.latent.categorical).")
+        raise ConfigError(
+            "infogan_code_report needs a latent space with a categorical code (model.latent.categorical)."
+        )
     if n_per_value < 1:
         raise ConfigError(f"n_per_value must be >= 1, got {n_per_value}")
     k = latent_space.categorical[0]
@@ -89,12 +98,17 @@ def infogan_code_report(G: nn.Module, latent_space: Any, classifier_predict: Cal
     codes, preds = [], []
     try:
         for v in range(k):
-            cats = [torch.full((n_per_value,), v, dtype=torch.long)] + list(base.categorical[1:])
+            cats = [torch.full((n_per_value,), v, dtype=torch.long), *list(base.categorical[1:])]
             # Same seed: sample() draws the noise first, so every value gets the same noise as `base`.
-            lat = latent_space.sample(n_per_value, generator=torch.Generator().manual_seed(seed), y=base.y,
-                                      categorical=cats, continuous=base.continuous)
+            lat = latent_space.sample(
+                n_per_value,
+                generator=torch.Generator().manual_seed(seed),
+                y=base.y,
+                categorical=cats,
+                continuous=base.continuous,
+            )
             for i in range(0, n_per_value, batch):
-                images = G(lat.z[i: i + batch].to(device))
+                images = G(lat.z[i : i + batch].to(device))
                 preds.append(torch.as_tensor(classifier_predict(images)).detach().long().cpu().flatten())
             codes.append(torch.full((n_per_value,), v, dtype=torch.long))
     finally:

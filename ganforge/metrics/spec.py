@@ -9,8 +9,9 @@ and the report can read directions and names without loading the engine.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ..errors import ConfigError, choices_message
 
@@ -66,38 +67,90 @@ def _msssim_protocol(p: ProtocolInputs) -> Any:
     return ms_ssim_protocol(p.image_shape[-2], p.image_shape[-1])
 
 
-def _spec(name: str, needs: Iterable[str], keys: Iterable[str], higher: Iterable[str] = (), title: str | None = None,
-          protocol: Callable[[ProtocolInputs], Any] | None = None) -> MetricSpec:
+def _spec(
+    name: str,
+    needs: Iterable[str],
+    keys: Iterable[str],
+    higher: Iterable[str] = (),
+    title: str | None = None,
+    protocol: Callable[[ProtocolInputs], Any] | None = None,
+) -> MetricSpec:
     return MetricSpec(name, title or name, frozenset(needs), tuple(keys), frozenset(higher), protocol)
 
 
 # In the order users see them listed.
-METRIC_SPECS: dict[str, MetricSpec] = {s.name: s for s in (
-    _spec("fd", ["features", "reference"], ["fd{x}"], title="Frechet distance",
-          protocol=lambda p: "Frechet distance of float64 streaming moments (eigenvalue form of Tr sqrt(S1 S2))"),
-    _spec("is", ["logits"], ["is{x}", "is{x}_std"], higher=["is{x}"], title="Inception Score",
-          protocol=lambda p: f"exp E KL(p(y|x) || p(y)) over {p.is_splits} contiguous splits, streamed"),
-    _spec("kid", ["features", "reference"], ["kid{x}", "kid{x}_std"], title="KID",
-          protocol=lambda p: {"subsets": p.kid_subsets, "subset_size": min(p.kid_subset_size, p.n_store, p.ref_stored),
-                              "kernel": "(x.y/d + 1)^3", "features_used": [p.n_store, p.ref_stored]}),
-    _spec("pr", ["features", "reference"], ["precision{x}", "recall{x}"], higher=["precision{x}", "recall{x}"],
-          title="precision/recall",
-          protocol=lambda p: {"k": p.pr_k, "features_used": [p.ref_stored, p.n_store],
-                              "method": "Kynkaanniemi et al. 2019"}),
-    _spec("coverage", ["logits"], ["coverage{x}", "kl_uniform{x}"], higher=["coverage{x}"], title="class coverage"),
-    _spec("cond_acc", ["logits", "classes"], ["cond_acc{x}"], higher=["cond_acc{x}"], title="conditional accuracy"),
-    # The ratio of nearest-training-neighbour distances, generated / held-out: below 1 the samples sit closer
-    # to the training set than fresh real data does, i.e. the generator copies; so larger is better.
-    _spec("memorisation", ["features", "reference", "heldout"], ["memorisation_ratio{x}"],
-          higher=["memorisation_ratio{x}"], title="memorisation"),
-    _spec("swd", ["images", "reference"], ["swd_x1e3"], title="sliced Wasserstein distance"),
-    # msssim_real is the data's own diversity, a yardstick; samples far above it have collapsed.
-    _spec("msssim", ["images", "reference"], ["msssim", "msssim_real"], title="MS-SSIM diversity",
-          protocol=_msssim_protocol),
-    # Stacked images: per-channel classifier logits; 2-D mixtures: the points and the known centres.
-    _spec("modes", ["logits"], ["modes", "high_quality", "kl_modes"], higher=["modes", "high_quality"],
-          title="mode count"),
-)}
+METRIC_SPECS: dict[str, MetricSpec] = {
+    s.name: s
+    for s in (
+        _spec(
+            "fd",
+            ["features", "reference"],
+            ["fd{x}"],
+            title="Frechet distance",
+            protocol=lambda p: "Frechet distance of float64 streaming moments (eigenvalue form of Tr sqrt(S1 S2))",
+        ),
+        _spec(
+            "is",
+            ["logits"],
+            ["is{x}", "is{x}_std"],
+            higher=["is{x}"],
+            title="Inception Score",
+            protocol=lambda p: f"exp E KL(p(y|x) || p(y)) over {p.is_splits} contiguous splits, streamed",
+        ),
+        _spec(
+            "kid",
+            ["features", "reference"],
+            ["kid{x}", "kid{x}_std"],
+            title="KID",
+            protocol=lambda p: {
+                "subsets": p.kid_subsets,
+                "subset_size": min(p.kid_subset_size, p.n_store, p.ref_stored),
+                "kernel": "(x.y/d + 1)^3",
+                "features_used": [p.n_store, p.ref_stored],
+            },
+        ),
+        _spec(
+            "pr",
+            ["features", "reference"],
+            ["precision{x}", "recall{x}"],
+            higher=["precision{x}", "recall{x}"],
+            title="precision/recall",
+            protocol=lambda p: {
+                "k": p.pr_k,
+                "features_used": [p.ref_stored, p.n_store],
+                "method": "Kynkaanniemi et al. 2019",
+            },
+        ),
+        _spec("coverage", ["logits"], ["coverage{x}", "kl_uniform{x}"], higher=["coverage{x}"], title="class coverage"),
+        _spec("cond_acc", ["logits", "classes"], ["cond_acc{x}"], higher=["cond_acc{x}"], title="conditional accuracy"),
+        # The ratio of nearest-training-neighbour distances, generated / held-out: below 1 the samples sit closer
+        # to the training set than fresh real data does, i.e. the generator copies; so larger is better.
+        _spec(
+            "memorisation",
+            ["features", "reference", "heldout"],
+            ["memorisation_ratio{x}"],
+            higher=["memorisation_ratio{x}"],
+            title="memorisation",
+        ),
+        _spec("swd", ["images", "reference"], ["swd_x1e3"], title="sliced Wasserstein distance"),
+        # msssim_real is the data's own diversity, a yardstick; samples far above it have collapsed.
+        _spec(
+            "msssim",
+            ["images", "reference"],
+            ["msssim", "msssim_real"],
+            title="MS-SSIM diversity",
+            protocol=_msssim_protocol,
+        ),
+        # Stacked images: per-channel classifier logits; 2-D mixtures: the points and the known centres.
+        _spec(
+            "modes",
+            ["logits"],
+            ["modes", "high_quality", "kl_modes"],
+            higher=["modes", "high_quality"],
+            title="mode count",
+        ),
+    )
+}
 
 
 def get_spec(name: str) -> MetricSpec:
@@ -125,13 +178,16 @@ def metric_keys(metrics: str | Iterable[str], extractor: str | None) -> dict[str
 
 def _pattern(template: str) -> re.Pattern[str]:
     # Extractor names hold no underscore, so "is{x}" does not also match "is_digits_std".
-    return re.compile("".join("(?:_[A-Za-z0-9]+)?" if part == SUFFIX else re.escape(part)
-                              for part in re.split(r"(\{x\})", template)))
+    return re.compile(
+        "".join("(?:_[A-Za-z0-9]+)?" if part == SUFFIX else re.escape(part) for part in re.split(r"(\{x\})", template))
+    )
 
 
 # Every declared key with its direction; the longest literal first, so "is{x}_std" wins over "is{x}" for "is_std".
-_DIRECTIONS = sorted(((_pattern(k), k in s.higher, len(k.replace(SUFFIX, ""))) for s in METRIC_SPECS.values()
-                      for k in s.keys), key=lambda t: -t[2])
+_DIRECTIONS = sorted(
+    ((_pattern(k), k in s.higher, len(k.replace(SUFFIX, ""))) for s in METRIC_SPECS.values() for k in s.keys),
+    key=lambda t: -t[2],
+)
 # Keys no spec declares (older logs, other tools' names such as inception_score): larger is better when the
 # name starts like a higher-is-better key.
 _HIGHER_STEMS = tuple(sorted({_fill(k, None) for s in METRIC_SPECS.values() for k in s.higher} | {"inception"}))

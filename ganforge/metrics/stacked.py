@@ -69,8 +69,11 @@ class ChannelExtractor:
         return self.base.extract(images.reshape(n * c, 1, h, w), batch_size)
 
     def protocol(self) -> dict[str, Any]:
-        return {**self.base.protocol(), "channels": "each of the 3 channels scored as one grey image (stacked data)",
-                "stacked_confidence": self.confidence_note()}
+        return {
+            **self.base.protocol(),
+            "channels": "each of the 3 channels scored as one grey image (stacked data)",
+            "stacked_confidence": self.confidence_note(),
+        }
 
     @staticmethod
     def confidence_note() -> str:

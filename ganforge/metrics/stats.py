@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,7 +95,7 @@ class StreamingMoments:
         self._n = n
 
     @torch.no_grad()
-    def update(self, x: ArrayLike) -> "StreamingMoments":
+    def update(self, x: ArrayLike) -> StreamingMoments:
         """Add a batch of feature vectors of shape (B, dim)."""
         t = as_tensor(x, "features", ndim=2).to(self.device)
         if t.shape[1] != self.dim:
@@ -106,7 +107,7 @@ class StreamingMoments:
         self._combine(int(t.shape[0]), mean_b, centred.T @ centred)
         return self
 
-    def merge(self, other: "StreamingMoments") -> "StreamingMoments":
+    def merge(self, other: StreamingMoments) -> StreamingMoments:
         """Fold another accumulator (e.g. from another process) into this one, in place; returns self."""
         if not isinstance(other, StreamingMoments):
             raise ConfigError(f"can only merge another StreamingMoments, got {type(other).__name__}")
@@ -143,7 +144,9 @@ class StreamingMoments:
         }
 
     @classmethod
-    def from_state_dict(cls, state: Mapping[str, torch.Tensor], device: torch.device | str | None = None) -> "StreamingMoments":
+    def from_state_dict(
+        cls, state: Mapping[str, torch.Tensor], device: torch.device | str | None = None
+    ) -> StreamingMoments:
         """Rebuild an accumulator from state_dict() output."""
         missing = {"n", "mean", "m2"} - set(state)
         if missing:

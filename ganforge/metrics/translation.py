@@ -55,8 +55,9 @@ def frechet_between(f1: Tensor, f2: Tensor) -> float:
     return float(frechet_distance(m1, s1, m2, s2))
 
 
-def direction_metrics(source: Tensor, translated: Tensor, reconstructed: Tensor, target_real: Tensor,
-                      target_class: int, extractor: Any) -> dict[str, float]:
+def direction_metrics(
+    source: Tensor, translated: Tensor, reconstructed: Tensor, target_real: Tensor, target_class: int, extractor: Any
+) -> dict[str, float]:
     """success, fd, cycle_l1 and kept (see the module doc) for one direction, on held-out images."""
     out_t = extractor.extract(translated)
     real_t = extractor.extract(target_real)

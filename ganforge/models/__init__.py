@@ -9,4 +9,4 @@ for _m in pkgutil.iter_modules(__path__):
     if _m.name not in ("registry",):
         importlib.import_module(f"{__name__}.{_m.name}")
 
-__all__ = ["GENERATORS", "DISCRIMINATORS", "TRANSLATORS", "build_generator", "build_discriminator", "build_translator"]
+__all__ = ["DISCRIMINATORS", "GENERATORS", "TRANSLATORS", "build_discriminator", "build_generator", "build_translator"]

@@ -21,7 +21,6 @@ import math
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-
 from .registry import DISCRIMINATORS, GENERATORS
 
 OUTPUTS = ("linear", "tanh")

@@ -33,8 +33,14 @@ class ResidualBlock(nn.Module):
     def __init__(self, ch: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), nn.InstanceNorm2d(ch), nn.ReLU(True),
-            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), nn.InstanceNorm2d(ch))
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(ch, ch, 3),
+            nn.InstanceNorm2d(ch),
+            nn.ReLU(True),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(ch, ch, 3),
+            nn.InstanceNorm2d(ch),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
@@ -46,24 +52,40 @@ class ResnetTranslator(nn.Module):
 
     _family = "cyclegan translator"
 
-    def __init__(self, shape: tuple[int, ...], width: int = 64, downsamplings: int = 2, blocks: int = 9,
-                 out_channels: int | None = None) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        width: int = 64,
+        downsamplings: int = 2,
+        blocks: int = 9,
+        out_channels: int | None = None,
+    ) -> None:
         super().__init__()
         if width < 1 or downsamplings < 0 or blocks < 0:
-            raise ConfigError(f"{self._family}: width >= 1, downsamplings >= 0 and blocks >= 0, got "
-                              f"{width}, {downsamplings}, {blocks}")
+            raise ConfigError(
+                f"{self._family}: width >= 1, downsamplings >= 0 and blocks >= 0, got "
+                f"{width}, {downsamplings}, {blocks}"
+            )
         c = _check_image(shape, self._family, 2**downsamplings)
         out_c = c if out_channels is None else out_channels
         # Instance norm without affine parameters and convs with bias, as the authors' code (norm='instance').
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(c, width, 7), nn.InstanceNorm2d(width), nn.ReLU(True)]
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(c, width, 7),
+            nn.InstanceNorm2d(width),
+            nn.ReLU(True),
+        ]
         ch = width
         for _ in range(downsamplings):
             layers += [nn.Conv2d(ch, 2 * ch, 3, stride=2, padding=1), nn.InstanceNorm2d(2 * ch), nn.ReLU(True)]
             ch *= 2
         layers += [ResidualBlock(ch) for _ in range(blocks)]
         for _ in range(downsamplings):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1),
-                       nn.InstanceNorm2d(ch // 2), nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1),
+                nn.InstanceNorm2d(ch // 2),
+                nn.ReLU(True),
+            ]
             ch //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_c, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -87,7 +109,9 @@ class PatchDiscriminator(nn.Module):
         size = min(shape[1:])
         if _patches(size, layers) < 1:
             fit = max(k for k in range(0, 12) if _patches(size, k) >= 1 or k == 0)
-            raise ConfigError(f"{self._family}: {layers} layers leave no patch of a {size}x{size} image; use at most {fit}")
+            raise ConfigError(
+                f"{self._family}: {layers} layers leave no patch of a {size}x{size} image; use at most {fit}"
+            )
         seq: list[nn.Module] = [nn.Conv2d(c, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         ch = width
         for i in range(1, layers + 1):

@@ -15,6 +15,7 @@ acgan game.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -73,8 +74,12 @@ class DCGANGenerator(nn.Module):
             normalization(norm, chans[0]),
             activation(act),
         ]
-        for cin, cout in zip(chans[:-1], chans[1:]):
-            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=norm == "none"), normalization(norm, cout), activation(act)]
+        for cin, cout in itertools.pairwise(chans):
+            layers += [
+                nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=norm == "none"),
+                normalization(norm, cout),
+                activation(act),
+            ]
         layers += [nn.ConvTranspose2d(chans[-1], c, 4, 2, 1), activation(out_act)]
         self.net = nn.Sequential(*layers)
         init_dcgan_(self)
@@ -113,7 +118,7 @@ class DCGANDiscriminator(nn.Module):
         c_in = c + (num_classes if self.cond == "concat" else 0)
         # No normalisation on the input layer (Radford et al. 2015, Sec. 3).
         layers: list[nn.Module] = [nn.Conv2d(c_in, chans[0], 4, 2, 1), activation(act)]
-        for cin, cout in zip(chans[:-1], chans[1:]):
+        for cin, cout in itertools.pairwise(chans):
             layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=norm == "none"), normalization(norm, cout), activation(act)]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
@@ -153,6 +158,8 @@ class DCGANDiscriminator(nn.Module):
     def forward_aux(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(real/fake logit, class logits) in one pass (AC-GAN, Odena et al. 2017, Sec. 3)."""
         if self.cond != "acgan":
-            raise ConfigError("AC-GAN needs an auxiliary classifier head: set the dcgan discriminator's args.cond: acgan")
+            raise ConfigError(
+                "AC-GAN needs an auxiliary classifier head: set the dcgan discriminator's args.cond: acgan"
+            )
         h = self.body(x)
         return self._head(h), self.classifier(h.flatten(1))

@@ -14,7 +14,7 @@ authors' code (their custom ops) and DCGAN.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -48,13 +48,19 @@ class InfoGANGenerator(nn.Module):
         self.z_dim = z_dim
         self.base, self.chans = h // 4, 2 * width
         self.fc = nn.Sequential(
-            nn.Linear(z_dim, fc, bias=False), nn.BatchNorm1d(fc), nn.ReLU(),
+            nn.Linear(z_dim, fc, bias=False),
+            nn.BatchNorm1d(fc),
+            nn.ReLU(),
             nn.Linear(fc, self.base * self.base * self.chans, bias=False),
-            nn.BatchNorm1d(self.base * self.base * self.chans), nn.ReLU(),
+            nn.BatchNorm1d(self.base * self.base * self.chans),
+            nn.ReLU(),
         )
         self.conv = nn.Sequential(
-            nn.ConvTranspose2d(self.chans, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.ConvTranspose2d(width, c, 4, 2, 1), nn.Tanh(),
+            nn.ConvTranspose2d(self.chans, width, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.ConvTranspose2d(width, c, 4, 2, 1),
+            nn.Tanh(),
         )
         init_dcgan_(self)
 
@@ -67,29 +73,43 @@ class InfoGANGenerator(nn.Module):
 class InfoGANDiscriminator(nn.Module):
     """InfoGAN's MNIST discriminator and recognition network Q sharing one trunk (Chen et al. 2016, Sec. 6, App. C)."""
 
-    def __init__(self, shape: tuple[int, ...], width: int = 64, fc: int = 1024,
-                 categorical: Sequence[int] = (), continuous: int = 0) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        width: int = 64,
+        fc: int = 1024,
+        categorical: Sequence[int] = (),
+        continuous: int = 0,
+    ) -> None:
         super().__init__()
         c, h = _image_size(shape, width, fc)
         self.categorical = [int(k) for k in categorical]
         self.continuous = int(continuous)
         if any(k < 2 for k in self.categorical) or self.continuous < 0:
-            raise ConfigError(f"infogan discriminator: categorical code sizes must be >= 2 and continuous >= 0, "
-                              f"got categorical={list(categorical)}, continuous={continuous}")
+            raise ConfigError(
+                f"infogan discriminator: categorical code sizes must be >= 2 and continuous >= 0, "
+                f"got categorical={list(categorical)}, continuous={continuous}"
+            )
         side = h // 4
         # No batch norm on the input layer, as in the paper's table and DCGAN.
         self.trunk = nn.Sequential(
-            nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(LEAK),
-            nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width), nn.LeakyReLU(LEAK),
+            nn.Conv2d(c, width, 4, 2, 1),
+            nn.LeakyReLU(LEAK),
+            nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(2 * width),
+            nn.LeakyReLU(LEAK),
             nn.Flatten(),
-            nn.Linear(2 * width * side * side, fc, bias=False), nn.BatchNorm1d(fc), nn.LeakyReLU(LEAK),
+            nn.Linear(2 * width * side * side, fc, bias=False),
+            nn.BatchNorm1d(fc),
+            nn.LeakyReLU(LEAK),
         )
         self.head = nn.Linear(fc, 1)
         n_q = sum(self.categorical) + 2 * self.continuous
         self.q: nn.Module | None = None
         if n_q:
-            self.q = nn.Sequential(nn.Linear(fc, 128, bias=False), nn.BatchNorm1d(128), nn.LeakyReLU(LEAK),
-                                   nn.Linear(128, n_q))
+            self.q = nn.Sequential(
+                nn.Linear(fc, 128, bias=False), nn.BatchNorm1d(128), nn.LeakyReLU(LEAK), nn.Linear(128, n_q)
+            )
         init_dcgan_(self)
 
     def features(self, x: Tensor) -> Tensor:
@@ -102,15 +122,17 @@ class InfoGANDiscriminator(nn.Module):
     def q_params(self, h: Tensor) -> tuple[list[Tensor], Tensor | None, Tensor | None]:
         """Q's posterior parameters from trunk features h: categorical logits, continuous means and log-stds."""
         if self.q is None:
-            raise ConfigError("this infogan discriminator has no Q head: the latent space has no codes "
-                              "(set model.latent.categorical / continuous).")
+            raise ConfigError(
+                "this infogan discriminator has no Q head: the latent space has no codes "
+                "(set model.latent.categorical / continuous)."
+            )
         out = self.q(h)
         cats = list(torch.split(out[:, : sum(self.categorical)], self.categorical, 1)) if self.categorical else []
         if not self.continuous:
             return cats, None, None
         at = sum(self.categorical)
-        mean = out[:, at: at + self.continuous]
-        logstd = out[:, at + self.continuous:]
+        mean = out[:, at : at + self.continuous]
+        logstd = out[:, at + self.continuous :]
         return cats, mean, logstd
 
     def forward_q(self, x: Tensor) -> tuple[Tensor, list[Tensor], Tensor | None, Tensor | None]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-import torch
-
 from ..nn import Maxout, MinibatchDiscrimination, VirtualBatchNorm, activation, normalization
 from .registry import DISCRIMINATORS, GENERATORS
 
@@ -47,17 +46,23 @@ class MLPGenerator(nn.Module):
                 blocks += [nn.Linear(width, hidden, bias=False), VirtualBatchNorm(hidden, vbn_ref), activation(act)]
             else:
                 # A bias before batch norm is redundant: BN removes it.
-                blocks += [nn.Linear(width, hidden, bias=norm != "batch"), normalization(norm, hidden, dims=1), activation(act)]
+                blocks += [
+                    nn.Linear(width, hidden, bias=norm != "batch"),
+                    normalization(norm, hidden, dims=1),
+                    activation(act),
+                ]
             width = hidden
         blocks += [nn.Linear(width, math.prod(self.shape)), activation(out_act)]
         self.net = nn.Sequential(*blocks)
         if self.n_ref:
-            self.register_buffer("ref_z", torch.randn(vbn_ref, z_dim, generator=torch.Generator().manual_seed(vbn_seed)))
+            self.register_buffer(
+                "ref_z", torch.randn(vbn_ref, z_dim, generator=torch.Generator().manual_seed(vbn_seed))
+            )
 
     def forward(self, z: Tensor) -> Tensor:
         z = z.flatten(1)
         if self.n_ref:
-            return self.net(torch.cat([self.ref_z.to(z.dtype), z]))[self.n_ref:].view(z.shape[0], *self.shape)
+            return self.net(torch.cat([self.ref_z.to(z.dtype), z]))[self.n_ref :].view(z.shape[0], *self.shape)
         return self.net(z).view(z.shape[0], *self.shape)
 
 
@@ -96,7 +101,9 @@ class MLPDiscriminator(nn.Module):
                 blocks.append(nn.Dropout(dropout))
             width = hidden
         self.body = nn.Sequential(*blocks)
-        self.minibatch = MinibatchDiscrimination(width, minibatch_kernels, minibatch_dims) if minibatch_kernels else nn.Identity()
+        self.minibatch = (
+            MinibatchDiscrimination(width, minibatch_kernels, minibatch_dims) if minibatch_kernels else nn.Identity()
+        )
         self.head = nn.Linear(width + minibatch_kernels, 1)
 
     def features(self, x: Tensor) -> Tensor:

@@ -66,7 +66,9 @@ class Growth(nn.Module):
         if not 0 <= level <= self.max_level:
             raise ValueError(f"level must be in 0..{self.max_level}, got {level}")
         if fade_len < 0 or fade_done < 0 or (fade_len and level == 0):
-            raise ValueError(f"bad fade ({fade_done} of {fade_len} images) at level {level}: the 4x4 level cannot fade in")
+            raise ValueError(
+                f"bad fade ({fade_done} of {fade_len} images) at level {level}: the 4x4 level cannot fade in"
+            )
         self.level.fill_(level)
         self.fade_done.fill_(fade_done)
         self.fade_len.fill_(fade_len)
@@ -144,8 +146,9 @@ class ProGANGenerator(Growth):
 
     _family = "progan generator"
 
-    def __init__(self, z_dim: int, shape: tuple[int, ...], fmap_base: int = 2048, fmap_max: int = 256,
-                 pixel_norm: bool = True) -> None:
+    def __init__(
+        self, z_dim: int, shape: tuple[int, ...], fmap_base: int = 2048, fmap_max: int = 256, pixel_norm: bool = True
+    ) -> None:
         c, max_level = check_image_shape(shape, self._family)
         super().__init__(max_level)
         _check_widths(self._family, fmap_base, fmap_max)
@@ -186,7 +189,9 @@ class ProGANDiscriminator(Growth):
 
     _family = "progan discriminator"
 
-    def __init__(self, shape: tuple[int, ...], fmap_base: int = 2048, fmap_max: int = 256, mbstd_group: int = 4) -> None:
+    def __init__(
+        self, shape: tuple[int, ...], fmap_base: int = 2048, fmap_max: int = 256, mbstd_group: int = 4
+    ) -> None:
         c, max_level = check_image_shape(shape, self._family)
         super().__init__(max_level)
         _check_widths(self._family, fmap_base, fmap_max)
@@ -224,9 +229,10 @@ class ProGANDiscriminator(Growth):
 
 def growth_note(net: nn.Module) -> str | None:
     """For a growing generator below its full size, how its images were made ('8x8 ..., nearest-upsampled to 32x32'); else None."""
-    base = getattr(getattr(net, "module", net), "_orig_mod", getattr(net, "module", net))  # through EMA and compile wrappers
+    base = getattr(
+        getattr(net, "module", net), "_orig_mod", getattr(net, "module", net)
+    )  # through EMA and compile wrappers
     if not isinstance(base, ProGANGenerator) or (int(base.level) == base.max_level and base.alpha == 1.0):
         return None
     up = "" if int(base.level) == base.max_level else f", nearest-upsampled to {base.size}x{base.size}"
     return f"progressive generator at {base.describe()}{up}"
-

@@ -27,17 +27,22 @@ def _families_accepting(reg: Registry[type[nn.Module]], key: str) -> list[str]:
     return [n for n in reg.names() if key in inspect.signature(reg.get(n)).parameters]
 
 
-def _build(reg: Registry[type[nn.Module]], name: str, args: dict[str, Any], extras: dict[str, Any], **fixed: Any) -> nn.Module:
+def _build(
+    reg: Registry[type[nn.Module]], name: str, args: dict[str, Any], extras: dict[str, Any], **fixed: Any
+) -> nn.Module:
     cls = reg.get(name)
     params = inspect.signature(cls).parameters
     for key in extras:
         if key in args:
-            raise ConfigError(f"{reg.kind} {name!r}: do not set {key!r} in its args; the trainer sets it from the recipe "
-                              f"(model.conditional / model.latent).")
+            raise ConfigError(
+                f"{reg.kind} {name!r}: do not set {key!r} in its args; the trainer sets it from the recipe "
+                f"(model.conditional / model.latent)."
+            )
         if key not in params:
             able = ", ".join(_families_accepting(reg, key)) or "none"
-            raise ConfigError(f"{reg.kind} {name!r} cannot be {_EXTRA_MEANING.get(key, key)}; "
-                              f"{reg.kind} families that can: {able}.")
+            raise ConfigError(
+                f"{reg.kind} {name!r} cannot be {_EXTRA_MEANING.get(key, key)}; {reg.kind} families that can: {able}."
+            )
     net = reg.build(name, **fixed, **args, **extras)
     if any(p.numel() == 0 for p in net.parameters()):
         shown = ", ".join(f"{k}={v!r}" for k, v in args.items()) or "its defaults"

@@ -13,15 +13,15 @@ block (Karras et al. 2018, Sec. 3).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..nn.attention import SelfAttention
 from ..nn import MinibatchStdDev
+from ..nn.attention import SelfAttention
 from ..nn.conditional import ClassConditionalBatchNorm2d, ProjectionHead, check_labels
 from .registry import DISCRIMINATORS, GENERATORS
 
@@ -167,8 +167,9 @@ class ResNetDiscriminator(nn.Module):
 
     _family = "resnet discriminator"
 
-    def __init__(self, shape: tuple[int, ...], num_classes: int = 0, width: int = 128, attention: int = 0,
-                 mbstd_group: int = 0) -> None:
+    def __init__(
+        self, shape: tuple[int, ...], num_classes: int = 0, width: int = 128, attention: int = 0, mbstd_group: int = 0
+    ) -> None:
         super().__init__()
         c, log_size = check_shape(shape, self._family)
         if mbstd_group == 1 or mbstd_group < 0:

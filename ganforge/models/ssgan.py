@@ -88,22 +88,32 @@ class _Classifier(nn.Module):
 class SSGANDiscriminator(_Classifier):
     """K-class conv classifier with D's logit = logsumexp of the class logits (Salimans et al. 2016, Sec. 5)."""
 
-    def __init__(self, shape: tuple[int, ...], classes: int = 10, width: int = 64, dropout: bool = True,
-                 weight_norm: bool = True, input_noise: float = 0.0) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        classes: int = 10,
+        width: int = 64,
+        dropout: bool = True,
+        weight_norm: bool = True,
+        input_noise: float = 0.0,
+    ) -> None:
         super().__init__()
         if len(shape) != 3:
             raise ConfigError(f"ssgan needs image data of shape (C, H, W), got {tuple(shape)}")
         c, h, w = shape
         if min(h, w) < 12:
-            raise ConfigError(f"ssgan needs images of at least 12x12 (two stride-2 stages and a 3x3 valid "
-                              f"convolution), got {h}x{w}")
+            raise ConfigError(
+                f"ssgan needs images of at least 12x12 (two stride-2 stages and a 3x3 valid convolution), got {h}x{w}"
+            )
         if classes < 2:
             raise ConfigError(f"ssgan classes must be >= 2, got {classes}")
         if width < 1:
             raise ConfigError(f"ssgan width must be >= 1, got {width}")
         if not 0.0 <= float(input_noise) < 10.0:
-            raise ConfigError(f"ssgan input_noise (the std of Gaussian noise added to D's input) must be in [0, 10), "
-                              f"got {input_noise}")
+            raise ConfigError(
+                f"ssgan input_noise (the std of Gaussian noise added to D's input) must be in [0, 10), "
+                f"got {input_noise}"
+            )
         self.classes = int(classes)
         self.weight_norm = bool(weight_norm)
         self.input_noise = float(input_noise)
@@ -121,12 +131,19 @@ class SSGANDiscriminator(_Classifier):
         head = [GaussianNoise(self.input_noise)] if self.input_noise > 0 else drop(0.2)
         self.body = nn.Sequential(
             *head,
-            *conv(c, width), *conv(width, width), *conv(width, width, stride=2),
+            *conv(c, width),
+            *conv(width, width),
+            *conv(width, width, stride=2),
             *drop(0.5),
-            *conv(width, w2), *conv(w2, w2), *conv(w2, w2, stride=2),
+            *conv(width, w2),
+            *conv(w2, w2),
+            *conv(w2, w2, stride=2),
             *drop(0.5),
-            *conv(w2, w2, pad=0), *conv(w2, w2, k=1, pad=0), *conv(w2, w2, k=1, pad=0),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            *conv(w2, w2, pad=0),
+            *conv(w2, w2, k=1, pad=0),
+            *conv(w2, w2, k=1, pad=0),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.fc = wn(nn.Linear(w2, self.classes), 0.1)
         self.feature_dim = w2
@@ -153,8 +170,15 @@ class SSGANMLPDiscriminator(_Classifier):
     hidden layer before its noise, the layer their feature matching reads. D's logit is log Z(x), as `ssgan`.
     """
 
-    def __init__(self, shape: tuple[int, ...], classes: int = 10, hidden: tuple[int, ...] | list[int] = MLP_HIDDEN,
-                 input_noise: float = 0.6, noise: float = 0.5, weight_norm: bool = True) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        classes: int = 10,
+        hidden: tuple[int, ...] | list[int] = MLP_HIDDEN,
+        input_noise: float = 0.6,
+        noise: float = 0.5,
+        weight_norm: bool = True,
+    ) -> None:
         super().__init__()
         if classes < 2:
             raise ConfigError(f"ssgan_mlp classes must be >= 2, got {classes}")

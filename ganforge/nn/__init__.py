@@ -1,19 +1,26 @@
 """Layers shared by the model families."""
 
 from .equalized import EqualizedConv2d, EqualizedLinear, PixelNorm, he_constant
-from .layers import (Maxout, MinibatchDiscrimination, MinibatchStdDev, VirtualBatchNorm, activation, init_dcgan_,
-                     normalization)
+from .layers import (
+    Maxout,
+    MinibatchDiscrimination,
+    MinibatchStdDev,
+    VirtualBatchNorm,
+    activation,
+    init_dcgan_,
+    normalization,
+)
 
 __all__ = [
     "EqualizedConv2d",
     "EqualizedLinear",
-    "PixelNorm",
-    "he_constant",
     "Maxout",
     "MinibatchDiscrimination",
     "MinibatchStdDev",
+    "PixelNorm",
     "VirtualBatchNorm",
     "activation",
-    "normalization",
+    "he_constant",
     "init_dcgan_",
+    "normalization",
 ]

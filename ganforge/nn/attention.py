@@ -34,7 +34,7 @@ class SelfAttention(nn.Module):
         self.last_attention: Tensor | None = None
 
     def forward(self, x: Tensor) -> Tensor:
-        n, c, hgt, wid = x.shape
+        n, _c, hgt, wid = x.shape
         keys = self.f(x).flatten(2)  # (N, C', HW)
         queries = self.g(x).flatten(2)
         values = self.h(x).flatten(2)

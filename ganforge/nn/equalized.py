@@ -27,10 +27,22 @@ def he_constant(fan_in: int, gain: float = RELU_GAIN) -> float:
 class EqualizedConv2d(nn.Module):
     """A 2-D convolution with an equalised learning rate: weight ~ N(0, 1) stored, weight * c used; zero bias."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0,
-                 gain: float = RELU_GAIN, bias: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        padding: int = 0,
+        gain: float = RELU_GAIN,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
-        self.in_channels, self.out_channels, self.kernel_size, self.padding = in_channels, out_channels, kernel_size, padding
+        self.in_channels, self.out_channels, self.kernel_size, self.padding = (
+            in_channels,
+            out_channels,
+            kernel_size,
+            padding,
+        )
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.scale = he_constant(in_channels * kernel_size * kernel_size, gain)
@@ -39,8 +51,10 @@ class EqualizedConv2d(nn.Module):
         return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, padding={self.padding}, "
-                f"scale={self.scale:.4g}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, padding={self.padding}, "
+            f"scale={self.scale:.4g}"
+        )
 
 
 class EqualizedLinear(nn.Module):

@@ -58,7 +58,7 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         rows = torch.zeros(world, 2 * c + 1, dtype=torch.float32, device=x.device)
         rows = rows.index_put((torch.tensor([rank], device=x.device),), torch.cat([mean_l, m2_l, count])[None])
         table = _AllReduceSum.apply(rows)
-        means, m2s, counts = table[:, :c], table[:, c:2 * c], table[:, 2 * c:]
+        means, m2s, counts = table[:, :c], table[:, c : 2 * c], table[:, 2 * c :]
         n = counts.sum()
         mean = (counts * means).sum(0) / n
         m2 = m2s.sum(0) + (counts * (means - mean).pow(2)).sum(0)
@@ -66,8 +66,11 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)  # type: ignore[union-attr]
-                factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None  # type: ignore[arg-type]
-                          else self.momentum)
+                factor = (
+                    1.0 / float(self.num_batches_tracked)
+                    if self.momentum is None  # type: ignore[arg-type]
+                    else self.momentum
+                )
                 self.running_mean.mul_(1 - factor).add_(mean.detach().to(self.running_mean.dtype), alpha=factor)
                 unbiased = var.detach() * (n / (n - 1)).detach()
                 self.running_var.mul_(1 - factor).add_(unbiased.to(self.running_var.dtype), alpha=factor)

@@ -14,14 +14,14 @@ for the output layer (openai/improved-gan, nn.py).
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm as _torch_weight_norm
 
-__all__ = ["weight_norm", "data_dependent_init", "weight_normed_layers"]
+__all__ = ["data_dependent_init", "weight_norm", "weight_normed_layers"]
 
 _SCALE = "_ganforge_wn_init_scale"
 
@@ -30,7 +30,9 @@ def weight_norm(module: nn.Module, init_scale: float = 1.0) -> nn.Module:
     """`module` (a Conv or Linear with bias) weight-normalised over its output units; `init_scale` is the s of the
     data-dependent initialisation (Salimans & Kingma 2016, Eq. 2 and 6)."""
     if getattr(module, "bias", None) is None:
-        raise ValueError(f"weight_norm with data-dependent init needs a layer with a bias; {type(module).__name__} has none")
+        raise ValueError(
+            f"weight_norm with data-dependent init needs a layer with a bias; {type(module).__name__} has none"
+        )
     module = _torch_weight_norm(module, name="weight", dim=0)
     setattr(module, _SCALE, float(init_scale))
     return module

@@ -30,15 +30,15 @@ from .sections import (
     evaluation_section,
     files_section,
     growth_section,
-    health_section,
     header_section,
+    health_section,
     losses_section,
     samples_section,
     throughput_section,
     translation_section,
 )
 
-__all__ = ["write_report", "read_metrics", "read_run_info", "loss_keys", "eval_keys", "higher_is_better", "pick_evenly"]
+__all__ = ["eval_keys", "higher_is_better", "loss_keys", "pick_evenly", "read_metrics", "read_run_info", "write_report"]
 
 _CSS = """
 body{margin:0;background:#f6f7f9;color:#1d2329;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 MAX_PROGRESSION = 16  # sample grids shown in the progression; more are thinned evenly
 

@@ -149,7 +149,9 @@ def header_section(run_dir: Path, info: dict, records: list[dict], recipe: str) 
 
     parts.append('<table class="kv">' + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>")
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    parts.append(f'<p class="muted">Report of <code>{esc(run_dir)}</code>, written {esc(stamp)} by ganforge {esc(__version__)}.</p>')
+    parts.append(
+        f'<p class="muted">Report of <code>{esc(run_dir)}</code>, written {esc(stamp)} by ganforge {esc(__version__)}.</p>'
+    )
     return "<header>" + "".join(parts) + "</header>"
 
 
@@ -163,7 +165,7 @@ def _figure(records: list[dict], keys: list[str], path: Path, title: str, smooth
 
 
 def losses_section(records: list[dict], plots_dir: Path, bad_lines: int) -> str:
-    out = ["<section id=\"losses\"><h2>Losses</h2>"]
+    out = ['<section id="losses"><h2>Losses</h2>']
     if not records:
         out.append(_none("no metrics have been logged yet."))
     else:
@@ -179,8 +181,10 @@ def losses_section(records: list[dict], plots_dir: Path, bad_lines: int) -> str:
                 note += f"; bold lines are a {w}-point moving average over the faint raw values"
             out.append(f'<p class="muted">{esc(note)}.</p>')
         if bad_lines:
-            out.append(f'<p class="muted">{bad_lines} unreadable line(s) of metrics.jsonl skipped '
-                       f"(a run stopped mid-write leaves a truncated last line).</p>")
+            out.append(
+                f'<p class="muted">{bad_lines} unreadable line(s) of metrics.jsonl skipped '
+                f"(a run stopped mid-write leaves a truncated last line).</p>"
+            )
     out.append("</section>")
     return "".join(out)
 
@@ -191,12 +195,21 @@ def throughput_section(records: list[dict], plots_dir: Path) -> str:
     if not steps:
         out.append(_none("no throughput logged yet."))
     else:
-        out.append(_figure(records, ["images_per_s"], plots_dir / "throughput.png", "Throughput (images/s)",
-                           _smooth_window(len(steps))))
+        out.append(
+            _figure(
+                records,
+                ["images_per_s"],
+                plots_dir / "throughput.png",
+                "Throughput (images/s)",
+                _smooth_window(len(steps)),
+            )
+        )
         tail = sorted(values[-20:])
         median = tail[len(tail) // 2]
-        out.append(f'<p class="muted">latest {esc(_fmt_num(values[-1]))} images/s; '
-                   f"median of the last {len(tail)} logs {esc(_fmt_num(median))} images/s.</p>")
+        out.append(
+            f'<p class="muted">latest {esc(_fmt_num(values[-1]))} images/s; '
+            f"median of the last {len(tail)} logs {esc(_fmt_num(median))} images/s.</p>"
+        )
     out.append("</section>")
     return "".join(out)
 
@@ -212,7 +225,11 @@ def evaluation_section(records: list[dict], plots_dir: Path) -> str:
     for k in keys:
         steps, values = curve_points(records, k)
         higher = higher_is_better(k)
-        best_i = max(range(len(values)), key=values.__getitem__) if higher else min(range(len(values)), key=values.__getitem__)
+        best_i = (
+            max(range(len(values)), key=values.__getitem__)
+            if higher
+            else min(range(len(values)), key=values.__getitem__)
+        )
         rows.append(
             f"<tr><td><code>{esc(k)}</code></td><td>{'higher' if higher else 'lower'}</td>"
             f'<td class="num">{esc(_fmt_num(values[-1]))}</td><td class="num">{esc(_fmt_num(steps[-1]))}</td>'
@@ -234,8 +251,11 @@ def samples_section(run_dir: Path) -> str:
     out = ['<section id="samples"><h2>Samples</h2>']
     samples_dir = run_dir / "samples"
     steps = step_samples(samples_dir)
-    big: list[tuple[Path, str]] = [(samples_dir / n, c) for n, c in (("final.png", "final"), ("final_ema.png", "final (EMA)"))
-                                   if (samples_dir / n).is_file()]
+    big: list[tuple[Path, str]] = [
+        (samples_dir / n, c)
+        for n, c in (("final.png", "final"), ("final_ema.png", "final (EMA)"))
+        if (samples_dir / n).is_file()
+    ]
     if not big and steps:
         # Mid-training there is no final grid yet: show the latest one large instead.
         big = [(steps[-1][1], f"latest (step {steps[-1][0]:,})")]
@@ -332,8 +352,10 @@ def began_convergence(records: list[dict], plots_dir: Path) -> str:
         out.append(_img_tag(to_data_uri(path), "BEGAN convergence: M_global and k_t"))
     except Exception as exc:  # never let a figure take the report (or the run) down
         out.append(f'<p class="err">(figure M_global failed: {esc(type(exc).__name__)}: {esc(exc)})</p>')
-    out.append('<p class="muted">M_global = L(x) + |gamma L(x) - L(G(z))| (lower is better); '
-               "k_t is the weight of the fake term in D's loss, kept in [0, 1].</p></section>")
+    out.append(
+        '<p class="muted">M_global = L(x) + |gamma L(x) - L(G(z))| (lower is better); '
+        "k_t is the weight of the fake term in D's loss, kept in [0, 1].</p></section>"
+    )
     return "".join(out)
 
 
@@ -343,12 +365,14 @@ def augmentation_section(records: list[dict], plots_dir: Path) -> str:
     if not steps:
         return ""
     keys = ["aug_p"] + (["ada_rt"] if curve_points(records, "ada_rt")[0] else [])
-    out = ['<section id="augmentation"><h2>Augmentation (ADA)</h2>',
-           _figure(records, keys, plots_dir / "augmentation.png", "ADA: p and r_t", 0),
-           f'<p class="muted">p (latest {esc(_fmt_num(values[-1]))}, highest {esc(_fmt_num(max(values)))}) is the '
-           "probability of each transform on each image D sees; r_t = E[sign(D(real))] is D's overfitting heuristic, "
-           "which ADA steers towards its target (0.6 in the paper) by raising p while r_t is above it. p above about "
-           "0.8 risks transforms leaking into the samples (Karras et al. 2020, Sec. 2.2).</p></section>"]
+    out = [
+        '<section id="augmentation"><h2>Augmentation (ADA)</h2>',
+        _figure(records, keys, plots_dir / "augmentation.png", "ADA: p and r_t", 0),
+        f'<p class="muted">p (latest {esc(_fmt_num(values[-1]))}, highest {esc(_fmt_num(max(values)))}) is the '
+        "probability of each transform on each image D sees; r_t = E[sign(D(real))] is D's overfitting heuristic, "
+        "which ADA steers towards its target (0.6 in the paper) by raising p while r_t is above it. p above about "
+        "0.8 risks transforms leaking into the samples (Karras et al. 2020, Sec. 2.2).</p></section>",
+    ]
     return "".join(out)
 
 
@@ -368,7 +392,7 @@ def growth_section(run_dir: Path, records: list[dict], plots_dir: Path) -> str:
     samples = dict(step_samples(run_dir / "samples"))
     grids = phase_grids(records, list(samples))
     if grids:
-        out.append("<h3>The last grid of each phase</h3><div class=\"prog\">")
+        out.append('<h3>The last grid of each phase</h3><div class="prog">')
         for label, step, alpha in grids:
             try:
                 uri, _ = _image_uri(samples[step], THUMB_WIDTH)
@@ -378,10 +402,11 @@ def growth_section(run_dir: Path, records: list[dict], plots_dir: Path) -> str:
             cap = f"{label}, step {step:,}" + (f" (alpha ~{alpha:.2f})" if alpha < 1 else "")
             out.append(f"<figure>{_img_tag(uri, cap)}<figcaption>{esc(cap)}</figcaption></figure>")
         out.append("</div>")
-    out.append('<p class="muted">Images below the data size are the generator\'s output at its current resolution, '
-               "nearest-upsampled; resolution and alpha are means over each log interval.</p></section>")
+    out.append(
+        '<p class="muted">Images below the data size are the generator\'s output at its current resolution, '
+        "nearest-upsampled; resolution and alpha are means over each log interval.</p></section>"
+    )
     return "".join(out)
-
 
 
 def translation_section(records: list[dict], plots_dir: Path) -> str:
@@ -390,19 +415,27 @@ def translation_section(records: list[dict], plots_dir: Path) -> str:
         return ""
     n = sum(1 for r in records if "g_ab" in r)
     w = _smooth_window(n)
-    out = ['<section id="translation"><h2>Translation</h2>',
-           _figure(records, ["g_ab", "g_ba", "d_a", "d_b"], plots_dir / "networks.png", "Losses of the four networks", w),
-           '<p class="muted">g_ab, g_ba: the adversarial losses of the translators G_ab (a to b, judged by D_b) and '
-           "G_ba (b to a, judged by D_a); d_a, d_b: the discriminators' losses on real images against pooled "
-           "translations.</p>"]
+    out = [
+        '<section id="translation"><h2>Translation</h2>',
+        _figure(records, ["g_ab", "g_ba", "d_a", "d_b"], plots_dir / "networks.png", "Losses of the four networks", w),
+        '<p class="muted">g_ab, g_ba: the adversarial losses of the translators G_ab (a to b, judged by D_b) and '
+        "G_ba (b to a, judged by D_a); d_a, d_b: the discriminators' losses on real images against pooled "
+        "translations.</p>",
+    ]
     terms = [k for k in ("cycle_aba", "cycle_bab", "identity_ab", "identity_ba") if any(k in r for r in records)]
     if terms:
-        out += [_figure(records, terms, plots_dir / "cycle_terms.png", "Cycle and identity terms (mean |.|, unweighted)", w),
-                '<p class="muted">cycle_aba = |G_ba(G_ab(a)) - a|, cycle_bab = |G_ab(G_ba(b)) - b|; identity_ab = '
-                "|G_ab(b) - b|, identity_ba = |G_ba(a) - a|.</p>"]
-    out.append('<p class="muted">Sample grids below are triplets on held-out test images, one row per image pair: '
-               "a | G_ab(a) | G_ba(G_ab(a)) | b | G_ba(b) | G_ab(G_ba(b)) (input, translation, reconstruction "
-               "in each direction).</p></section>")
+        out += [
+            _figure(
+                records, terms, plots_dir / "cycle_terms.png", "Cycle and identity terms (mean |.|, unweighted)", w
+            ),
+            '<p class="muted">cycle_aba = |G_ba(G_ab(a)) - a|, cycle_bab = |G_ab(G_ba(b)) - b|; identity_ab = '
+            "|G_ab(b) - b|, identity_ba = |G_ba(a) - a|.</p>",
+        ]
+    out.append(
+        '<p class="muted">Sample grids below are triplets on held-out test images, one row per image pair: '
+        "a | G_ab(a) | G_ba(G_ab(a)) | b | G_ba(b) | G_ab(G_ba(b)) (input, translation, reconstruction "
+        "in each direction).</p></section>"
+    )
     return "".join(out)
 
 
@@ -415,8 +448,10 @@ def _diagnosis_html(run_dir: Path, records: list[dict], plots_dir: Path) -> str:
         d = diagnose_run(run_dir)
     except Exception as e:  # the report must come out even if the diagnosis cannot
         return f'<p class="muted">No diagnosis: {html.escape(str(e))}</p>'
-    out = [f"<p><b>Diagnosis: {html.escape(d['title'])}</b> (<code>ganforge doctor {html.escape(str(run_dir))}</code>"
-           " prints it with every remedy).</p>"]
+    out = [
+        f"<p><b>Diagnosis: {html.escape(d['title'])}</b> (<code>ganforge doctor {html.escape(str(run_dir))}</code>"
+        " prints it with every remedy).</p>"
+    ]
     if d["periods"]:
         items = []
         for p in d["periods"]:
@@ -426,8 +461,11 @@ def _diagnosis_html(run_dir: Path, records: list[dict], plots_dir: Path) -> str:
         out.append("<ul>" + "".join(items) + "</ul>")
         for state, rems in d["remedies"].items():
             if rems:
-                out.append(f"<p>To try against {html.escape(state)}: " + ", ".join(
-                    f"<code>{html.escape(r['override'])}</code>" for r in rems[:3]) + ".</p>")
+                out.append(
+                    f"<p>To try against {html.escape(state)}: "
+                    + ", ".join(f"<code>{html.escape(r['override'])}</code>" for r in rems[:3])
+                    + ".</p>"
+                )
     try:
         fig = plot_health_timeline(records, d["periods"], plots_dir / "diagnosis.png", d["total_steps"])
         out.append(_img_tag(to_data_uri(fig), "diagnosis timeline"))
@@ -446,18 +484,32 @@ def health_section(records: list[dict], plots_dir: Path, run_dir: Path | None = 
     n = sum(1 for r in records if grads[0] in r)
     w = _smooth_window(n)
     updates = sorted(k for k in keys if k.startswith("update_ratio_"))
-    out = ['<section id="health"><h2>Health</h2>',
-           _diagnosis_html(run_dir, records, plots_dir) if run_dir is not None else "",
-           _figure(records, grads, plots_dir / "grad_norms.png", "Gradient norm of each optimiser's update", w, logy=True),
-           _figure(records, updates, plots_dir / "update_ratios.png", "Relative weight update per log interval", w,
-                   logy=True)]
-    diversity = [k for k in ("signals/sample_diversity", "signals/real_diversity", "signals/sample_change") if k in keys]
+    out = [
+        '<section id="health"><h2>Health</h2>',
+        _diagnosis_html(run_dir, records, plots_dir) if run_dir is not None else "",
+        _figure(records, grads, plots_dir / "grad_norms.png", "Gradient norm of each optimiser's update", w, logy=True),
+        _figure(
+            records, updates, plots_dir / "update_ratios.png", "Relative weight update per log interval", w, logy=True
+        ),
+    ]
+    diversity = [
+        k for k in ("signals/sample_diversity", "signals/real_diversity", "signals/sample_change") if k in keys
+    ]
     if diversity:
-        out.append(_figure(records, diversity, plots_dir / "sample_signals.png",
-                           "Fixed-noise samples: diversity (beside the data's) and movement", 0))
-    out.append('<p class="muted">Gradient norms: one step per log line (the adversarial update). Updates: '
-               "||w_t - w_prev|| / ||w_t|| since the previous log line. Sample diversity: mean pairwise distance per "
-               "dimension of the grid's fixed-noise samples, against as many real samples; far below the data's "
-               "means the samples look alike (mode collapse); a movement near 0 means G has stopped changing.</p>"
-               "</section>")
+        out.append(
+            _figure(
+                records,
+                diversity,
+                plots_dir / "sample_signals.png",
+                "Fixed-noise samples: diversity (beside the data's) and movement",
+                0,
+            )
+        )
+    out.append(
+        '<p class="muted">Gradient norms: one step per log line (the adversarial update). Updates: '
+        "||w_t - w_prev|| / ||w_t|| since the previous log line. Sample diversity: mean pairwise distance per "
+        "dimension of the grid's fixed-noise samples, against as many real samples; far below the data's "
+        "means the samples look alike (mode collapse); a movement near 0 means G has stopped changing.</p>"
+        "</section>"
+    )
     return "".join(out)

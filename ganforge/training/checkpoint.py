@@ -53,8 +53,10 @@ def why_unreadable(e: BaseException) -> str:
     import pickle
 
     if isinstance(e, pickle.UnpicklingError) or "weights_only" in str(e) or "Weights only load failed" in str(e):
-        return ("refused by the safe loader (weights_only=True): it holds objects other than tensors and plain "
-                "values, so it was not written by ganforge, or was altered")
+        return (
+            "refused by the safe loader (weights_only=True): it holds objects other than tensors and plain "
+            "values, so it was not written by ganforge, or was altered"
+        )
     if isinstance(e, EOFError) or "zip archive" in str(e) or "central directory" in str(e):
         return "truncated or not a checkpoint (incomplete write, or another kind of file)"
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -73,8 +75,10 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise GanforgeError(f"checkpoint {str(path)!r} could not be read: {why_unreadable(e)}.") from None
     # A generation run stores its generator as "G", a translation run its translators as "G_ab" and "G_ba".
     if not isinstance(state, dict) or not {"config", "shape"} <= set(state) or not ({"G", "G_ab"} & set(state)):
-        raise GanforgeError(f"checkpoint {str(path)!r} could not be read: it is not a ganforge checkpoint "
-                            "(no config, shape and generator weights).")
+        raise GanforgeError(
+            f"checkpoint {str(path)!r} could not be read: it is not a ganforge checkpoint "
+            "(no config, shape and generator weights)."
+        )
     return state
 
 
@@ -87,11 +91,15 @@ def find_resumable(folder: Path) -> tuple[Path, dict[str, Any], list[tuple[Path,
         except GanforgeError as e:
             refused.append((path, str(e).split(" could not be read: ", 1)[-1]))
     if not refused:
-        raise GanforgeError(f"{str(folder.parent)!r} has no checkpoint to resume from (checkpoints/ is empty or missing): "
-                            "the run stopped before its first checkpoint. Start it again with a new --out.")
+        raise GanforgeError(
+            f"{str(folder.parent)!r} has no checkpoint to resume from (checkpoints/ is empty or missing): "
+            "the run stopped before its first checkpoint. Start it again with a new --out."
+        )
     lines = "; ".join(f"{p.name}: {why}" for p, why in refused)
-    raise GanforgeError(f"cannot resume {str(folder.parent)!r}: no checkpoint could be loaded ({lines}). Nothing was "
-                        "changed in the run folder.")
+    raise GanforgeError(
+        f"cannot resume {str(folder.parent)!r}: no checkpoint could be loaded ({lines}). Nothing was "
+        "changed in the run folder."
+    )
 
 
 def move_aside(path: Path) -> Path:
@@ -129,11 +137,16 @@ def latest_good_checkpoint(folder: Path) -> tuple[Path, dict[str, Any]] | None:
 
 def capture_rng() -> dict[str, Any]:
     """Python, NumPy and torch (CPU and CUDA) RNG states as weights_only-loadable values."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    _kind, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
-        "python": list(random.getstate()[1]) + [random.getstate()[2]],
+        "python": [*list(random.getstate()[1]), random.getstate()[2]],
         "python_version": random.getstate()[0],
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss, "cached": cached},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": pos,
+            "has_gauss": has_gauss,
+            "cached": cached,
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -38,8 +39,9 @@ class TrainContext:
         # Networks and optimisers by the names the game declared; G, D, opt_g and opt_d are the standard
         # game's aliases (a game with other networks reads them from `nets`).
         self.nets: dict[str, nn.Module] = dict(nets) if nets is not None else {"G": G, "D": D}
-        self.optimizers: dict[str, torch.optim.Optimizer] = (dict(optimizers) if optimizers is not None
-                                                             else {"g": opt_g, "d": opt_d})
+        self.optimizers: dict[str, torch.optim.Optimizer] = (
+            dict(optimizers) if optimizers is not None else {"g": opt_g, "d": opt_d}
+        )
         self.G, self.D = G, D
         self.opt_g, self.opt_d = opt_g, opt_d
         self.precision = precision
@@ -96,12 +98,19 @@ class TrainContext:
         lat = self.latent_space.sample(n * self.world, self.noise_generator)
         if self.world > 1:
             part = slice(self.dist.rank * n, (self.dist.rank + 1) * n)
-            lat = Latent(lat.z[part], None if lat.y is None else lat.y[part], [c[part] for c in lat.categorical],
-                         None if lat.continuous is None else lat.continuous[part])
+            lat = Latent(
+                lat.z[part],
+                None if lat.y is None else lat.y[part],
+                [c[part] for c in lat.categorical],
+                None if lat.continuous is None else lat.continuous[part],
+            )
         dev = self.device
-        return Latent(lat.z.to(dev, non_blocking=True), None if lat.y is None else lat.y.to(dev),
-                      [c.to(dev) for c in lat.categorical],
-                      None if lat.continuous is None else lat.continuous.to(dev))
+        return Latent(
+            lat.z.to(dev, non_blocking=True),
+            None if lat.y is None else lat.y.to(dev),
+            [c.to(dev) for c in lat.categorical],
+            None if lat.continuous is None else lat.continuous.to(dev),
+        )
 
     def noise(self, n: int) -> Tensor:
         """n generator input vectors (noise plus any InfoGAN codes); class labels are dropped."""
@@ -120,8 +129,14 @@ class TrainContext:
         """The mixed-precision context for forward passes."""
         return self.precision.autocast()
 
-    def _step(self, loss: Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-              restore: list[Tensor] | None, name: str = "") -> None:
+    def _step(
+        self,
+        loss: Tensor,
+        opt: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        restore: list[Tensor] | None,
+        name: str = "",
+    ) -> None:
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         average_gradients([p for g in opt.param_groups for p in g["params"]], self.dist)

@@ -84,8 +84,10 @@ def from_env() -> Dist:
     local_rank = _env_int("LOCAL_RANK", rank)
     local_world = _env_int("LOCAL_WORLD_SIZE", world)
     if not 0 <= rank < world or not 0 <= local_rank < local_world:
-        raise ConfigError(f"inconsistent torchrun environment: RANK={rank}, WORLD_SIZE={world}, "
-                          f"LOCAL_RANK={local_rank}, LOCAL_WORLD_SIZE={local_world}.")
+        raise ConfigError(
+            f"inconsistent torchrun environment: RANK={rank}, WORLD_SIZE={world}, "
+            f"LOCAL_RANK={local_rank}, LOCAL_WORLD_SIZE={local_world}."
+        )
     return Dist(rank, world, local_rank, local_world)
 
 
@@ -108,10 +110,12 @@ def init(d: Dist) -> None:
     timeout = datetime.timedelta(seconds=_env_int("GANFORGE_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
     try:
         dist.init_process_group(backend, timeout=timeout)
-    except Exception as e:  # noqa: BLE001 - a missing MASTER_ADDR, an unreachable rendezvous
-        raise GanforgeError(f"could not join the process group ({backend}) as rank {d.rank} of {d.world}: "
-                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}. Start distributed runs "
-                            "with `ganforge train --nproc N` or `torchrun --nproc_per_node N -m ganforge train`.") from None
+    except Exception as e:
+        raise GanforgeError(
+            f"could not join the process group ({backend}) as rank {d.rank} of {d.world}: "
+            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}. Start distributed runs "
+            "with `ganforge train --nproc N` or `torchrun --nproc_per_node N -m ganforge train`."
+        ) from None
 
 
 def shutdown() -> None:
@@ -119,7 +123,7 @@ def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         try:
             dist.destroy_process_group()
-        except Exception:  # noqa: BLE001 - a peer already gone: nothing left to tidy
+        except Exception:
             pass
 
 
@@ -135,10 +139,12 @@ def _collective(what: str, fn: Any, *args: Any, **kw: Any) -> Any:
         return fn(*args, **kw)
     except RankFailed:
         raise
-    except Exception as e:  # noqa: BLE001 - gloo and NCCL raise RuntimeError subclasses of many kinds
+    except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RankFailed(f"lost contact with the other ranks during {what} ({first[:200]}): another process "
-                         "died or stopped answering.") from None
+        raise RankFailed(
+            f"lost contact with the other ranks during {what} ({first[:200]}): another process "
+            "died or stopped answering."
+        ) from None
 
 
 def _buckets(tensors: list[Tensor]) -> Iterable[list[Tensor]]:
@@ -166,7 +172,7 @@ def _in_buckets(tensors: list[Tensor], what: str, collective: Any, divide: int =
         offset = 0
         for t in group:
             n = t.numel()
-            t.copy_(flat[offset:offset + n].view_as(t))
+            t.copy_(flat[offset : offset + n].view_as(t))
             offset += n
 
 

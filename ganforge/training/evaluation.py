@@ -26,9 +26,13 @@ class EvaluationMixin:
 
         net = self.ema.module if self.ema is not None else self.G
         # With several processes each rank generates and scores its share of the samples; rank 0 merges them.
-        res = self.evaluator.evaluate_generator(net, self.latent, autocast=self.precision.autocast,
-                                                source=f"{'EMA ' if self.ema is not None else ''}generator at step {self.step}",
-                                                collective=Collective(self.dist) if self.dist.enabled else None)
+        res = self.evaluator.evaluate_generator(
+            net,
+            self.latent,
+            autocast=self.precision.autocast,
+            source=f"{'EMA ' if self.ema is not None else ''}generator at step {self.step}",
+            collective=Collective(self.dist) if self.dist.enabled else None,
+        )
         numbers = res["metrics"]
         rec = {"step": self.step, **{f"eval/{k}": v for k, v in numbers.items()}}
         log_f.write(json.dumps(rec) + "\n")
@@ -46,9 +50,12 @@ class EvaluationMixin:
         e, d = self.recipe.eval, self.recipe.data
         heldout = None
         if "memorisation" in e.metrics:
-            heldout = load_dataset(dataclasses.replace(d, limit=None, labels=False), split="test", seed=self.recipe.seed)
-        return Evaluator(self.dataset, e.metrics, extractor=e.extractor, n=e.n, seed=e.seed, heldout=heldout,
-                         device=self.device)
+            heldout = load_dataset(
+                dataclasses.replace(d, limit=None, labels=False), split="test", seed=self.recipe.seed
+            )
+        return Evaluator(
+            self.dataset, e.metrics, extractor=e.extractor, n=e.n, seed=e.seed, heldout=heldout, device=self.device
+        )
 
     def _maybe_save_best(self, numbers: dict[str, float]) -> None:
         from ..metrics.spec import higher_is_better
@@ -59,7 +66,9 @@ class EvaluationMixin:
         if key not in numbers:
             raise ConfigError(f"eval.best is {key!r}, but the evaluation gives only: {', '.join(numbers)}.")
         value = numbers[key]
-        better = self.best is None or (value > self.best["value"] if higher_is_better(key) else value < self.best["value"])
+        better = self.best is None or (
+            value > self.best["value"] if higher_is_better(key) else value < self.best["value"]
+        )
         if better and math.isfinite(value):  # the same verdict on every rank: they share the evaluation's numbers
             self.best = {"metric": key, "value": value, "step": self.step}
             ranks = self.rank_states()

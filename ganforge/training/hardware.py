@@ -11,9 +11,9 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -38,8 +38,10 @@ def resolve_device(name: str) -> torch.device:
         if not torch.cuda.is_available():
             raise ConfigError(f"device is {name!r} but CUDA is not available here; use auto or cpu.")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s) "
-                              f"(cuda:0..cuda:{torch.cuda.device_count() - 1}).")
+            raise ConfigError(
+                f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                f"(cuda:0..cuda:{torch.cuda.device_count() - 1})."
+            )
     elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError(f"device is {name!r} but Apple MPS is not available here; use auto or cpu.")
     elif dev.type not in ("cpu", "cuda", "mps"):
@@ -99,8 +101,10 @@ def resolve_precision(requested: str, device: torch.device, is_image: bool = Tru
                 stacklevel=2,
             )
         if requested == "fp16" and device.type == "cpu":
-            warnings.warn("train.precision=fp16 on the CPU is emulated and slow; use auto (bf16 where native, else fp32).",
-                          stacklevel=2)
+            warnings.warn(
+                "train.precision=fp16 on the CPU is emulated and slow; use auto (bf16 where native, else fp32).",
+                stacklevel=2,
+            )
         return Choice(requested, "set explicitly")
     if not is_image:
         # Points in R^2 need more than bf16's 8-bit mantissa (the toy modes have std 0.01 at radius 1),
@@ -116,7 +120,9 @@ def resolve_precision(requested: str, device: torch.device, is_image: bool = Tru
     if device.type == "cpu":
         if cpu_has_native_bf16():
             return Choice("bf16", f"this CPU computes bf16 natively ({cpu_capability()} with AVX-512-BF16/AMX)")
-        return Choice("fp32", f"this CPU has no native bf16 ({cpu_capability()}); emulated bf16 would be many times slower")
+        return Choice(
+            "fp32", f"this CPU has no native bf16 ({cpu_capability()}); emulated bf16 would be many times slower"
+        )
     return Choice("fp32", f"mixed precision is not tuned for {device.type}")
 
 
@@ -166,9 +172,11 @@ def check_fits(build: Callable[[], torch.nn.Module], what: str, device: torch.de
     need = sum(p.numel() for p in net.parameters()) * 4 * copies
     free = available_memory(device)
     if free is not None and need > free:
-        raise ConfigError(f"the {what} has {need // (4 * copies):,} parameters: training it needs about "
-                          f"{need / 2**30:.1f} GiB for weights, gradients and optimiser state, but only "
-                          f"{free / 2**30:.1f} GiB is free on {device}. Reduce model.z_dim or the network's width.")
+        raise ConfigError(
+            f"the {what} has {need // (4 * copies):,} parameters: training it needs about "
+            f"{need / 2**30:.1f} GiB for weights, gradients and optimiser state, but only "
+            f"{free / 2**30:.1f} GiB is free on {device}. Reduce model.z_dim or the network's width."
+        )
 
 
 # --------------------------------------------------------------------------- threads

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -13,7 +13,9 @@ from ..errors import ConfigError, choices_message
 OPTIMIZERS = ("adam", "rmsprop", "sgd", "optimistic_adam", "optimistic_sgd")
 
 
-def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimizerConfig, lazy_ratio: float = 1.0) -> torch.optim.Optimizer:
+def build_optimizer(
+    params: Iterable[nn.Parameter], cfg: OptimizerConfig, lazy_ratio: float = 1.0
+) -> torch.optim.Optimizer:
     """Adam, RMSProp, SGD or their optimistic variants with the recipe's hyper-parameters.
 
     lazy_ratio c < 1 applies StyleGAN2's correction for lazy regularisation (Karras et
@@ -28,7 +30,9 @@ def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimizerConfig, lazy_r
     if cfg.name == "adam":
         # The fused kernel is ~2x faster than foreach on small CPU networks (same update rule).
         fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
-        return torch.optim.Adam(params, lr=lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay, fused=fused or None)
+        return torch.optim.Adam(
+            params, lr=lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay, fused=fused or None
+        )
     if cfg.name == "optimistic_adam":
         return OptimisticAdam(params, lr=lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
     if cfg.name == "optimistic_sgd":
@@ -42,7 +46,9 @@ def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimizerConfig, lazy_r
     raise ConfigError(choices_message("optimizer", cfg.name, OPTIMIZERS))
 
 
-def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimizerConfig, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+def build_scheduler(
+    opt: torch.optim.Optimizer, cfg: OptimizerConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
     """Linear warm-up over `warmup` steps, then constant; or (linear) constant until `decay_start` and linear decay to
     0 at `total_steps`; or (step) multiplied by `factor` at each of `milestones`."""
     warmup = max(cfg.warmup, 0)

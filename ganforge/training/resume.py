@@ -20,10 +20,29 @@ from ..errors import ConfigError, GanforgeError
 
 # Dotted prefixes that may change when a run is resumed.
 SAFE_ON_RESUME = (
-    "train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
-    "train.n_samples", "train.progress", "train.device", "train.precision", "train.channels_last", "train.compile",
-    "train.threads", "train.signals", "train.doctor", "eval.", "optim.g.decay_start", "optim.d.decay_start",
-    "optim.g.lr", "optim.d.lr", "optim.g.schedule", "optim.d.schedule", "optim.g.warmup", "optim.d.warmup",
+    "train.steps",
+    "train.log_every",
+    "train.sample_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.n_samples",
+    "train.progress",
+    "train.device",
+    "train.precision",
+    "train.channels_last",
+    "train.compile",
+    "train.threads",
+    "train.signals",
+    "train.doctor",
+    "eval.",
+    "optim.g.decay_start",
+    "optim.d.decay_start",
+    "optim.g.lr",
+    "optim.d.lr",
+    "optim.g.schedule",
+    "optim.d.schedule",
+    "optim.g.warmup",
+    "optim.d.warmup",
     "description",
 )
 
@@ -61,10 +80,11 @@ def checkpoint_recipe(state: dict[str, Any]) -> Recipe:
         why = yaml_problem(e)
     except GanforgeError as e:
         why = str(e)
-    except Exception as e:  # noqa: BLE001 - a config that is not text (True, a number, a tensor) or not a mapping
+    except Exception as e:
         why = f"{type(e).__name__}: {' '.join(str(e).split())}"
-    raise GanforgeError(f"the checkpoint's own recipe could not be read ({why}); it was not written by this "
-                        "version of ganforge.")
+    raise GanforgeError(
+        f"the checkpoint's own recipe could not be read ({why}); it was not written by this version of ganforge."
+    )
 
 
 def config_sha256(text: str) -> str:
@@ -80,16 +100,19 @@ def check_config_untouched(run_dir: Path, written_sha: str | None, truth: Recipe
     text = cfg.read_text(errors="replace")
     if config_sha256(text) == written_sha:
         return
-    advice = (f"The checkpoint holds the recipe; config.yaml is only its record. Restore config.yaml (or delete it: "
-              f"the resumed run writes it again) and change safe fields with overrides, e.g. "
-              f"`ganforge train --resume {run_dir} optim.g.lr=1e-4 train.steps=5000`.")
+    advice = (
+        f"The checkpoint holds the recipe; config.yaml is only its record. Restore config.yaml (or delete it: "
+        f"the resumed run writes it again) and change safe fields with overrides, e.g. "
+        f"`ganforge train --resume {run_dir} optim.g.lr=1e-4 train.steps=5000`."
+    )
     try:
         data = yaml.safe_load(text)
         edited = build_recipe(data if isinstance(data, dict) else {})
     except (GanforgeError, yaml.YAMLError) as e:
         why = yaml_problem(e) if isinstance(e, yaml.YAMLError) else e
-        raise GanforgeError(f"{str(cfg)!r} was edited after the run wrote it and is no longer a valid recipe ({why}). "
-                            + advice) from None
+        raise GanforgeError(
+            f"{str(cfg)!r} was edited after the run wrote it and is no longer a valid recipe ({why}). " + advice
+        ) from None
     if not isinstance(data, dict) or not data:
         raise GanforgeError(f"{str(cfg)!r} was emptied after the run wrote it. " + advice)
     diff = recipe_diff(truth, edited)
@@ -97,8 +120,9 @@ def check_config_untouched(run_dir: Path, written_sha: str | None, truth: Recipe
         raise GanforgeError(f"{str(cfg)!r} was edited after the run wrote it ({format_diff(diff)}). " + advice)
 
 
-def resume_recipe(state: dict[str, Any], overrides: list[str] | tuple[str, ...], steps: int | None,
-                  done: int) -> tuple[Recipe, dict[str, Any]]:
+def resume_recipe(
+    state: dict[str, Any], overrides: list[str] | tuple[str, ...], steps: int | None, done: int
+) -> tuple[Recipe, dict[str, Any]]:
     """(recipe to continue with, {key: new value} changed) from the checkpoint's recipe plus safe overrides."""
     truth = checkpoint_recipe(state)
     data = to_dict(truth)
@@ -116,8 +140,10 @@ def resume_recipe(state: dict[str, Any], overrides: list[str] | tuple[str, ...],
         apply_override(data, "train.steps", steps)
     recipe = build_recipe(data)
     if recipe.train.steps < done:
-        raise ConfigError(f"the run is already at step {done}; train.steps={recipe.train.steps} is smaller. "
-                          f"Give a larger --steps to extend it (e.g. --steps {done * 2}).")
-    for key, old, new in recipe_diff(truth, recipe):
+        raise ConfigError(
+            f"the run is already at step {done}; train.steps={recipe.train.steps} is smaller. "
+            f"Give a larger --steps to extend it (e.g. --steps {done * 2})."
+        )
+    for key, _old, new in recipe_diff(truth, recipe):
         changed[key] = new
     return recipe, changed

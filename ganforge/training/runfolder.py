@@ -15,10 +15,17 @@ import torch
 from .. import __version__
 from ..config import Recipe, dump_yaml
 from ..errors import ConfigError, GanforgeError
-from .checkpoint import atomic_write_bytes, find_resumable, move_aside, remove_stale_temp_files
-from .resume import (check_config_untouched, checkpoint_recipe, config_sha256, format_diff, is_safe, recipe_diff,
-                     resume_recipe)
 from . import distributed
+from .checkpoint import atomic_write_bytes, find_resumable, move_aside, remove_stale_temp_files
+from .resume import (
+    check_config_untouched,
+    checkpoint_recipe,
+    config_sha256,
+    format_diff,
+    is_safe,
+    recipe_diff,
+    resume_recipe,
+)
 from .runinfo import RunRecord
 from .runlock import LOCK_NAME, RunLock
 
@@ -30,17 +37,22 @@ def _check_free(out: Path) -> None:
     """Refuse to start a new run in a folder that holds anything but our lock file."""
     held = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
     if held:
-        what = "already holds a run" if {"config.yaml", "run.json", "checkpoints"} & set(held) else \
-            f"is not empty ({', '.join(held[:5])}{', ...' if len(held) > 5 else ''})"
-        raise GanforgeError(f"output folder {str(out)!r} {what}; continue a run with "
-                            f"`ganforge train --resume {out}` or choose another --out.")
+        what = (
+            "already holds a run"
+            if {"config.yaml", "run.json", "checkpoints"} & set(held)
+            else f"is not empty ({', '.join(held[:5])}{', ...' if len(held) > 5 else ''})"
+        )
+        raise GanforgeError(
+            f"output folder {str(out)!r} {what}; continue a run with "
+            f"`ganforge train --resume {out}` or choose another --out."
+        )
 
 
 class RunFolderMixin:
     """The Trainer's run-folder side: start or resume a locked run, write config.yaml, run.json and the generators."""
 
     @classmethod
-    def start(cls, recipe: Recipe, out_dir: str | Path, progress: bool | None = None) -> "Trainer":
+    def start(cls, recipe: Recipe, out_dir: str | Path, progress: bool | None = None) -> Trainer:
         """A trainer for a new run in `out_dir`, which is locked and checked to be free before any data is loaded."""
         out = Path(out_dir)
         d = distributed.from_env()
@@ -71,8 +83,13 @@ class RunFolderMixin:
         return trainer
 
     @classmethod
-    def resume_run(cls, run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), steps: int | None = None,
-                   progress: bool | None = None) -> "Trainer":
+    def resume_run(
+        cls,
+        run_dir: str | Path,
+        overrides: list[str] | tuple[str, ...] = (),
+        steps: int | None = None,
+        progress: bool | None = None,
+    ) -> Trainer:
         """A trainer that continues `run_dir` from its newest loadable checkpoint; only safe fields may be overridden.
 
         The run folder is locked first, and nothing in it changes unless a checkpoint loads and the
@@ -96,7 +113,9 @@ class RunFolderMixin:
             return lock, path, state, refused, changed, recipe
 
         # Rank 0 reads the checkpoint; the others build the same recipe and get the state when the run opens.
-        got = distributed.main_first(d, prepare, "reading the checkpoint to resume", share=lambda g: (None, None, None, None, g[4], g[5]))
+        got = distributed.main_first(
+            d, prepare, "reading the checkpoint to resume", share=lambda g: (None, None, None, None, g[4], g[5])
+        )
         lock, path, state, refused, changed, recipe = got
         try:
             trainer = cls(recipe, run_dir, resume=True, progress=progress)
@@ -121,8 +140,10 @@ class RunFolderMixin:
                 diff = recipe_diff(checkpoint_recipe(state), self.recipe)
                 unsafe = [d for d in diff if not is_safe(d[0])]
                 if unsafe:
-                    raise ConfigError(f"cannot resume {str(self.out)!r} with a different recipe ({format_diff(unsafe)}): "
-                                      "the checkpoint's networks, data and game were built from its own recipe.")
+                    raise ConfigError(
+                        f"cannot resume {str(self.out)!r} with a different recipe ({format_diff(unsafe)}): "
+                        "the checkpoint's networks, data and game were built from its own recipe."
+                    )
                 self._resume_from = (path, state, refused, {k: n for k, _, n in diff})
             path, state, refused, changed = self._resume_from
             self._resume_shared = (state, changed)  # for the other ranks of a distributed run
@@ -132,9 +153,15 @@ class RunFolderMixin:
             self._load_resumed(state, changed, path)
             fell_back = f" (falling back past {len(refused)} unreadable newer checkpoint(s))" if refused else ""
             print(f"resuming {self.out} from {path.name} at step {self.step}{fell_back}", file=sys.stderr)
-            self.record.history.append({"from_step": self.step, "checkpoint": path.name, "overrides": changed,
-                                        "refused": {p.name: why for p, why in refused},
-                                        "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            self.record.history.append(
+                {
+                    "from_step": self.step,
+                    "checkpoint": path.name,
+                    "overrides": changed,
+                    "refused": {p.name: why for p, why in refused},
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                }
+            )
             self._truncate_log()
         (self.out / "samples").mkdir(exist_ok=True)
         (self.out / "checkpoints").mkdir(exist_ok=True)
@@ -143,7 +170,9 @@ class RunFolderMixin:
         atomic_write_bytes(self.out / "config.yaml", lambda f: f.write(text.encode()))
         self.record.config_sha256 = config_sha256(text)
 
-    def _load_resumed(self, state: dict[str, Any], changed: dict[str, Any], path: Path | str = "the checkpoint") -> None:
+    def _load_resumed(
+        self, state: dict[str, Any], changed: dict[str, Any], path: Path | str = "the checkpoint"
+    ) -> None:
         """Restore a checkpoint's state and any learning rates changed on resume (every rank of a run does this)."""
         try:
             self.load_state_dict(state)
@@ -152,9 +181,11 @@ class RunFolderMixin:
         except Exception as e:  # a checkpoint that unpickles safely but lacks or mangles part of the state
             from .checkpoint import why_unreadable
 
-            raise GanforgeError(f"checkpoint {str(path)!r} could not be restored: it is not a complete ganforge "
-                                f"checkpoint of this run ({why_unreadable(e)}). Nothing was changed in the run "
-                                "folder.") from None
+            raise GanforgeError(
+                f"checkpoint {str(path)!r} could not be restored: it is not a complete ganforge "
+                f"checkpoint of this run ({why_unreadable(e)}). Nothing was changed in the run "
+                "folder."
+            ) from None
         self._apply_changed_lrs(changed)
         self._last_ckpt_step = self.step
 
@@ -204,14 +235,21 @@ class RunFolderMixin:
         if self.game.generator is None:  # a translation game: both translators in one file, by network name
             from ..translation import EXPORT_NAME
 
-            tensors = {f"{n.name}.{k}": v.detach().cpu().contiguous() for n in self.game.networks
-                       if n.role == "translator" for k, v in self.nets[n.name].state_dict().items()}
+            tensors = {
+                f"{n.name}.{k}": v.detach().cpu().contiguous()
+                for n in self.game.networks
+                if n.role == "translator"
+                for k, v in self.nets[n.name].state_dict().items()
+            }
             path = self.out / EXPORT_NAME
             atomic_write_bytes(path, lambda f: f.write(save(tensors, metadata=meta)))
             return [path]
         # Every generator the game declares: the sampled one as generator.safetensors, others by name.
-        nets = [("generator" if n.name == self.game.generator else f"generator_{n.name}", self.nets[n.name])
-                for n in self.game.networks if n.role == "generator"]
+        nets = [
+            ("generator" if n.name == self.game.generator else f"generator_{n.name}", self.nets[n.name])
+            for n in self.game.networks
+            if n.role == "generator"
+        ]
         nets += [("generator_ema", self.ema.module)] if self.ema is not None else []
         for name, net in nets:
             tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -242,23 +280,33 @@ class RunFolderMixin:
             "seed": r.seed,
             "pid": os.getpid(),
             "processes": self.dist.world,
-            **({"elastic_run_id": os.environ["TORCHELASTIC_RUN_ID"]} if self.dist.enabled and
-               os.environ.get("TORCHELASTIC_RUN_ID") else {}),
+            **(
+                {"elastic_run_id": os.environ["TORCHELASTIC_RUN_ID"]}
+                if self.dist.enabled and os.environ.get("TORCHELASTIC_RUN_ID")
+                else {}
+            ),
             "torch": torch.__version__,
             "ganforge": __version__,
             "python": platform.python_version(),
             "machine": platform.machine(),
             "data": getattr(self.dataset, "info", {}),
-            "params": {role: sum(p.numel() for n in self.game.networks if n.role == role for p in self.nets[n.name].parameters())
-                       for role in ("generator", "translator", "discriminator")
-                       if any(n.role == role for n in self.game.networks)},
+            "params": {
+                role: sum(
+                    p.numel() for n in self.game.networks if n.role == role for p in self.nets[n.name].parameters()
+                )
+                for role in ("generator", "translator", "discriminator")
+                if any(n.role == role for n in self.game.networks)
+            },
         }
 
     def hardware_info(self) -> dict[str, Any]:
         """The capabilities the `auto` settings were decided from."""
         from . import hardware
 
-        info: dict[str, Any] = {"cpu_capability": hardware.cpu_capability(), "native_bf16": hardware.cpu_has_native_bf16()}
+        info: dict[str, Any] = {
+            "cpu_capability": hardware.cpu_capability(),
+            "native_bf16": hardware.cpu_has_native_bf16(),
+        }
         if self.device.type == "cuda":
             info["gpu"] = torch.cuda.get_device_name(self.device)
             info["cuda_bf16"] = torch.cuda.is_bf16_supported()
@@ -270,6 +318,9 @@ class RunFolderMixin:
         def show(v: Any) -> str:
             return str(v).lower() if isinstance(v, bool) else str(v)
 
-        return "\n".join(f"{k} {show(s['value'])} (set explicitly)" if s["reason"] == "set explicitly"
-                         else f"{k} {show(s['requested'])} -> {show(s['value'])}: {s['reason']}"
-                         for k, s in self.settings.items())
+        return "\n".join(
+            f"{k} {show(s['value'])} (set explicitly)"
+            if s["reason"] == "set explicitly"
+            else f"{k} {show(s['requested'])} -> {show(s['value'])}: {s['reason']}"
+            for k, s in self.settings.items()
+        )

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .checkpoint import atomic_write_bytes
 from .runlock import is_locked
@@ -39,8 +40,10 @@ def read_status(folder: str | Path) -> dict[str, Any]:
     info = read_json(folder / "run.json")
     if info.get("status") == "running" and not is_locked(folder):
         info["status"] = "stale"
-        info["stale_reason"] = ("run.json says running, but no process holds the run's lock: the process died "
-                                "without a word (kill -9, power loss); resume it with --resume")
+        info["stale_reason"] = (
+            "run.json says running, but no process holds the run's lock: the process died "
+            "without a word (kill -9, power loss); resume it with --resume"
+        )
     return info
 
 
@@ -59,8 +62,14 @@ class RunRecord:
         """Record `status` with the run's description `info` and any extra fields (error, checkpoint step)."""
         assert status in STATUSES
         now = time.time()
-        data = {**info, "status": status, **extra, "resumes": self.history, "config_sha256": self.config_sha256,
-                "updated": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))}
+        data = {
+            **info,
+            "status": status,
+            **extra,
+            "resumes": self.history,
+            "config_sha256": self.config_sha256,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now)),
+        }
         write_json(self.path, data)
         self._last_beat = now
 

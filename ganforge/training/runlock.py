@@ -51,7 +51,7 @@ class RunLock:
         self.path = self.folder / LOCK_NAME
         self._fd: int | None = None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         """Take the lock or raise GanforgeError naming the process that holds it."""
         if self.folder.exists() and not self.folder.is_dir():
             raise GanforgeError(f"{str(self.folder)!r} is a file, not a run folder: choose another --out.")
@@ -77,7 +77,7 @@ class RunLock:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc: Any) -> None:

@@ -12,7 +12,7 @@ per dimension), beside the same diversity of as many real samples; where the dat
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -88,7 +88,9 @@ class SampleTracker:
         return out
 
 
-def class_probe(classifier: Callable[[Tensor], dict[str, Tensor]], num_classes: int) -> Callable[[Tensor], dict[str, float]]:
+def class_probe(
+    classifier: Callable[[Tensor], dict[str, Tensor]], num_classes: int
+) -> Callable[[Tensor], dict[str, float]]:
     """Class coverage of samples by a domain classifier: the share of classes predicted at least once, and the
     KL of the predicted-class histogram to uniform (Santurkar et al. 2018)."""
 
@@ -96,8 +98,10 @@ def class_probe(classifier: Callable[[Tensor], dict[str, Tensor]], num_classes: 
         pred = classifier(x)["logits"].argmax(1)
         p = torch.bincount(pred, minlength=num_classes).double() / max(len(pred), 1)
         nz = p > 0
-        return {"class_coverage": float(nz.sum()) / num_classes,
-                "class_kl": max(float((p[nz] * torch.log(p[nz] * num_classes)).sum()), 0.0)}
+        return {
+            "class_coverage": float(nz.sum()) / num_classes,
+            "class_kl": max(float((p[nz] * torch.log(p[nz] * num_classes)).sum()), 0.0),
+        }
 
     return probe
 

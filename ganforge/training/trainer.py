@@ -31,13 +31,19 @@ from ..generation import generate, generator_from_recipe
 from ..latent import fixed_latents, grid_columns, latent_space, model_extras
 from ..models import build_discriminator, build_translator
 from ..nn.spectral import apply_spectral_norm
-from .checkpoint import capture_rng, restore_rng, save_checkpoint
 from . import distributed
+from .checkpoint import capture_rng, restore_rng, save_checkpoint
 from .context import TrainContext
 from .ema import make_ema
 from .evaluation import EvaluationMixin
-from .hardware import (check_fits, configure_threads, resolve_channels_last, resolve_device, resolve_precision,
-                       warn_if_cores_shared)
+from .hardware import (
+    check_fits,
+    configure_threads,
+    resolve_channels_last,
+    resolve_device,
+    resolve_precision,
+    warn_if_cores_shared,
+)
 from .optim import build_optimizer, build_scheduler
 from .precision import Precision
 from .result import RunResult
@@ -90,9 +96,11 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         self.device = resolve_device(t.device)
         if self.dist.enabled and self.device.type == "cuda":  # one GPU per process on each node
             if torch.cuda.device_count() < self.dist.local_world:
-                raise ConfigError(f"{self.dist.local_world} processes on this machine need one GPU each, and it has "
-                                  f"{torch.cuda.device_count()}: use --nproc {torch.cuda.device_count()} (NCCL cannot "
-                                  "share one GPU between ranks), or train.device=cpu.")
+                raise ConfigError(
+                    f"{self.dist.local_world} processes on this machine need one GPU each, and it has "
+                    f"{torch.cuda.device_count()}: use --nproc {torch.cuda.device_count()} (NCCL cannot "
+                    "share one GPU between ranks), or train.device=cpu."
+                )
             self.device = torch.device("cuda", self.dist.local_rank)
         seed_everything(r.seed)
 
@@ -105,38 +113,50 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         device_why = "CUDA is available" if self.device.type == "cuda" else f"{self.device.type} (no CUDA device)"
         # requested -> value, and why: printed once at start and recorded in run.json.
         self.settings = {
-            "device": {"requested": t.device, "value": str(self.device),
-                       "reason": device_why if t.device == "auto" else "set explicitly"},
+            "device": {
+                "requested": t.device,
+                "value": str(self.device),
+                "reason": device_why if t.device == "auto" else "set explicitly",
+            },
             "precision": {"requested": t.precision, "value": prec.value, "reason": prec.reason},
             "channels_last": {"requested": t.channels_last, "value": mem_choice.value, "reason": mem_choice.reason},
             "threads": {"requested": t.threads or "auto", "value": self.threads.value, "reason": self.threads.reason},
         }
         if self.dist.enabled:
-            self.settings["processes"] = {"requested": self.dist.world, "value": self.dist.world,
-                                          "reason": f"torch.distributed, {self.dist.local_world} on this node, "
-                                                    f"{t.batch_size // self.dist.world} of the batch of {t.batch_size} each"}
+            self.settings["processes"] = {
+                "requested": self.dist.world,
+                "value": self.dist.world,
+                "reason": f"torch.distributed, {self.dist.local_world} on this node, "
+                f"{t.batch_size // self.dist.world} of the batch of {t.batch_size} each",
+            }
         t.precision, t.channels_last = str(prec.value), bool(mem_choice.value)
         self.channels_last = bool(mem_choice.value)
 
         mem = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.game = build_game(r.game.name, r.loss.name, r.loss.args, r.game.n_critic, r.game.args, r.regularizers,
-                               r.augment)
+        self.game = build_game(
+            r.game.name, r.loss.name, r.loss.args, r.game.n_critic, r.game.args, r.regularizers, r.augment
+        )
         self.game.set_seed(r.seed)
         if self.dist.enabled:
             if self.game.distributed_refusal:
-                raise ConfigError(f"game {r.game.name!r} cannot train on several processes: "
-                                  f"{self.game.distributed_refusal}.")
+                raise ConfigError(
+                    f"game {r.game.name!r} cannot train on several processes: {self.game.distributed_refusal}."
+                )
             if t.batch_size % self.dist.world:
-                raise ConfigError(f"train.batch_size ({t.batch_size}) is the global batch and must split evenly across "
-                                  f"the {self.dist.world} processes; use a multiple of {self.dist.world}.")
+                raise ConfigError(
+                    f"train.batch_size ({t.batch_size}) is the global batch and must split evenly across "
+                    f"the {self.dist.world} processes; use a multiple of {self.dist.world}."
+                )
         self.unpaired = isinstance(self.dataset, UnpairedDataset)
         self._check_data_kind()
         # A translation game (CycleGAN) has no noise generator: samples are triplets, exports are translators.
         self.translation = self.game.generator is None
         self.latent = latent_space(r, self.dataset)
         if self.latent.num_classes and not self.game.supports_conditional:
-            raise ConfigError(f"game {r.game.name!r} does not support model.conditional: true "
-                              f"(conditional games: {', '.join(conditional_games())}).")
+            raise ConfigError(
+                f"game {r.game.name!r} does not support model.conditional: true "
+                f"(conditional games: {', '.join(conditional_games())})."
+            )
         # Games that need codes (InfoGAN), classes (semi-supervised) or unpacked inputs say so before anything trains.
         self.game.check(self.latent, self.dataset)
 
@@ -144,8 +164,12 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             return generator_from_recipe(r, self.shape, self.latent, spectral_norm=False)
 
         def make_d() -> nn.Module:
-            return build_discriminator(r.model.discriminator.name, self.game.d_input_shape(self.shape),
-                                       r.model.discriminator.args, **model_extras(self.latent, "d"))
+            return build_discriminator(
+                r.model.discriminator.name,
+                self.game.d_input_shape(self.shape),
+                r.model.discriminator.args,
+                **model_extras(self.latent, "d"),
+            )
 
         # The networks the game declares, by name; each role's recipe entry builds it.
         def make_t() -> nn.Module:
@@ -174,17 +198,23 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         self.G = None if self.translation else self.nets[self.game.generator]
         self.D = self.nets.get("D")
         if self.translation and t.ema.enabled:
-            raise ConfigError(f"game {r.game.name!r} trains translators; train.ema averages a noise generator and "
-                              "does not apply (set train.ema.enabled: false).")
+            raise ConfigError(
+                f"game {r.game.name!r} trains translators; train.ema averages a noise generator and "
+                "does not apply (set train.ema.enabled: false)."
+            )
         self.ema = make_ema(self.G, t.ema.decay) if t.ema.enabled else None
 
         # One optimiser per declared name (recipe optim.g / optim.d) over its networks; a lazy interval k
         # gets StyleGAN2's correction c = k / (k + 1) (Karras et al. 2020, Appendix B).
         lazy = self.game.lazy_intervals()
         self.opts: dict[str, torch.optim.Optimizer] = {
-            name: build_optimizer([p for n in nets for p in self.nets[n].parameters()], getattr(r.optim, name),
-                                  lazy[name] / (lazy[name] + 1) if name in lazy else 1.0)
-            for name, nets in self.game.optimizers().items()}
+            name: build_optimizer(
+                [p for n in nets for p in self.nets[n].parameters()],
+                getattr(r.optim, name),
+                lazy[name] / (lazy[name] + 1) if name in lazy else 1.0,
+            )
+            for name, nets in self.game.optimizers().items()
+        }
         self.scheds = {name: build_scheduler(opt, getattr(r.optim, name), t.steps) for name, opt in self.opts.items()}
         self.opt_g, self.opt_d = self.opts.get("g"), self.opts.get("d")
         self.sched_g, self.sched_d = self.scheds.get("g"), self.scheds.get("d")
@@ -194,12 +224,16 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             raise ConfigError(
                 f"train.batch_size ({t.batch_size}) is larger than the dataset ({len(self.dataset)} samples)."
             )
-        self.stream: Any = (UnpairedStream(self.dataset, t.batch_size, r.seed) if self.unpaired
-                            else BatchStream(self.dataset, t.batch_size, r.seed))
+        self.stream: Any = (
+            UnpairedStream(self.dataset, t.batch_size, r.seed)
+            if self.unpaired
+            else BatchStream(self.dataset, t.batch_size, r.seed)
+        )
         self.labelled_stream: BatchStream | None = None
         if self.game.labelled:
-            self.labelled_stream = BatchStream(self._labelled_subset(self.game.labelled),
-                                               min(t.batch_size, self.game.labelled), r.seed + 1)
+            self.labelled_stream = BatchStream(
+                self._labelled_subset(self.game.labelled), min(t.batch_size, self.game.labelled), r.seed + 1
+            )
         if self.dist.enabled:  # each rank reads its slice of every global batch
             self.stream.shard(self.dist.rank, self.dist.world)
             if self.labelled_stream is not None:
@@ -213,17 +247,31 @@ class Trainer(RunFolderMixin, EvaluationMixin):
 
         run_nets = {n: torch.compile(m) if t.compile else m for n, m in self.nets.items()}
         self.ctx = TrainContext(
-            run_nets.get(self.game.generator or ""), run_nets.get("D"), self.opt_g, self.opt_d, self.precision, self.device,
-            t.batch_size, r.model.z_dim, self.stream.next, self.noise_gen, channels_last=self.channels_last,
-            on_g_step=self._after_g_step, latent_space=self.latent,
+            run_nets.get(self.game.generator or ""),
+            run_nets.get("D"),
+            self.opt_g,
+            self.opt_d,
+            self.precision,
+            self.device,
+            t.batch_size,
+            r.model.z_dim,
+            self.stream.next,
+            self.noise_gen,
+            channels_last=self.channels_last,
+            on_g_step=self._after_g_step,
+            latent_space=self.latent,
             next_labelled=None if self.labelled_stream is None else self.labelled_stream.next,
-            nets=run_nets, optimizers=self.opts, dist=self.dist,
+            nets=run_nets,
+            optimizers=self.opts,
+            dist=self.dist,
         )
         self.writer: Any = None
         # Built now, so that a metric that cannot apply here stops the run before it trains, not after.
         if self.translation and r.eval.every:
-            raise ConfigError(f"game {r.game.name!r} trains translators; eval.every measures a noise generator and does "
-                              "not apply (set eval.every: 0; `ganforge bench cycle` measures translations).")
+            raise ConfigError(
+                f"game {r.game.name!r} trains translators; eval.every measures a noise generator and does "
+                "not apply (set eval.every: 0; `ganforge bench cycle` measures translations)."
+            )
         self.evaluator: Any = self._make_evaluator() if r.eval.every else None
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
         self.step = 0
@@ -255,12 +303,16 @@ class Trainer(RunFolderMixin, EvaluationMixin):
 
         name = self.recipe.game.name
         if self.game.data == "unpaired" and not self.unpaired:
-            raise ConfigError(f"game {name!r} translates between two image domains: use data: {{name: unpaired, "
-                              f"a: {{...}}, b: {{...}}}} (got data {self.dataset.name!r}).")
+            raise ConfigError(
+                f"game {name!r} translates between two image domains: use data: {{name: unpaired, "
+                f"a: {{...}}, b: {{...}}}} (got data {self.dataset.name!r})."
+            )
         if self.unpaired and self.game.data != "unpaired":
             able = [n for n in GAMES.names() if GAMES.get(n).data == "unpaired"]
-            raise ConfigError(f"data 'unpaired' holds two domains for translation; game {name!r} trains on one "
-                              f"dataset. Games that translate: {', '.join(able)}.")
+            raise ConfigError(
+                f"data 'unpaired' holds two domains for translation; game {name!r} trains on one "
+                f"dataset. Games that translate: {', '.join(able)}."
+            )
 
     def _fixed_test_pair(self, n: int) -> tuple[Tensor, Tensor]:
         """The first n held-out images of each domain (fewer if a side has fewer), in [-1, 1]."""
@@ -272,16 +324,22 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         from ..translation import DIRECTIONS, translate
 
         if not self.translation or direction not in DIRECTIONS:
-            raise ConfigError(f"translate() needs a translation run and a direction in {', '.join(DIRECTIONS)}; got "
-                              f"{direction!r} on a run of game {self.recipe.game.name!r}.")
-        return translate(self.nets[DIRECTIONS[direction]], x, batch, autocast=self.precision.autocast, device=self.device)
+            raise ConfigError(
+                f"translate() needs a translation run and a direction in {', '.join(DIRECTIONS)}; got "
+                f"{direction!r} on a run of game {self.recipe.game.name!r}."
+            )
+        return translate(
+            self.nets[DIRECTIONS[direction]], x, batch, autocast=self.precision.autocast, device=self.device
+        )
 
     def _labelled_subset(self, n: int) -> Any:
         """A seeded, class-balanced subset of n labelled training samples (semi-supervised games)."""
         from ..data.subsets import balanced_subset
 
         if self.dataset.y is None:
-            raise ConfigError(f"game {self.recipe.game.name!r} needs labels, but dataset {self.dataset.name!r} has none.")
+            raise ConfigError(
+                f"game {self.recipe.game.name!r} needs labels, but dataset {self.dataset.name!r} has none."
+            )
         return self.dataset.subset(balanced_subset(self.dataset.y, n, self.recipe.seed))
 
     # ------------------------------------------------------------------ state
@@ -294,8 +352,9 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         """Every rank's own RNG and game state, in rank order (a collective: all ranks call it); None with one process."""
         if not self.dist.enabled:
             return None
-        return distributed.all_gather_objects({"rng": capture_rng(), "game": self.game.state_dict()}, self.dist,
-                                              "the checkpoint gather")
+        return distributed.all_gather_objects(
+            {"rng": capture_rng(), "game": self.game.state_dict()}, self.dist, "the checkpoint gather"
+        )
 
     def state_dict(self, ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Everything needed to continue the run exactly.
@@ -354,9 +413,12 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             else:  # another process count: the run continues, but not bit for bit as it would have
                 self._seed_rank()
                 if self.dist.main:
-                    print(f"ganforge: the checkpoint was written by {s.get('world', 1)} process(es), this run has "
-                          f"{self.dist.world}: the ranks' random draws are reseeded, so the run continues "
-                          "correctly but not bit-identically to one that kept its process count.", file=sys.stderr)
+                    print(
+                        f"ganforge: the checkpoint was written by {s.get('world', 1)} process(es), this run has "
+                        f"{self.dist.world}: the ranks' random draws are reseeded, so the run continues "
+                        "correctly but not bit-identically to one that kept its process count.",
+                        file=sys.stderr,
+                    )
         self.best = s.get("best")
 
     # ------------------------------------------------------------------ outputs
@@ -366,12 +428,18 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         """The run folder, the generator to evaluate (EMA when kept) and the run's counts, as they stand now."""
         s = self.stream
         return RunResult(
-            run_dir=self.out, generator=self.ema.module if self.ema is not None else self.G,  # None: translators
+            run_dir=self.out,
+            generator=self.ema.module if self.ema is not None else self.G,  # None: translators
             ema=self.ema is not None,
-            latent=self.latent, shape=self.shape, steps=self.step, d_updates=getattr(self.game, "d_updates", None),
+            latent=self.latent,
+            shape=self.shape,
+            steps=self.step,
+            d_updates=getattr(self.game, "d_updates", None),
             g_updates=getattr(self.game, "g_updates", None),
             real_images=s.drawn,
-            labelled=None if self.labelled_stream is None else self.labelled_stream.dataset, wall_time_s=self.elapsed)
+            labelled=None if self.labelled_stream is None else self.labelled_stream.dataset,
+            wall_time_s=self.elapsed,
+        )
 
     def generate(self, z: Tensor, use_ema: bool = False, batch: int = 500, y: Tensor | None = None) -> Tensor:
         """Samples for latents `z` (and labels `y` of a conditional G) in eval mode and the run's precision, float32, CPU."""
@@ -387,8 +455,9 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             from ..translation import triplet_grid
 
             a, b = self.fixed_pair
-            rows = triplet_grid(self.nets["G_ab"], self.nets["G_ba"], a, b, autocast=self.precision.autocast,
-                                device=self.device)
+            rows = triplet_grid(
+                self.nets["G_ab"], self.nets["G_ba"], a, b, autocast=self.precision.autocast, device=self.device
+            )
             save_image_grid(rows, path, nrow=6)
             if self.writer is not None:
                 self.writer.add_images("triplets", ((rows + 1) / 2).clamp(0, 1), self.step)
@@ -536,7 +605,9 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                     rec = {k: float(v) / n_logged for k, v in distributed.mean_tensors(sums, self.dist).items()}
                     self._check_finite(rec)
                     if self.weight_tracker is not None:  # after the check: an infinite gradient is evidence, not a stop
-                        rec.update(_finite_or_none({f"grad_norm_{k}": float(v) for k, v in self.ctx.grad_norms.items()}))
+                        rec.update(
+                            _finite_or_none({f"grad_norm_{k}": float(v) for k, v in self.ctx.grad_norms.items()})
+                        )
                         rec.update(_finite_or_none(self.weight_tracker.measure()))
                         rec.update(_finite_or_none({f"signals/{k}": v for k, v in grid_signals.items()}))
                         grid_signals = {}
@@ -555,13 +626,21 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                             self.writer.add_scalar(k if k.startswith("signals/") else f"train/{k}", v, self.step)
                     status = self.game.status()
                     held = self.doctor.current() if self.doctor is not None else []
-                    bar.set_postfix(d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", ips=f"{rec['images_per_s']:.0f}",
-                                    **({"phase": status} if status else {}), **({"doctor": ",".join(held)} if held else {}))
+                    bar.set_postfix(
+                        d=f"{rec['d_loss']:.3f}",
+                        g=f"{rec['g_loss']:.3f}",
+                        ips=f"{rec['images_per_s']:.0f}",
+                        **({"phase": status} if status else {}),
+                        **({"doctor": ",".join(held)} if held else {}),
+                    )
                     if self.progress and not interactive and (now - plain_mark >= plain_every or last):
                         plain_mark = now
-                        print(f"{r.name}: step {self.step}/{t.steps}{', ' + status if status else ''}, d_loss {rec['d_loss']:.3f}, g_loss "
-                              f"{rec['g_loss']:.3f}, {rec['images_per_s']:.0f} img/s{', doctor: ' + ','.join(held) if held else ''}",
-                              file=sys.stderr, flush=True)
+                        print(
+                            f"{r.name}: step {self.step}/{t.steps}{', ' + status if status else ''}, d_loss {rec['d_loss']:.3f}, g_loss "
+                            f"{rec['g_loss']:.3f}, {rec['images_per_s']:.0f} img/s{', doctor: ' + ','.join(held) if held else ''}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                     if main:
                         self.record.heartbeat(self._run_info)
                     sums, n_logged, n_real = {}, 0, 0
@@ -613,7 +692,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         return self.out
 
     def _halt(self) -> str | None:
-        """"signal" (SIGINT/SIGTERM) or "doctor" (train.doctor.stop_on) once the run must stop, else None.
+        """ "signal" (SIGINT/SIGTERM) or "doctor" (train.doctor.stop_on) once the run must stop, else None.
 
         With several processes only what all ranks agreed on counts: a rank that left the loop on its own
         would wait in one collective while the others wait in another.
@@ -629,7 +708,9 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         mine = [1.0 if self._stop_signal is not None else 0.0, 1.0 if self._doctor_stop is not None else 0.0]
         signalled, doctor = distributed.agree_max(mine, self.dist)
         if signalled:
-            self._stop_signal = self._stop_signal or "SIGTERM"  # another rank was signalled (torchrun forwards one to each)
+            self._stop_signal = (
+                self._stop_signal or "SIGTERM"
+            )  # another rank was signalled (torchrun forwards one to each)
             self._agreed_halt = "signal"
         elif doctor:
             self._doctor_stop = self._doctor_stop or True  # rank 0 holds the Period; it is broadcast when the run stops
@@ -641,8 +722,9 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             self._check_finite({k: float(v) for k, v in distributed.mean_tensors(sums, self.dist).items()})
         ranks = self.rank_states()
         if self.dist.main:
-            save_checkpoint(self.state_dict(ranks), self.out / "checkpoints", self.step,
-                            self.recipe.train.keep_checkpoints)
+            save_checkpoint(
+                self.state_dict(ranks), self.out / "checkpoints", self.step, self.recipe.train.keep_checkpoints
+            )
             self.record.heartbeat(self._run_info, force=True)
         self._last_ckpt_step = self.step
 
@@ -683,8 +765,10 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 cfg = yaml.safe_load(dump_yaml(self.recipe))
                 first = remedies(p.state, cfg)[:1]
                 hint = f" Try {first[0]['override']};" if first else ""
-                msg = (f"ganforge: doctor: step {self.step:,}: {STATES[p.state]} since step {p.start:,} "
-                       f"({p.evidence[-1].split(': ', 1)[-1]}).{hint} `ganforge doctor {self.out}` lists the remedies.")
+                msg = (
+                    f"ganforge: doctor: step {self.step:,}: {STATES[p.state]} since step {p.start:,} "
+                    f"({p.evidence[-1].split(': ', 1)[-1]}).{hint} `ganforge doctor {self.out}` lists the remedies."
+                )
                 if bar.disable:
                     print(msg, file=sys.stderr, flush=True)
                 else:  # above the live bar, not through it
@@ -713,8 +797,14 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         p = self._doctor_stop
         best = self._best_checkpoint(p.start)
         distributed.broadcast_object((p.state, p.start, best), self.dist, "the doctor's verdict")
-        self.record.write("stopped", self._run_info(), state=p.state, since=p.start, evidence=p.evidence,
-                          best_checkpoint=str(best) if best else None)
+        self.record.write(
+            "stopped",
+            self._run_info(),
+            state=p.state,
+            since=p.start,
+            evidence=p.evidence,
+            best_checkpoint=str(best) if best else None,
+        )
         raise RunStopped(p.state, STATES[p.state], p.start, self.step, best, self.out)
 
     def _check_finite(self, rec: dict[str, float]) -> None:
@@ -726,8 +816,14 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             if self.doctor is not None and self.doctor.periods:
                 from ..doctor import STATES
 
-                seen = " Before it, the doctor saw: " + "; ".join(
-                    f"{STATES[p.state]} from step {p.start} ({p.evidence[-1].split(': ', 1)[-1]})" for p in self.doctor.periods[-2:]) + "."
+                seen = (
+                    " Before it, the doctor saw: "
+                    + "; ".join(
+                        f"{STATES[p.state]} from step {p.start} ({p.evidence[-1].split(': ', 1)[-1]})"
+                        for p in self.doctor.periods[-2:]
+                    )
+                    + "."
+                )
             raise TrainingError(
                 f"{', '.join(bad)} became non-finite (NaN/inf) by step {self.step}; training stopped and "
                 f"{last}. Usual causes: a learning rate too high for this objective, fp16 overflow "
