@@ -9,6 +9,9 @@ from difflib import get_close_matches
 class GanforgeError(Exception):
     """A problem with the user's input (recipe, key, value, data); shown without a traceback."""
 
+    # Set (True) only on another rank's copy of rank 0's error in a distributed run (training/distributed.py).
+    echo: bool
+
 
 class ConfigError(GanforgeError):
     """A recipe, key, component name, argument or value that is not valid."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -35,7 +35,7 @@ def generator_from_recipe(
     G = build_generator(m.generator.name, latent.input_dim, shape, m.generator.args, **model_extras(latent, "g"))
     if spectral_norm:
         apply_generator_spectral_norm(G, recipe)
-    G.latent_space = latent
+    cast(Any, G).latent_space = latent  # a plain attribute: Module.__setattr__ is typed for tensors and modules
     return G
 
 

@@ -203,6 +203,7 @@ def fixed_latents(space: LatentSpace, n: int, seed: int) -> Latent:
     if not space.num_classes:
         return space.sample(n, gen)
     cols = grid_columns(space, n)
+    assert cols is not None  # a conditional space's grid has one row per class
     y = (torch.arange(n) // cols) % space.num_classes
     return space.sample(n, gen, y=y)
 

@@ -16,13 +16,15 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import ConfigError, choices_message
 from .registry import Registry
+
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class Objective:
                     else f"loss {self.name!r} takes no arguments, got {k!r}."
                 )
 
-        def pick(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        def pick(fn: Callable[..., _R]) -> Callable[..., _R]:
             names = {p.name for p in list(inspect.signature(fn).parameters.values())[2:]}
             return functools.partial(fn, **{k: v for k, v in args.items() if k in names})
 

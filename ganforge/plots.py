@@ -6,7 +6,7 @@ import base64
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import torch
 from torch import Tensor
@@ -138,9 +138,9 @@ def save_points_plot(
     limits: Any = None,
 ) -> Path:
     """Scatter generated 2-D points (small, translucent) over the true centres (red x); returns the path."""
-    pts = torch.as_tensor(points).detach().to("cpu", torch.float32).reshape(-1, 2)
+    xy = torch.as_tensor(points).detach().to("cpu", torch.float32).reshape(-1, 2)
     # Diverged points would wreck autoscaled axes; fixed limits clip them visually anyway.
-    pts = pts[torch.isfinite(pts).all(dim=1)].numpy()
+    pts = xy[torch.isfinite(xy).all(dim=1)].numpy()
     fig = new_figure(5.0, 5.0)
     ax = fig.add_subplot(1, 1, 1)
     ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.4, c="tab:blue", linewidths=0, label="generated")
@@ -177,7 +177,7 @@ def moving_average(values: Sequence[float], window: int) -> list[float]:
     return out
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: Any) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from .errors import ConfigError, choices_message
 
@@ -22,7 +22,7 @@ class Registry(Generic[T]):
         """Decorator registering a class or function under `name` (default: its __name__)."""
 
         def deco(obj: T) -> T:
-            key = name or obj.__name__
+            key = name or cast(Any, obj).__name__
             if key in self._items:
                 raise ValueError(f"{self.kind} {key!r} registered twice")
             self._items[key] = obj
@@ -47,7 +47,7 @@ class Registry(Generic[T]):
 
     def build(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
         """Call the component `name` with arguments checked against its signature."""
-        obj = self.get(name)
+        obj = cast(Callable[..., Any], self.get(name))  # build() is for the registries of callables
         check_kwargs(obj, kwargs, f"{self.kind} {name!r}")
         try:
             return obj(*args, **kwargs)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 from torch import nn
 
 from .config import Recipe, build_recipe
-from .errors import GanforgeError
+from .errors import ConfigError, GanforgeError
 from .generation import generator_from_recipe, sample  # noqa: F401 - sample: `from ganforge.sampling import sample`
 from .latent import LatentSpace
 from .training.checkpoint import latest_good_checkpoint, load_checkpoint
@@ -40,6 +41,12 @@ def load_generator(source: str | Path, use_ema: bool = True) -> tuple[nn.Module,
         for i, name in enumerate(names):
             try:
                 return load_generator(src / name)
+            except ConfigError as e:
+                # Not damage: the recipe names what this process cannot build (a component from a plugin).
+                raise ConfigError(
+                    f"{e} If the run used a component registered by your own code, import that module first "
+                    "(or list it in the recipe's plugins:)."
+                ) from None
             except GanforgeError as e:
                 if i + 1 == len(names):
                     raise
@@ -79,7 +86,9 @@ def load_generator(source: str | Path, use_ema: bool = True) -> tuple[nn.Module,
             raise GanforgeError(f"{str(src)!r} has damaged ganforge metadata ({_one_line(e)}).") from None
         G = generator_from_recipe(recipe, shape, _latent_space(recipe, latent))
         _load_weights(G, state, src)
-        G.loaded_from = str(src)  # which file the weights came from (an EMA copy may have been skipped)
+        # Which file the weights came from (an EMA copy may have been skipped); cast: Module.__setattr__ is typed
+        # for tensors and modules only.
+        cast(Any, G).loaded_from = str(src)
         return G.eval(), recipe, shape
     return _from_checkpoint(load_checkpoint(src), use_ema, src)
 
@@ -132,8 +141,8 @@ def _from_checkpoint(
     if use_ema and state.get("ema") is not None:
         # AveragedModel keeps the wrapped network under "module." plus its own counter.
         _load_weights(G, {k[len("module.") :]: v for k, v in state["ema"].items() if k.startswith("module.")}, src)
-        G.loaded_from = f"{src} (EMA)"
+        cast(Any, G).loaded_from = f"{src} (EMA)"
     else:
         _load_weights(G, state["G"], src)
-        G.loaded_from = str(src)
+        cast(Any, G).loaded_from = str(src)
     return G.eval(), recipe, shape

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -198,10 +199,19 @@ def test_busy_torch_process_is_noticed() -> None:
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ready"
-        time.sleep(0.2)
-        # Other busy torch processes (a benchmark, say) may be listed too.
-        with pytest.warns(UserWarning, match=rf"PID [\d, ]*\b{child.pid}\b.*train.threads"):
-            hardware.warn_if_cores_shared(CPU)
+        # Other busy torch processes (a benchmark, another test worker) may be listed too; on a loaded machine
+        # the child may not have had the CPU in one sampling window, so a few windows are allowed.
+        seen = []
+        for _ in range(10):
+            time.sleep(0.2)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                hardware.warn_if_cores_shared(CPU)
+            seen = [str(w.message) for w in caught]
+            if any(re.search(rf"PID [\d, ]*\b{child.pid}\b.*train.threads", m) for m in seen):
+                break
+        else:
+            pytest.fail(f"the busy child (PID {child.pid}) was never reported; warnings: {seen}")
     finally:
         child.kill()
         child.wait()

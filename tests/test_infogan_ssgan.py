@@ -461,6 +461,14 @@ def test_supervised_baseline_and_test_accuracy() -> None:
     assert D.baseline_steps == 20  # no early stop unless asked: the GAN's D gets all its updates too
     avg = semisup.train_supervised_baseline(make_D, x[:10], y[:10], steps=20, batch=10, lr=3e-3, seed=0, average=0.9)
     assert avg.baseline_steps == 20 and not avg.training and semisup.test_accuracy(avg, (x[10:], y[10:])) == 1.0
+    # `average` returns the running average of the weights, not the last ones (it was silently dropped once).
+    last = semisup.train_supervised_baseline(make_D, x[:10], y[:10], steps=20, batch=10, lr=3e-3, seed=0)
+    assert any(not torch.equal(a, b) for a, b in zip(avg.state_dict().values(), last.state_dict().values()))
+    # `tol` stops early on the smoothed loss, also with `average` (the two once shared a variable and crashed).
+    early = semisup.train_supervised_baseline(
+        make_D, x[:10], y[:10], steps=200, batch=10, lr=3e-3, seed=0, average=0.9, tol=0.5
+    )
+    assert early.baseline_steps < 200 and not early.training
     acc = semisup.test_accuracy(D, (x[10:], y[10:]), batch=7)
     assert acc == 1.0
     untrained = make_D()

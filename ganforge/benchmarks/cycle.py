@@ -16,11 +16,14 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from .runner import extractor_stamp, machine_record, run_cells, scored_by, train_or_resume, wall_time
+
+if TYPE_CHECKING:
+    from ..data.unpaired import UnpairedDataset
 
 RECIPE = "cycle-fashion"
 STEPS = 2000
@@ -130,7 +133,8 @@ def copy_grid(cell: Cell, out: Path, scale: int = 3) -> None:
         return
     (out / "plots").mkdir(parents=True, exist_ok=True)
     with Image.open(src) as im:
-        im.resize((im.width * scale, im.height * scale), Image.NEAREST).save(out / "plots" / f"{cell.key}.png")
+        # Image.Resampling.NEAREST would need Pillow >= 9.1; the module constant exists at run time in every version.
+        im.resize((im.width * scale, im.height * scale), Image.NEAREST).save(out / "plots" / f"{cell.key}.png")  # type: ignore[attr-defined]
 
 
 def measure(trainer: Any, base: str) -> dict[str, Any]:
@@ -139,7 +143,7 @@ def measure(trainer: Any, base: str) -> dict[str, Any]:
     from ..metrics.extractors import get_extractor
     from ..metrics.translation import direction_metrics, reference_metrics
 
-    test = load_dataset(trainer.recipe.data, split="test", seed=trainer.recipe.seed)
+    test = cast("UnpairedDataset", load_dataset(trainer.recipe.data, split="test", seed=trainer.recipe.seed))
     ext = get_extractor(EXTRACTOR[base])
     cls = {s: _class_index(test.side(s)) for s in ("a", "b")}
     x = {s: test.side(s).get(torch.arange(len(test.side(s))))[0] for s in ("a", "b")}
@@ -266,7 +270,7 @@ def run_cycle_bench(
             raise ConfigError(choices_message("cell for bench cycle (pair__variant):", k, valid))
     load_dataset(base, image_size=IMAGE_SIZE[base])  # fail early, with the loader's advice, if it is missing
     out = Path(out)
-    todo = [Cell(*k.split("__"), steps=steps, base=base) for k in chosen]  # type: ignore[misc]
+    todo = [Cell(pair, variant, steps=steps, base=base) for pair, variant in (k.split("__") for k in chosen)]
     done, info = run_cells(
         out,
         todo,

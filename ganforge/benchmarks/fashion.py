@@ -27,7 +27,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -302,6 +302,7 @@ def run_row(cell: Cell, out_dir: str, images: int, eval_n: int, threads: int = 1
     wall = time.perf_counter() - t0
     result = trainer.result
     train_s = result.wall_time_s or wall
+    assert result.generator is not None  # these recipes train noise generators
     G = result.generator.eval()
     rec: dict[str, Any] = {
         "row": row.key,
@@ -460,7 +461,7 @@ def _ssgan_extras(trainer: Any, result: Any, recipe: Any) -> dict[str, Any]:
         "baseline_test_acc": base_acc,
         "averaged": game.average,
         "margin": gan_acc - base_acc,
-        "baseline_steps": int(base.baseline_steps),
+        "baseline_steps": int(cast(Any, base).baseline_steps),  # set by train_supervised_baseline
         "baseline_s": round(time.perf_counter() - t0, 1),
         "test_n": len(test),
     }

@@ -163,7 +163,9 @@ def phase_costs(logs: list[dict[str, Any]], cell: Cell) -> list[dict[str, Any]]:
     from ..games.progressive import Schedule
 
     sched = Schedule([4, 8, 16, 32], cell.phase_images, cell.phase_images, BATCH)
-    rows = {p.index: {"phase": p.name, "images": p.length, "time_s": 0.0} for p in sched.phases}
+    rows: dict[int, dict[str, Any]] = {
+        p.index: {"phase": p.name, "images": p.length, "time_s": 0.0} for p in sched.phases
+    }
     prev = 0.0
     for r in sorted((r for r in logs if "time" in r), key=lambda r: r["step"]):
         dt, prev = r["time"] - prev, r["time"]

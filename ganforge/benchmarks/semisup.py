@@ -9,7 +9,7 @@ code) and cross-entropy only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +48,7 @@ def test_accuracy(D: nn.Module, dataset_test: Any, batch: int = 500) -> float:
         if dataset_test.y is None:
             raise ConfigError(f"test_accuracy needs a labelled test set; {dataset_test.name!r} has no labels.")
         n = len(dataset_test)
-        get = dataset_test.get  # type: ignore[assignment]
+        get = dataset_test.get
     if n == 0:
         raise ConfigError("test_accuracy needs a non-empty test set")
     device = _device(D)
@@ -127,7 +127,7 @@ def train_supervised_baseline(
         avg = make_ema(D, average)
     n = len(x_l)
     order = torch.randperm(n, generator=g)
-    at, avg = 0, None
+    at, loss_avg = 0, None
     for _ in range(steps):
         if at + min(batch, n) > n:  # a new epoch: a new permutation
             order, at = torch.randperm(n, generator=g), 0
@@ -136,7 +136,7 @@ def train_supervised_baseline(
         x, y = x_l[idx].float(), y_l[idx].long()
         if augment:
             x = random_shift(x.cpu(), 2, g).to(x_l.device)
-        loss = F.cross_entropy(D.classify(x).float(), y)
+        loss = F.cross_entropy(cast(Any, D).classify(x).float(), y)  # classify: checked above
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -146,11 +146,11 @@ def train_supervised_baseline(
         done += 1
         if tol is not None:
             value = float(loss.detach())
-            avg = value if avg is None else 0.9 * avg + 0.1 * value
-            if avg < tol:
+            loss_avg = value if loss_avg is None else 0.9 * loss_avg + 0.1 * value
+            if loss_avg < tol:
                 break
     out = avg.module if avg is not None else D
-    out.baseline_steps = done
+    cast(Any, out).baseline_steps = done  # a plain attribute: Module.__setattr__ is typed for tensors and modules
     return out.eval()
 
 

@@ -15,7 +15,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -72,11 +72,12 @@ def plain_step_fn(batch_size: int, device: torch.device = CPU) -> Callable[[], N
 
 def ganforge_step_fn(
     batch_size: int, precision: str, channels_last: bool, compile: bool, device: torch.device = CPU
-) -> Callable[[], None]:
+) -> Callable[[], object]:
     """One ganforge standard-game step with the given precision / memory format / compilation."""
     G, D = _nets(channels_last, device)
     real = torch.rand(batch_size, *SHAPE, device=device) * 2 - 1
-    Gr, Dr = (torch.compile(G), torch.compile(D)) if compile else (G, D)
+    # torch.compile of a Module gives an OptimizedModule (a Module); its annotation says only a callable.
+    Gr, Dr = (cast(nn.Module, torch.compile(G)), cast(nn.Module, torch.compile(D))) if compile else (G, D)
     ctx = TrainContext(
         Gr,
         Dr,
@@ -139,7 +140,7 @@ def matmul_flops_per_s(
 
 
 def time_fn(
-    fn: Callable[[], None],
+    fn: Callable[[], object],
     steps: int,
     repeats: int,
     warmup: int,
@@ -216,7 +217,7 @@ def run_speed_bench(
     low = "bf16" if dev.type == "cpu" else ("bf16" if hardware.cuda_bf16_supported() else "fp16")
     auto_prec = hardware.resolve_precision("auto", dev).value
     auto_cl = hardware.resolve_channels_last("auto", dev, str(auto_prec)).value
-    variants: list[tuple[str, Callable[[], Callable[[], None]], str]] = [
+    variants: list[tuple[str, Callable[[], Callable[[], object]], str]] = [
         ("plain PyTorch fp32 NCHW", lambda: plain_step_fn(batch_size, dev), "fp32"),
         ("ganforge fp32 NCHW", lambda: ganforge_step_fn(batch_size, "fp32", False, False, dev), "fp32"),
         ("ganforge fp32 channels_last", lambda: ganforge_step_fn(batch_size, "fp32", True, False, dev), "fp32"),
@@ -242,7 +243,7 @@ def run_speed_bench(
             skipped_peak[dtype_name] = why
             continue
         peak[dtype_name], peak_n[dtype_name] = matmul_flops_per_s(DTYPES[dtype_name], dev)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, make, dtype in variants:
         why = _skip_reason(dtype, dev)
         if why:

@@ -245,7 +245,7 @@ def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
         walls = [c["train_s"] for c in cells if c["row"] == key and c.get("metrics")]
         if not rows:
             continue
-        s = {k: _mean_se([r[k] for r in rows]) for k in ("modes", "kl_modes", "high_quality", "fd")}
+        s: dict[str, Any] = {k: _mean_se([r[k] for r in rows]) for k in ("modes", "kl_modes", "high_quality", "fd")}
         s["seeds"] = len(rows)
         s["failed"] = sum(1 for c in cells if c["row"] == key and c["status"] != "finished")
         s["wall_s"] = _mean_se(walls)

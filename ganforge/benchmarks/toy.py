@@ -128,6 +128,7 @@ def run_cell(cell: Cell, out_dir: str, threads: int = 1) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     centres, std = mixture_spec(cell.data)
     result = trainer.result
+    assert result.generator is not None  # a toy recipe trains a noise generator
     x = sample(result.generator.cpu(), 2500, result.latent, seed=10_000 + cell.seed)
     if not torch.isfinite(x).all():
         scores = {"modes": 0, "num_modes": len(centres), "high_quality": 0.0, "kl": float("nan")}

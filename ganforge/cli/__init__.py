@@ -11,9 +11,10 @@ import warnings
 from collections.abc import Sequence
 
 from ..errors import GanforgeError, RunInterrupted, RunStopped, TrainingError
+from ..metrics.targets import EVAL_DEFAULT_N
 from .bench import cmd_bench
 from .doctor import cmd_doctor
-from .sample_eval import EVAL_DEFAULT_N, SAMPLE_SUFFIXES, cmd_eval, cmd_export, cmd_sample
+from .sample_eval import SAMPLE_SUFFIXES, cmd_eval, cmd_export, cmd_sample
 from .train import DEFAULT_RECIPE, cmd_recipes, cmd_status, cmd_train
 from .translate import cmd_translate
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 from ..errors import GanforgeError
+from ..metrics.targets import check_seed
 
 SAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy", ".csv")
 
@@ -17,12 +17,6 @@ def _device(name: str):
     from ..training.hardware import resolve_device
 
     return resolve_device(name)
-
-
-def _check_seed(seed: int) -> None:
-    """--seed of sample and eval: what torch's generators take (the same range as a recipe's seed)."""
-    if not 0 <= seed < 2**63:
-        raise GanforgeError(f"--seed must be between 0 and 2**63 - 1, got {seed}.")
 
 
 def _check_output_file(path: Path, option: str, example: str) -> None:
@@ -92,7 +86,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
         raise GanforgeError(f"--n must be at least 1, got {ns.n}.")
     if ns.nrow is not None and ns.nrow < 1:
         raise GanforgeError(f"--nrow (images per grid row) must be at least 1, got {ns.nrow}.")
-    _check_seed(ns.seed)
+    check_seed(ns.seed)
     check_truncation(ns.truncation, "--truncation")
     out = Path(ns.out)
     _check_output_file(out, "--out", "samples.png")
@@ -125,7 +119,9 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     note = growth_note(G)
     if note is not None:  # a ProGAN run mid-growth: say that these images are upsampled from a lower resolution
         print(f"note: {note}", file=sys.stderr)
-    space = G.latent_space
+    from ..generation import resolve_latent
+
+    space = resolve_latent(G, None)
     if getattr(ns, "class_", None) is not None:
         if not space.num_classes:
             raise GanforgeError(
@@ -180,145 +176,33 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _is_run_target(path: Path) -> bool:
-    return path.is_file() or (path / "config.yaml").is_file() or (path / "generator.safetensors").is_file()
-
-
-EVAL_DEFAULT_N = 10_000
-
-
 def cmd_eval(ns: argparse.Namespace) -> int:
-    import dataclasses
     import json
 
-    from ..config import DataConfig
-    from ..data import DATASETS, has_test_split, load_dataset
-    from ..latent import check_truncation
-    from ..metrics.evaluate import (
-        DEFAULT_IMAGE_METRICS,
-        Evaluator,
-        dataset_batches,
-        format_table,
-        generator_batches,
-        parse_metrics,
-    )
+    from ..metrics.evaluate import format_table
+    from ..metrics.targets import evaluate_target
 
-    def load(split: str):
-        return load_dataset(dcfg, split=split)
-
-    # Options first: a mistake must not cost the minutes of computing reference statistics.
-    if (ns.target is None) == (ns.reference is None):
-        raise GanforgeError(
-            "give either a TARGET (run folder, checkpoint, safetensors or image folder) or --reference DATASET."
-        )
-    n_given = ns.n is not None
-    n_wanted = ns.n if n_given else EVAL_DEFAULT_N
-    from ..config import MAX_EVAL_N
-
-    if not 2 <= n_wanted <= MAX_EVAL_N:
-        raise GanforgeError(
-            f"--n must be between 2 (the metrics compare sample statistics) and {MAX_EVAL_N:,}, got {n_wanted}."
-        )
-    if ns.batch < 1:
-        raise GanforgeError(f"--batch must be at least 1, got {ns.batch}.")
-    _check_seed(ns.seed)
-    check_truncation(ns.truncation, "--truncation")
     if ns.json:
         _check_output_file(Path(ns.json), "--json", "eval.json")
-    if ns.metrics:
-        parse_metrics(ns.metrics)  # unknown names: listed now, not after loading data
-    device = _device(ns.device)
-    G = None
-    if ns.reference:
-        dcfg = DataConfig(name=ns.reference, base=ns.base, image_size=ns.image_size, fit=ns.fit, download=ns.download)
-        if not has_test_split(ns.reference):
-            with_test = ", ".join(n for n in DATASETS if has_test_split(n))
-            raise GanforgeError(f"--reference needs a dataset with a test split ({with_test}), not {ns.reference!r}.")
-    elif not Path(ns.target).exists():
-        raise GanforgeError(
-            f"TARGET {ns.target!r} does not exist: give a run folder, a .pt checkpoint, a .safetensors "
-            "file or a folder of images."
-        )
-    elif _is_run_target(Path(ns.target)):
-        from ..sampling import load_generator
-
-        G, recipe, _shape = load_generator(ns.target, use_ema=not ns.no_ema)
-        G = G.to(device)
-        dcfg = dataclasses.replace(
-            recipe.data, download=recipe.data.download and ns.download, split="train", limit=None, labels=False
-        )
-    else:
-        if not ns.data:
-            raise GanforgeError(
-                "evaluating a folder of images needs --data DATASET to compare with (e.g. --data fashion_mnist)."
-            )
-        dcfg = DataConfig(name=ns.data, base=ns.base, image_size=ns.image_size, fit=ns.fit, download=ns.download)
-    data_name = dcfg.name
-    if ns.truncation is not None and G is None:
-        raise GanforgeError(
-            "--truncation applies to the noise of a generator; TARGET here is not a generator "
-            "(a run folder, checkpoint or .safetensors file)."
-        )
-    conditional = G is not None and getattr(G, "latent_space", None) is not None and G.latent_space.num_classes > 0
-    if ns.metrics and "cond_acc" in parse_metrics(ns.metrics) and not conditional and not ns.reference:
-        what = "an image folder" if G is None else f"{ns.target} holds an unconditional generator"
-        raise GanforgeError(
-            f"metric 'cond_acc' (conditional accuracy) needs a class-conditional generator "
-            f"(model.conditional: true), but {what}; leave cond_acc out of --metrics."
-        )
-
-    train = load("train")
-    points = train.kind == "points"
-    metrics = ns.metrics or ("modes" if points else ",".join(DEFAULT_IMAGE_METRICS))
-    if not ns.metrics and train.name.startswith("stacked_"):
-        metrics += ",modes"  # modes of 1,000 (channel classes), KL to uniform, high-quality share
-    if not ns.metrics and conditional:
-        metrics += ",cond_acc"  # a conditional generator: does each sample show its class?
-    heldout = load("test") if "memorisation" in metrics and has_test_split(data_name) else None
-    imgs = test = None
-    n = n_wanted
-    if ns.reference:
-        test = load("test")
-        n = min(n_wanted, len(test))
-        if n_given and n < n_wanted:
-            warnings.warn(
-                f"--n {n_wanted} asks for more images than the {n} of the {data_name} test split; "
-                f"scoring only those {n}.",
-                UserWarning,
-                stacklevel=2,
-            )
-    elif G is None:
-        c, h, _ = train.shape
-        imgs = load_dataset("folder", path=ns.target, image_size=h, channels=c, limit=n_wanted)
-        n = min(n_wanted, len(imgs))
-        if n_given and n < n_wanted:
-            warnings.warn(
-                f"--n {n_wanted} asks for more images than the {n} readable ones in {ns.target}; scoring "
-                f"only those {n}.",
-                UserWarning,
-                stacklevel=2,
-            )
-        if n < 2:
-            raise GanforgeError(f"{ns.target} holds {n} readable image; evaluation needs at least 2.")
-    ev = Evaluator(
-        train, metrics, extractor=ns.extractor, n=n, seed=ns.seed, heldout=heldout, batch_size=ns.batch, device=device
+    res = evaluate_target(
+        ns.target,
+        data=ns.data,
+        floor=ns.reference,
+        metrics=ns.metrics,
+        n=ns.n,
+        extractor=ns.extractor,
+        seed=ns.seed,
+        batch_size=ns.batch,
+        device=ns.device,
+        truncation=ns.truncation,
+        use_ema=not ns.no_ema,
+        base=ns.base,
+        image_size=ns.image_size,
+        fit=ns.fit,
+        download=ns.download,
     )
-    if ns.reference:
-        res = ev.evaluate(dataset_batches(test, n, ns.batch), n, f"real {data_name} test split (first {n})")
-    elif G is not None:
-        from ..models.progan import growth_note
-
-        trunc = f", truncation {ns.truncation}" if ns.truncation else ""
-        note = growth_note(G)  # a ProGAN run mid-growth: its images are upsampled from a lower resolution
-        res = ev.evaluate(
-            generator_batches(G, G.latent_space, n, ns.seed, ns.batch, truncation=ns.truncation),
-            n,
-            f"generator from {getattr(G, 'loaded_from', ns.target)}{trunc}" + (f" ({note})" if note else ""),
-        )
-        if note:
-            print(f"note: {note}")
-    else:
-        res = ev.evaluate(dataset_batches(imgs, n, ns.batch), n, f"images in {ns.target}")
+    for note in res.pop("notes"):
+        print(note)
     print(format_table(res["metrics"]))
     proto = res["protocol"]
     if proto.get("extractor"):

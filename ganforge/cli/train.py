@@ -154,10 +154,9 @@ def _train(ns: argparse.Namespace) -> int:
         if ns.out:
             given.append("--out")
         if given:
-            given = ", ".join(given)
             raise GanforgeError(
                 f"--resume continues a run with the recipe, seed and folder its checkpoint holds; it "
-                f"takes no {given}. Safe fields may change with overrides, e.g. "
+                f"takes no {', '.join(given)}. Safe fields may change with overrides, e.g. "
                 f"`ganforge train --resume {ns.resume} train.steps=5000 optim.g.lr=1e-4`."
             )
         overrides = list(ns.args) + ([f"train.device={ns.device}"] if ns.device else [])

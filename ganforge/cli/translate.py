@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 
 from ..errors import GanforgeError
+
+if TYPE_CHECKING:
+    from ..data.unpaired import UnpairedDataset
 
 
 def _read_inputs(source: Path, channels: int, size: int, fit: str) -> tuple[list[str], torch.Tensor, list[str]]:
@@ -98,7 +102,8 @@ def sample_triplets(ns: argparse.Namespace) -> int:
         )
     device = _device(ns.device)
     nets, recipe, _shape = load_translators(ns.source)
-    test = load_dataset(recipe.data, split="test", seed=recipe.seed)
+    # A translation run's data are unpaired: two domains.
+    test = cast("UnpairedDataset", load_dataset(recipe.data, split="test", seed=recipe.seed))
     gen = torch.Generator().manual_seed(ns.seed)
     xs = []
     for s in ("a", "b"):

@@ -6,7 +6,10 @@ Unknown keys and wrongly typed values raise ConfigError naming the dotted key an
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
+import os
+import sys
 import types
 import typing
 from importlib import resources
@@ -15,7 +18,7 @@ from typing import Any, Union
 
 import yaml
 
-from ..errors import ConfigError, choices_message
+from ..errors import ConfigError, GanforgeError, choices_message
 from .schema import CHOICES, Component, Recipe, RegularizerConfig, validate
 
 # --------------------------------------------------------------------------- conversion
@@ -38,7 +41,7 @@ def _type_name(tp: Any) -> str:
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, str) and tp in (Component, RegularizerConfig):
             return tp(value)  # `loss: hinge` is shorthand for `loss: {name: hinge}`
         if not isinstance(value, dict):
@@ -279,10 +282,33 @@ def load_recipe(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
     return build_recipe(data, overrides)
 
 
+def import_plugins(names: Any) -> None:
+    """Import the recipe's `plugins:` modules (their ganforge.register_* calls add components by name)."""
+    if names is None:
+        return
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ConfigError(f"plugins: a list of Python module names to import (e.g. [my_pkg.gans]), got {names!r}.")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)  # what `python -m` would find: a plugin beside the recipe the user runs from
+    for name in names:
+        try:
+            importlib.import_module(name.strip())
+        except ImportError as e:
+            raise ConfigError(
+                f"plugins: cannot import {name!r} ({e}); install it, or run from the folder that holds it."
+            ) from None
+        except GanforgeError:
+            raise
+        except Exception as e:
+            raise ConfigError(f"plugins: importing {name!r} failed: {type(e).__name__}: {e}") from e
+
+
 def build_recipe(data: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Validate a raw recipe dict after applying overrides."""
+    """Validate a raw recipe dict after applying overrides (importing its plugins first)."""
     for text in overrides:
         apply_override(data, *parse_override(text))
+    import_plugins(data.get("plugins"))
     recipe = from_dict(Recipe, data)
     validate(recipe)
     return recipe

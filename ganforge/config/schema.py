@@ -194,6 +194,9 @@ class Recipe:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # Python modules imported before the recipe is read, so that components they register (ganforge.register_*)
+    # can be named in it; looked up on sys.path and in the working directory.
+    plugins: list[str] = field(default_factory=list)
 
 
 MAX_EVAL_N = 10_000_000  # 200x the usual 50,000; beyond it an evaluation runs for days

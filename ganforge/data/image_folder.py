@@ -87,6 +87,7 @@ def load_folder(cfg: DataConfig) -> ArrayDataset:
         cfg.limit,
     )
     check_fit(fit)
+    assert path is not None  # load_dataset refuses a folder dataset without a path
     root = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(root):
         what = "is not a directory" if os.path.exists(root) else "does not exist"

@@ -48,20 +48,21 @@ def _register(spec: DatasetSpec) -> None:
     DATASETS.register(spec.name)(spec)
 
 
-def _limit(ds: ArrayDataset, limit: int | None) -> ArrayDataset:
-    """`limit` for the loaders that cannot stop early (their data is drawn or stacked whole, for a fixed RNG use)."""
+def limit_dataset(ds: ArrayDataset, limit: int | None) -> ArrayDataset:
+    """The seeded class-balanced subset `data.limit` asks for, for loaders that cannot stop early (and plugins)."""
     idx = limit_indices(len(ds), limit, ds.y)
     return ds if idx is None else ds.subset(idx)
 
 
 def _mixture(cfg: DataConfig, seed: int) -> ArrayDataset:
-    return _limit(sample_mixture(cfg.name, cfg.n_points, seed), cfg.limit)
+    return limit_dataset(sample_mixture(cfg.name, cfg.n_points, seed), cfg.limit)
 
 
 def _points(cfg: DataConfig, seed: int) -> ArrayDataset:
     if cfg.labels:
         raise ConfigError("dataset 'points' has no labels; use labels=False (a .npy file holds only coordinates)")
-    return _limit(load_points(cfg.path), cfg.limit)
+    assert cfg.path is not None  # load_dataset refuses 'points' without a path
+    return limit_dataset(load_points(cfg.path), cfg.limit)
 
 
 def _stacked(cfg: DataConfig, seed: int) -> ArrayDataset:
@@ -83,7 +84,7 @@ def _stacked(cfg: DataConfig, seed: int) -> ArrayDataset:
     grey = DATASETS.get(cfg.base).load(base, seed)
     # A fixed draw (not the run's seed), so every run and every evaluation sees the same dataset; train and
     # test are independent draws, each as large as its base split so that an epoch keeps its meaning.
-    return _limit(stack_images(grey, len(grey), seed=SPLITS.index(cfg.split)), cfg.limit)
+    return limit_dataset(stack_images(grey, len(grey), seed=SPLITS.index(cfg.split)), cfg.limit)
 
 
 def _unpaired(cfg: DataConfig, seed: int) -> Any:

@@ -365,7 +365,7 @@ class Doctor:
                     )
             if grew:
                 stopped += "; before it, " + ", ".join(grew)
-            held = [self.tracks[n].period for n in ("nonfinite", "grad_growth") if self.tracks[n].period is not None]
+            held = [p for p in (self.tracks[n].period for n in ("nonfinite", "grad_growth")) if p is not None]
             if held:  # the precursor was seen: the NaN ends its period
                 held[0].evidence.append(stopped)
             else:

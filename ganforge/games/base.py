@@ -215,6 +215,7 @@ def register(name: str) -> Callable[[GameT], GameT]:
 
     def deco(cls: GameT) -> GameT:
         cls.name = name
-        return GAMES.register(name)(cls)
+        GAMES.register(name)(cls)  # returns `cls` itself, typed as the registry's type[Game]
+        return cls
 
     return deco

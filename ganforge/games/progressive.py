@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +50,12 @@ class Phase:
 
 
 def _per_resolution(value: int | Sequence[int], n: int, what: str) -> list[int]:
-    values = [value] * n if isinstance(value, int) and not isinstance(value, bool) else list(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        values = [value] * n
+    elif isinstance(value, Iterable):
+        values = list(value)
+    else:  # true/false, a float, null: refused below (list() of it was a TypeError)
+        values = []
     if len(values) != n or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         raise ConfigError(f"progressive schedule: {what} must be an integer or a list of {n} integers, got {value!r}")
     return values
@@ -259,7 +264,7 @@ class ProgressiveGame(StandardGame):
         for name in ("G", "D"):
             growing(ctx.nets[name], name).set_phase(p.level, *fade)
         alpha = self.alpha
-        out = super().step(_PhaseContext(ctx, p.batch_size // world))  # type: ignore[arg-type]
+        out = super().step(_PhaseContext(ctx, p.batch_size // world))
         self.images += p.batch_size * self.n_critic * self.pack_m
         out.update(
             resolution=torch.tensor(float(p.resolution)),

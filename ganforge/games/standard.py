@@ -258,7 +258,10 @@ class StandardGame(Game):
             logs: dict[str, Tensor] = {}
             if self.g_adversarial:
                 fake_logits, fake_aux = self.critic(D, fake_in, y_fake)
-                real_logits = self.critic(D, real_in, y_real)[0] if self.objective.g_needs_real else None
+                real_logits = None
+                if self.objective.g_needs_real:
+                    assert real_in is not None  # need_real holds whenever the objective needs D(real)
+                    real_logits = self.critic(D, real_in, y_real)[0]
                 loss = self.objective.g_loss(fake_logits, real_logits)
                 aux, logs = self.aux_g_loss(fake_aux, y_fake, lat.z)
                 logs["g_adv"] = loss.detach().float()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from ..latent import LatentSpace
 from .stacked import StackedModes
 from .stats import StreamingMoments
@@ -112,6 +113,7 @@ def accumulate(
             if st.stacked is not None:
                 st.stacked.update(logits)
             if k:
+                assert st.inception is not None and st.pred_counts is not None  # both made when k > 0
                 st.inception.update(logits)
                 pred = logits.argmax(1)
                 st.pred_counts += torch.bincount(pred, minlength=k)
@@ -133,17 +135,21 @@ def merge_feature_stats(parts: list[FeatureStats], store_max: int, image_max: in
     if first.inception is not None:
         inc = StreamingIS(first.inception.n_expected, first.inception.sum_p.shape[1], first.inception.splits)
         for p in parts:
+            assert p.inception is not None  # every shard has the first's structure
             inc.sum_p += p.inception.sum_p
             inc.sum_plogp += p.inception.sum_plogp
             inc.count += p.inception.count
         inc.seen = int(inc.count.sum())
         out.inception = inc
     out.pred_counts = (
-        None if first.pred_counts is None else sum((p.pred_counts for p in parts[1:]), first.pred_counts.clone())
+        None
+        if first.pred_counts is None
+        else sum((cast(Tensor, p.pred_counts) for p in parts[1:]), first.pred_counts.clone())
     )
     if first.stacked is not None:
         out.stacked = StackedModes(first.stacked.k, first.stacked.confidence)
         for p in parts:
+            assert p.stacked is not None
             out.stacked.counts += p.stacked.counts
             out.stacked.high_quality += p.stacked.high_quality
             out.stacked.n += p.stacked.n
@@ -219,3 +225,17 @@ def reference_stats(
     if heldout is not None:
         held = accumulate(dataset_batches(heldout, None, batch_size), extractor, len(heldout), store_max, 0)
     return Reference(dataset.name, dict(getattr(dataset, "info", {})), st, held)
+
+
+def inception_score(logits: Tensor, splits: int = 10) -> tuple[float, float]:
+    """Inception Score mean and std over `splits` contiguous splits of class logits (Salimans et al. 2016, Sec. 4)."""
+    from .stats import as_tensor
+
+    x = as_tensor(logits, "logits", ndim=2)
+    if len(x) < 1 or x.shape[1] < 2:
+        raise ConfigError(f"logits must be (N, K) with N >= 1 and K >= 2 classes, got {tuple(x.shape)}.")
+    if int(splits) < 1:
+        raise ConfigError(f"splits must be >= 1, got {splits}.")
+    score = StreamingIS(len(x), x.shape[1], int(splits))
+    score.update(x)
+    return score.result()

@@ -21,7 +21,7 @@ from .memorisation import memorisation
 from .modes import mixture_mode_metrics
 from .msssim import ms_ssim_diversity
 from .precision_recall import precision_recall
-from .spec import METRIC_SPECS, ProtocolInputs, get_spec
+from .spec import METRIC_SPECS, MetricSpec, ProtocolInputs, add_spec, get_spec
 from .swd import sliced_wasserstein
 
 MODES_ONLY = "the 'modes' metric applies to the 2-D mixtures ring and grid and to stacked data only."
@@ -68,6 +68,7 @@ def _fd(c: MetricInputs) -> dict[str, float]:
 
 
 def _is(c: MetricInputs) -> dict[str, float]:
+    assert c.fake.inception is not None  # the engine streams IS whenever the metric is asked for
     mean, std = c.fake.inception.result()
     return {f"is{c.sfx}": mean, f"is{c.sfx}_std": std}
 
@@ -93,6 +94,7 @@ def _pr(c: MetricInputs) -> dict[str, float]:
 
 
 def _coverage(c: MetricInputs) -> dict[str, float]:
+    assert c.fake.pred_counts is not None  # counted whenever an extractor gives logits
     cov = class_coverage_from_counts(c.fake.pred_counts)
     return {f"coverage{c.sfx}": cov["coverage"], f"kl_uniform{c.sfx}": cov["kl_uniform"]}
 
@@ -148,6 +150,12 @@ COMPUTE: dict[str, Callable[[MetricInputs], dict[str, float]]] = {
     "msssim": _msssim,
     "modes": _modes,
 }
+
+
+def register_metric_compute(spec: MetricSpec, fn: Callable[[MetricInputs], dict[str, float]]) -> None:
+    """Add a metric: its declaration (spec.py) and its compute function, under one name."""
+    add_spec(spec)
+    COMPUTE[spec.name] = fn
 
 
 def compute_metrics(

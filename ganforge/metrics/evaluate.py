@@ -13,7 +13,7 @@ The streaming statistics live in `accumulate.py`, the per-metric computation and
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -46,6 +46,9 @@ from .msssim import ms_ssim_protocol
 from .spec import METRIC_SPECS, ProtocolInputs, get_spec, higher_is_better, parse_metrics  # noqa: F401 (re-exported)
 from .stacked import ChannelExtractor
 from .stats import StreamingMoments
+
+if TYPE_CHECKING:
+    from .extractors import Extractor
 
 DEFAULT_IMAGE_METRICS = ("fd", "is", "kid", "pr", "coverage")
 # Which domain classifier measures which dataset; anything else falls back to Inception.
@@ -116,7 +119,7 @@ class Evaluator:
         # Point data has no extractor: its 'modes' reads the points themselves.
         needs_features = not self.points and (_needs(self.metrics, "features") or _needs(self.metrics, "logits"))
         self.extractor_name = None
-        self.extractor = None
+        self.extractor: Extractor | ChannelExtractor | None = None
         if needs_features:
             from .extractors import get_extractor
 

@@ -10,7 +10,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -364,8 +364,13 @@ class DomainExtractor(Extractor):
         self.weights_file = self.record["file"]
         self.weights_sha256 = self.record["sha256"]
         self.architecture = self.record.get("model", "DomainCNN")
-        self.model = _clf.load_domain_cnn(
-            _clf.WEIGHTS_DIR / self.weights_file, expected_sha256=self.weights_sha256, architecture=self.architecture
+        self.model = cast(  # one of _clf.ARCHITECTURES, which all have forward_both
+            "_clf.DomainCNN | _clf.DomainResNet",
+            _clf.load_domain_cnn(
+                _clf.WEIGHTS_DIR / self.weights_file,
+                expected_sha256=self.weights_sha256,
+                architecture=self.architecture,
+            ),
         )
         self.to(device)
         self.eval()

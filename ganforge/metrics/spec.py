@@ -184,13 +184,34 @@ def _pattern(template: str) -> re.Pattern[str]:
 
 
 # Every declared key with its direction; the longest literal first, so "is{x}_std" wins over "is{x}" for "is_std".
-_DIRECTIONS = sorted(
-    ((_pattern(k), k in s.higher, len(k.replace(SUFFIX, ""))) for s in METRIC_SPECS.values() for k in s.keys),
-    key=lambda t: -t[2],
-)
 # Keys no spec declares (older logs, other tools' names such as inception_score): larger is better when the
-# name starts like a higher-is-better key.
-_HIGHER_STEMS = tuple(sorted({_fill(k, None) for s in METRIC_SPECS.values() for k in s.higher} | {"inception"}))
+# name starts like a higher-is-better key. Both are rebuilt when a metric is added (add_spec).
+_DIRECTIONS: list[tuple[re.Pattern[str], bool, int]] = []
+_HIGHER_STEMS: tuple[str, ...] = ()
+
+
+def _index_directions() -> None:
+    global _DIRECTIONS, _HIGHER_STEMS
+    _DIRECTIONS = sorted(
+        ((_pattern(k), k in s.higher, len(k.replace(SUFFIX, ""))) for s in METRIC_SPECS.values() for k in s.keys),
+        key=lambda t: -t[2],
+    )
+    _HIGHER_STEMS = tuple(sorted({_fill(k, None) for s in METRIC_SPECS.values() for k in s.higher} | {"inception"}))
+
+
+_index_directions()
+
+
+def add_spec(spec: MetricSpec) -> None:
+    """Declare a new metric (ganforge.register_metric); a name already declared raises ConfigError."""
+    if spec.name in METRIC_SPECS:
+        raise ConfigError(f"metric {spec.name!r} is already declared; choose another name.")
+    taken = {_fill(k, None) for s in METRIC_SPECS.values() for k in s.keys}
+    clash = [k for k in spec.keys if _fill(k, None) in taken]
+    if clash:
+        raise ConfigError(f"metric {spec.name!r}: result key(s) {clash} are written by another metric already.")
+    METRIC_SPECS[spec.name] = spec
+    _index_directions()
 
 
 def higher_is_better(key: str) -> bool:

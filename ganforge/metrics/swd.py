@@ -39,7 +39,8 @@ def laplacian_pyramid(images: torch.Tensor, num_levels: int) -> list[torch.Tenso
     pyramid = [images]
     for _ in range(1, num_levels):
         coarse = _pyr_down(pyramid[-1])
-        pyramid[-1] = pyramid[-1] - _pyr_up(coarse, tuple(pyramid[-1].shape[-2:]))
+        h, w = pyramid[-1].shape[-2:]
+        pyramid[-1] = pyramid[-1] - _pyr_up(coarse, (h, w))
         pyramid.append(coarse)
     return pyramid
 

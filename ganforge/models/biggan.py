@@ -9,6 +9,8 @@ class-conditional and orthogonally initialised. Widths are constant over the blo
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -59,7 +61,7 @@ class BigGANGenerator(nn.Module):
         self.blocks = nn.ModuleList()
         for r, chunk in zip(resolutions, self.chunks[1:]):
             cond_dim = shared_dim + chunk
-            self.blocks.append(GBlock(width, width, lambda ch, d=cond_dim: ConditionalBatchNorm2d(ch, d)))
+            self.blocks.append(GBlock(width, width, functools.partial(ConditionalBatchNorm2d, cond_dim=cond_dim)))
             if r == attention:
                 self.blocks.append(SelfAttention(width))
         self.out_bn = nn.BatchNorm2d(width)

@@ -22,6 +22,8 @@ class MLPGenerator(nn.Module):
     reference statistics plus its own, so a sample never depends on its batch-mates.
     """
 
+    ref_z: Tensor  # a buffer, registered with norm='virtual_batch'
+
     def __init__(
         self,
         z_dim: int,

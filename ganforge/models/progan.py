@@ -53,6 +53,10 @@ def _check_widths(family: str, fmap_base: int, fmap_max: int) -> None:
 class Growth(nn.Module):
     """The phase of a growing network: level (resolution 4 * 2**level) and the fade-in of its newest block."""
 
+    level: Tensor  # buffers, registered in __init__
+    fade_done: Tensor
+    fade_len: Tensor
+
     def __init__(self, max_level: int) -> None:
         super().__init__()
         self.max_level = max_level

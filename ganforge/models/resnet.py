@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +66,7 @@ def res_conv(cin: int, cout: int, k: int, residual: bool = False) -> nn.Conv2d:
     """A same-size Conv2d; `residual` marks a residual-branch conv (SNGAN init gain)."""
     conv = nn.Conv2d(cin, cout, k, padding=k // 2)
     # Marks the 3x3 convs of the residual branch, which SNGAN initialises with gain sqrt(2) (they follow a ReLU).
-    conv._residual = residual  # type: ignore[attr-defined]
+    cast(Any, conv)._residual = residual  # a plain flag: Module.__setattr__ is typed for tensors and modules only
     return conv
 
 
@@ -109,6 +110,7 @@ class DBlock(nn.Module):
             h = F.avg_pool2d(h, 2)
         sc = x
         if self.optimized:
+            assert self.shortcut is not None  # an optimized block always has one
             sc = self.shortcut(F.avg_pool2d(sc, 2) if self.down else sc)
         elif self.shortcut is not None:
             sc = self.shortcut(sc)
@@ -203,6 +205,7 @@ class ResNetDiscriminator(nn.Module):
         for block in self.blocks:
             h = block(h)
         if self.mbstd is not None:
+            assert self.mbstd_conv is not None  # made with mbstd
             h = self.mbstd_conv(F.relu(self.mbstd(h)))
         # Sum, not mean, pooling, as in Miyato et al.'s SNGAN code.
         return F.relu(h).sum(dim=(2, 3))

@@ -26,6 +26,8 @@ usual objectives take is log Z(x) = logsumexp_k l_k (Sec. 5).
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import Tensor, nn
 
@@ -149,8 +151,8 @@ class SSGANDiscriminator(_Classifier):
         self.feature_dim = w2
         # The hidden layers' scales g are set by data_init and then fixed, as in the authors' code; only the
         # output layer learns its scale. Fixed from the start, so a resumed run's optimiser sees the same parameters.
-        for m in weight_normed_layers(self.body):
-            m.parametrizations.weight.original0.requires_grad_(False)
+        for m in weight_normed_layers(self.body):  # `parametrizations`: set by torch at run time, unseen by mypy
+            cast(Any, m).parametrizations.weight.original0.requires_grad_(False)
 
     def _head(self) -> nn.Module:
         return self.fc
@@ -207,7 +209,7 @@ class SSGANMLPDiscriminator(_Classifier):
         self.head = nn.Sequential(GaussianNoise(float(noise)), wn(nn.Linear(width, self.classes)))
         self.feature_dim = width
         for m in weight_normed_layers(self.body):  # hidden scales fixed after data_init (train_scale=False)
-            m.parametrizations.weight.original0.requires_grad_(False)
+            cast(Any, m).parametrizations.weight.original0.requires_grad_(False)
 
     def _head(self) -> nn.Module:
         return self.head

@@ -9,7 +9,7 @@ whole global batch (Ioffe & Szegedy 2015, Alg. 1, over the global batch).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -20,13 +20,13 @@ class _AllReduceSum(torch.autograd.Function):
     """Sum over ranks, differentiable: the gradient of every rank's loss reaches every rank's input."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: Tensor) -> Tensor:
         out = x.clone()
         dist.all_reduce(out)
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
         g = grad.contiguous().clone()
         dist.all_reduce(g)
         return g
@@ -64,13 +64,10 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         m2 = m2s.sum(0) + (counts * (means - mean).pow(2)).sum(0)
         var = m2 / n  # biased, as batch norm normalises with
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
+            assert self.num_batches_tracked is not None  # a buffer, like the running statistics
             with torch.no_grad():
-                self.num_batches_tracked.add_(1)  # type: ignore[union-attr]
-                factor = (
-                    1.0 / float(self.num_batches_tracked)
-                    if self.momentum is None  # type: ignore[arg-type]
-                    else self.momentum
-                )
+                self.num_batches_tracked.add_(1)
+                factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
                 self.running_mean.mul_(1 - factor).add_(mean.detach().to(self.running_mean.dtype), alpha=factor)
                 unbiased = var.detach() * (n / (n - 1)).detach()
                 self.running_var.mul_(1 - factor).add_(unbiased.to(self.running_var.dtype), alpha=factor)
@@ -83,7 +80,8 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
 def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
     """`module` with every BatchNorm1d/2d/3d replaced by a SyncBatchNorm holding the same weights and statistics."""
     if type(module) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
-        new = SyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
+        bn = cast(nn.modules.batchnorm._BatchNorm, module)  # exactly these types, not subclasses (SyncBatchNorm)
+        new = SyncBatchNorm(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
         new.load_state_dict(module.state_dict())
         new.train(module.training)
         return new.to(next(module.buffers(), torch.zeros(())).device)

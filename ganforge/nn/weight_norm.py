@@ -15,6 +15,7 @@ for the output layer (openai/improved-gan, nn.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -54,12 +55,13 @@ def data_dependent_init(model: nn.Module, x: Tensor, eps: float = 1e-8) -> int:
     layers = list(weight_normed_layers(model))
     handles = []
 
-    def pre_hook(m: nn.Module, args: tuple) -> None:
+    # The hooks' `m` is one of `layers`: `parametrizations` and `bias` are attributes torch sets at run time.
+    def pre_hook(m: Any, args: tuple) -> None:
         # g = 1 and b = 0 make the layer compute t = v.x / ||v|| itself.
         m.parametrizations.weight.original0.fill_(1.0)
         m.bias.zero_()
 
-    def hook(m: nn.Module, args: tuple, out: Tensor) -> Tensor:
+    def hook(m: Any, args: tuple, out: Tensor) -> Tensor:
         t = out.float()
         dims = [d for d in range(t.dim()) if d != 1]  # all but the output units
         mu, sigma = t.mean(dims), t.std(dims, unbiased=False)

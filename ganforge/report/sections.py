@@ -81,7 +81,8 @@ def _image_uri(path: Path, max_width: int | None = None) -> tuple[str, int]:
         if max_width is None or width <= max_width:
             return to_data_uri(path), width
         thumb = im.convert("RGBA" if "A" in im.getbands() else "RGB")
-        thumb.thumbnail((max_width, max(1, round(height * max_width / width))), Image.LANCZOS)
+        # Image.Resampling.LANCZOS would need Pillow >= 9.1; the module constant exists at run time in every version.
+        thumb.thumbnail((max_width, max(1, round(height * max_width / width))), Image.LANCZOS)  # type: ignore[attr-defined]
         buf = io.BytesIO()
         thumb.save(buf, format="PNG", optimize=True)
         return to_data_uri(data=buf.getvalue(), mime="image/png"), thumb.size[0]

@@ -6,7 +6,7 @@ import os
 import random
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -137,7 +137,8 @@ def latest_good_checkpoint(folder: Path) -> tuple[Path, dict[str, Any]] | None:
 
 def capture_rng() -> dict[str, Any]:
     """Python, NumPy and torch (CPU and CUDA) RNG states as weights_only-loadable values."""
-    _kind, keys, pos, has_gauss, cached = np.random.get_state()
+    # The legacy state, a tuple (the annotation also allows the dict of legacy=False).
+    _kind, keys, pos, has_gauss, cached = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state())
     state: dict[str, Any] = {
         "python": [*list(random.getstate()[1]), random.getstate()[2]],
         "python_version": random.getstate()[0],

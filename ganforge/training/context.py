@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -73,7 +73,8 @@ class TrainContext:
     def real_pair(self, n: int | None = None) -> tuple[Tensor, Tensor]:
         """The next batch of each domain of unpaired data (translation games), on the device, images in [-1, 1]."""
         a, b = self._next_batch() if n is None else self._next_batch(n)
-        return self._to_device(a, None)[0], self._to_device(b, None)[0]
+        # An unpaired stream gives two image batches where BatchStream gives (images, labels or None).
+        return self._to_device(a, None)[0], self._to_device(cast(Tensor, b), None)[0]
 
     def labelled_batch(self) -> tuple[Tensor, Tensor]:
         """The next batch of the fixed labelled subset (semi-supervised games; the trainer builds the subset)."""

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 
-def warmup_ema_fn(decay: float) -> Callable[[list[Tensor], list[Tensor], Tensor | int], None]:
+def warmup_ema_fn(decay: float) -> Callable[[Sequence[Tensor], Sequence[Tensor], Tensor | int], None]:
     """EMA update whose decay ramps up as min(decay, (1 + n) / (10 + n)) after n updates.
 
     The ramp (as in TensorFlow's ExponentialMovingAverage with num_updates) keeps a short run's
@@ -17,7 +17,7 @@ def warmup_ema_fn(decay: float) -> Callable[[list[Tensor], list[Tensor], Tensor 
     average after 1,000 steps would still be the initialisation.
     """
 
-    def update(ema: list[Tensor], current: list[Tensor], num_averaged: Tensor | int) -> None:
+    def update(ema: Sequence[Tensor], current: Sequence[Tensor], num_averaged: Tensor | int) -> None:
         n = float(num_averaged)
         d = min(decay, (1.0 + n) / (10.0 + n))
         floats = [(e, c) for e, c in zip(ema, current) if e.is_floating_point()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -14,9 +14,39 @@ from ..errors import ConfigError
 from .checkpoint import atomic_write_bytes
 from .runinfo import write_json
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from torch import nn
+    from torch.optim.swa_utils import AveragedModel
+
+    from ..config import Recipe
+    from ..data.dataset import ArrayDataset
+    from ..latent import LatentSpace
+    from .distributed import Dist
+    from .precision import Precision
+
 
 class EvaluationMixin:
     """The Trainer's evaluation side: metrics every eval.every steps, logged, and checkpoints/best.pt."""
+
+    if TYPE_CHECKING:  # what this mixin uses of the Trainer (set in Trainer.__init__)
+        recipe: Recipe
+        out: Path
+        dist: Dist
+        device: torch.device
+        dataset: ArrayDataset
+        latent: LatentSpace
+        G: nn.Module | None
+        ema: AveragedModel | None
+        precision: Precision
+        writer: Any
+        evaluator: Any
+        best: dict[str, Any] | None
+        step: int
+
+        def rank_states(self) -> list[dict[str, Any]] | None: ...
+        def state_dict(self, ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]: ...
 
     def run_eval(self, log_f: Any) -> dict[str, float]:
         """Evaluate the (EMA) generator now; log to metrics.jsonl, TensorBoard and eval.jsonl."""

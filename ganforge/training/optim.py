@@ -48,7 +48,7 @@ def build_optimizer(
 
 def build_scheduler(
     opt: torch.optim.Optimizer, cfg: OptimizerConfig, total_steps: int
-) -> torch.optim.lr_scheduler.LRScheduler:
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up over `warmup` steps, then constant; or (linear) constant until `decay_start` and linear decay to
     0 at `total_steps`; or (step) multiplied by `factor` at each of `milestones`."""
     warmup = max(cfg.warmup, 0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, overload
 
 import torch
 from torch import Tensor
@@ -54,6 +54,10 @@ class OptimisticAdam(torch.optim.Optimizer):
         _check_weight_decay(weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """θ ← θ − lr·(2·u_t − u_{t−1}), where u_t = m̂_t / (√v̂_t + eps) is the bias-corrected Adam step."""
@@ -94,6 +98,10 @@ class OptimisticSGD(torch.optim.Optimizer):
         _check_weight_decay(weight_decay)
         super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """θ ← θ − 2·lr·g_t + lr·g_{t−1}, with g_0 = 0."""

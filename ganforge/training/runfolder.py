@@ -8,7 +8,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -30,6 +30,14 @@ from .runinfo import RunRecord
 from .runlock import LOCK_NAME, RunLock
 
 if TYPE_CHECKING:
+    from torch import nn
+    from torch.optim.lr_scheduler import LambdaLR
+    from torch.optim.swa_utils import AveragedModel
+
+    from ..data.dataset import ArrayDataset
+    from ..games import Game
+    from ..latent import LatentSpace
+    from .distributed import Dist
     from .trainer import Trainer
 
 
@@ -51,6 +59,33 @@ def _check_free(out: Path) -> None:
 class RunFolderMixin:
     """The Trainer's run-folder side: start or resume a locked run, write config.yaml, run.json and the generators."""
 
+    if TYPE_CHECKING:  # what this mixin uses of the Trainer (set in Trainer.__init__)
+        recipe: Recipe
+        out: Path
+        resume: bool
+        dist: Dist
+        device: torch.device
+        channels_last: bool
+        settings: dict[str, dict[str, Any]]
+        dataset: ArrayDataset
+        shape: tuple[int, ...]
+        game: Game
+        latent: LatentSpace
+        nets: dict[str, nn.Module]
+        ema: AveragedModel | None
+        opts: dict[str, torch.optim.Optimizer]
+        scheds: dict[str, LambdaLR]
+        step: int
+        elapsed: float
+        record: RunRecord | None
+        _fresh_lrs: dict[str, list[float | torch.Tensor]]
+        _last_ckpt_step: int
+        _lock: RunLock | None
+        _resume_from: tuple[Path, dict[str, Any], list[tuple[Path, str]], dict[str, Any]] | None
+        _resume_shared: tuple[dict[str, Any], dict[str, Any]] | None
+
+        def load_state_dict(self, s: dict[str, Any]) -> None: ...
+
     @classmethod
     def start(cls, recipe: Recipe, out_dir: str | Path, progress: bool | None = None) -> Trainer:
         """A trainer for a new run in `out_dir`, which is locked and checked to be free before any data is loaded."""
@@ -71,7 +106,7 @@ class RunFolderMixin:
         # Rank 0 alone locks and checks the folder; the other ranks hear its verdict (training/distributed.py).
         lock = distributed.main_first(d, claim, "claiming the run folder", share=lambda _: None)
         try:
-            trainer = cls(recipe, out, progress=progress)
+            trainer = cast("type[Trainer]", cls)(recipe, out, progress=progress)
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -118,7 +153,7 @@ class RunFolderMixin:
         )
         lock, path, state, refused, changed, recipe = got
         try:
-            trainer = cls(recipe, run_dir, resume=True, progress=progress)
+            trainer = cast("type[Trainer]", cls)(recipe, run_dir, resume=True, progress=progress)
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -216,6 +251,7 @@ class RunFolderMixin:
 
     def _record_quietly(self, status: str, **extra: Any) -> None:
         """Record a final status without letting a second failure (a full disk) hide the first."""
+        assert self.record is not None  # opened with the run folder, before anything is recorded
         try:
             self.record.write(status, self._run_info(), **extra)
         except OSError as e:

@@ -14,12 +14,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import yaml
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel
 
 from .. import __version__
 from ..config import Recipe, dump_yaml
@@ -191,18 +192,21 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             for name in list(self.nets):
                 self.nets[name] = convert_sync_batchnorm(self.nets[name])
         for m in self.nets.values():
-            m.to(self.device, memory_format=mem)
+            m.to(self.device, memory_format=mem)  # type: ignore[call-overload]  # Module.to takes both; torch's overloads list them apart
         # Every rank starts from rank 0's weights (the same seed gives the same ones, but never trust that).
         distributed.broadcast_state(self.nets.values(), self.dist, params=True)
         # G: the generator that is sampled, averaged and exported; D: the standard game's discriminator.
-        self.G = None if self.translation else self.nets[self.game.generator]
+        self.G = None if self.game.generator is None else self.nets[self.game.generator]  # None: translation
         self.D = self.nets.get("D")
         if self.translation and t.ema.enabled:
             raise ConfigError(
                 f"game {r.game.name!r} trains translators; train.ema averages a noise generator and "
                 "does not apply (set train.ema.enabled: false)."
             )
-        self.ema = make_ema(self.G, t.ema.decay) if t.ema.enabled else None
+        self.ema: AveragedModel | None = None
+        if t.ema.enabled:
+            assert self.G is not None  # a translation run was refused train.ema just above
+            self.ema = make_ema(self.G, t.ema.decay)
 
         # One optimiser per declared name (recipe optim.g / optim.d) over its networks; a lazy interval k
         # gets StyleGAN2's correction c = k / (k + 1) (Karras et al. 2020, Appendix B).
@@ -225,7 +229,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 f"train.batch_size ({t.batch_size}) is larger than the dataset ({len(self.dataset)} samples)."
             )
         self.stream: Any = (
-            UnpairedStream(self.dataset, t.batch_size, r.seed)
+            UnpairedStream(cast(UnpairedDataset, self.dataset), t.batch_size, r.seed)
             if self.unpaired
             else BatchStream(self.dataset, t.batch_size, r.seed)
         )
@@ -245,12 +249,14 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         # A translation run's grids show the same held-out images of each domain every time.
         self.fixed_pair = self._fixed_test_pair(min(t.n_samples, 8)) if self.translation else None
 
-        run_nets = {n: torch.compile(m) if t.compile else m for n, m in self.nets.items()}
+        # torch.compile of a Module gives an OptimizedModule (a Module); its annotation says only a callable.
+        run_nets = {n: cast(nn.Module, torch.compile(m)) if t.compile else m for n, m in self.nets.items()}
+        # The G/D/opt_g/opt_d aliases may be None for a game with other networks: it reads `nets` and `optimizers`.
         self.ctx = TrainContext(
-            run_nets.get(self.game.generator or ""),
-            run_nets.get("D"),
-            self.opt_g,
-            self.opt_d,
+            cast(nn.Module, run_nets.get(self.game.generator or "")),
+            cast(nn.Module, run_nets.get("D")),
+            cast(torch.optim.Optimizer, self.opt_g),
+            cast(torch.optim.Optimizer, self.opt_d),
             self.precision,
             self.device,
             t.batch_size,
@@ -316,8 +322,9 @@ class Trainer(RunFolderMixin, EvaluationMixin):
 
     def _fixed_test_pair(self, n: int) -> tuple[Tensor, Tensor]:
         """The first n held-out images of each domain (fewer if a side has fewer), in [-1, 1]."""
-        test = load_dataset(self.recipe.data, split="test", seed=self.recipe.seed)
-        return tuple(test.side(s).get(torch.arange(min(n, len(test.side(s)))))[0] for s in ("a", "b"))  # type: ignore[return-value]
+        test = cast(UnpairedDataset, load_dataset(self.recipe.data, split="test", seed=self.recipe.seed))
+        a, b = (test.side(s).get(torch.arange(min(n, len(test.side(s)))))[0] for s in ("a", "b"))
+        return a, b
 
     def translate(self, direction: str, x: Tensor, batch: int = 256) -> Tensor:
         """Images `x` of the source domain through G_ab ('a2b') or G_ba ('b2a'), in eval mode and the run's precision."""
@@ -346,6 +353,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
 
     def _after_g_step(self) -> None:
         if self.ema is not None and self.step + 1 > self.recipe.train.ema.start:
+            assert self.G is not None  # only a noise generator has an EMA
             self.ema.update_parameters(self.G)
 
     def rank_states(self) -> list[dict[str, Any]] | None:
@@ -444,6 +452,11 @@ class Trainer(RunFolderMixin, EvaluationMixin):
     def generate(self, z: Tensor, use_ema: bool = False, batch: int = 500, y: Tensor | None = None) -> Tensor:
         """Samples for latents `z` (and labels `y` of a conditional G) in eval mode and the run's precision, float32, CPU."""
         net = self.ema.module if (use_ema and self.ema is not None) else self.G
+        if net is None:
+            raise ConfigError(
+                f"generate() needs a noise generator; game {self.recipe.game.name!r} trains translators "
+                "(use translate())."
+            )
         return generate(net, z, y, batch, autocast=self.precision.autocast, device=self.device)
 
     def save_samples(self, name: str, use_ema: bool = False) -> Path:
@@ -454,6 +467,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         if self.translation:
             from ..translation import triplet_grid
 
+            assert self.fixed_pair is not None  # made for every translation run
             a, b = self.fixed_pair
             rows = triplet_grid(
                 self.nets["G_ab"], self.nets["G_ba"], a, b, autocast=self.precision.autocast, device=self.device
@@ -548,6 +562,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         main = self.dist.main  # only rank 0 writes: logs, TensorBoard, samples, checkpoints, run.json, report
         if main:
             self.writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step + 1 if self.step else None)
+            assert self.record is not None  # opened with the run folder, on rank 0
             self.record.write("running", self._run_info())
             log_f: Any = open(self.out / "metrics.jsonl", "a")
         else:
@@ -602,7 +617,9 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                     dt = now - t_mark
                     self.elapsed += dt
                     # The global batch's averages (each rank saw its own share of it).
-                    rec = {k: float(v) / n_logged for k, v in distributed.mean_tensors(sums, self.dist).items()}
+                    rec: dict[str, Any] = {
+                        k: float(v) / n_logged for k, v in distributed.mean_tensors(sums, self.dist).items()
+                    }
                     self._check_finite(rec)
                     if self.weight_tracker is not None:  # after the check: an infinite gradient is evidence, not a stop
                         rec.update(
@@ -626,13 +643,14 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                             self.writer.add_scalar(k if k.startswith("signals/") else f"train/{k}", v, self.step)
                     status = self.game.status()
                     held = self.doctor.current() if self.doctor is not None else []
-                    bar.set_postfix(
-                        d=f"{rec['d_loss']:.3f}",
-                        g=f"{rec['g_loss']:.3f}",
-                        ips=f"{rec['images_per_s']:.0f}",
+                    postfix: dict[str, Any] = {
+                        "d": f"{rec['d_loss']:.3f}",
+                        "g": f"{rec['g_loss']:.3f}",
+                        "ips": f"{rec['images_per_s']:.0f}",
                         **({"phase": status} if status else {}),
                         **({"doctor": ",".join(held)} if held else {}),
-                    )
+                    }
+                    bar.set_postfix(**postfix)
                     if self.progress and not interactive and (now - plain_mark >= plain_every or last):
                         plain_mark = now
                         print(
@@ -642,6 +660,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                             flush=True,
                         )
                     if main:
+                        assert self.record is not None  # opened with the run folder, on rank 0
                         self.record.heartbeat(self._run_info)
                     sums, n_logged, n_real = {}, 0, 0
                     t_mark = time.perf_counter()
@@ -667,6 +686,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 if self.ema is not None:
                     self.save_samples("final_ema", use_ema=True)
                 self._export_generator()
+                assert self.record is not None
                 self.record.write("finished", self._run_info())
         except (RunInterrupted, RunStopped):
             raise
@@ -725,6 +745,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             save_checkpoint(
                 self.state_dict(ranks), self.out / "checkpoints", self.step, self.recipe.train.keep_checkpoints
             )
+            assert self.record is not None  # opened with the run folder, on rank 0
             self.record.heartbeat(self._run_info, force=True)
         self._last_ckpt_step = self.step
 
@@ -737,6 +758,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             except TrainingError as e:
                 print(f"ganforge: no checkpoint at the interruption: {e}", file=sys.stderr)
         if self.dist.main:
+            assert self.record is not None  # opened with the run folder, on rank 0
             self.record.write("interrupted", self._run_info(), signal=sig)
         raise RunInterrupted(sig, self.step, self._last_ckpt_step, self.out)
 
@@ -797,6 +819,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         p = self._doctor_stop
         best = self._best_checkpoint(p.start)
         distributed.broadcast_object((p.state, p.start, best), self.dist, "the doctor's verdict")
+        assert self.record is not None  # opened with the run folder, on rank 0
         self.record.write(
             "stopped",
             self._run_info(),
