@@ -60,6 +60,18 @@ def _as_image_tensor(x: Any, shape: tuple[int, ...], data_name: str) -> Tensor:
     return t
 
 
+def _capped(wanted: int, have: int, given: bool, asked: str, where: str) -> int:
+    """min(wanted, have), warning when the user asked for more images than `where` holds."""
+    if given and have < wanted:
+        # stacklevel 3: the warning points at the caller of evaluate_target (the CLI or ganforge.evaluate)
+        warnings.warn(
+            f"{asked} asks for more images than the {have} of {where}; scoring only those {have}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return min(wanted, have)
+
+
 def evaluate_target(
     target: str | Path | nn.Module | Tensor | Any | None,
     *,
@@ -199,36 +211,16 @@ def evaluate_target(
     count = n_wanted
     if floor:
         test = load("test")
-        count = min(n_wanted, len(test))
-        if n_given and count < n_wanted:
-            warnings.warn(
-                f"--n {n_wanted} asks for more images than the {count} of the {data_name} test split; "
-                f"scoring only those {count}.",
-                UserWarning,
-                stacklevel=2,
-            )
+        count = _capped(n_wanted, len(test), n_given, f"--n {n_wanted}", f"the {data_name} test split")
     elif in_memory and G is None:
         images = _as_image_tensor(target, tuple(train.shape), data_name)
-        count = min(n_wanted, len(images))
-        if n_given and count < n_wanted:
-            warnings.warn(
-                f"n={n_wanted} asks for more images than the {count} given; scoring only those {count}.",
-                UserWarning,
-                stacklevel=2,
-            )
+        count = _capped(n_wanted, len(images), n_given, f"n={n_wanted}", "those given")
         if count < 2:
             raise GanforgeError(f"{count} image given; evaluation needs at least 2.")
     elif G is None:
         c, h, _ = train.shape
         imgs = load_dataset("folder", path=str(target), image_size=h, channels=c, limit=n_wanted)
-        count = min(n_wanted, len(imgs))
-        if n_given and count < n_wanted:
-            warnings.warn(
-                f"--n {n_wanted} asks for more images than the {count} readable ones in {target}; scoring "
-                f"only those {count}.",
-                UserWarning,
-                stacklevel=2,
-            )
+        count = _capped(n_wanted, len(imgs), n_given, f"--n {n_wanted}", f"the readable ones in {target}")
         if count < 2:
             raise GanforgeError(f"{target} holds {count} readable image; evaluation needs at least 2.")
     ev = Evaluator(
