@@ -6,6 +6,7 @@ surface. Modules and names not exported there are private and may change between
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,12 +33,23 @@ C = TypeVar("C", bound=type)
 # ----------------------------------------------------------------------------- recipes
 
 
+def _plain(value: Any) -> Any:
+    """A recipe value as YAML holds it: paths as strings, containers copied."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return copy.copy(value)
+
+
 def _override_list(overrides: Overrides | None) -> list[str]:
     """Overrides as the CLI's `key=value` strings; a mapping's values are written as YAML (JSON is YAML)."""
     if overrides is None:
         return []
     if isinstance(overrides, Mapping):
-        return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in overrides.items()]
+        return [f"{k}={json.dumps(_plain(v)) if not isinstance(v, str) else v}" for k, v in overrides.items()]
     if isinstance(overrides, str):
         raise ConfigError(f"overrides must be a list of 'key=value' strings or a dict, got the string {overrides!r}.")
     return [str(o) for o in overrides]
@@ -49,7 +61,7 @@ def recipe(source: RecipeLike = "demo", overrides: Overrides | None = None) -> R
     if isinstance(source, Recipe):
         return build_recipe(to_dict(source), extra)
     if isinstance(source, Mapping):
-        return build_recipe(json.loads(json.dumps(dict(source))), extra)  # a deep copy: overrides must not leak back
+        return build_recipe(_plain(source), extra)  # a copy: overrides must not leak back
     if isinstance(source, (str, Path)):
         return load_recipe(str(source), extra)
     raise ConfigError(f"a recipe is a name, a YAML path, a dict or a Recipe, got {type(source).__name__}.")

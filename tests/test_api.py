@@ -88,6 +88,8 @@ def test_recipe_accepts_names_dicts_and_recipes_and_rejects_bad_overrides() -> N
         "data": {"name": "ring"},
         "model": {"z_dim": 2},
     }
+    as_path = ganforge.recipe({"data": {"name": "points", "path": Path("/x.npy")}}, {"data.root": Path("/r")})
+    assert as_path.data.path == "/x.npy" and as_path.data.root == "/r"  # pathlib paths are taken as strings
     with pytest.raises(ConfigError, match="train.stepz"):
         ganforge.recipe("gan-toy", ["train.stepz=3"])
     with pytest.raises(ConfigError, match="list of 'key=value'"):
