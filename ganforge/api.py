@@ -6,12 +6,13 @@ surface. Modules and names not exported there are private and may change between
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .config import Recipe, build_recipe, load_recipe
 from .config.loading import to_dict
@@ -228,11 +229,21 @@ def sample(
     if y is not None and not 0 <= y < space.num_classes:
         raise GanforgeError(f"y must be a class of this generator, 0..{space.num_classes - 1}; got {y}.")
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    was = next((p.device for p in G.parameters()), dev)
-    try:
+    with _returned(G):
         return _sample(G.to(dev), n, latent=space, seed=seed, batch=batch_size, truncation=truncation, y=y)
+
+
+@contextlib.contextmanager
+def _returned(module: Any) -> Iterator[None]:
+    """A caller's module (if `module` is one) is put back on the device it was on when the block ends."""
+    from torch import nn
+
+    was = next((p.device for p in module.parameters()), None) if isinstance(module, nn.Module) else None
+    try:
+        yield
     finally:
-        G.to(was)
+        if was is not None:
+            module.to(was)
 
 
 def evaluate(
@@ -249,18 +260,11 @@ def evaluate(
     `ganforge eval`: n, extractor, seed, batch_size, device, truncation, use_ema, latent, base, image_size (default:
     the size of the images or generator given, else 32), fit, download.
     """
-    from torch import nn
-
     from .metrics.targets import evaluate_target
 
     chosen = metrics if metrics is None or isinstance(metrics, str) else list(metrics)
-    # A module of the caller's is moved to the evaluation device; it goes back where it was afterwards.
-    was = next((p.device for p in target.parameters()), None) if isinstance(target, nn.Module) else None
-    try:
+    with _returned(target):  # a generator module is moved to the evaluation device, then back
         res = evaluate_target(target, data=reference, metrics=chosen, **options)
-    finally:
-        if was is not None:
-            cast(nn.Module, target).to(was)
     res.pop("memorisation_grid", None)
     return res
 
