@@ -119,6 +119,7 @@ def test_eval_cli_errors(argv, fragment, capsys) -> None:
     assert fragment in capsys.readouterr().err
 
 
+@pytest.mark.report
 def test_metrics_during_training_and_best_checkpoint(tmp_path: Path) -> None:
     raw = tiny_recipe(
         {"name": "digits", "image_size": 16},
@@ -143,3 +144,29 @@ def test_bad_eval_best_key_is_reported(tmp_path: Path) -> None:
     )
     with pytest.raises(Exception, match="eval.best is 'fid'"):
         Trainer(build_recipe(raw), tmp_path / "run", progress=False).run()
+
+
+def test_eval_reference_full_scores_a_limited_run_against_the_whole_split(tmp_path: Path) -> None:
+    def evaluator(reference: str) -> Evaluator:
+        raw = tiny_recipe(
+            {"name": "digits", "image_size": 16, "limit": 50},
+            steps=1,
+            eval={"every": 1, "metrics": ["fd"], "n": 20, "reference": reference},
+        )
+        return Trainer(build_recipe(raw), tmp_path / reference, progress=False)._make_evaluator()
+
+    whole = len(load_dataset("digits", image_size=16))
+    assert len(evaluator("run").dataset) == 50
+    assert len(evaluator("full").dataset) == whole > 50
+
+
+@pytest.mark.parametrize(
+    ("evals", "fragment"),
+    [
+        ({"reference": "test"}, "eval.reference"),
+        ({"reference": "full", "metrics": ["fd", "memorisation"], "every": 5}, "memorisation needs the images"),
+    ],
+)
+def test_bad_eval_reference_is_refused(evals: dict, fragment: str) -> None:
+    with pytest.raises(Exception, match=fragment):
+        build_recipe(tiny_recipe({"name": "digits", "image_size": 16}, steps=10, eval=evals))

@@ -174,6 +174,9 @@ class EvalConfig:
     extractor: str = "auto"
     best: str | None = None
     seed: int = 0
+    # What the samples are compared with: "run" (the images the run trains on) or "full" (the dataset's whole
+    # split, ignoring data.limit: how far a run on a few images is from the distribution they were drawn from).
+    reference: str = "run"
 
 
 @dataclass
@@ -199,6 +202,7 @@ class Recipe:
     plugins: list[str] = field(default_factory=list)
 
 
+EVAL_REFERENCES = ("run", "full")
 MAX_EVAL_N = 10_000_000  # 200x the usual 50,000; beyond it an evaluation runs for days
 MAX_Z_DIM = 65_536  # larger latents are a typo; the first layer alone would need gigabytes
 MAX_IMAGE_SIZE = 1024  # the largest resolution in the GAN literature (ProGAN, StyleGAN)
@@ -253,6 +257,13 @@ def validate(r: Recipe) -> None:
     if r.eval.every < 0 or not 2 <= r.eval.n <= MAX_EVAL_N:
         raise ConfigError(
             f"eval.every must be >= 0 and eval.n between 2 and {MAX_EVAL_N:,}, got {r.eval.every} and {r.eval.n}."
+        )
+    if r.eval.reference not in EVAL_REFERENCES:
+        raise ConfigError(choices_message("eval.reference", r.eval.reference, EVAL_REFERENCES))
+    if r.eval.reference == "full" and "memorisation" in r.eval.metrics:
+        raise ConfigError(
+            "eval.reference: full compares samples with the whole split, but memorisation needs the images the "
+            "run trained on: use eval.reference: run, or drop memorisation from eval.metrics."
         )
     if r.eval.every:
         from ..metrics.spec import parse_metrics  # the metric declarations, without loading the engine

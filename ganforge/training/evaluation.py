@@ -83,8 +83,11 @@ class EvaluationMixin:
             heldout = load_dataset(
                 dataclasses.replace(d, limit=None, labels=False), split="test", seed=self.recipe.seed
             )
+        reference = self.dataset
+        if e.reference == "full" and d.limit is not None:
+            reference = load_dataset(dataclasses.replace(d, limit=None), seed=self.recipe.seed)
         return Evaluator(
-            self.dataset, e.metrics, extractor=e.extractor, n=e.n, seed=e.seed, heldout=heldout, device=self.device
+            reference, e.metrics, extractor=e.extractor, n=e.n, seed=e.seed, heldout=heldout, device=self.device
         )
 
     def _maybe_save_best(self, numbers: dict[str, float]) -> None:
