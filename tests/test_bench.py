@@ -235,12 +235,18 @@ def test_limited_bench_trains_each_augmentation_on_a_subset_and_records_p(
     monkeypatch.setitem(
         limited._EVALUATORS, ("mem", 1000, 50), Evaluator(ref, "memorisation", extractor="fashion", n=50, heldout=held)
     )
+    # The FD curve during training: two points, against the run's own 1,000 images (all 60k cost minutes here).
+    monkeypatch.setattr(limited, "CURVE_POINTS", 2)
+    monkeypatch.setattr(limited, "CURVE_N", 20)
+    monkeypatch.setattr(limited, "CURVE_REFERENCE", "run")
     out = tmp_path / "limited"
-    res = limited.run_limited_bench(
-        out, cells=["n1000__off", "n1000__ada"], steps=4, eval_n=50, workers=1, progress=False
-    )
+    first = limited.run_limited_bench(out, cells=["n1000__off"], steps=4, eval_n=50, workers=1, progress=False)
+    assert [c["augment"] for c in first["cells"]] == ["off"] and "n1000__ada" in first["missing"]
+    # A later call for another cell keeps the earlier one in the table (the bench runs in parts).
+    res = limited.run_limited_bench(out, cells=["n1000__ada"], steps=4, eval_n=50, workers=1, progress=False)
     cells = {c["augment"]: c for c in res["cells"]}
-    assert set(cells) == {"off", "ada"} and not res["missing"]
+    assert set(cells) == {"off", "ada"} and "n1000__off" not in res["missing"] and "n60000__off" in res["missing"]
+    assert [r["step"] for r in cells["off"]["fd_curve"]] == [2, 4] and (out / "plots" / "fd_curve.png").is_file()
     assert all(
         c["size"] == 1000
         and c["steps"] == 4

@@ -23,7 +23,16 @@ from typing import Any
 import torch
 
 from ..errors import RunInterrupted
-from .runner import check_choices, extractor_stamp, machine_label, machine_record, run_cells, scored_by, train_or_resume
+from .runner import (
+    check_choices,
+    extractor_stamp,
+    load_done,
+    machine_label,
+    machine_record,
+    run_cells,
+    scored_by,
+    train_or_resume,
+)
 
 RECIPE = "dcgan-fashion"
 SIZES = (1000, 5000, 60000)
@@ -35,6 +44,9 @@ DEFAULT_EVAL_N = 10_000
 ADA_SPEED = 50_000  # real images for p to go 0 -> 1 (the paper: 500k, in runs 100x longer than these)
 EXTRACTOR = "fashion"
 METRICS = "fd,is,pr,coverage"
+CURVE_POINTS = 10  # FD over training: the EMA generator scored at every tenth of the run...
+CURVE_N = 2000  # ...on this many samples against all 60k images (eval.reference: full), so overfitting shows
+CURVE_REFERENCE = "full"
 AUGMENT_ARGS: dict[str, dict[str, Any]] = {
     "off": {},
     "diffaugment": {"policy": "color,translation,cutout"},
@@ -78,6 +90,11 @@ def cell_recipe(cell: Cell, threads: int) -> Any:
         f"train.checkpoint_every={every}",
         "train.keep_checkpoints=1",
         f"train.log_every={max(1, cell.steps // 100)}",
+        f"eval.every={max(1, cell.steps // CURVE_POINTS)}",
+        "eval.metrics=[fd]",
+        f"eval.n={CURVE_N}",
+        f"eval.extractor={EXTRACTOR}",
+        f"eval.reference={CURVE_REFERENCE}",
     ]
     if cell.size < FULL:
         overrides.append(f"data.limit={cell.size}")
@@ -124,6 +141,17 @@ def _p_curve(run_dir: Path) -> list[dict[str, float]]:
     return out
 
 
+def _fd_curve(run_dir: Path) -> list[dict[str, float]]:
+    """[{step, fd}] from the run's log: FD-fashion of the EMA generator against all 60k images during training."""
+    out = []
+    log = run_dir / "metrics.jsonl"
+    for line in log.read_text().splitlines() if log.exists() else []:
+        r = json.loads(line)
+        if f"eval/fd_{EXTRACTOR}" in r:
+            out.append({"step": r["step"], "fd": r[f"eval/fd_{EXTRACTOR}"]})
+    return out
+
+
 def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[str, Any]:
     """Train (or finish training) and score one cell; runs in a worker process."""
     torch.set_num_threads(threads)
@@ -161,6 +189,7 @@ def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[st
         **extractor_stamp(EXTRACTOR),
     }
     rec["p_curve"] = _p_curve(run_dir)
+    rec["fd_curve"] = _fd_curve(run_dir)
     if status == "finished":
         result = trainer.result
         G = result.generator.eval()
@@ -213,7 +242,8 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     lines += [
         "",
         "Pictures: `plots/nN__AUG_samples.png` (each cell's samples), `plots/ada_p.png` (ADA's p over "
-        "training at each size), `plots/fd_by_size.png`.",
+        "training at each size), `plots/fd_by_size.png`, `plots/fd_curve.png` (FD over training, "
+        f"{CURVE_N:,} samples against all 60k images at every tenth of the run; cells run since it was added).",
     ]
     path.write_text("\n".join(lines) + "\n")
 
@@ -247,6 +277,26 @@ def _plots(result: dict[str, Any], plots: Path) -> dict[str, str]:
         ax.set_ylim(0, 1)
         ax.set_title("ADA: augmentation probability over training")
         made["ada_p"] = _save(fig, ax, plots / "ada_p.png")
+    curves = [c for c in result["cells"] if c.get("fd_curve")]
+    if curves:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        styles = {s: ls for s, ls in zip(SIZES, ("-", "--", ":"), strict=True)}
+        colours = {a: f"C{i}" for i, a in enumerate(AUGMENTS)}
+        for c in sorted(curves, key=lambda c: (c["size"], AUGMENTS.index(c["augment"]))):
+            pts = c["fd_curve"]
+            ax.plot(
+                [r["step"] for r in pts],
+                [r["fd"] for r in pts],
+                marker="o",
+                ms=3,
+                ls=styles[c["size"]],
+                color=colours[c["augment"]],
+                label=f"{c['size']:,} images, {c['augment']}",
+            )
+        ax.set_xlabel("G step")
+        ax.set_ylabel(f"FD-fashion, {CURVE_N:,} samples (lower is better)")
+        ax.set_title("FD against all 60k images over training")
+        made["fd_curve"] = _save(fig, ax, plots / "fd_curve.png")
     scored = [c for c in result["cells"] if c.get("metrics")]
     if scored:
         fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -286,26 +336,31 @@ def run_limited_bench(
     todo = [
         Cell(s, a, steps) for s in sorted(SIZES, reverse=True) for a in AUGMENTS if not cells or f"n{s}__{a}" in cells
     ]
-    done, info = run_cells(
+
+    def valid(c: Cell, r: dict[str, Any]) -> bool:
+        return (
+            r.get("steps") == steps
+            and r.get("eval_n") == eval_n
+            and r.get("metrics") is not None
+            and scored_by(r, EXTRACTOR)
+        )
+
+    _, info = run_cells(
         out,
         todo,
         key=lambda c: c.key,
         fn=run_cell,
         args=(str(out), eval_n),
         workers=workers,
-        valid=lambda c, r: (
-            r.get("steps") == steps
-            and r.get("eval_n") == eval_n
-            and r.get("metrics") is not None
-            and scored_by(r, EXTRACTOR)
-        ),
+        valid=valid,
         describe=lambda r: f"FD {r.get('metrics', {}).get(f'fd_{EXTRACTOR}', float('nan')):.1f}",
         progress=progress,
         desc="bench limited",
     )
-    results = sorted(
-        (done[c.key] for c in todo if c.key in done), key=lambda r: (r["size"], AUGMENTS.index(r["augment"]))
-    )
+    # The table covers every cell done at these settings, not only this call's: the bench runs in parts.
+    every = [Cell(s, a, steps) for s in sorted(SIZES, reverse=True) for a in AUGMENTS]
+    done = load_done(out, every, lambda c: c.key, valid)
+    results = sorted(done.values(), key=lambda r: (r["size"], AUGMENTS.index(r["augment"])))
     result: dict[str, Any] = {
         "benchmark": "limited (issue 18: DiffAugment and ADA on small datasets)",
         "settings": {
@@ -320,7 +375,7 @@ def run_limited_bench(
         },
         "info": info,
         "machine": machine_record(),
-        "missing": [c.key for c in todo if c.key not in done],
+        "missing": [c.key for c in every if c.key not in done],
         "cells": results,
     }
     result["plots"] = _plots(result, out / "plots")
