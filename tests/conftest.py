@@ -18,6 +18,19 @@ else:
     torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(autouse=True)
+def _no_report(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training in tests skips the HTML report (a second of matplotlib per run) unless marked `report`.
+
+    The report has its own tests (test_report.py, and the runs marked `report` read theirs); the trainer
+    imports write_report when a run ends, so the stub applies to every run started in this process.
+    """
+    if request.node.get_closest_marker("report") is None:
+        import ganforge.report
+
+        monkeypatch.setattr(ganforge.report, "write_report", lambda run_dir, *a, **k: Path(run_dir) / "report.html")
+
+
 def tiny_recipe(data: dict, steps: int = 20, **extra: dict) -> dict:
     """A raw recipe dict for a few-second run (caller may override any section)."""
     image = data["name"] not in ("ring", "grid", "points")

@@ -195,6 +195,7 @@ def test_games_with_their_own_step_refuse_augmentation_and_points_are_refused() 
         g.check(LatentSpace(2), Points())
 
 
+@pytest.mark.report
 def test_ada_state_is_logged_checkpointed_and_resumed(tmp_path: Path, write_recipe) -> None:
     from ganforge.cli import main
 

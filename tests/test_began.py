@@ -260,6 +260,7 @@ def test_game_refuses_n_critic_regularizers_and_unknown_args() -> None:
 # ----------------------------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.report
 def test_tiny_began_run_logs_m_global_and_k_and_reports_them(tmp_path: Path) -> None:
     net = {"name": "began", "args": {"width": 4}}
     raw = tiny_recipe(

@@ -244,6 +244,7 @@ def test_mismatched_game_data_and_settings_are_refused(tmp_path: Path, change: d
         Trainer.start(build_recipe(raw), tmp_path / "run", progress=False)
 
 
+@pytest.mark.report
 def test_a_cycle_run_trains_logs_four_networks_and_exports_both_translators(tmp_path: Path) -> None:
     from ganforge.translation import load_translators
 

@@ -245,6 +245,7 @@ def _tiny(tmp: Path, *extra: str) -> Path:
     return out if rc == 0 else Path(str(rc))
 
 
+@pytest.mark.report
 def test_doctor_on_a_tiny_real_run_warns_live_then_prints_a_timeline_and_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -264,6 +264,7 @@ def test_phases_change_at_the_exact_image_counts_and_optimiser_state_survives_gr
     assert adam_steps(G.to_rgb[1].weight) == 40  # 8x8 fade, stable, then the old branch of the 16x16 fade
 
 
+@pytest.mark.report
 def test_a_mid_growth_run_samples_and_evaluates_at_its_resolution(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -341,6 +341,7 @@ def test_out_that_is_a_file_exits_2(tmp_path: Path, capsys) -> None:
     assert code == 2 and "is a file" in err and f.read_text() == "mine"
 
 
+@pytest.mark.report
 def test_files_follow_the_umask(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:

@@ -29,6 +29,7 @@ def train(raw: dict, out: Path, resume: bool = False) -> Path:
     return Trainer(build_recipe(raw), out, resume=resume, progress=False).run()
 
 
+@pytest.mark.report
 def test_ring_end_to_end_writes_the_run_folder(tmp_path: Path) -> None:
     out = train(tiny_recipe({"name": "ring", "n_points": 2000}, steps=20), tmp_path / "run")
     for name in ("config.yaml", "metrics.jsonl", "run.json", "report.html", "generator.safetensors"):
@@ -42,6 +43,7 @@ def test_ring_end_to_end_writes_the_run_folder(tmp_path: Path) -> None:
     assert len(list_checkpoints(out / "checkpoints")) == 2
 
 
+@pytest.mark.report
 def test_digits_end_to_end_bf16_channels_last_ema(tmp_path: Path) -> None:
     raw = tiny_recipe(
         {"name": "digits", "image_size": 16},
@@ -212,6 +214,7 @@ def test_kill_minus_9_then_resume_matches_uninterrupted_run_bit_for_bit(
 # ----------------------------------------------------------------------------- training-health signals
 
 
+@pytest.mark.report
 def test_signals_change_nothing_in_the_run_and_land_in_the_log(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
