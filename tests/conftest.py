@@ -19,6 +19,12 @@ else:
 
 
 @pytest.fixture(autouse=True)
+def _own_reference_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets an empty reference-statistics cache (ganforge.metrics.refcache), never the user's."""
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(autouse=True)
 def _no_report(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Training in tests skips the HTML report (a second of matplotlib per run) unless marked `report`.
 

@@ -219,12 +219,24 @@ def reference_stats(
     heldout: Any | None = None,
     batch_size: int = 500,
 ) -> Reference:
-    """Statistics of a real dataset (and optionally its held-out split, for the memorisation check)."""
-    st = accumulate(dataset_batches(dataset, None, batch_size), extractor, len(dataset), store_max, image_max)
-    held = None
-    if heldout is not None:
-        held = accumulate(dataset_batches(heldout, None, batch_size), extractor, len(heldout), store_max, 0)
-    return Reference(dataset.name, dict(getattr(dataset, "info", {})), st, held)
+    """Statistics of a real dataset (and optionally its held-out split, for the memorisation check).
+
+    Kept in the reference cache (ganforge.metrics.refcache) under a hash of the images, the extractor and
+    these settings, so the next process that scores against the same data reads them instead.
+    """
+    from .refcache import cached, reference_key
+
+    def compute() -> Reference:
+        st = accumulate(dataset_batches(dataset, None, batch_size), extractor, len(dataset), store_max, image_max)
+        held = None
+        if heldout is not None:
+            held = accumulate(dataset_batches(heldout, None, batch_size), extractor, len(heldout), store_max, 0)
+        return Reference(dataset.name, dict(getattr(dataset, "info", {})), st, held)
+
+    ref = cached(reference_key(dataset, extractor, store_max, image_max, heldout, batch_size), compute)
+    # The name and description are the caller's dataset's (a cached copy may have come from an identical one).
+    ref.name, ref.info = dataset.name, dict(getattr(dataset, "info", {}))
+    return ref
 
 
 def inception_score(logits: Tensor, splits: int = 10) -> tuple[float, float]:
