@@ -1,4 +1,4 @@
-"""The generator's input: Gaussian noise, InfoGAN's structured codes and class labels, sampled together.
+"""The generator's input: Gaussian (or uniform) noise, InfoGAN's structured codes and class labels, sampled together.
 
 Layout of the vector a generator receives (its `z_dim` argument is `LatentSpace.input_dim`):
 
@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import ConfigError
+from .config.schema import NOISE_PRIORS
+from .errors import ConfigError, choices_message
 
 
 @dataclass
@@ -85,7 +87,12 @@ class LatentSpace:
     """Noise size, InfoGAN codes (Chen et al. 2016, Sec. 5) and the number of classes of a conditional model."""
 
     def __init__(
-        self, z_dim: int, num_classes: int = 0, categorical: list[int] | tuple[int, ...] = (), continuous: int = 0
+        self,
+        z_dim: int,
+        num_classes: int = 0,
+        categorical: list[int] | tuple[int, ...] = (),
+        continuous: int = 0,
+        noise: str = "normal",
     ) -> None:
         if z_dim < 1:
             raise ConfigError(f"model.z_dim must be >= 1, got {z_dim}")
@@ -95,6 +102,9 @@ class LatentSpace:
             )
         if continuous < 0:
             raise ConfigError(f"model.latent.continuous must be >= 0, got {continuous}")
+        if noise not in NOISE_PRIORS:
+            raise ConfigError(choices_message("model.latent.noise", noise, NOISE_PRIORS))
+        self.noise = noise
         self.z_dim = int(z_dim)
         self.num_classes = int(num_classes)
         self.categorical = [int(k) for k in categorical]
@@ -119,17 +129,24 @@ class LatentSpace:
         categorical: list[Tensor] | None = None,
         continuous: Tensor | None = None,
     ) -> Latent:
-        """n draws on the CPU: noise N(0, I) (truncated when `truncation` is set), codes uniform, labels uniform.
+        """n draws on the CPU: noise N(0, I) (truncated when `truncation` is set) or uniform on [-1, 1] (the
+        `uniform` prior), codes uniform, labels uniform.
 
         `y`, `categorical` and `continuous` fix those parts instead of drawing them (an int `y`
         means that class for every sample). The noise is drawn first, so fixing labels or
         codes does not change the noise of a seeded draw.
         """
-        noise = (
-            torch.randn(n, self.z_dim, generator=generator)
-            if truncation is None
-            else truncated_normal((n, self.z_dim), truncation, generator)
-        )
+        if self.noise == "uniform":
+            if truncation is not None:
+                raise ConfigError(
+                    "truncation redraws normal noise beyond a threshold; this generator's noise is uniform on "
+                    "[-1, 1] (model.latent.noise: uniform), so there is nothing to truncate: leave it out."
+                )
+            noise = torch.rand(n, self.z_dim, generator=generator) * 2 - 1
+        elif truncation is None:
+            noise = torch.randn(n, self.z_dim, generator=generator)
+        else:
+            noise = truncated_normal((n, self.z_dim), truncation, generator)
         cats = [torch.randint(0, k, (n,), generator=generator) for k in self.categorical]
         cont = torch.rand(n, self.continuous, generator=generator) * 2 - 1 if self.continuous else None
         labels = torch.randint(0, self.num_classes, (n,), generator=generator) if self.num_classes else None
@@ -161,13 +178,16 @@ class LatentSpace:
         return noise, cats, cont
 
     def to_dict(self) -> dict:
-        """The constructor arguments (for run metadata)."""
-        return {
+        """The constructor arguments (for run metadata); `noise` only when it is not the default normal prior."""
+        d: dict[str, Any] = {
             "z_dim": self.z_dim,
             "num_classes": self.num_classes,
             "categorical": self.categorical,
             "continuous": self.continuous,
         }
+        if self.noise != "normal":  # files of normal-noise models stay as they were
+            d["noise"] = self.noise
+        return d
 
 
 def latent_space(recipe: object, dataset: object | None = None, num_classes: int | None = None) -> LatentSpace:
@@ -183,7 +203,7 @@ def latent_space(recipe: object, dataset: object | None = None, num_classes: int
             )
         if k < 2:
             raise ConfigError(f"model.conditional needs at least 2 classes, the data has {k}.")
-    return LatentSpace(m.z_dim, k, m.latent.categorical, m.latent.continuous)
+    return LatentSpace(m.z_dim, k, m.latent.categorical, m.latent.continuous, m.latent.noise)
 
 
 def model_extras(space: LatentSpace, net: str) -> dict[str, object]:

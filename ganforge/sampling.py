@@ -96,7 +96,9 @@ def load_generator(source: str | Path, use_ema: bool = True) -> tuple[nn.Module,
 def _latent_space(recipe: Recipe, latent: dict | None) -> LatentSpace:
     """The stored LatentSpace, or (files older than its metadata) the one the recipe describes without classes."""
     m = recipe.model
-    return LatentSpace(**latent) if latent else LatentSpace(m.z_dim, 0, m.latent.categorical, m.latent.continuous)
+    if latent:
+        return LatentSpace(**latent)
+    return LatentSpace(m.z_dim, 0, m.latent.categorical, m.latent.continuous, m.latent.noise)
 
 
 def _one_line(e: BaseException) -> str:

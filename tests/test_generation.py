@@ -197,3 +197,37 @@ def test_fashion_bench_runs_rows_and_floor_through_run_cells(tmp_path: Path, mon
         tmp_path, rows=["dcgan", "wgan-gp"], images=640, eval_n=20, workers=1, progress=False, seeds=1
     )
     assert jobs == ["_floor", "wgan-gp__s0", "dcgan__s0"]  # another sample count: all measured again
+
+
+def test_uniform_noise_prior_is_drawn_stored_and_refuses_truncation(tmp_path: Path) -> None:
+    """model.latent.noise: uniform draws z on [-1, 1] (BEGAN, Berthelot et al. 2017, Sec. 3.5) and travels with G."""
+    from ganforge.errors import ConfigError
+    from ganforge.sampling import load_generator
+
+    gen = torch.Generator().manual_seed(0)
+    z = LatentSpace(64, noise="uniform").sample(20_000, gen).z
+    assert float(z.min()) >= -1 and float(z.max()) <= 1 and float(z.var()) == pytest.approx(1 / 3, rel=0.02)
+    # The normal prior's seeded draws are unchanged by the option.
+    assert torch.equal(
+        LatentSpace(8).sample(5, torch.Generator().manual_seed(1)).z,
+        torch.randn(5, 8, generator=torch.Generator().manual_seed(1)),
+    )
+    with pytest.raises(ConfigError, match="normal, uniform"):
+        LatentSpace(8, noise="cauchy")
+    with pytest.raises(ConfigError, match="model.latent.noise"):
+        build_recipe(tiny_recipe({"name": "ring"}, steps=2, model={"latent": {"noise": "gauss"}}))
+    raw = tiny_recipe({"name": "digits", "image_size": 16}, steps=2)
+    raw["model"]["latent"] = {"noise": "uniform"}
+    out = Trainer(build_recipe(raw), tmp_path / "run", progress=False).run()
+    for src in (out, out / "generator.safetensors"):
+        G = load_generator(src)[0]
+        assert G.latent_space.noise == "uniform"
+        with pytest.raises(ConfigError, match="uniform"):
+            sample(G, 4, seed=0, truncation=0.5)
+    assert "noise" not in LatentSpace(8).to_dict()  # files of normal-noise models keep their old metadata
+
+
+def test_began_recipe_draws_uniform_noise_as_the_paper() -> None:
+    from ganforge.config import load_recipe
+
+    assert load_recipe("began-fashion").model.latent.noise == "uniform"

@@ -49,6 +49,8 @@ class LatentConfig:
 
     categorical: list[int] = field(default_factory=list)  # sizes of categorical codes, e.g. [10]
     continuous: int = 0  # number of continuous codes, each uniform on [-1, 1]
+    # The prior of the noise z: "normal" N(0, I), or "uniform" on [-1, 1]^z_dim (BEGAN, Berthelot et al. 2017, Sec. 3.5).
+    noise: str = "normal"
 
 
 @dataclass
@@ -203,6 +205,7 @@ class Recipe:
 
 
 EVAL_REFERENCES = ("run", "full")
+NOISE_PRIORS = ("normal", "uniform")  # model.latent.noise
 MAX_EVAL_N = 10_000_000  # 200x the usual 50,000; beyond it an evaluation runs for days
 MAX_Z_DIM = 65_536  # larger latents are a typo; the first layer alone would need gigabytes
 MAX_IMAGE_SIZE = 1024  # the largest resolution in the GAN literature (ProGAN, StyleGAN)
@@ -258,6 +261,8 @@ def validate(r: Recipe) -> None:
         raise ConfigError(
             f"eval.every must be >= 0 and eval.n between 2 and {MAX_EVAL_N:,}, got {r.eval.every} and {r.eval.n}."
         )
+    if r.model.latent.noise not in NOISE_PRIORS:
+        raise ConfigError(choices_message("model.latent.noise", r.model.latent.noise, NOISE_PRIORS))
     if r.eval.reference not in EVAL_REFERENCES:
         raise ConfigError(choices_message("eval.reference", r.eval.reference, EVAL_REFERENCES))
     if r.eval.reference == "full" and "memorisation" in r.eval.metrics:
