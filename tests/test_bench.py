@@ -174,6 +174,12 @@ def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkey
         not [m for m in again["missing"] if m.startswith(("acgan__", "began-0.3__"))]
         and "dcgan__s0" in again["missing"]
     )
+    # A cell whose record was lost (a session's end) continues its run folder instead of training again.
+    log = out / "runs" / "acgan__s0" / "metrics.jsonl"
+    lines = log.read_text()
+    (out / "cells" / "acgan__s0.json").unlink()
+    resumed = run_fashion_bench(out, rows=["acgan"], images=64, eval_n=100, workers=1, progress=False, seeds=2)
+    assert resumed["info"]["cells_run"] == 1 and log.read_text() == lines  # scored again, not trained again
     # A cell scored with other classifier weights is not reused: its numbers are on another scale.
     f = out / "cells" / "acgan__s1.json"
     rec = json.loads(f.read_text())

@@ -42,6 +42,7 @@ from .runner import (
     run_cells,
     scored_by,
     split_cores,
+    train_or_resume,
     wall_time,
 )
 
@@ -286,11 +287,26 @@ def _describe(rec: dict[str, Any]) -> str:
     return f"FD {fd:.1f}" if fd is not None else str(rec.get("status", "floor"))
 
 
+def same_recipe(a: Any, b: Any) -> bool:
+    """True when two recipes train the same thing: equal but for threads, progress bar and the hardware settings.
+
+    A run folder stores `auto` precision / layout resolved for its machine; the resumed run keeps those, and
+    the cell records its precision.
+    """
+    import dataclasses
+
+    def plain(r: Any) -> dict[str, Any]:
+        d = dataclasses.asdict(r)
+        for k in ("threads", "progress", "precision", "channels_last", "compile"):
+            d["train"].pop(k, None)
+        return json.loads(json.dumps(d, default=str))  # tuples and lists alike
+
+    return plain(a) == plain(b)
+
+
 def run_row(cell: Cell, out_dir: str, images: int, eval_n: int, threads: int = 1) -> dict[str, Any]:
     """Train and score one cell (runs in a worker process)."""
     torch.set_num_threads(threads)
-    from ..training.trainer import Trainer
-
     row, key = cell.row, cell.key
     out = Path(out_dir)
     plots = out / "plots"
@@ -298,9 +314,10 @@ def run_row(cell: Cell, out_dir: str, images: int, eval_n: int, threads: int = 1
     t = recipe.train
     steps = t.steps
     run_dir = out / "runs" / key
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # a half-finished cell restarts from scratch so its wall time is honest
-    trainer = Trainer(recipe, run_dir, progress=False)
+    # A cell cut short (a session's end, a signal) continues from its last checkpoint, its training time adding
+    # up, when its run folder was made by the same recipe; otherwise it starts again. Long cells (BigGAN on a
+    # CPU) then run in parts across sessions.
+    trainer = train_or_resume(recipe, run_dir, lambda t: same_recipe(t.recipe, recipe))
     status, error = "finished", None
     t0 = time.perf_counter()
     try:
