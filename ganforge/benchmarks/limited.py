@@ -8,7 +8,9 @@ to 1 in ADA_SPEED real images, the paper's 500k scaled to this run's length). Th
 are scored with the Fashion-MNIST classifier against the full 60k training split (FD, IS, precision /
 recall, classes), and the memorisation ratio is taken against the images the run actually trained on,
 with the 10,000 test images as the held-out set (below 1: samples sit closer to the training images than
-fresh real images do). One seed per cell; cells are resumable, also mid-run (from their checkpoints).
+fresh real images do). During training each cell scores 2,000 samples against all 60k images at every
+tenth of the run (`eval.reference: full`), the FD curve that shows when a run on few images starts to get
+worse. One seed per cell; cells are resumable, also mid-run (from their checkpoints).
 """
 
 from __future__ import annotations
