@@ -228,7 +228,8 @@ def test_uniform_noise_prior_is_drawn_stored_and_refuses_truncation(tmp_path: Pa
     assert "noise" not in LatentSpace(8).to_dict()  # files of normal-noise models keep their old metadata
 
 
-def test_began_recipe_draws_uniform_noise_as_the_paper() -> None:
+def test_began_and_ssgan_recipes_draw_uniform_noise_as_the_papers() -> None:
     from ganforge.config import load_recipe
 
-    assert load_recipe("began-fashion").model.latent.noise == "uniform"
+    assert load_recipe("began-fashion").model.latent.noise == "uniform"  # Berthelot et al. 2017, Sec. 3.5
+    assert load_recipe("ssgan-fashion").model.latent.noise == "uniform"  # openai/improved-gan, MNIST script
