@@ -318,7 +318,7 @@ def register_objective(
     from .losses import OBJECTIVES, Objective
 
     def deco(d_loss: F) -> F:
-        OBJECTIVES.register(name)(Objective(name, d_loss, g_loss, g_needs_real, source, {}, accuracy))
+        OBJECTIVES.register(name, origin=d_loss)(Objective(name, d_loss, g_loss, g_needs_real, source, {}, accuracy))
         return d_loss
 
     return deco
@@ -356,7 +356,7 @@ def register_regularizer(
                 f"regulariser {name!r}: required parameter(s) {unknown} are not inputs the games provide "
                 f"(valid: {', '.join(allowed)}); give arguments a default to make them recipe args."
             )
-        REGULARIZERS.register(name)(Regularizer(name, fn, kind, tuple(nets), source))
+        REGULARIZERS.register(name, origin=fn)(Regularizer(name, fn, kind, tuple(nets), source))
         return fn
 
     return deco
@@ -377,7 +377,7 @@ def register_dataset(
         def load(cfg: Any, seed: int) -> ArrayDataset:
             return limit_dataset(_as_dataset(name, fn(cfg)), cfg.limit)
 
-        DATASETS.register(name)(
+        DATASETS.register(name, origin=fn)(
             DatasetSpec(
                 name,
                 load,
@@ -446,7 +446,7 @@ def register_metric(
         spec = MetricSpec(
             name, title or name, frozenset({on, "reference"}), (key,), frozenset({key}) if higher else frozenset()
         )
-        register_metric_compute(spec, compute)
+        register_metric_compute(spec, compute, origin=fn)
         return fn
 
     return deco

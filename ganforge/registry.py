@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar, cast
 
@@ -17,15 +18,26 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._origins: dict[str, Any] = {}
 
-    def register(self, name: str | None = None) -> Callable[[T], T]:
-        """Decorator registering a class or function under `name` (default: its __name__)."""
+    def register(self, name: str | None = None, origin: Any = None) -> Callable[[T], T]:
+        """Decorator registering a class or function under `name` (default: its __name__).
+
+        `origin` is the user's definition behind a wrapped component (a loader, a loss function). Registering a
+        name again with the same definition (a notebook cell run twice, a script that is also its recipe's
+        plugin) replaces it; another definition under a taken name is an error.
+        """
 
         def deco(obj: T) -> T:
             key = name or cast(Any, obj).__name__
-            if key in self._items:
-                raise ValueError(f"{self.kind} {key!r} registered twice")
+            source = obj if origin is None else origin
+            if key in self._items and not same_definition(self._origins.get(key), source):
+                raise ValueError(
+                    f"{self.kind} {key!r} registered twice: by {describe(self._origins.get(key))} and by "
+                    f"{describe(source)}; choose another name"
+                )
             self._items[key] = obj
+            self._origins[key] = source
             return obj
 
         return deco
@@ -59,6 +71,42 @@ class Registry(Generic[T]):
             raise ConfigError(
                 f"{self.kind} {name!r} cannot be built with {shown}: {str(e).splitlines()[0] if str(e) else type(e).__name__}."
             ) from None
+
+
+def _source_file(obj: Any) -> str | None:
+    """The file that defines a function or class (its methods' code, else its module's file), or None."""
+    code = getattr(obj, "__code__", None)
+    if code is None and isinstance(obj, type):
+        code = next((v.__code__ for v in vars(obj).values() if hasattr(v, "__code__")), None)
+    if code is not None:
+        return os.path.realpath(code.co_filename)
+    try:
+        f = inspect.getsourcefile(obj)
+    except (TypeError, OSError):
+        return None
+    return os.path.realpath(f) if f else None
+
+
+def same_definition(a: Any, b: Any) -> bool:
+    """True when `a` and `b` are one definition loaded twice: same qualified name, and same module or source file.
+
+    A script run as __main__ and imported again as a plugin, or a notebook cell executed again, defines a new
+    object for the same code; two different components that merely share a name are not the same definition.
+    """
+    if a is b:
+        return True
+    qa, qb = getattr(a, "__qualname__", None), getattr(b, "__qualname__", None)
+    if qa is None or qa != qb:
+        return False
+    if getattr(a, "__module__", None) == getattr(b, "__module__", None):
+        return True
+    fa = _source_file(a)
+    return fa is not None and fa == _source_file(b)
+
+
+def describe(obj: Any) -> str:
+    """`module.qualname` of a registered definition, for messages."""
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
 
 
 def check_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any], where: str) -> None:

@@ -188,8 +188,8 @@ def registered() -> Iterator[None]:
     from ganforge.regularizers import REGULARIZERS
 
     registries = [GENERATORS, OBJECTIVES, REGULARIZERS, DATASETS]
-    saved = [dict(r._items) for r in registries]
-    saved_specs, saved_compute = dict(spec.METRIC_SPECS), dict(compute.COMPUTE)
+    saved = [(dict(r._items), dict(r._origins)) for r in registries]
+    saved_specs, saved_compute, saved_origins = dict(spec.METRIC_SPECS), dict(compute.COMPUTE), dict(spec._ORIGINS)
     ganforge.register_generator("test_api_linear")(_LinearG)
     ganforge.register_objective("test_api_margin", g_loss=_softplus_g, source="a test")(_margin_d)
     ganforge.register_regularizer("test_api_logit_l2", nets=["d"])(_logit_l2)
@@ -198,11 +198,15 @@ def registered() -> Iterator[None]:
     try:
         yield
     finally:
-        for r, items in zip(registries, saved):
+        for r, (items, origins) in zip(registries, saved):
             r._items.clear()
             r._items.update(items)
+            r._origins.clear()
+            r._origins.update(origins)
         spec.METRIC_SPECS.clear()
         spec.METRIC_SPECS.update(saved_specs)
+        spec._ORIGINS.clear()
+        spec._ORIGINS.update(saved_origins)
         compute.COMPUTE.clear()
         compute.COMPUTE.update(saved_compute)
         spec._index_directions()
@@ -255,8 +259,15 @@ def test_registered_components_train_from_a_recipe_by_name(
 
 
 def test_registration_mistakes_are_clear(registered: None) -> None:
+    class Other(_LinearG):
+        pass
+
+    with pytest.raises(ValueError, match=r"registered twice: by .*_LinearG and by .*Other; choose another name"):
+        ganforge.register_generator("test_api_linear")(Other)
     with pytest.raises(ValueError, match="registered twice"):
-        ganforge.register_generator("test_api_linear")(_LinearG)
+        ganforge.register_generator("dcgan")(_LinearG)  # a shipped name
+    with pytest.raises(ConfigError, match="already declared"):
+        ganforge.register_metric("test_api_mean_gap")(lambda a, b: 0.0)
     with pytest.raises(ConfigError, match="valid: D, real, fake"):
         ganforge.register_regularizer("test_api_bad")(lambda images: images.sum())
     with pytest.raises(ConfigError, match="'g' and/or 'd'"):
@@ -265,6 +276,44 @@ def test_registration_mistakes_are_clear(registered: None) -> None:
         ganforge.register_metric("fd")(lambda a, b: 0.0)
     with pytest.raises(ConfigError, match="'features' or 'images'"):
         ganforge.register_metric("test_api_m", on="logits")
+
+
+def test_the_same_definition_registered_again_replaces_itself(
+    registered: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notebook cell run twice, or a script that is also its recipe's plugin (imported once as __main__ and
+    once by name), registers the same definition twice: accepted, the later one wins. Before, it was an error."""
+    import importlib.util
+
+    from ganforge.models import GENERATORS
+
+    ganforge.register_generator("test_api_linear")(_LinearG)
+    ganforge.register_objective("test_api_margin", g_loss=_softplus_g)(_margin_d)
+    ganforge.register_regularizer("test_api_logit_l2", nets=["d"])(_logit_l2)
+    ganforge.register_dataset("test_api_line")(_line)
+    ganforge.register_metric("test_api_mean_gap", on="features")(_mean_gap)
+    src = tmp_path / "script_gans.py"
+    src.write_text(
+        "import ganforge\nfrom torch import nn\n\n"
+        "@ganforge.register_generator('test_api_script_g')\nclass ScriptG(nn.Linear):\n    pass\n"
+    )
+    loaded = []
+    for module_name in ("__main_like__", "script_gans"):  # one file, imported under two module names
+        spec_ = importlib.util.spec_from_file_location(module_name, src)
+        assert spec_ is not None and spec_.loader is not None
+        mod = importlib.util.module_from_spec(spec_)
+        monkeypatch.setitem(sys.modules, module_name, mod)  # as an import does
+        spec_.loader.exec_module(mod)
+        loaded.append(mod.ScriptG)
+    assert GENERATORS.get("test_api_script_g") is loaded[1]
+    other = tmp_path / "other_gans.py"  # another file with a class of the same name is another definition
+    other.write_text(src.read_text())
+    spec_ = importlib.util.spec_from_file_location("other_gans", other)
+    assert spec_ is not None and spec_.loader is not None
+    mod = importlib.util.module_from_spec(spec_)
+    monkeypatch.setitem(sys.modules, "other_gans", mod)
+    with pytest.raises(ValueError, match="registered twice"):
+        spec_.loader.exec_module(mod)
 
 
 PLUGIN = '''

@@ -152,9 +152,13 @@ COMPUTE: dict[str, Callable[[MetricInputs], dict[str, float]]] = {
 }
 
 
-def register_metric_compute(spec: MetricSpec, fn: Callable[[MetricInputs], dict[str, float]]) -> None:
-    """Add a metric: its declaration (spec.py) and its compute function, under one name."""
-    add_spec(spec)
+def register_metric_compute(
+    spec: MetricSpec, fn: Callable[[MetricInputs], dict[str, float]], origin: Any = None
+) -> None:
+    """Add a metric: its declaration (spec.py) and its compute function, under one name.
+
+    `origin` (the user's function) lets the same definition be registered again (see spec.add_spec)."""
+    add_spec(spec, origin=origin if origin is not None else fn)
     COMPUTE[spec.name] = fn
 
 

@@ -151,6 +151,8 @@ METRIC_SPECS: dict[str, MetricSpec] = {
         ),
     )
 }
+# Who declared each registered metric (ganforge.register_metric): the same definition may declare it again.
+_ORIGINS: dict[str, Any] = {}
 
 
 def get_spec(name: str) -> MetricSpec:
@@ -202,15 +204,24 @@ def _index_directions() -> None:
 _index_directions()
 
 
-def add_spec(spec: MetricSpec) -> None:
-    """Declare a new metric (ganforge.register_metric); a name already declared raises ConfigError."""
+def add_spec(spec: MetricSpec, origin: Any = None) -> None:
+    """Declare a new metric (ganforge.register_metric); a name already declared raises ConfigError.
+
+    The same definition (`origin`: a notebook cell run again, a script that is also its recipe's plugin)
+    replaces its earlier declaration instead.
+    """
+    from ..registry import same_definition
+
     if spec.name in METRIC_SPECS:
-        raise ConfigError(f"metric {spec.name!r} is already declared; choose another name.")
+        if spec.name not in _ORIGINS or not same_definition(_ORIGINS[spec.name], origin):
+            raise ConfigError(f"metric {spec.name!r} is already declared; choose another name.")
+        del METRIC_SPECS[spec.name]
     taken = {_fill(k, None) for s in METRIC_SPECS.values() for k in s.keys}
     clash = [k for k in spec.keys if _fill(k, None) in taken]
     if clash:
         raise ConfigError(f"metric {spec.name!r}: result key(s) {clash} are written by another metric already.")
     METRIC_SPECS[spec.name] = spec
+    _ORIGINS[spec.name] = origin
     _index_directions()
 
 
