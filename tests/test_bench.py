@@ -302,3 +302,29 @@ def test_a_signal_during_a_cell_stops_the_bench_without_recording_the_cell(
     with pytest.raises(RunInterrupted):
         limited.run_limited_bench(tmp_path / "b", cells=["n1000__off"], steps=2, eval_n=10, workers=1, progress=False)
     assert not list((tmp_path / "b" / "cells").glob("*.json"))
+
+
+def test_a_failed_limited_cell_shows_in_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cell that diverges is a result: its row says so (it is re-run by the next call, as it is not valid)."""
+    import ganforge.data
+    from ganforge.benchmarks import limited
+
+    monkeypatch.setattr(ganforge.data, "load_dataset", lambda *a, **k: None)
+
+    def failed(cell: limited.Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict:
+        return {
+            "size": cell.size,
+            "augment": cell.augment,
+            "seed": 0,
+            "steps": cell.steps,
+            "status": "failed",
+            "error": "NaN loss",
+            "eval_n": eval_n,
+            "train_s": 1.0,
+            "metrics": None,
+        }
+
+    monkeypatch.setattr(limited, "run_cell", failed)
+    res = limited.run_limited_bench(tmp_path, cells=["n1000__off"], steps=2, eval_n=10, workers=1, progress=False)
+    assert [c["status"] for c in res["cells"]] == ["failed"]
+    assert "| 1,000 | off | failed: NaN loss |" in (tmp_path / "limited.md").read_text()

@@ -35,7 +35,6 @@ from ..errors import RunInterrupted
 from ..metrics.spec import metric_keys
 from .runner import (
     check_choices,
-    load_done,
     machine_label,
     machine_record,
     mean_se,
@@ -44,6 +43,7 @@ from .runner import (
     split_cores,
     train_or_resume,
     wall_time,
+    with_earlier,
 )
 
 DEFAULT_IMAGES = 96_000  # generator images per row: 1,500 steps of batch 64
@@ -956,7 +956,7 @@ def run_fashion_bench(
     workers, threads = split_cores(workers)
     # The table covers every row done at these settings, not only this call's: the bench runs in parts.
     every = schedule_cells(ROWS, seeds, quick)
-    done = {**load_done(out, every, lambda c: c.key, valid), **done}
+    done = with_earlier(out, every, lambda c: c.key, valid, done)
     cells = [done[c.key] for c in every[1:] if c.key in done]
     cells.sort(key=lambda c: (ROW_KEYS.index(c["row"]), c["seed"]))
     result: dict[str, Any] = {

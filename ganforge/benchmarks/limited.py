@@ -28,12 +28,12 @@ from ..errors import RunInterrupted
 from .runner import (
     check_choices,
     extractor_stamp,
-    load_done,
     machine_label,
     machine_record,
     run_cells,
     scored_by,
     train_or_resume,
+    with_earlier,
 )
 
 RECIPE = "dcgan-fashion"
@@ -347,7 +347,7 @@ def run_limited_bench(
             and scored_by(r, EXTRACTOR)
         )
 
-    _, info = run_cells(
+    done, info = run_cells(
         out,
         todo,
         key=lambda c: c.key,
@@ -355,13 +355,13 @@ def run_limited_bench(
         args=(str(out), eval_n),
         workers=workers,
         valid=valid,
-        describe=lambda r: f"FD {r.get('metrics', {}).get(f'fd_{EXTRACTOR}', float('nan')):.1f}",
+        describe=lambda r: f"FD {(r.get('metrics') or {}).get(f'fd_{EXTRACTOR}', float('nan')):.1f}",
         progress=progress,
         desc="bench limited",
     )
     # The table covers every cell done at these settings, not only this call's: the bench runs in parts.
     every = [Cell(s, a, steps) for s in sorted(SIZES, reverse=True) for a in AUGMENTS]
-    done = load_done(out, every, lambda c: c.key, valid)
+    done = with_earlier(out, every, lambda c: c.key, valid, done)
     results = sorted(done.values(), key=lambda r: (r["size"], AUGMENTS.index(r["augment"])))
     result: dict[str, Any] = {
         "benchmark": "limited (issue 18: DiffAugment and ADA on small datasets)",

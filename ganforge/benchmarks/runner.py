@@ -89,6 +89,18 @@ def load_done(
     return done
 
 
+def with_earlier(
+    out: Path,
+    cells: Sequence[Any],
+    key: Callable[[Any], str],
+    valid: Callable[[Any, dict[str, Any]], bool],
+    done: dict[str, dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """The records a table shows: this call's (`done`, failed ones included) over every valid one on disk among
+    `cells`, so that a bench run in parts (some rows now, the rest later) keeps the whole table."""
+    return {**load_done(out, cells, key, valid), **done}
+
+
 def run_cells(
     out: Path,
     cells: Sequence[Any],
