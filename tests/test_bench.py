@@ -328,3 +328,38 @@ def test_a_failed_limited_cell_shows_in_the_table(tmp_path: Path, monkeypatch: p
     res = limited.run_limited_bench(tmp_path, cells=["n1000__off"], steps=2, eval_n=10, workers=1, progress=False)
     assert [c["status"] for c in res["cells"]] == ["failed"]
     assert "| 1,000 | off | failed: NaN loss |" in (tmp_path / "limited.md").read_text()
+
+
+def test_limited_bench_small_size_is_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """n200 cells run only when named; the default run is the issue's three sizes, and its table keeps n200 rows."""
+    import ganforge.data
+    from ganforge.benchmarks import limited
+
+    monkeypatch.setattr(ganforge.data, "load_dataset", lambda *a, **k: None)
+    ran: list[str] = []
+
+    def fake(cell: limited.Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict:
+        ran.append(cell.key)
+        return {
+            "size": cell.size,
+            "augment": cell.augment,
+            "seed": 0,
+            "steps": cell.steps,
+            "status": "finished",
+            "error": None,
+            "eval_n": eval_n,
+            "train_s": 1.0,
+            "metrics": {f"{m}_fashion": 1.0 for m in ("fd", "is", "precision", "recall", "coverage")}
+            | {"memorisation_ratio_fashion": 1.0},
+            "extractor": "fashion",
+        }
+
+    monkeypatch.setattr(limited, "run_cell", fake)
+    monkeypatch.setattr(limited, "scored_by", lambda r, e: True)
+    res = limited.run_limited_bench(tmp_path, cells=["n200__off"], steps=2, eval_n=10, workers=1, progress=False)
+    assert ran == ["n200__off"] and "n200__ada" not in res["missing"] and "n1000__off" in res["missing"]
+    ran.clear()
+    res = limited.run_limited_bench(tmp_path, steps=2, eval_n=10, workers=1, progress=False)
+    assert sorted(ran) == sorted(f"n{s}__{a}" for s in limited.SIZES for a in limited.AUGMENTS)
+    assert res["missing"] == [] and {c["size"] for c in res["cells"]} == {200, 1000, 5000, 60000}
+    assert "| 200 | off |" in (tmp_path / "limited.md").read_text()

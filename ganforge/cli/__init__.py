@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor: case names (default: all, plus the committed Fashion-MNIST rows); "
         "fashion: comma-separated row names (dcgan, wgan-gp, ..., biggan; default: all); cycle: cells "
         "PAIR__VARIANT (shoes|tops x full|no_identity|no_pool|no_cycle; default: the shoes ablations and "
-        "tops__full); limited: cells nSIZE__AUG (1000|5000|60000 x off|diffaugment|ada; default: all)",
+        "tops__full); limited: cells nSIZE__AUG (1000|5000|60000 x off|diffaugment|ada, default: all; also 200 on request)",
     )
     b.add_argument(
         "--images",
