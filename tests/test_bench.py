@@ -363,3 +363,15 @@ def test_limited_bench_small_size_is_opt_in(tmp_path: Path, monkeypatch: pytest.
     assert sorted(ran) == sorted(f"n{s}__{a}" for s in limited.SIZES for a in limited.AUGMENTS)
     assert res["missing"] == [] and {c["size"] for c in res["cells"]} == {200, 1000, 5000, 60000}
     assert "| 200 | off |" in (tmp_path / "limited.md").read_text()
+
+
+def test_fashion_rows_load_and_the_sagan_ablations_change_one_thing_each() -> None:
+    from ganforge.benchmarks.fashion import ROWS
+    from ganforge.config import load_recipe
+
+    rows = {r.key: load_recipe(r.recipe, list(r.overrides)) for r in ROWS}  # every row's overrides are valid
+    base, no_attn, five = rows["sagan"], rows["sagan-no-attention"], rows["sagan-5d"]
+    assert base.model.generator.args["attention"] == base.model.discriminator.args["attention"] == 16
+    assert no_attn.model.generator.args["attention"] == no_attn.model.discriminator.args["attention"] == 0
+    assert no_attn.game.n_critic == base.game.n_critic == 1 and five.game.n_critic == 5
+    assert five.model == base.model and five.optim == base.optim

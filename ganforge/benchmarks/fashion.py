@@ -163,6 +163,25 @@ ROWS: list[Row] = [
     Row(
         "sagan", "sagan-fashion", "SAGAN, attention at 16x16, TTUR (Zhang et al. 2018)", cost=3.5, extras=("attention",)
     ),
+    # Issue 17's SAGAN ablations: which of its differences from the SNGAN row (attention; one D step per G step
+    # where SNGAN takes five) narrows its samples under this budget.
+    Row(
+        "sagan-no-attention",
+        "sagan-fashion",
+        "SAGAN without its attention blocks (ablation)",
+        ("model.generator.args.attention=0", "model.discriminator.args.attention=0"),
+        cost=3.0,
+        seeds=1,
+    ),
+    Row(
+        "sagan-5d",
+        "sagan-fashion",
+        "SAGAN with 5 D steps per G step, as the SNGAN row (ablation)",
+        ("game.n_critic=5",),
+        cost=12.0,
+        extras=("attention",),
+        seeds=1,
+    ),
     Row(
         "biggan",
         "biggan-fashion",
