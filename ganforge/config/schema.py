@@ -85,10 +85,17 @@ class OptimizerConfig:
     # in (0, 1): CycleGAN's 0.5); 0 = right after warm-up; at or beyond train.steps the lr stays constant.
     decay_start: int | float = 0
     # schedule 'step': the lr is multiplied by `factor` at each milestone, a step (an integer) or a fraction of
-    # train.steps (a number in (0, 1)). BEGAN's authors halve the lr when M_global stalls (Berthelot et al. 2017,
-    # Sec. 4.1); fixed milestones are the reproducible form of that rule.
+    # train.steps (a number in (0, 1)); the authors' reference code for BEGAN halves it at fixed intervals.
     milestones: list[int | float] = field(default_factory=list)
     factor: float = 0.5
+    # schedule 'plateau': the lr is multiplied by `factor` whenever the mean of the logged value `monitor` (lower is
+    # better, e.g. the began game's m_global) over a window of `patience` steps is not below the best window mean by
+    # `threshold` (relative), never below `min_factor` times the initial lr: the paper's "decaying by a factor of 2
+    # when the measure of convergence stalls" (Berthelot et al. 2017, Sec. 4.1).
+    monitor: str = ""
+    patience: int = 500
+    threshold: float = 0.01
+    min_factor: float = 0.0
 
 
 @dataclass
@@ -220,8 +227,8 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "optim.g.name": ("adam", "rmsprop", "sgd", "optimistic_adam", "optimistic_sgd"),
     "optim.d.name": ("adam", "rmsprop", "sgd", "optimistic_adam", "optimistic_sgd"),
     "model.spectral_norm": ("none", "d", "g", "both"),
-    "optim.g.schedule": ("constant", "linear", "step"),
-    "optim.d.schedule": ("constant", "linear", "step"),
+    "optim.g.schedule": ("constant", "linear", "step", "plateau"),
+    "optim.d.schedule": ("constant", "linear", "step", "plateau"),
 }
 
 
@@ -314,6 +321,19 @@ def validate(r: Recipe) -> None:
                     f"optim.{net}.milestones are steps (positive integers) or fractions of train.steps "
                     f"(numbers between 0 and 1), got {m!r}."
                 )
+        if o.monitor and o.schedule != "plateau":
+            raise ConfigError(f"optim.{net}.monitor applies to schedule 'plateau' only (got schedule {o.schedule!r}).")
+        if o.schedule == "plateau" and not o.monitor:
+            raise ConfigError(
+                f"optim.{net}.schedule 'plateau' needs monitor: a value the game logs every step, lower is "
+                "better (e.g. m_global for the began game, d_loss)."
+            )
+        if isinstance(o.patience, bool) or not isinstance(o.patience, int) or o.patience < 1:
+            raise ConfigError(f"optim.{net}.patience must be a positive number of steps, got {o.patience!r}.")
+        if not 0 <= o.threshold < 1:
+            raise ConfigError(f"optim.{net}.threshold (a relative improvement) must be in [0, 1), got {o.threshold}.")
+        if not 0 <= o.min_factor <= 1:
+            raise ConfigError(f"optim.{net}.min_factor must be in [0, 1], got {o.min_factor}.")
         if not 0 < o.factor <= 1:
             raise ConfigError(f"optim.{net}.factor must be in (0, 1], got {o.factor}.")
         if isinstance(o.decay_start, float) and not 0 < o.decay_start < 1:

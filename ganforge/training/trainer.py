@@ -45,7 +45,7 @@ from .hardware import (
     resolve_precision,
     warn_if_cores_shared,
 )
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, plateau_factors
 from .precision import Precision
 from .result import RunResult
 from .runfolder import RunFolderMixin
@@ -394,6 +394,21 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             "best": self.best,
         }
 
+    def _observe_plateaus(self, stats: dict[str, Tensor]) -> None:
+        """Feed schedule 'plateau' the step's value of its monitored log (the mean over ranks, so every rank's lr
+        stays the same); an unknown name is a ConfigError listing what the game logs."""
+        for name, sched in self.scheds.items():
+            for f in plateau_factors(sched):
+                if f.monitor not in stats:
+                    raise ConfigError(
+                        f"optim.{name}.monitor {f.monitor!r} is not a value the {self.recipe.game.name} game logs; "
+                        f"it logs: {', '.join(sorted(stats))}."
+                    )
+                value = stats[f.monitor].detach().float().mean()
+                if self.dist.enabled:
+                    value = distributed.mean_tensors({"v": value}, self.dist)["v"]
+                f.observe(float(value))
+
     def load_state_dict(self, s: dict[str, Any]) -> None:
         """Restore a checkpoint made by `state_dict`."""
         self.step, self.elapsed = int(s["step"]), float(s["elapsed"])
@@ -593,6 +608,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 self.ctx.measure_grads = t.signals and ((self.step + 1) % t.log_every == 0 or self.step + 1 == t.steps)
                 self.ctx.grad_norms = {}
                 stats = self.game.step(self.ctx)
+                self._observe_plateaus(stats)
                 for sched in self.scheds.values():
                     sched.step()
                 if self.dist.enabled:
