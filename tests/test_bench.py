@@ -275,6 +275,11 @@ def test_limited_bench_trains_each_augmentation_on_a_subset_and_records_p(
     assert cells["ada"]["p_curve"] and cells["ada"]["final_p"] >= 0 and "final_p" in cells["off"]
     md = (out / "limited.md").read_text()
     assert "| 1,000 | ada |" in md and "| 1,000 | off |" in md
+    # The copier's row: the 1,000 training images scored as samples (real images, so most fall within the
+    # reference's neighbourhoods), kept on disk for the next call.
+    (copy,) = res["copying"]
+    assert copy["size"] == 1000 and copy["metrics"]["precision_fashion"] > 0.5 and "A perfect copier" in md
+    assert (out / "cells" / "_copy_n1000.json").is_file()
     assert (out / "plots" / "n1000__ada_samples.png").is_file() and (out / "plots" / "ada_p.png").is_file()
     again = limited.run_limited_bench(
         out, cells=["n1000__off", "n1000__ada"], steps=4, eval_n=50, workers=1, progress=False
@@ -325,6 +330,7 @@ def test_a_failed_limited_cell_shows_in_the_table(tmp_path: Path, monkeypatch: p
         }
 
     monkeypatch.setattr(limited, "run_cell", failed)
+    monkeypatch.setattr(limited, "copying_row", lambda *a: None)
     res = limited.run_limited_bench(tmp_path, cells=["n1000__off"], steps=2, eval_n=10, workers=1, progress=False)
     assert [c["status"] for c in res["cells"]] == ["failed"]
     assert "| 1,000 | off | failed: NaN loss |" in (tmp_path / "limited.md").read_text()
@@ -356,6 +362,7 @@ def test_limited_bench_small_size_is_opt_in(tmp_path: Path, monkeypatch: pytest.
 
     monkeypatch.setattr(limited, "run_cell", fake)
     monkeypatch.setattr(limited, "scored_by", lambda r, e: True)
+    monkeypatch.setattr(limited, "copying_row", lambda *a: None)
     res = limited.run_limited_bench(tmp_path, cells=["n200__off"], steps=2, eval_n=10, workers=1, progress=False)
     assert ran == ["n200__off"] and "n200__ada" not in res["missing"] and "n1000__off" in res["missing"]
     ran.clear()

@@ -134,6 +134,33 @@ def _memorisation_evaluator(size: int, eval_n: int) -> Any:
     return _EVALUATORS["mem", size, eval_n]
 
 
+def copying_row(size: int, eval_n: int, out: Path) -> dict[str, Any] | None:
+    """What a perfect copier scores: `eval_n` seeded draws, with replacement, from the `size` training images,
+    scored against all 60k as a cell's samples are. A run below its FD generalises beyond its images; FD alone
+    would rate a copier this well. Kept in cells/_copy_nSIZE.json."""
+    from ..atomic import atomic_write_bytes
+    from ..data import load_dataset
+
+    path = out / "cells" / f"_copy_n{size}.json"
+    if path.is_file():
+        rec = json.loads(path.read_text())
+        if rec.get("eval_n") == eval_n and scored_by(rec, EXTRACTOR):
+            return dict(rec)
+    train = load_dataset("fashion_mnist", image_size=32, fit="pad", limit=size)
+    idx = torch.randint(len(train), (eval_n,), generator=torch.Generator().manual_seed(0))
+
+    def batches() -> Any:
+        for i in range(0, eval_n, 500):
+            yield train.get(idx[i : i + 500])[0], None
+
+    source = f"the {size} training images, {eval_n} draws with replacement"
+    res = _full_evaluator(eval_n).evaluate(batches(), eval_n, source=source)
+    rec = {"size": size, "eval_n": eval_n, "metrics": res["metrics"], **extractor_stamp(EXTRACTOR)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, lambda f: f.write(json.dumps(rec, indent=1).encode()))
+    return rec
+
+
 def _p_curve(run_dir: Path) -> list[dict[str, float]]:
     """[{step, p, rt}] from the run's log: ADA's probability and its overfitting heuristic over training."""
     out = []
@@ -239,6 +266,22 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             f"{_fmt(m[k['precision']])} | {_fmt(m[k['recall']])} | {m[k['coverage']] * 10:.0f}/10 | "
             f"{_fmt(m[k['memorisation_ratio']], '{:.3f}')} | {p} | {c['train_s'] / 60:.1f} |"
         )
+    if result.get("copying"):
+        lines += [
+            "",
+            "**A perfect copier**, for scale: the N training images themselves, drawn with replacement and scored "
+            "the same way (memorisation ratio 0 by construction). FD rates copying this well; a run below it "
+            "generalises beyond its images.",
+            "",
+            "| images | FD ↓ | IS ↑ | precision | recall |",
+            "|---|---|---|---|---|",
+        ]
+        for c in result["copying"]:
+            m = c["metrics"]
+            lines.append(
+                f"| {c['size']:,} | {_fmt(m[k['fd']])} | {_fmt(m[k['is']])} | {_fmt(m[k['precision']])} | "
+                f"{_fmt(m[k['recall']])} |"
+            )
     machines = sorted({machine_label(c.get("machine")) for c in result["cells"]})
     lines += ["", f"Machine(s): {'; '.join(machines)}."]
     if result.get("missing"):
@@ -386,6 +429,9 @@ def run_limited_bench(
         "missing": [c.key for c in every if c.key in wanted and c.key not in done],
         "cells": results,
     }
+    sizes = sorted({r["size"] for r in results if r.get("metrics") and r["size"] < FULL})
+    copies = [copying_row(size, eval_n, out) for size in sizes]
+    result["copying"] = [c for c in copies if c is not None]
     result["plots"] = _plots(result, out / "plots")
     (out / "limited.json").write_text(json.dumps(result, indent=1, default=str))
     write_markdown(result, out / "limited.md")
