@@ -136,8 +136,8 @@ def _memorisation_evaluator(size: int, eval_n: int) -> Any:
 
 def copying_row(size: int, eval_n: int, out: Path) -> dict[str, Any] | None:
     """What a perfect copier scores: `eval_n` seeded draws, with replacement, from the `size` training images,
-    scored against all 60k as a cell's samples are. A run below its FD generalises beyond its images; FD alone
-    would rate a copier this well. Kept in cells/_copy_nSIZE.json."""
+    scored against all 60k as a cell's samples are: the scale against which a cell's FD and recall are read (FD
+    rates a copier very well, recall does not). Kept in cells/_copy_nSIZE.json."""
     from ..atomic import atomic_write_bytes
     from ..data import load_dataset
 
@@ -270,8 +270,8 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         lines += [
             "",
             "**A perfect copier**, for scale: the N training images themselves, drawn with replacement and scored "
-            "the same way (memorisation ratio 0 by construction). FD rates copying this well; a run below it "
-            "generalises beyond its images.",
+            "the same way (memorisation ratio 0 by construction). FD alone rates copying far better than any run; "
+            "recall (and the memorisation ratio) are what expose a copier.",
             "",
             "| images | FD ↓ | IS ↑ | precision | recall |",
             "|---|---|---|---|---|",
