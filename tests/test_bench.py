@@ -309,6 +309,14 @@ def test_a_signal_during_a_cell_stops_the_bench_without_recording_the_cell(
     assert not list((tmp_path / "b" / "cells").glob("*.json"))
 
 
+def _fake_copier(size: int, eval_n: int, out: Path) -> dict:
+    return {
+        "size": size,
+        "eval_n": eval_n,
+        "metrics": {f"{m}_fashion": 0.5 for m in ("fd", "is", "precision", "recall")},
+    }
+
+
 def test_a_failed_limited_cell_shows_in_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A cell that diverges is a result: its row says so (it is re-run by the next call, as it is not valid)."""
     import ganforge.data
@@ -330,7 +338,7 @@ def test_a_failed_limited_cell_shows_in_the_table(tmp_path: Path, monkeypatch: p
         }
 
     monkeypatch.setattr(limited, "run_cell", failed)
-    monkeypatch.setattr(limited, "copying_row", lambda *a: None)
+    monkeypatch.setattr(limited, "copying_row", _fake_copier)
     res = limited.run_limited_bench(tmp_path, cells=["n1000__off"], steps=2, eval_n=10, workers=1, progress=False)
     assert [c["status"] for c in res["cells"]] == ["failed"]
     assert "| 1,000 | off | failed: NaN loss |" in (tmp_path / "limited.md").read_text()
@@ -362,7 +370,7 @@ def test_limited_bench_small_size_is_opt_in(tmp_path: Path, monkeypatch: pytest.
 
     monkeypatch.setattr(limited, "run_cell", fake)
     monkeypatch.setattr(limited, "scored_by", lambda r, e: True)
-    monkeypatch.setattr(limited, "copying_row", lambda *a: None)
+    monkeypatch.setattr(limited, "copying_row", _fake_copier)
     res = limited.run_limited_bench(tmp_path, cells=["n200__off"], steps=2, eval_n=10, workers=1, progress=False)
     assert ran == ["n200__off"] and "n200__ada" not in res["missing"] and "n1000__off" in res["missing"]
     ran.clear()

@@ -134,12 +134,13 @@ def _memorisation_evaluator(size: int, eval_n: int) -> Any:
     return _EVALUATORS["mem", size, eval_n]
 
 
-def copying_row(size: int, eval_n: int, out: Path) -> dict[str, Any] | None:
+def copying_row(size: int, eval_n: int, out: Path) -> dict[str, Any]:
     """What a perfect copier scores: `eval_n` seeded draws, with replacement, from the `size` training images,
     scored against all 60k as a cell's samples are: the scale against which a cell's FD and recall are read (FD
     rates a copier very well, recall does not). Kept in cells/_copy_nSIZE.json."""
     from ..atomic import atomic_write_bytes
     from ..data import load_dataset
+    from ..metrics.accumulate import dataset_batches
 
     path = out / "cells" / f"_copy_n{size}.json"
     if path.is_file():
@@ -148,13 +149,8 @@ def copying_row(size: int, eval_n: int, out: Path) -> dict[str, Any] | None:
             return dict(rec)
     train = load_dataset("fashion_mnist", image_size=32, fit="pad", limit=size)
     idx = torch.randint(len(train), (eval_n,), generator=torch.Generator().manual_seed(0))
-
-    def batches() -> Any:
-        for i in range(0, eval_n, 500):
-            yield train.get(idx[i : i + 500])[0], None
-
     source = f"the {size} training images, {eval_n} draws with replacement"
-    res = _full_evaluator(eval_n).evaluate(batches(), eval_n, source=source)
+    res = _full_evaluator(eval_n).evaluate(dataset_batches(train.subset(idx)), eval_n, source=source)
     rec = {"size": size, "eval_n": eval_n, "metrics": res["metrics"], **extractor_stamp(EXTRACTOR)}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, lambda f: f.write(json.dumps(rec, indent=1).encode()))
@@ -430,8 +426,7 @@ def run_limited_bench(
         "cells": results,
     }
     sizes = sorted({r["size"] for r in results if r.get("metrics") and r["size"] < FULL})
-    copies = [copying_row(size, eval_n, out) for size in sizes]
-    result["copying"] = [c for c in copies if c is not None]
+    result["copying"] = [copying_row(size, eval_n, out) for size in sizes]
     result["plots"] = _plots(result, out / "plots")
     (out / "limited.json").write_text(json.dumps(result, indent=1, default=str))
     write_markdown(result, out / "limited.md")

@@ -222,6 +222,8 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         self.scheds = {name: build_scheduler(opt, getattr(r.optim, name), t.steps) for name, opt in self.opts.items()}
         self.opt_g, self.opt_d = self.opts.get("g"), self.opts.get("d")
         self.sched_g, self.sched_d = self.scheds.get("g"), self.scheds.get("d")
+        # Schedule 'plateau' reads a logged value every step; the other schedules need nothing from the step.
+        self._plateaus = [(name, f) for name, sched in self.scheds.items() for f in plateau_factors(sched)]
         self.precision = Precision(t.precision, self.device)
 
         if t.batch_size > len(self.dataset):
@@ -397,17 +399,16 @@ class Trainer(RunFolderMixin, EvaluationMixin):
     def _observe_plateaus(self, stats: dict[str, Tensor]) -> None:
         """Feed schedule 'plateau' the step's value of its monitored log (the mean over ranks, so every rank's lr
         stays the same); an unknown name is a ConfigError listing what the game logs."""
-        for name, sched in self.scheds.items():
-            for f in plateau_factors(sched):
-                if f.monitor not in stats:
-                    raise ConfigError(
-                        f"optim.{name}.monitor {f.monitor!r} is not a value the {self.recipe.game.name} game logs; "
-                        f"it logs: {', '.join(sorted(stats))}."
-                    )
-                value = stats[f.monitor].detach().float().mean()
-                if self.dist.enabled:
-                    value = distributed.mean_tensors({"v": value}, self.dist)["v"]
-                f.observe(float(value))
+        for name, f in self._plateaus:
+            if f.monitor not in stats:
+                raise ConfigError(
+                    f"optim.{name}.monitor {f.monitor!r} is not a value the {self.recipe.game.name} game logs; "
+                    f"it logs: {', '.join(sorted(stats))}."
+                )
+            value = stats[f.monitor].detach().float().mean()
+            if self.dist.enabled:
+                value = distributed.mean_tensors({"v": value}, self.dist)["v"]
+            f.observe(float(value))
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         """Restore a checkpoint made by `state_dict`."""
