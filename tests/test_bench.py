@@ -57,15 +57,15 @@ def test_toy_bench_rejects_unknown_recipe(tmp_path: Path) -> None:
 
 
 def test_mean_se_and_rank_correlation() -> None:
-    from ganforge.benchmarks.fashion import _spearman
-    from ganforge.benchmarks.runner import mean_se
+    from ganforge.benchmarks.runner import mean_se, spearman
 
     s = mean_se([1.0, 2.0, 3.0])
     assert s["mean"] == 2.0 and s["se"] == pytest.approx(1 / 3**0.5) and (s["min"], s["max"], s["n"]) == (1.0, 3.0, 3)
     assert mean_se([4.0])["se"] == 0.0 and mean_se([None, float("nan")])["mean"] is None
-    assert _spearman([1, 2, 3, 4], [10, 20, 30, 45]) == pytest.approx(1.0)
-    assert _spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    assert _spearman([1, 2], [1, 2]) is None
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 45]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2], [1, 2]) is None and spearman([1, 1, 1], [1, 2, 3]) is None  # too short; constant
+    assert spearman([0.1, 0.2, 0.4], [1, 0, 0]) == pytest.approx(-0.866, abs=1e-3)  # ties share their mean rank
 
 
 def test_fashion_schedule_gives_the_tested_families_three_seeds_and_the_rest_one() -> None:
@@ -153,6 +153,9 @@ def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkey
     b = began["extras"]["began"]
     assert b["m_global_first"] > 0 and (out / "plots" / "began-0.3__s0_convergence.png").is_file()
     assert b["fd_curve"] and (out / "plots" / "began-0.3__s0_mglobal_fd.png").is_file()  # FD during training
+    cl = b["classes"]  # the final D's error on real images per class, against the classes of G's samples
+    assert len(cl["real_error"]) == 10 and cl["n_samples"] == 100 and sum(cl["sample_share"]) == pytest.approx(1.0)
+    assert cl["error_ratio"] > 0 and 0 <= cl["real_as_easy"] <= 1
     floor = res["floor"]["metrics"]
     assert floor["fd_fashion"] < 5 and floor["cond_acc_fashion"] > 0.8  # real vs real; the classifier's accuracy
     assert res["extractor"]["name"] == "fashion" and len(res["extractor"]["sha256"]) == 64
@@ -165,6 +168,7 @@ def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkey
     assert "| real test vs train (floor) |" in md and "| acgan | 2 |" in md and "## BEGAN" in md and " ± " in md
     assert "All cells ran on one machine" in md
     assert "## Conditional rows: accuracy per class" in md and (out / "plots" / "began_gamma.png").is_file()
+    assert "### Which classes BEGAN keeps (seed 0)" in md and (out / "plots" / "began_classes.png").is_file()
     before = {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
     again = run_fashion_bench(
         out, rows=["acgan", "began-0.3"], images=64, eval_n=100, workers=1, progress=False, seeds=2
@@ -190,6 +194,13 @@ def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkey
     assert {c["row"] for c in third["cells"]} == {"acgan", "began-0.3"} and "| began-0.3 |" in (
         out / "fashion.md"
     ).read_text()
+    # A BEGAN cell scored before the class profile existed gets it from its kept run folder, the same numbers.
+    f = out / "cells" / "began-0.3__s0.json"
+    rec = json.loads(f.read_text())
+    old = {**rec, "extras": {**rec["extras"], "began": {k: v for k, v in b.items() if k != "classes"}}}
+    f.write_text(json.dumps(old))
+    fourth = run_fashion_bench(out, rows=["began-0.3"], images=64, eval_n=100, workers=1, progress=False, seeds=2)
+    assert fourth["info"]["cells_run"] == 0 and json.loads(f.read_text())["extras"]["began"]["classes"] == cl
 
 
 @pytest.mark.parametrize(

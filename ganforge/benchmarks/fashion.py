@@ -40,6 +40,7 @@ from .runner import (
     mean_se,
     run_cells,
     scored_by,
+    spearman,
     split_cores,
     train_or_resume,
     wall_time,
@@ -386,7 +387,7 @@ def run_row(cell: Cell, out_dir: str, images: int, eval_n: int, threads: int = 1
     if "ssgan" in row.extras:
         extras["ssgan"] = _ssgan_extras(trainer, result, recipe)
     if "began" in row.extras:
-        extras["began"] = _began_extras(run_dir, plots, key)
+        extras["began"] = {**_began_extras(run_dir, plots, key), "classes": began_classes(run_dir, eval_n)}
     if "attention" in row.extras:
         from ..figures.attention import attention_map_figure
 
@@ -538,19 +539,56 @@ def _began_extras(run_dir: Path, plots: Path, key: str) -> dict[str, Any]:
         "curve": [(r["step"], r["m_global"], r["k"]) for r in ms],
         "fd_curve": fds,
         "m_global_at_evals": pairs,
-        "spearman_m_global_fd": _spearman([p[1] for p in pairs], [p[2] for p in pairs]),
+        "spearman_m_global_fd": spearman([p[1] for p in pairs], [p[2] for p in pairs]),
         "plot": f"{key}_convergence.png",
         "plot_fd": f"{key}_mglobal_fd.png",
     }
 
 
-def _spearman(a: list[float], b: list[float]) -> float | None:
-    """Spearman's rank correlation (no ties expected), None below 3 points."""
-    if len(a) < 3 or len(a) != len(b):
-        return None
-    ra = torch.tensor(a).argsort().argsort().float()
-    rb = torch.tensor(b).argsort().argsort().float()
-    return float(torch.corrcoef(torch.stack([ra, rb]))[0, 1])
+def began_classes(run_dir: Path, n: int, nets: tuple[Any, Any, int] | None = None) -> dict[str, Any]:
+    """The final D's reconstruction error of `n` real test images per class against the classes of `n` samples (see
+    benchmarks.began_classes): does BEGAN meet its equilibrium by dropping classes or by simplifying every sample?"""
+    from ..data import load_dataset
+    from ..data.images import FASHION_MNIST_CLASSES
+    from ..generation import sample
+    from .began_classes import PROFILE_SEED, class_profile, load_began_nets
+
+    D, G, _ = nets or load_began_nets(run_dir)
+    test = load_dataset("fashion_mnist", image_size=32, fit="pad", split="test")
+    idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(PROFILE_SEED))[: min(n, len(test))]
+    x, y = test.get(idx.sort().values)
+    assert y is not None  # Fashion-MNIST's test split is labelled
+    ext = _extractor()
+    return class_profile(
+        D,
+        sample(G, n, seed=PROFILE_SEED),
+        x.float(),
+        y,
+        lambda im: ext.extract(im)["logits"].argmax(1),
+        FASHION_MNIST_CLASSES,
+    )
+
+
+def backfill_began_classes(out: Path, done: dict[str, dict[str, Any]], eval_n: int) -> None:
+    """Add the class profile to BEGAN cells scored before it existed, from their kept run folders (cell files
+    rewritten atomically); a cell whose run folder is gone, or was trained further since, is left as it is."""
+    from ..atomic import atomic_write_bytes
+    from .began_classes import load_began_nets
+
+    for k, rec in done.items():
+        b = rec.get("extras", {}).get("began")
+        run_dir = out / "runs" / k
+        if b is None or "classes" in b or rec.get("status") != "finished" or not (run_dir / "checkpoints").is_dir():
+            continue
+        try:
+            nets = load_began_nets(run_dir)
+        except Exception:
+            continue  # no readable checkpoint: the record stays as scored
+        if nets[2] != rec.get("steps"):
+            continue
+        b["classes"] = began_classes(run_dir, eval_n, nets)
+        text = json.dumps(rec, indent=1, default=str).encode()
+        atomic_write_bytes(out / "cells" / f"{k}.json", lambda f, text=text: f.write(text))
 
 
 def _truncation_curve(G: Any, latent: Any, ev: Any, plots: Path, key: str) -> dict[str, Any]:
@@ -834,6 +872,7 @@ def _evidence_sections(lines: list[str], result: dict[str, Any], summ: dict[str,
         for name in ("began", "began_mglobal"):
             if result.get("plots", {}).get(name):
                 lines += ["", f"![{name}](plots/{result['plots'][name]})"]
+        _began_classes_section(lines, result)
     tr = by.get(("biggan", 0), {}).get("extras", {}).get("truncation")
     if tr:
         lines += [
@@ -849,6 +888,46 @@ def _evidence_sections(lines: list[str], result: dict[str, Any], summ: dict[str,
                 f"{p[K['is']]:.2f} | {p[K['precision']]:.2f} | {p[K['recall']]:.2f} | "
                 f"{_f(p.get(K['cond_acc']), '{:.1%}')} |"
             )
+
+
+def _began_classes_section(lines: list[str], result: dict[str, Any]) -> None:
+    profiles = _began_profiles(result)
+    if not profiles:
+        return
+    first = next(iter(profiles.values()))
+    lines += [
+        "",
+        "### Which classes BEGAN keeps (seed 0)",
+        "",
+        "Each run's final D reconstructs real test images and its own samples (mean L1 per pixel, as its loss); "
+        "the classifier assigns each sample a class. At equilibrium the samples' error is gamma times the real "
+        "images' (Eq. 3): *error ratio*. *Real as easy* is the share of real images whose error is at most the "
+        "samples' mean: the part of the data that meets the equilibrium as it is.",
+        "",
+        "| gamma | error ratio | real as easy | Spearman(real error, share) |",
+        "|---|---|---|---|",
+    ]
+    for label, p in profiles.items():
+        lines.append(
+            f"| {label.split()[-1]} | {p['error_ratio']:.2f} | {p['real_as_easy']:.1%} | {_f(p['spearman_error_share'])} |"
+        )
+    lines += [
+        "",
+        "| class | real error ("
+        + next(iter(profiles))
+        + ") | "
+        + " | ".join(f"share of samples, {lbl}" for lbl in profiles)
+        + " |",
+        "|---|---|" + "---|" * len(profiles),
+    ]
+    for i, name in enumerate(first["classes"]):
+        lines.append(
+            f"| {name} | {_f(first['real_error'][i], '{:.3f}')} | "
+            + " | ".join(f"{p['sample_share'][i]:.1%}" for p in profiles.values())
+            + " |"
+        )
+    if result.get("plots", {}).get("began_classes"):
+        lines += ["", f"![began_classes](plots/{result['plots']['began_classes']})"]
 
 
 def _summary_plots(result: dict[str, Any], plots: Path) -> dict[str, str]:
@@ -902,7 +981,24 @@ def _summary_plots(result: dict[str, Any], plots: Path) -> dict[str, str]:
         made["began"] = save_figure(fig, plots / "began_gamma.png").name
     if (plots / "began-0.5__s0_mglobal_fd.png").is_file():
         made["began_mglobal"] = "began-0.5__s0_mglobal_fd.png"
+    profiles = _began_profiles(result)
+    if profiles:
+        from .began_classes import plot_class_profiles
+
+        made["began_classes"] = plot_class_profiles(profiles, plots / "began_classes.png").name
     return made
+
+
+def _began_profiles(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{"gamma G": seed 0's class profile} for the BEGAN rows that have one, by increasing gamma (0.5 first if run:
+    its D's real errors are the plot's bars)."""
+    found = {
+        c["row"].split("-")[1]: c["extras"]["began"]["classes"]
+        for c in result["cells"]
+        if c.get("seed", 0) == 0 and "classes" in c.get("extras", {}).get("began", {})
+    }
+    order = sorted(found, key=lambda g: (g != "0.5", float(g)))
+    return {f"gamma {g}": found[g] for g in order}
 
 
 # ---------------------------------------------------------------------------- driver
@@ -976,6 +1072,7 @@ def run_fashion_bench(
     # The table covers every row done at these settings, not only this call's: the bench runs in parts.
     every = schedule_cells(ROWS, seeds, quick)
     done = with_earlier(out, every, lambda c: c.key, valid, done)
+    backfill_began_classes(out, done, eval_n)
     cells = [done[c.key] for c in every[1:] if c.key in done]
     cells.sort(key=lambda c: (ROW_KEYS.index(c["row"]), c["seed"]))
     result: dict[str, Any] = {

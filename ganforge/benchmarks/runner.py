@@ -55,6 +55,33 @@ def machine_label(m: dict[str, Any] | None) -> str:
     )
 
 
+def ranks(v: Sequence[float]) -> list[float]:
+    """Ranks from 0, ties sharing their mean rank (many classes can hold no sample at all)."""
+    order = sorted(range(len(v)), key=lambda i: v[i])
+    r = [0.0] * len(v)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
+            j += 1
+        for t in range(i, j + 1):
+            r[order[t]] = (i + j) / 2
+        i = j + 1
+    return r
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Spearman's rank correlation, None when either side is constant or has under 3 values."""
+    if len(a) < 3 or len(a) != len(b):
+        return None
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    va, vb = sum((x - ma) ** 2 for x in ra), sum((y - mb) ** 2 for y in rb)
+    if va == 0 or vb == 0:
+        return None
+    return sum((x - ma) * (y - mb) for x, y in zip(ra, rb)) / math.sqrt(va * vb)
+
+
 def mean_se(values: Sequence[float]) -> dict[str, Any]:
     """Mean, standard error of the mean (0 for one value), min, max and the values themselves, over seeds."""
     vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
