@@ -1,12 +1,11 @@
 """Which classes BEGAN keeps: D's reconstruction error of real images per class against the classes of G's samples.
 
 BEGAN's equilibrium asks E[L(G(z))] = gamma E[L(x)] (Berthelot et al. 2017, Eq. 3 and 4): with gamma < 1, G is
-held to images that D's auto-encoder reconstructs better than the average real one. When a dataset's classes differ
-widely in how well an auto-encoder reconstructs them, G can meet that target by keeping the easy classes and dropping
-the hard ones, which is a loss of diversity the paper's faces do not show. This module measures it on a finished
-run: the per-class mean L1 reconstruction error of the real test images under the final D, and the share of each class
-(by a classifier) among the samples, with the samples' own error.
-"""
+held to images that D's auto-encoder reconstructs better than the average real one. G can meet that target in two
+ways: by keeping the classes that are easy to reconstruct and dropping the hard ones, or by making every sample
+simpler than the real images of its class. This module tells them apart on a finished run: the per-class mean L1
+reconstruction error of real test images under the final D, the share of each class (by a classifier) among the
+samples with the samples' own error, and the share of real images as easy as the samples."""
 
 from __future__ import annotations
 
@@ -104,8 +103,8 @@ def load_began_nets(run_dir: Path) -> tuple[nn.Module, nn.Module, int]:
 
 
 def plot_class_profiles(profiles: dict[str, dict[str, Any]], path: Path) -> Path:
-    """One panel: each class's real reconstruction error (bars, from the first profile's D) and each run's share of
-    samples in that class (lines), classes ordered by error."""
+    """One panel: each class's real reconstruction error (bars, from the first profile's D), each run's share of
+    samples in that class (lines) and its samples' mean error (dashed), classes ordered by error."""
     from ..plots import new_figure, save_figure
 
     first = next(iter(profiles.values()))
@@ -122,15 +121,21 @@ def plot_class_profiles(profiles: dict[str, dict[str, Any]], path: Path) -> Path
     )
     ax.set_xticks(xs, [names[i] for i in order], rotation=40, ha="right", fontsize=8)
     ax.set_ylabel("mean L1 reconstruction error")
+    ax.set_ylim(0, 1.7 * max(e for e in err if e is not None))  # room for the legend above the bars
     ax2 = ax.twinx()
-    for label, p in profiles.items():
-        ax2.plot(xs, [p["sample_share"][i] for i in order], marker="o", label=f"{label}: share of samples")
+    for n, (label, p) in enumerate(profiles.items()):
+        colour = f"C{n}"
+        ax2.plot(
+            xs, [p["sample_share"][i] for i in order], marker="o", color=colour, label=f"{label}: share of samples"
+        )
+        # The samples' own mean error, on the error axis: below almost every real class when gamma is small.
+        ax.axhline(p["sample_error_mean"], color=colour, ls="--", lw=1, label=f"{label}: samples' error under its D")
     ax2.axhline(0.1, color="0.5", lw=0.8, ls=":")
     ax2.set_ylabel("share of samples (uniform: 0.1)")
-    ax2.set_ylim(bottom=0)
+    ax2.set_ylim(0, 1.7 * max(max(p["sample_share"]) for p in profiles.values()))
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax2.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper right")
-    ax.set_title("BEGAN keeps the classes its auto-encoder reconstructs best")
+    ax.set_title("BEGAN: real images' error per class, and where the samples fall", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -907,7 +907,8 @@ def _began_classes_section(lines: list[str], result: dict[str, Any]) -> None:
         "| gamma | error ratio | real as easy | Spearman(real error, share) |",
         "|---|---|---|---|",
     ]
-    for label, p in profiles.items():
+    by_gamma = dict(sorted(profiles.items(), key=lambda kv: float(kv[0].split()[-1])))
+    for label, p in by_gamma.items():
         lines.append(
             f"| {label.split()[-1]} | {p['error_ratio']:.2f} | {p['real_as_easy']:.1%} | {_f(p['spearman_error_share'])} |"
         )
@@ -916,14 +917,14 @@ def _began_classes_section(lines: list[str], result: dict[str, Any]) -> None:
         "| class | real error ("
         + next(iter(profiles))
         + ") | "
-        + " | ".join(f"share of samples, {lbl}" for lbl in profiles)
+        + " | ".join(f"share of samples, {lbl}" for lbl in by_gamma)
         + " |",
         "|---|---|" + "---|" * len(profiles),
     ]
     for i, name in enumerate(first["classes"]):
         lines.append(
             f"| {name} | {_f(first['real_error'][i], '{:.3f}')} | "
-            + " | ".join(f"{p['sample_share'][i]:.1%}" for p in profiles.values())
+            + " | ".join(f"{p['sample_share'][i]:.1%}" for p in by_gamma.values())
             + " |"
         )
     if result.get("plots", {}).get("began_classes"):
