@@ -292,10 +292,17 @@ def test_limited_bench_trains_each_augmentation_on_a_subset_and_records_p(
     assert copy["size"] == 1000 and copy["metrics"]["precision_fashion"] > 0.5 and "A perfect copier" in md
     assert (out / "cells" / "_copy_n1000.json").is_file()
     assert (out / "plots" / "n1000__ada_samples.png").is_file() and (out / "plots" / "ada_p.png").is_file()
+    v = cells["off"]["d_verdicts"]  # the final D on 50 of its 1,000 images, 50 test images and 50 samples
+    assert v["n"] == 50 and 0 <= v["real_held"] <= 1 and "logit_gap_train_held" in v and "Does D memorise?" in md
     again = limited.run_limited_bench(
         out, cells=["n1000__off", "n1000__ada"], steps=4, eval_n=50, workers=1, progress=False
     )
     assert again["info"]["cells_run"] == 0
+    # A cell scored before the verdicts were recorded gets them from its kept run folder, the same numbers.
+    f = out / "cells" / "n1000__off.json"
+    f.write_text(json.dumps({k: x for k, x in json.loads(f.read_text()).items() if k != "d_verdicts"}))
+    limited.run_limited_bench(out, cells=["n1000__off"], steps=4, eval_n=50, workers=1, progress=False)
+    assert json.loads(f.read_text())["d_verdicts"] == v
 
 
 def test_a_signal_during_a_cell_stops_the_bench_without_recording_the_cell(

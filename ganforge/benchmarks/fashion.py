@@ -34,6 +34,7 @@ import torch
 from ..errors import RunInterrupted
 from ..metrics.spec import metric_keys
 from .runner import (
+    backfill_records,
     check_choices,
     machine_label,
     machine_record,
@@ -570,25 +571,22 @@ def began_classes(run_dir: Path, n: int, nets: tuple[Any, Any, int] | None = Non
 
 
 def backfill_began_classes(out: Path, done: dict[str, dict[str, Any]], eval_n: int) -> None:
-    """Add the class profile to BEGAN cells scored before it existed, from their kept run folders (cell files
-    rewritten atomically); a cell whose run folder is gone, or was trained further since, is left as it is."""
-    from ..atomic import atomic_write_bytes
+    """Add the class profile to BEGAN cells scored before it existed, from their kept run folders; a cell whose run
+    was trained further since is left as it is."""
     from .began_classes import load_began_nets
 
-    for k, rec in done.items():
-        b = rec.get("extras", {}).get("began")
-        run_dir = out / "runs" / k
-        if b is None or "classes" in b or rec.get("status") != "finished" or not (run_dir / "checkpoints").is_dir():
-            continue
-        try:
-            nets = load_began_nets(run_dir)
-        except Exception:
-            continue  # no readable checkpoint: the record stays as scored
+    def compute(key: str, rec: dict[str, Any]) -> dict[str, Any] | None:
+        nets = load_began_nets(out / "runs" / key)
         if nets[2] != rec.get("steps"):
-            continue
-        b["classes"] = began_classes(run_dir, eval_n, nets)
-        text = json.dumps(rec, indent=1, default=str).encode()
-        atomic_write_bytes(out / "cells" / f"{k}.json", lambda f, text=text: f.write(text))
+            return None
+        began = {**rec["extras"]["began"], "classes": began_classes(out / "runs" / key, eval_n, nets)}
+        return {**rec, "extras": {**rec["extras"], "began": began}}
+
+    def needs(rec: dict[str, Any]) -> bool:
+        b = rec.get("extras", {}).get("began")
+        return b is not None and "classes" not in b and rec.get("status") == "finished"
+
+    backfill_records(out, done, needs, compute)
 
 
 def _truncation_curve(G: Any, latent: Any, ev: Any, plots: Path, key: str) -> dict[str, Any]:

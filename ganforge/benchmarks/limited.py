@@ -26,6 +26,7 @@ import torch
 
 from ..errors import RunInterrupted
 from .runner import (
+    backfill_records,
     check_choices,
     extractor_stamp,
     machine_label,
@@ -51,6 +52,7 @@ METRICS = "fd,is,pr,coverage"
 CURVE_POINTS = 10  # FD over training: the EMA generator scored at every tenth of the run...
 CURVE_N = 2000  # ...on this many samples against all 60k images (eval.reference: full), so overfitting shows
 CURVE_REFERENCE = "full"
+VERDICT_N = 2048  # images per set for D's verdicts on training, held-out and generated images
 AUGMENT_ARGS: dict[str, dict[str, Any]] = {
     "off": {},
     "diffaugment": {"policy": "color,translation,cutout"},
@@ -179,6 +181,30 @@ def _fd_curve(run_dir: Path) -> list[dict[str, float]]:
     return out
 
 
+def cell_verdicts(run_dir: Path, size: int, n: int, step: int | None = None) -> dict[str, Any] | None:
+    """D's verdicts (benchmarks.d_verdicts) from the cell's final checkpoint on up to VERDICT_N of the images it
+    trained on, as many test images and samples; None when the checkpoint is not at `step` (when given)."""
+    from ..data import load_dataset
+    from .d_verdicts import d_verdicts, load_standard_nets
+
+    D, G, _, at = load_standard_nets(run_dir)
+    if step is not None and at != step:
+        return None
+    train = load_dataset("fashion_mnist", image_size=32, fit="pad", limit=None if size >= FULL else size)
+    test = load_dataset("fashion_mnist", image_size=32, fit="pad", split="test")
+    return d_verdicts(D, G, train, test, min(n, VERDICT_N))
+
+
+def backfill_verdicts(out: Path, done: dict[str, dict[str, Any]], eval_n: int) -> None:
+    """Add D's verdicts to cells scored before they were recorded, from their kept run folders."""
+
+    def compute(key: str, rec: dict[str, Any]) -> dict[str, Any] | None:
+        v = cell_verdicts(out / "runs" / key, rec["size"], eval_n, step=rec["steps"])
+        return None if v is None else {**rec, "d_verdicts": v}
+
+    backfill_records(out, done, lambda r: bool(r.get("metrics")) and "d_verdicts" not in r, compute)
+
+
 def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[str, Any]:
     """Train (or finish training) and score one cell; runs in a worker process."""
     torch.set_num_threads(threads)
@@ -225,6 +251,7 @@ def run_cell(cell: Cell, out_dir: str, eval_n: int, threads: int = 1) -> dict[st
         mem = _memorisation_evaluator(cell.size, eval_n).evaluate_generator(G, result.latent, source=source)
         rec["metrics"] = {**res["metrics"], **mem["metrics"]}
         rec["final_p"] = trainer.game.augment.p
+        rec["d_verdicts"] = cell_verdicts(run_dir, cell.size, eval_n)
         grid = run_dir / "samples" / ("final_ema.png" if result.ema else "final.png")
         if grid.exists():
             (out / "plots").mkdir(parents=True, exist_ok=True)
@@ -262,6 +289,26 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             f"{_fmt(m[k['precision']])} | {_fmt(m[k['recall']])} | {m[k['coverage']] * 10:.0f}/10 | "
             f"{_fmt(m[k['memorisation_ratio']], '{:.3f}')} | {p} | {c['train_s'] / 60:.1f} |"
         )
+    verdicts = [c for c in result["cells"] if c.get("d_verdicts")]
+    if verdicts:
+        lines += [
+            "",
+            "**Does D memorise?** The final D's mean logit (and the share it calls real) on "
+            f"up to {VERDICT_N:,} of the images it trained on, as many held-out test images and as many samples, "
+            "without augmentation, in batches as in training (Karras et al. 2020, Fig. 1). *Held-out position*: "
+            "where the test images' mean logit sits from the samples' (0) to the training images' (1); at or below "
+            "0, D treats real images it has not seen as fakes: it has memorised its training set.",
+            "",
+            "| images | augmentation | training images | held-out images | samples | held-out position |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in verdicts:
+            v = c["d_verdicts"]
+            lines.append(
+                f"| {c['size']:,} | {c['augment']} | {v['logit_train']:+.2f} ({v['real_train']:.0%}) | "
+                f"{v['logit_held']:+.2f} ({v['real_held']:.0%}) | {v['logit_fake']:+.2f} ({v['real_fake']:.0%}) | "
+                f"{_fmt(v['held_position'])} |"
+            )
     if result.get("copying"):
         lines += [
             "",
@@ -406,6 +453,7 @@ def run_limited_bench(
     # The table covers every cell done at these settings, not only this call's: the bench runs in parts.
     every = [Cell(s, a, steps) for s in sorted(ALL_SIZES, reverse=True) for a in AUGMENTS]
     done = with_earlier(out, every, lambda c: c.key, valid, done)
+    backfill_verdicts(out, done, eval_n)
     wanted = {c.key for c in todo} | {Cell(s, a, steps).key for s in SIZES for a in AUGMENTS}
     results = sorted(done.values(), key=lambda r: (r["size"], AUGMENTS.index(r["augment"])))
     result: dict[str, Any] = {

@@ -116,6 +116,35 @@ def load_done(
     return done
 
 
+def backfill_records(
+    out: Path,
+    done: dict[str, dict[str, Any]],
+    needs: Callable[[dict[str, Any]], bool],
+    compute: Callable[[str, dict[str, Any]], dict[str, Any] | None],
+) -> int:
+    """Complete records scored before a bench recorded something new: for each one `needs` picks whose run folder
+    (out/runs/KEY/checkpoints) is kept, `compute(key, record)` gives the completed record (None: leave it as it is),
+    which replaces the cell file atomically and the entry in `done`. Returns how many were completed. A run folder
+    whose checkpoint cannot be read leaves its record as it is."""
+    from ..errors import GanforgeError
+
+    n = 0
+    for key, rec in list(done.items()):
+        if not needs(rec) or not (out / "runs" / key / "checkpoints").is_dir():
+            continue
+        try:
+            new = compute(key, rec)
+        except GanforgeError:
+            continue
+        if new is None:
+            continue
+        text = json.dumps(new, indent=1, default=str).encode()
+        atomic_write_bytes(out / "cells" / f"{key}.json", lambda f, text=text: f.write(text))
+        done[key] = new
+        n += 1
+    return n
+
+
 def with_earlier(
     out: Path,
     cells: Sequence[Any],
