@@ -408,3 +408,29 @@ def test_fashion_rows_load_and_the_sagan_ablations_change_one_thing_each() -> No
     assert no_attn.model.generator.args["attention"] == no_attn.model.discriminator.args["attention"] == 0
     assert no_attn.game.n_critic == base.game.n_critic == 1 and five.game.n_critic == 5
     assert five.model == base.model and five.optim == base.optim
+
+
+def test_backfill_completes_only_kept_runs_and_survives_a_damaged_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ganforge.benchmarks.runner import backfill_records
+
+    for k in ("ok", "broken", "later", "gone"):
+        if k != "gone":
+            (tmp_path / "runs" / k / "checkpoints").mkdir(parents=True)
+    (tmp_path / "cells").mkdir()
+    done = {k: {"key": k} for k in ("ok", "broken", "later", "gone", "has")}
+    done["has"]["extra"] = 1
+
+    def compute(key: str, rec: dict) -> dict | None:
+        if key == "broken":
+            raise RuntimeError("size mismatch for net.0.weight")
+        return None if key == "later" else {**rec, "extra": 2}
+
+    n = backfill_records(tmp_path, done, lambda r: "extra" not in r, compute)
+    assert (
+        n == 1 and done["ok"]["extra"] == 2 and json.loads((tmp_path / "cells" / "ok.json").read_text())["extra"] == 2
+    )
+    assert [p.name for p in (tmp_path / "cells").iterdir()] == ["ok.json"]  # the others are left as they were
+    assert "extra" not in done["broken"] and "extra" not in done["later"] and "extra" not in done["gone"]
+    assert "broken: kept as scored" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -125,7 +126,7 @@ def backfill_records(
     """Complete records scored before a bench recorded something new: for each one `needs` picks whose run folder
     (out/runs/KEY/checkpoints) is kept, `compute(key, record)` gives the completed record (None: leave it as it is),
     which replaces the cell file atomically and the entry in `done`. Returns how many were completed. A run folder
-    whose checkpoint cannot be read leaves its record as it is."""
+    whose checkpoint cannot be read, or holds other networks, leaves its record as it is (with a warning)."""
     from ..errors import GanforgeError
 
     n = 0
@@ -134,7 +135,8 @@ def backfill_records(
             continue
         try:
             new = compute(key, rec)
-        except GanforgeError:
+        except (GanforgeError, RuntimeError, KeyError, ValueError) as e:  # a damaged or foreign run folder
+            print(f"ganforge: {key}: kept as scored, could not complete it from its run folder: {e}", file=sys.stderr)
             continue
         if new is None:
             continue
