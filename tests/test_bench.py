@@ -201,6 +201,17 @@ def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkey
     f.write_text(json.dumps(old))
     fourth = run_fashion_bench(out, rows=["began-0.3"], images=64, eval_n=100, workers=1, progress=False, seeds=2)
     assert fourth["info"]["cells_run"] == 0 and json.loads(f.read_text())["extras"]["began"]["classes"] == cl
+    from ganforge.benchmarks.began_classes import load_began_nets
+    from ganforge.errors import GanforgeError
+
+    with pytest.raises(GanforgeError, match="not a began run"):  # the profile is BEGAN's alone
+        load_began_nets(out / "runs" / "acgan__s0")
+    from ganforge.benchmarks.d_verdicts import d_verdicts, load_run_nets
+
+    D, G, _, step = load_run_nets(out / "runs" / "acgan__s0")  # a conditional D, built as the trainer builds it
+    assert step == 4 and D.classifier.out_features == 10
+    with pytest.raises(GanforgeError, match="unconditional"):
+        d_verdicts(D, G, None, None, n=10)
 
 
 @pytest.mark.parametrize(

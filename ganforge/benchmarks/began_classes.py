@@ -84,22 +84,10 @@ def class_profile(
 
 def load_began_nets(run_dir: Path) -> tuple[nn.Module, nn.Module, int]:
     """(D, G, step) of a BEGAN run folder's newest readable checkpoint, both in eval mode on the CPU."""
-    from ..models import build_discriminator
-    from ..sampling import _from_checkpoint, _recipe_from_text
-    from ..training.checkpoint import latest_good_checkpoint
+    from .d_verdicts import load_run_nets
 
-    found = latest_good_checkpoint(Path(run_dir) / "checkpoints")
-    if found is None:
-        raise GanforgeError(f"{str(run_dir)!r} has no readable checkpoint to profile.")
-    path, state = found
-    recipe = _recipe_from_text(state["config"])
-    if recipe.game.name != "began" or "D" not in state:
-        raise GanforgeError(f"{str(run_dir)!r} is not a BEGAN run (game {recipe.game.name!r}).")
-    G, _, shape = _from_checkpoint(state, use_ema=False, src=path)
-    spec = recipe.model.discriminator
-    D = build_discriminator(spec.name, tuple(shape), dict(spec.args))
-    D.load_state_dict(state["D"])
-    return D.eval(), G.eval(), int(state.get("step", 0))
+    D, G, _, step = load_run_nets(run_dir, game="began")
+    return D.eval(), G.eval(), step
 
 
 def plot_class_profiles(profiles: dict[str, dict[str, Any]], path: Path) -> Path:

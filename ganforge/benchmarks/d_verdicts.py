@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..errors import GanforgeError
 
-__all__ = ["d_verdicts", "load_standard_nets", "verdict_stats"]
+__all__ = ["d_verdicts", "load_run_nets", "verdict_stats"]
 
 BATCH = 64  # the benches' training batch: batch-norm statistics as D saw them
 SEED = 13
@@ -51,9 +51,13 @@ def verdict_stats(train: Tensor, held: Tensor, fake: Tensor) -> dict[str, float]
     return out
 
 
-def load_standard_nets(run_dir: Path) -> tuple[nn.Module, nn.Module, Any, int]:
-    """(D, raw G, recipe, step) of a run folder's newest readable checkpoint."""
+def load_run_nets(run_dir: Path, game: str | None = None) -> tuple[nn.Module, nn.Module, Any, int]:
+    """(D, raw G, recipe, step) of a run folder's newest readable checkpoint, on the CPU, D built as the trainer
+    builds it (the classes and codes of G's latent space, spectral norm); `game` refuses a run of another game."""
+    from ..generation import resolve_latent
+    from ..latent import model_extras
     from ..models import build_discriminator
+    from ..nn.spectral import apply_spectral_norm
     from ..sampling import _from_checkpoint, _recipe_from_text
     from ..training.checkpoint import latest_good_checkpoint
 
@@ -61,12 +65,16 @@ def load_standard_nets(run_dir: Path) -> tuple[nn.Module, nn.Module, Any, int]:
     if found is None:
         raise GanforgeError(f"{str(run_dir)!r} has no readable checkpoint.")
     path, state = found
+    recipe = _recipe_from_text(state["config"])
+    if game is not None and recipe.game.name != game:
+        raise GanforgeError(f"{str(run_dir)!r} is not a {game} run (game {recipe.game.name!r}).")
     if "D" not in state:
         raise GanforgeError(f"{str(path)!r} holds no discriminator.")
-    recipe = _recipe_from_text(state["config"])
     G, _, shape = _from_checkpoint(state, use_ema=False, src=path)
     spec = recipe.model.discriminator
-    D = build_discriminator(spec.name, tuple(shape), dict(spec.args))
+    D = build_discriminator(spec.name, tuple(shape), spec.args, **model_extras(resolve_latent(G, None), "d"))
+    if recipe.model.spectral_norm in ("d", "both"):
+        apply_spectral_norm(D)
     D.load_state_dict(state["D"])
     return D, G, recipe, int(state.get("step", 0))
 
@@ -94,6 +102,10 @@ def d_verdicts(D: nn.Module, G: nn.Module, train: Any, held: Any, n: int, seed: 
 
     The count is rounded down to whole batches (at least one), so that every batch's statistics are a full one's.
     """
+    from ..generation import resolve_latent
+
+    if resolve_latent(G, None).num_classes:
+        raise GanforgeError("d_verdicts scores an unconditional D; this run's G and D take class labels.")
     m = min(n, len(train), len(held))
     m = max(min(BATCH, m), (m // BATCH) * BATCH)
     if m < 2:

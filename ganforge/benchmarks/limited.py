@@ -185,9 +185,9 @@ def cell_verdicts(run_dir: Path, size: int, n: int, step: int | None = None) -> 
     """D's verdicts (benchmarks.d_verdicts) from the cell's final checkpoint on up to VERDICT_N of the images it
     trained on, as many test images and samples; None when the checkpoint is not at `step` (when given)."""
     from ..data import load_dataset
-    from .d_verdicts import d_verdicts, load_standard_nets
+    from .d_verdicts import d_verdicts, load_run_nets
 
-    D, G, _, at = load_standard_nets(run_dir)
+    D, G, _, at = load_run_nets(run_dir)
     if step is not None and at != step:
         return None
     train = load_dataset("fashion_mnist", image_size=32, fit="pad", limit=None if size >= FULL else size)

@@ -117,6 +117,12 @@ def load_done(
     return done
 
 
+def write_record(out: Path, key: str, rec: dict[str, Any]) -> None:
+    """A cell's record as out/cells/KEY.json, written atomically (a kill leaves the old file or the new one)."""
+    text = json.dumps(rec, indent=1, default=str).encode()
+    atomic_write_bytes(out / "cells" / f"{key}.json", lambda f: f.write(text))
+
+
 def backfill_records(
     out: Path,
     done: dict[str, dict[str, Any]],
@@ -140,8 +146,7 @@ def backfill_records(
             continue
         if new is None:
             continue
-        text = json.dumps(new, indent=1, default=str).encode()
-        atomic_write_bytes(out / "cells" / f"{key}.json", lambda f, text=text: f.write(text))
+        write_record(out, key, new)
         done[key] = new
         n += 1
     return n
@@ -188,9 +193,7 @@ def run_cells(
 
     def record(c: Any, rec: dict[str, Any]) -> None:
         k = key(c)
-        atomic_write_bytes(
-            out / "cells" / f"{k}.json", lambda f: f.write(json.dumps(rec, indent=1, default=str).encode())
-        )
+        write_record(out, k, rec)
         done[k] = rec
         bar.set_postfix_str(f"{k}: {describe(rec)}")
         bar.update(1)
