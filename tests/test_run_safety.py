@@ -383,3 +383,66 @@ def test_a_lock_taken_a_moment_ago_still_names_its_pid(tmp_path: Path) -> None:
     with pytest.raises(GanforgeError, match="in use by PID 4242 on somehost"):
         RunLock(folder).acquire()
     os.close(held)
+
+
+class _SlowEvaluator:
+    """Stands in for a long evaluation: SIGTERM arrives in its middle; it finishes only if nothing stops it."""
+
+    def __init__(self) -> None:
+        self.calls, self.finished = 0, 0
+
+    def evaluate_generator(self, *args, **kwargs) -> dict:
+        self.calls += 1
+        if self.calls == 2:  # the second evaluation (step 20) is the one interrupted
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(3000):  # 30 s at most: far longer than a signal takes to arrive
+                time.sleep(0.01)
+        self.finished += 1
+        return {"metrics": {"modes": 8.0}}
+
+
+def test_sigterm_during_an_evaluation_abandons_it_and_checkpoints(tmp_path: Path, capsys) -> None:
+    from ganforge.errors import RunInterrupted
+
+    trainer = Trainer.start(
+        build_recipe(ring(steps=50, train={"checkpoint_every": 1000}, eval={"every": 10, "metrics": ["modes"]})),
+        tmp_path / "run",
+        progress=False,
+    )
+    slow = _SlowEvaluator()
+    trainer.evaluator = slow
+    with pytest.raises(RunInterrupted):
+        trainer.run()
+    assert (slow.calls, slow.finished) == (2, 1), "the interrupted evaluation ran to its end"
+    assert "evaluation at step 20 is skipped" in capsys.readouterr().err
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["signal"] == "SIGTERM"
+    assert info["step"] == info["last_checkpoint_step"] == 20
+    evals = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in evals if "eval/modes" in r] == [10]
+    assert signal.getsignal(signal.SIGTERM) is not None  # the handler was put back
+
+
+def test_a_signal_before_the_evaluation_skips_it(tmp_path: Path) -> None:
+    from ganforge.errors import RunInterrupted
+
+    trainer = Trainer.start(
+        build_recipe(ring(steps=50, train={"checkpoint_every": 1000}, eval={"every": 10, "metrics": ["modes"]})),
+        tmp_path / "run",
+        progress=False,
+    )
+    slow = _SlowEvaluator()
+    trainer.evaluator = slow
+    step = trainer.game.step
+
+    def step_then_signal(ctx):  # the signal lands during the step that ends at an evaluation
+        out = step(ctx)
+        if trainer.step == 9:
+            trainer._stop_signal = "SIGTERM"
+        return out
+
+    trainer.game.step = step_then_signal
+    with pytest.raises(RunInterrupted):
+        trainer.run()
+    assert slow.calls == 0
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["step"] == 10

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -27,6 +28,14 @@ if TYPE_CHECKING:
     from .precision import Precision
 
 
+class EvalCancelled(BaseException):
+    """Raised by the trainer's signal handler when SIGINT/SIGTERM arrives during an evaluation (single process).
+
+    A BaseException, so that no `except Exception` inside the metrics code swallows it: the evaluation of a large
+    sample set can take minutes on a CPU, longer than a scheduler's grace period between SIGTERM and SIGKILL.
+    """
+
+
 class EvaluationMixin:
     """The Trainer's evaluation side: metrics every eval.every steps, logged, and checkpoints/best.pt."""
 
@@ -44,25 +53,44 @@ class EvaluationMixin:
         evaluator: Any
         best: dict[str, Any] | None
         step: int
+        _eval_cancellable: bool
 
         def rank_states(self) -> list[dict[str, Any]] | None: ...
         def state_dict(self, ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]: ...
 
-    def run_eval(self, log_f: Any) -> dict[str, float]:
-        """Evaluate the (EMA) generator now; log to metrics.jsonl, TensorBoard and eval.jsonl."""
-        if self.evaluator is None:
-            self.evaluator = self._make_evaluator()
+    def run_eval(self, log_f: Any) -> dict[str, float] | None:
+        """Evaluate the (EMA) generator now; log to metrics.jsonl, TensorBoard and eval.jsonl.
+
+        None when a stop signal came first or during the evaluation (one process): the run checkpoints and stops
+        without waiting for the numbers, which would be lost anyway if the scheduler's SIGKILL came first.
+        """
         from .distributed import Collective
 
         net = self.ema.module if self.ema is not None else self.G
-        # With several processes each rank generates and scores its share of the samples; rank 0 merges them.
-        res = self.evaluator.evaluate_generator(
-            net,
-            self.latent,
-            autocast=self.precision.autocast,
-            source=f"{'EMA ' if self.ema is not None else ''}generator at step {self.step}",
-            collective=Collective(self.dist) if self.dist.enabled else None,
-        )
+        # A distributed run cannot leave an evaluation half-way: the other ranks would wait in its collectives.
+        self._eval_cancellable = not self.dist.enabled
+        try:
+            if self._eval_cancellable and getattr(self, "_stop_signal", None) is not None:
+                raise EvalCancelled
+            if self.evaluator is None:
+                self.evaluator = self._make_evaluator()
+            # With several processes each rank generates and scores its share of the samples; rank 0 merges them.
+            res = self.evaluator.evaluate_generator(
+                net,
+                self.latent,
+                autocast=self.precision.autocast,
+                source=f"{'EMA ' if self.ema is not None else ''}generator at step {self.step}",
+                collective=Collective(self.dist) if self.dist.enabled else None,
+            )
+        except EvalCancelled:
+            print(
+                f"stop requested: the evaluation at step {self.step} is skipped; checkpointing and stopping.",
+                file=sys.stderr,
+                flush=True,
+            )
+            return None
+        finally:
+            self._eval_cancellable = False
         numbers = res["metrics"]
         rec = {"step": self.step, **{f"eval/{k}": v for k, v in numbers.items()}}
         log_f.write(json.dumps(rec) + "\n")

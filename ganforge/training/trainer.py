@@ -36,7 +36,7 @@ from . import distributed
 from .checkpoint import capture_rng, restore_rng, save_checkpoint
 from .context import TrainContext
 from .ema import make_ema
-from .evaluation import EvaluationMixin
+from .evaluation import EvalCancelled, EvaluationMixin
 from .hardware import (
     check_fits,
     configure_threads,
@@ -290,6 +290,7 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         self._resume_from: tuple[Path, dict[str, Any], list[tuple[Path, str]], dict[str, Any]] | None = None
         self._resume_shared: tuple[dict[str, Any], dict[str, Any]] | None = None
         self._stop_signal: str | None = None
+        self._eval_cancellable = False  # set by run_eval while a signal may abandon the evaluation
         self.record: RunRecord | None = None
         self.weight_tracker: WeightTracker | None = None  # made when training starts (after a resume's load)
         self.sample_tracker: SampleTracker | None = None
@@ -526,7 +527,8 @@ class Trainer(RunFolderMixin, EvaluationMixin):
     # ------------------------------------------------------------------ loop
 
     def _install_signal_handlers(self) -> dict[int, Any]:
-        """SIGINT and SIGTERM stop the run at the end of the current step, with a checkpoint; a second Ctrl-C stops at once."""
+        """SIGINT and SIGTERM stop the run at the end of the current step (abandoning an evaluation under way), with a
+        checkpoint; a second Ctrl-C stops at once."""
         if threading.current_thread() is not threading.main_thread():
             return {}
 
@@ -536,6 +538,9 @@ class Trainer(RunFolderMixin, EvaluationMixin):
             if self._stop_signal is not None and signum == signal.SIGINT and not self.dist.enabled:
                 raise KeyboardInterrupt
             self._stop_signal = signal.Signals(signum).name
+            if self._eval_cancellable:
+                self._eval_cancellable = False
+                raise EvalCancelled
 
         return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -685,8 +690,9 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 if r.eval.every and (self.step % r.eval.every == 0 or last):
                     # Before the regular checkpoint, so that it records the updated best.
                     numbers = self.run_eval(log_f)
-                    self._maybe_save_best(numbers)
-                    self._consult_doctor({"step": self.step, **{f"eval/{k}": v for k, v in numbers.items()}}, bar)
+                    if numbers is not None:
+                        self._maybe_save_best(numbers)
+                        self._consult_doctor({"step": self.step, **{f"eval/{k}": v for k, v in numbers.items()}}, bar)
                 if self.step % t.checkpoint_every == 0 or last:
                     self._checkpoint(sums)
                 # Grids, evaluation and checkpoints are not training: `time` and images/s leave them out.
