@@ -401,9 +401,8 @@ class _SlowEvaluator:
         return {"metrics": {"modes": 8.0}}
 
 
-def test_sigterm_during_an_evaluation_abandons_it_and_checkpoints(tmp_path: Path, capsys) -> None:
-    from ganforge.errors import RunInterrupted
-
+def _trainer_with_slow_eval(tmp_path: Path) -> tuple[Trainer, _SlowEvaluator]:
+    """A 50-step ring run that evaluates every 10 steps with the slow stand-in and never checkpoints on its own."""
     trainer = Trainer.start(
         build_recipe(ring(steps=50, train={"checkpoint_every": 1000}, eval={"every": 10, "metrics": ["modes"]})),
         tmp_path / "run",
@@ -411,6 +410,13 @@ def test_sigterm_during_an_evaluation_abandons_it_and_checkpoints(tmp_path: Path
     )
     slow = _SlowEvaluator()
     trainer.evaluator = slow
+    return trainer, slow
+
+
+def test_sigterm_during_an_evaluation_abandons_it_and_checkpoints(tmp_path: Path, capsys) -> None:
+    from ganforge.errors import RunInterrupted
+
+    trainer, slow = _trainer_with_slow_eval(tmp_path)
     with pytest.raises(RunInterrupted):
         trainer.run()
     assert (slow.calls, slow.finished) == (2, 1), "the interrupted evaluation ran to its end"
@@ -426,13 +432,7 @@ def test_sigterm_during_an_evaluation_abandons_it_and_checkpoints(tmp_path: Path
 def test_a_signal_before_the_evaluation_skips_it(tmp_path: Path) -> None:
     from ganforge.errors import RunInterrupted
 
-    trainer = Trainer.start(
-        build_recipe(ring(steps=50, train={"checkpoint_every": 1000}, eval={"every": 10, "metrics": ["modes"]})),
-        tmp_path / "run",
-        progress=False,
-    )
-    slow = _SlowEvaluator()
-    trainer.evaluator = slow
+    trainer, slow = _trainer_with_slow_eval(tmp_path)
     step = trainer.game.step
 
     def step_then_signal(ctx):  # the signal lands during the step that ends at an evaluation
