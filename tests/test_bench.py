@@ -445,3 +445,37 @@ def test_backfill_completes_only_kept_runs_and_survives_a_damaged_one(
     assert [p.name for p in (tmp_path / "cells").iterdir()] == ["ok.json"]  # the others are left as they were
     assert "extra" not in done["broken"] and "extra" not in done["later"] and "extra" not in done["gone"]
     assert "broken: kept as scored" in capsys.readouterr().err
+
+
+def test_fashion_cells_checkpoint_within_a_cell_and_an_older_folder_resumes_at_that_cadence(tmp_path: Path) -> None:
+    """A kill (a session's end) loses at most a twentieth of a cell, also for a folder started before that."""
+    import dataclasses
+
+    from conftest import tiny_recipe
+
+    from ganforge.benchmarks.fashion import CHECKPOINTS, ROWS, row_recipe, same_recipe
+    from ganforge.benchmarks.runner import train_or_resume
+    from ganforge.config import build_recipe
+    from ganforge.training.trainer import Trainer
+
+    sngan = row_recipe(next(r for r in ROWS if r.key == "sngan"), images=96_000, threads=1)
+    steps = sngan.train.steps
+    assert CHECKPOINTS >= 10 and steps >= 1000 and sngan.train.checkpoint_every == steps // CHECKPOINTS
+    # A run folder made when cells checkpointed only at their end is the same cell: it resumes, not restarts.
+    end_only = dataclasses.replace(sngan, train=dataclasses.replace(sngan.train, checkpoint_every=steps))
+    assert same_recipe(end_only, sngan)
+    other_lr = dataclasses.replace(sngan, seed=sngan.seed + 1)
+    assert not same_recipe(other_lr, sngan)
+
+    run = tmp_path / "run"
+    old = build_recipe(tiny_recipe({"name": "ring", "n_points": 200}, steps=3, train={"checkpoint_every": 3}))
+    Trainer.start(old, run, progress=False).run()
+    new = dataclasses.replace(old, train=dataclasses.replace(old.train, checkpoint_every=1, keep_checkpoints=2))
+    trainer = train_or_resume(new, run, lambda t: True)
+    assert trainer._resume_from is not None  # resumed, not started again
+    assert (trainer.recipe.train.checkpoint_every, trainer.recipe.train.keep_checkpoints) == (1, 2)
+    trainer.run()
+    assert json.loads((run / "run.json").read_text())["resumes"][-1]["overrides"] == {
+        "train.checkpoint_every": 1,
+        "train.keep_checkpoints": 2,
+    }

@@ -254,12 +254,13 @@ def _copy(src: Path, dst: Path) -> str | None:
     return dst.name
 
 
+CHECKPOINTS = 20  # per cell: a kill (a session's end) loses at most a twentieth of a 2-hour SNGAN cell
 BEGAN_EVALS = 12  # in-training FD evaluations of a BEGAN run, for M_global against FD
 BEGAN_EVAL_N = 2000
 
 
 def row_recipe(row: Row, images: int, threads: int, seed: int = 0) -> Any:
-    """The row's recipe at `images` x row.scale generator images and `seed`, one sample grid and one checkpoint."""
+    """The row's recipe at `images` x row.scale generator images and `seed`: one sample grid, a checkpoint kept."""
     from ..config import load_recipe
 
     overrides = [*row.overrides, f"seed={seed}", "train.progress=false", f"train.threads={threads}", "eval.every=0"]
@@ -269,7 +270,7 @@ def row_recipe(row: Row, images: int, threads: int, seed: int = 0) -> Any:
         f"train.steps={steps}",
         f"train.log_every={max(1, min(own.log_every, steps // 30 or 1))}",
         f"train.sample_every={steps}",
-        f"train.checkpoint_every={steps}",
+        f"train.checkpoint_every={max(1, steps // CHECKPOINTS)}",
         "train.keep_checkpoints=1",
     ]
     if "began" in row.extras:  # FD during training, to set against M_global
@@ -309,7 +310,7 @@ def _describe(rec: dict[str, Any]) -> str:
 
 
 def same_recipe(a: Any, b: Any) -> bool:
-    """True when two recipes train the same thing: equal but for threads, progress bar and the hardware settings.
+    """True when two recipes train the same thing: equal but for threads, progress bar, checkpoint cadence, hardware.
 
     A run folder stores `auto` precision / layout resolved for its machine; the resumed run keeps those, and
     the cell records its precision.
@@ -318,7 +319,16 @@ def same_recipe(a: Any, b: Any) -> bool:
 
     def plain(r: Any) -> dict[str, Any]:
         d = dataclasses.asdict(r)
-        for k in ("threads", "progress", "precision", "channels_last", "compile"):
+        # The checkpoint cadence changes when a run can resume, not what it trains.
+        for k in (
+            "threads",
+            "progress",
+            "precision",
+            "channels_last",
+            "compile",
+            "checkpoint_every",
+            "keep_checkpoints",
+        ):
             d["train"].pop(k, None)
         return json.loads(json.dumps(d, default=str))  # tuples and lists alike
 

@@ -240,8 +240,14 @@ def train_or_resume(recipe: Any, run_dir: Path, same: Callable[[Any], bool]) -> 
     from ..errors import GanforgeError
     from ..training.trainer import Trainer
 
+    # The cell's checkpoint cadence now, not the one its folder was started with (a safe change on resume): a
+    # cell started before the bench checkpointed within a cell would otherwise still only checkpoint at its end.
+    cadence = [
+        f"train.checkpoint_every={recipe.train.checkpoint_every}",
+        f"train.keep_checkpoints={recipe.train.keep_checkpoints}",
+    ]
     try:
-        trainer = Trainer.resume_run(run_dir, progress=False)
+        trainer = Trainer.resume_run(run_dir, cadence, progress=False)
         if not same(trainer):
             raise GanforgeError("the cell's settings changed")
     except GanforgeError:
