@@ -25,12 +25,20 @@ class TrainingError(GanforgeError):
     """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is kept."""
 
 
+TIME_LIMIT = "time limit"  # RunInterrupted.signal when Trainer.deadline, not a signal, stopped the run
+
+
 class RunInterrupted(Exception):
-    """SIGINT or SIGTERM stopped a run cleanly at a step boundary (after a checkpoint where one could be written)."""
+    """SIGINT, SIGTERM or a time limit stopped a run cleanly at a step boundary (after a checkpoint where one could
+    be written). `signal` is the signal's name, or TIME_LIMIT."""
 
     def __init__(self, signal: str, step: int, checkpoint_step: int, folder: object) -> None:
         super().__init__(f"{signal} at step {step}")
         self.signal, self.step, self.checkpoint_step, self.folder = signal, step, checkpoint_step, folder
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, int, object]]:
+        # A benchmark's pool worker raises it in another process: it must unpickle with its four arguments.
+        return type(self), (self.signal, self.step, self.checkpoint_step, self.folder)
 
 
 class RunStopped(Exception):

@@ -479,3 +479,79 @@ def test_fashion_cells_checkpoint_within_a_cell_and_an_older_folder_resumes_at_t
         "train.checkpoint_every": 1,
         "train.keep_checkpoints": 2,
     }
+
+
+def test_a_time_limit_checkpoints_the_cell_under_way_and_the_same_call_continues(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`bench fashion --minutes`: the trainer stops at the deadline as at SIGTERM; no cell starts after it."""
+    import pickle
+    import time
+
+    from conftest import tiny_recipe
+
+    from ganforge.benchmarks import fashion
+    from ganforge.benchmarks.runner import run_cells
+    from ganforge.cli import main
+    from ganforge.config import build_recipe
+    from ganforge.errors import TIME_LIMIT, RunInterrupted
+    from ganforge.training.trainer import Trainer
+
+    # The trainer: a deadline already past stops the run after its first step, checkpointed and resumable.
+    run = tmp_path / "run"
+    trainer = Trainer.start(build_recipe(tiny_recipe({"name": "ring", "n_points": 200}, steps=6)), run, progress=False)
+    trainer.deadline = time.time() - 1
+    with pytest.raises(RunInterrupted) as stop:
+        trainer.run()
+    assert (stop.value.signal, stop.value.step, stop.value.checkpoint_step) == (TIME_LIMIT, 1, 1)
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    assert Trainer.resume_run(run, progress=False).run() == run  # the next session finishes it
+    # A pool worker's stop crosses processes whole.
+    again = pickle.loads(pickle.dumps(stop.value))
+    assert (again.signal, again.step, again.checkpoint_step, again.folder) == (TIME_LIMIT, 1, 1, run)
+
+    # The runner: past the deadline no cell starts.
+    ran: list[str] = []
+
+    def cell(c: str, threads: int = 1) -> dict:
+        ran.append(c)
+        return {"c": c}
+
+    with pytest.raises(RunInterrupted):
+        run_cells(tmp_path / "b", ["x", "y"], key=str, fn=cell, workers=1, progress=False, deadline=time.time() - 1)
+    assert ran == [] and not list((tmp_path / "b" / "cells").iterdir())
+    done, _ = run_cells(tmp_path / "b", ["x"], key=str, fn=cell, workers=1, progress=False, deadline=time.time() + 60)
+    assert ran == ["x"] and done == {"x": {"c": "x"}}
+
+    # The fashion bench hands its deadline to the cell's trainer.
+    given: list = []
+
+    class Stops:
+        def __setattr__(self, name: str, value: object) -> None:
+            if name == "deadline":
+                given.append(value)
+
+        def run(self) -> None:
+            raise RunInterrupted(TIME_LIMIT, 7, 5, tmp_path / "cell")
+
+    monkeypatch.setattr(fashion, "train_or_resume", lambda *a, **k: Stops())
+    with pytest.raises(RunInterrupted):
+        fashion.run_row(fashion.Cell(fashion.ROWS[0], 0), str(tmp_path / "f"), 640, 10, deadline=123.0)
+    assert given == [123.0]
+
+    # The command: a clear stop with exit status 124 and the advice to run it again; --minutes is fashion's only.
+    real = fashion.run_fashion_bench
+
+    def out_of_time(out: Path, **kw: object) -> dict:
+        assert kw["minutes"] == 0.5
+        raise RunInterrupted(TIME_LIMIT, 7, 5, tmp_path / "cell")
+
+    monkeypatch.setattr(fashion, "run_fashion_bench", out_of_time)
+    assert main(["bench", "fashion", "--out", str(tmp_path / "f"), "--minutes", "0.5"]) == 124
+    err = capsys.readouterr().err
+    assert "time limit (--minutes) stopped the benchmark" in err and "checkpoint at step 5" in err
+    assert "Run the same command again" in err
+    assert main(["bench", "toy", "--minutes", "5"]) == 2
+    assert "--minutes applies to `bench fashion` only" in capsys.readouterr().err
+    with pytest.raises(Exception, match="positive number of minutes"):
+        real(tmp_path / "g", rows=["dcgan"], minutes=0)

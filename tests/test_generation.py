@@ -156,7 +156,9 @@ def test_fashion_bench_runs_rows_and_floor_through_run_cells(tmp_path: Path, mon
 
     sha = fashion.extractor_record()["sha256"]
 
-    def fake_job(cell: fashion.Cell, out_dir: str, images: int, eval_n: int, threads: int = 1) -> dict:
+    def fake_job(
+        cell: fashion.Cell, out_dir: str, images: int, eval_n: int, deadline: float | None = None, threads: int = 1
+    ) -> dict:
         jobs.append(cell.key)
         stamp = {"eval_n": eval_n, "extractor_sha256": sha}
         if cell.row.key == fashion.FLOOR.key:

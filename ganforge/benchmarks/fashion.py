@@ -286,14 +286,18 @@ def row_recipe(row: Row, images: int, threads: int, seed: int = 0) -> Any:
 FLOOR = Row("_floor", "", "real test split vs train split (the floor)")  # a pool job whose record is cells/_floor.json
 
 
-def run_job(cell: Cell, out_dir: str, images: int, eval_n: int, threads: int = 1) -> dict[str, Any]:
-    """One job of the pool: a (row, seed) cell, or the real floor, its record stamped with `eval_n` and the extractor."""
+def run_job(
+    cell: Cell, out_dir: str, images: int, eval_n: int, deadline: float | None = None, threads: int = 1
+) -> dict[str, Any]:
+    """One job of the pool: a (row, seed) cell, or the real floor, its record stamped with `eval_n` and the extractor.
+
+    A cell still training at `deadline` (a time.time()) checkpoints and raises RunInterrupted(TIME_LIMIT)."""
     # The machine goes in every cell: a table run in parts across sessions may mix CPUs, and its speed columns
     # (and the precision `auto` picked) are only comparable within one.
     stamp = {"eval_n": eval_n, "extractor_sha256": extractor_record()["sha256"], "machine": machine_record()}
     if cell.row.key == FLOOR.key:  # in the pool process's own torch threads, as when it was submitted on its own
         return {**real_floor(eval_n), **stamp}
-    return {**run_row(cell, out_dir, images, eval_n, threads), **stamp}
+    return {**run_row(cell, out_dir, images, eval_n, threads, deadline), **stamp}
 
 
 def _run_precision(run_dir: Path) -> str | None:
@@ -335,8 +339,10 @@ def same_recipe(a: Any, b: Any) -> bool:
     return plain(a) == plain(b)
 
 
-def run_row(cell: Cell, out_dir: str, images: int, eval_n: int, threads: int = 1) -> dict[str, Any]:
-    """Train and score one cell (runs in a worker process)."""
+def run_row(
+    cell: Cell, out_dir: str, images: int, eval_n: int, threads: int = 1, deadline: float | None = None
+) -> dict[str, Any]:
+    """Train and score one cell (runs in a worker process); training stops at `deadline` (see run_job)."""
     torch.set_num_threads(threads)
     row, key = cell.row, cell.key
     out = Path(out_dir)
@@ -349,6 +355,7 @@ def run_row(cell: Cell, out_dir: str, images: int, eval_n: int, threads: int = 1
     # up, when its run folder was made by the same recipe; otherwise it starts again. Long cells (BigGAN on a
     # CPU) then run in parts across sessions.
     trainer = train_or_resume(recipe, run_dir, lambda t: same_recipe(t.recipe, recipe))
+    trainer.deadline = deadline
     status, error = "finished", None
     t0 = time.perf_counter()
     try:
@@ -1040,14 +1047,22 @@ def run_fashion_bench(
     workers: int | None = None,
     progress: bool = True,
     seeds: int | None = None,
+    minutes: float | None = None,
 ) -> dict[str, Any]:
-    """Run every (row, seed) cell not done yet (resumable), then write fashion.json, fashion.md and the pictures."""
+    """Run every (row, seed) cell not done yet (resumable), then write fashion.json, fashion.md and the pictures.
+
+    With `minutes`, training stops at that time limit: the cell under way checkpoints, none starts after it, and
+    RunInterrupted(TIME_LIMIT) is raised (the same call again continues); a cell being scored finishes first.
+    """
     from ..data import load_dataset
     from ..errors import ConfigError
 
     check_choices(rows, ROW_KEYS, "row", "fashion")
     if seeds is not None and seeds < 1:
         raise ConfigError(f"bench fashion needs at least one seed, got {seeds}")
+    if minutes is not None and not minutes > 0:
+        raise ConfigError(f"bench fashion --minutes must be a positive number of minutes, got {minutes}")
+    deadline = time.time() + minutes * 60 if minutes is not None else None
     load_dataset("fashion_mnist", image_size=32, fit="pad")  # fail early, with the loader's advice, if it is missing
     chosen = [r for r in ROWS if not rows or r.key in rows]
     images = images or (QUICK_IMAGES if quick else DEFAULT_IMAGES)
@@ -1070,12 +1085,13 @@ def run_fashion_bench(
         schedule,
         key=lambda c: c.key,
         fn=run_job,
-        args=(str(out), images, eval_n),
+        args=(str(out), images, eval_n, deadline),
         workers=workers,
         valid=valid,
         describe=_describe,
         progress=progress,
         desc="bench fashion",
+        deadline=deadline,
     )
     workers, threads = split_cores(workers)
     # The table covers every row done at these settings, not only this call's: the bench runs in parts.

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_bytes
+from ..errors import TIME_LIMIT, RunInterrupted
 from ..training.hardware import available_cores, cpu_capability, cpu_has_native_bf16
 
 
@@ -175,11 +176,13 @@ def run_cells(
     describe: Callable[[dict[str, Any]], str] = lambda r: "",
     progress: bool = True,
     desc: str = "bench",
+    deadline: float | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Run `fn(cell, *args, threads=T)` for every cell not already done, in the order given; ({key: record}, run info).
 
     The info holds the pool (`workers` used, `threads_per_worker` of the full split), the cells run and reused, and
-    `wall_time_s` of this call.
+    `wall_time_s` of this call. Past `deadline` (a time.time()) no cell starts: RunInterrupted(TIME_LIMIT) is raised
+    instead (`fn` stops a cell under way itself, from its args).
     """
     from tqdm import tqdm
 
@@ -198,17 +201,24 @@ def run_cells(
         bar.set_postfix_str(f"{k}: {describe(rec)}")
         bar.update(1)
 
-    if todo and workers == 1:
-        for c in todo:
-            record(c, fn(c, *args, threads=threads))
-    elif todo:
-        import multiprocessing as mp
+    try:
+        if todo and workers == 1:
+            for c in todo:
+                record(c, before_deadline(deadline, fn, c, *args, threads=threads))
+        elif todo:
+            import multiprocessing as mp
 
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futs = {pool.submit(fn, c, *args, threads=threads): c for c in todo}
-            for fut in as_completed(futs):
-                record(futs[fut], fut.result())
-    bar.close()
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+                futs = {pool.submit(before_deadline, deadline, fn, c, *args, threads=threads): c for c in todo}
+                try:
+                    for fut in as_completed(futs):
+                        record(futs[fut], fut.result())
+                except RunInterrupted:
+                    for f in futs:  # the queued cells would each start only to raise it again
+                        f.cancel()
+                    raise
+    finally:
+        bar.close()  # before a stop's message, so that the message is not drawn over
     info = {
         "workers": workers,
         "threads_per_worker": threads,
@@ -217,6 +227,13 @@ def run_cells(
         "wall_time_s": round(time.perf_counter() - t0, 1),
     }
     return done, info
+
+
+def before_deadline(deadline: float | None, fn: Callable[..., dict[str, Any]], cell: Any, *args: Any, **kw: Any) -> Any:
+    """`fn(cell, *args, **kw)`, unless `deadline` (a time.time()) has passed: then RunInterrupted(TIME_LIMIT)."""
+    if deadline is not None and time.time() >= deadline:
+        raise RunInterrupted(TIME_LIMIT, 0, 0, None)
+    return fn(cell, *args, **kw)
 
 
 def wall_time(info: dict[str, Any], previous: Path) -> float:

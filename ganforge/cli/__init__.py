@@ -256,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--workers", type=int, help="toy: parallel runs (default: 2, one thread each)")
     b.add_argument(
+        "--minutes",
+        type=float,
+        help="fashion: a time limit; the cell training then checkpoints and the bench stops (exit status 124), "
+        "to go on from there when the same command runs again (a long table in parts across sessions)",
+    )
+    b.add_argument(
         "--no-showcase", action="store_true", help="toy: skip the showcase recipe (toy-best) at its own length"
     )
     b.add_argument("--target", help="eval-memory: the run folder to evaluate")

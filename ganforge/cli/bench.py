@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from ..errors import GanforgeError
+from ..errors import TIME_LIMIT, GanforgeError, RunInterrupted
 
 
 def cmd_bench(ns: argparse.Namespace) -> int:
+    if getattr(ns, "minutes", None) is not None and ns.which != "fashion":
+        raise GanforgeError(f"--minutes applies to `bench fashion` only, not to `bench {ns.which}`.")
+    try:
+        return _bench(ns)
+    except RunInterrupted as e:
+        # Not `train --resume` (the trainer's advice): the bench continues every cell, its table included.
+        what = "the time limit (--minutes)" if e.signal == TIME_LIMIT else e.signal
+        where = f" while training {e.folder} (checkpoint at step {e.checkpoint_step:,} kept)" if e.folder else ""
+        print(
+            f"ganforge: {what} stopped the benchmark{where}; finished cells are kept. Run the same command again "
+            "to continue.",
+            file=sys.stderr,
+        )
+        return 124 if e.signal == TIME_LIMIT else 143 if e.signal == "SIGTERM" else 130
+
+
+def _bench(ns: argparse.Namespace) -> int:
     if ns.which == "speed" and ns.nproc is not None:
         from ..benchmarks.scaling import run_scaling_bench
 
@@ -74,7 +92,14 @@ def cmd_bench(ns: argparse.Namespace) -> int:
             from ..benchmarks.fashion import run_fashion_bench
 
             res = run_fashion_bench(
-                out, quick=ns.quick, rows=names, images=ns.images, eval_n=ns.eval_n, workers=ns.workers, seeds=ns.seeds
+                out,
+                quick=ns.quick,
+                rows=names,
+                images=ns.images,
+                eval_n=ns.eval_n,
+                workers=ns.workers,
+                seeds=ns.seeds,
+                minutes=ns.minutes,
             )
             done, pictures = f"wall time {res['wall_time_s']:.0f} s", "pictures"
             if res.get("missing"):

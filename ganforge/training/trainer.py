@@ -26,7 +26,7 @@ from .. import __version__
 from ..config import Recipe, dump_yaml
 from ..data import BatchStream, is_mixture, load_dataset, mixture_spec
 from ..data.unpaired import UnpairedDataset, UnpairedStream
-from ..errors import ConfigError, RunInterrupted, RunStopped, TrainingError
+from ..errors import TIME_LIMIT, ConfigError, RunInterrupted, RunStopped, TrainingError
 from ..games import build_game, conditional_games
 from ..generation import generate, generator_from_recipe
 from ..latent import fixed_latents, grid_columns, latent_space, model_extras
@@ -290,6 +290,9 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         self._resume_from: tuple[Path, dict[str, Any], list[tuple[Path, str]], dict[str, Any]] | None = None
         self._resume_shared: tuple[dict[str, Any], dict[str, Any]] | None = None
         self._stop_signal: str | None = None
+        # A wall-clock time (time.time()) at which the run stops as if SIGTERM came: checkpoint, record, raise.
+        # Set by a caller with a session to fit in (`ganforge bench fashion --minutes`); None runs to train.steps.
+        self.deadline: float | None = None
         self._eval_cancellable = False  # set by run_eval while a signal may abandon the evaluation
         self.record: RunRecord | None = None
         self.weight_tracker: WeightTracker | None = None  # made when training starts (after a resume's load)
@@ -617,6 +620,8 @@ class Trainer(RunFolderMixin, EvaluationMixin):
                 self._observe_plateaus(stats)
                 for sched in self.scheds.values():
                     sched.step()
+                if self.deadline is not None and self._stop_signal is None and time.time() >= self.deadline:
+                    self._stop_signal = TIME_LIMIT
                 if self.dist.enabled:
                     # BN running statistics follow rank 0 (as DDP's broadcast_buffers); a stop any rank saw stops all.
                     distributed.broadcast_state(self.nets.values(), self.dist)
@@ -773,7 +778,8 @@ class Trainer(RunFolderMixin, EvaluationMixin):
         self._last_ckpt_step = self.step
 
     def _stop(self, sums: dict[str, Tensor]) -> Path:
-        """After SIGINT/SIGTERM: checkpoint the finished step (if finite and new), record `interrupted`, raise."""
+        """After SIGINT/SIGTERM or the deadline: checkpoint the finished step (if finite and new), record `interrupted`,
+        raise."""
         sig = self._stop_signal or "SIGINT"
         if self.step > self._last_ckpt_step:
             try:
