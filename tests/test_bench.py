@@ -104,6 +104,15 @@ def test_fashion_table_says_which_machine_trained_which_rows_when_they_differ() 
     assert "more than one machine" in two and "AMD EPYC, AVX2: a, b" in two and "native bf16: b" in two
 
 
+def test_fashion_table_cells_put_a_sign_on_the_mean_only() -> None:
+    from ganforge.benchmarks.fashion import _ms
+
+    assert _ms({"mean": 0.031, "se": 0.008, "n": 3}, "{:+.1f}", 100) == "+3.1 ± 0.8"
+    assert _ms({"mean": -0.02, "se": 0.01, "n": 2}, "{:+.1f}", 100) == "-2.0 ± 1.0"
+    assert _ms({"mean": 0.5, "se": 0.0, "n": 1}, "{:+.1f}", 100) == "+50.0"
+    assert _ms(None) == "—"
+
+
 def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two rows with paper-specific evidence (AC-GAN's conditional accuracy, BEGAN's M_global) at 2 steps each."""
     import pytest

@@ -669,11 +669,11 @@ def _f(v: Any, fmt: str = "{:.2f}") -> str:
 
 
 def _ms(s: dict[str, Any] | None, fmt: str = "{:.2f}", scale: float = 1.0) -> str:
-    """'mean ± se' (just the mean for one seed, '—' for none)."""
+    """'mean ± se' (just the mean for one seed, '—' for none); a sign flag in fmt applies to the mean only."""
     if not s or s.get("mean") is None:
         return "—"
     text = fmt.format(s["mean"] * scale)
-    return text + (f" ± {fmt.format(s['se'] * scale)}" if s["n"] > 1 else "")
+    return text + (f" ± {fmt.replace('+', '').format(s['se'] * scale)}" if s["n"] > 1 else "")
 
 
 def summarise(cells: list[dict[str, Any]], floor: dict[str, Any]) -> dict[str, Any]:
