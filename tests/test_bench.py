@@ -104,6 +104,25 @@ def test_fashion_table_says_which_machine_trained_which_rows_when_they_differ() 
     assert "more than one machine" in two and "AMD EPYC, AVX2: a, b" in two and "native bf16: b" in two
 
 
+def test_fashion_table_keeps_seeds_on_disk_that_this_call_did_not_ask_for(tmp_path: Path) -> None:
+    """`--recipes cgan --seeds 1` after three seeds of ssgan-1000 must not drop seeds 1-2 of ssgan-1000."""
+    from ganforge.benchmarks.fashion import table_cells
+
+    (tmp_path / "cells").mkdir()
+    for name in ("ssgan-1000__s2", "cgan__s0", "no-such-row__s1", "sagan__sx", "_floor"):
+        (tmp_path / "cells" / f"{name}.json").write_text("{}")
+    expected, every = table_cells(tmp_path, seeds=1, quick=False)
+    shown, wanted = {c.key for c in every}, {c.key for c in expected}
+    assert "ssgan-1000__s2" in shown and "ssgan-1000__s2" in wanted  # a row of 3 seeds by default
+    assert "dcgan__s0" in wanted and "dcgan__s1" not in wanted  # one seed by default, and --seeds 1
+    assert not any(k.startswith(("no-such-row", "sagan__sx")) for k in shown)
+    assert every[0].key == "_floor" and len(shown) == len(every)
+    (tmp_path / "cells" / "dcgan__s4.json").write_text("{}")
+    expected, every = table_cells(tmp_path, seeds=None, quick=False)
+    assert "dcgan__s4" in {c.key for c in every} and "dcgan__s4" not in {c.key for c in expected}
+    assert "dcgan__s1" in {c.key for c in table_cells(tmp_path, seeds=2, quick=False)[0]}
+
+
 def test_fashion_table_cells_put_a_sign_on_the_mean_only() -> None:
     from ganforge.benchmarks.fashion import _ms
 
@@ -183,10 +202,11 @@ def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkey
         out, rows=["acgan", "began-0.3"], images=64, eval_n=100, workers=1, progress=False, seeds=2
     )
     assert before == {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
-    assert (
-        not [m for m in again["missing"] if m.startswith(("acgan__", "began-0.3__"))]
-        and "dcgan__s0" in again["missing"]
-    )
+    # Missing: what the default command would still run (these rows' third seed, dcgan's one), not seeds 0-1.
+    assert {m for m in again["missing"] if m.startswith(("acgan__", "began-0.3__"))} == {"acgan__s2", "began-0.3__s2"}
+    assert "dcgan__s0" in again["missing"]
+    one = run_fashion_bench(out, rows=["acgan"], images=64, eval_n=100, workers=1, progress=False, seeds=1)
+    assert {(c["row"], c["seed"]) for c in one["cells"]} == cells  # seed 1 stays in the table after a --seeds 1 call
     # A cell whose record was lost (a session's end) continues its run folder instead of training again.
     log = out / "runs" / "acgan__s0" / "metrics.jsonl"
     lines = log.read_text()

@@ -1038,6 +1038,21 @@ def schedule_cells(rows: list[Row], seeds: int | None = None, quick: bool = Fals
     ]
 
 
+def table_cells(out: Path, seeds: int | None, quick: bool) -> tuple[list[Cell], list[Cell]]:
+    """(the cells the table expects, the cells it may show): each row's own seeds and this call's `seeds`, plus
+    any other seed already in out/cells, so that a call for fewer seeds (`--recipes cgan --seeds 1`) does not
+    drop the other rows' further seeds from the table."""
+    expected = list({c.key: c for c in schedule_cells(ROWS, None, quick) + schedule_cells(ROWS, seeds, quick)}.values())
+    by_key = {r.key: r for r in ROWS}
+    extra = []
+    for f in sorted((out / "cells").glob("*__s*.json")):
+        row, _, seed = f.stem.rpartition("__s")
+        if row in by_key and seed.isdigit():
+            extra.append(Cell(by_key[row], int(seed)))
+    every = list({c.key: c for c in expected + extra}.values())
+    return expected, every
+
+
 def run_fashion_bench(
     out: str | Path,
     quick: bool = False,
@@ -1095,7 +1110,7 @@ def run_fashion_bench(
     )
     workers, threads = split_cores(workers)
     # The table covers every row done at these settings, not only this call's: the bench runs in parts.
-    every = schedule_cells(ROWS, seeds, quick)
+    expected, every = table_cells(out, seeds, quick)
     done = with_earlier(out, every, lambda c: c.key, valid, done)
     backfill_began_classes(out, done, eval_n)
     cells = [done[c.key] for c in every[1:] if c.key in done]
@@ -1116,7 +1131,7 @@ def run_fashion_bench(
         "wall_time_s": wall_time(info, out / "fashion.json"),
         "info": info,
         "train_s_sum": round(sum(c["train_s"] for c in cells), 1),
-        "missing": [c.key for c in every if c.key not in done],
+        "missing": [c.key for c in expected if c.key not in done],
         "floor": done[FLOOR.key],
         "summary": summarise(cells, done[FLOOR.key]),
         "cells": cells,
