@@ -194,7 +194,8 @@ def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkey
     assert s["cond_acc_rel"]["mean"] == pytest.approx(s["cond_acc"]["mean"] / floor["cond_acc_fashion"])
     md = (out / "fashion.md").read_text()
     assert "| real test vs train (floor) |" in md and "| acgan | 2 |" in md and "## BEGAN" in md and " ± " in md
-    assert "All cells ran on one machine" in md
+    assert "All cells ran on one machine" in md and "CPU cores available to a cell: " in md
+    assert "the default command runs 3 seeds for the rows" in md  # not the last call's --seeds
     assert "## Conditional rows: accuracy per class" in md and (out / "plots" / "began_gamma.png").is_file()
     assert "### Which classes BEGAN keeps (seed 0)" in md and (out / "plots" / "began_classes.png").is_file()
     before = {p: p.stat().st_mtime for p in (out / "cells").iterdir()}

@@ -740,9 +740,9 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"features for FD / precision / recall, its softmax for IS, its argmax for coverage and conditional accuracy. "
         f"The classifier's accuracy on the real test images, padded to 32x32 as the GANs see them, is "
         f"**{_f(clf_acc, '{:.1%}')}**; *rel.* is a row's conditional accuracy divided by it. EMA generator where the "
-        f"recipe keeps one. Mean ± standard error over the seeds that finished (the `seeds` column); "
-        f"{_seeds_text(st['seeds'])}. {st['workers']} worker processes x {st['threads_per_worker']} thread; the cells' training "
-        f"time adds up to {result['train_s_sum'] / 3600:.1f} h of one core.",
+        f"recipe keeps one. Mean ± standard error over the seeds that finished (the `seeds` column); the default "
+        f"command runs {DEFAULT_SEEDS_TEXT}. {_cores_text(result['cells'])}; the cells' training time adds up to "
+        f"{result['train_s_sum'] / 3600:.1f} h.",
         "",
         "| row | seeds | FD ↓ | IS ↑ | classes / KL ↓ | precision | recall | cond. acc (rel.) | G img/s | train min |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -783,13 +783,18 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _seeds_text(setting: Any) -> str:
-    if setting == "per row":
-        return (
-            "3 seeds for the rows whose papers' claims are tested here (conditional, semi-supervised, BEGAN, SAGAN "
-            "and SNGAN), 1 for the others"
-        )
-    return f"{setting} seed(s) per row"
+DEFAULT_SEEDS_TEXT = (
+    "3 seeds for the rows whose papers' claims are tested here (conditional, semi-supervised, BEGAN, SAGAN and SNGAN), "
+    "1 for the others"
+)
+
+
+def _cores_text(cells: list[dict[str, Any]]) -> str:
+    """The CPU cores the cells' processes could use, from their own records (the table gathers several calls')."""
+    cores = sorted({c.get("machine", {}).get("cpus") for c in cells} - {None})
+    if not cores:
+        return "CPU cores available to a cell: not recorded"
+    return f"CPU cores available to a cell: {' or '.join(map(str, cores))}"
 
 
 def _machines_note(summ: dict[str, Any]) -> list[str]:
