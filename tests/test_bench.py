@@ -121,6 +121,15 @@ def test_fashion_table_keeps_seeds_on_disk_that_this_call_did_not_ask_for(tmp_pa
     expected, every = table_cells(tmp_path, seeds=None, quick=False)
     assert "dcgan__s4" in {c.key for c in every} and "dcgan__s4" not in {c.key for c in expected}
     assert "dcgan__s1" in {c.key for c in table_cells(tmp_path, seeds=2, quick=False)[0]}
+    # `--recipes ssgan-100 --seeds 3`: seeds 1-2 of the one-seed rows are not "not run yet"; ssgan-100's are.
+    from ganforge.benchmarks.fashion import ROWS
+
+    ssgan100 = [r for r in ROWS if r.key == "ssgan-100"]
+    wanted = {c.key for c in table_cells(tmp_path, seeds=3, quick=False, chosen=ssgan100)[0]}
+    assert "ssgan-100__s2" in wanted and "dcgan__s1" not in wanted and "infogan__s2" not in wanted
+    assert "dcgan__s0" in wanted  # the default schedule still counts
+    wide = {c.key for c in table_cells(tmp_path, seeds=4, quick=False, chosen=ssgan100)[0]}
+    assert "ssgan-100__s3" in wide and "sngan__s3" not in wide
 
 
 def test_fashion_table_cells_put_a_sign_on_the_mean_only() -> None:
@@ -130,6 +139,15 @@ def test_fashion_table_cells_put_a_sign_on_the_mean_only() -> None:
     assert _ms({"mean": -0.02, "se": 0.01, "n": 2}, "{:+.1f}", 100) == "-2.0 ± 1.0"
     assert _ms({"mean": 0.5, "se": 0.0, "n": 1}, "{:+.1f}", 100) == "+50.0"
     assert _ms(None) == "—"
+
+
+def test_fashion_table_relative_accuracy_keeps_a_decimal() -> None:
+    """89.1% of a 93.9% classifier is 94.9% of it: the cell must not round it up to the 95% bar."""
+    from ganforge.benchmarks.fashion import _cond_cell
+
+    one = {"cond_acc": {"mean": 0.8912, "se": 0.0, "n": 1}, "cond_acc_rel": {"mean": 0.8912 / 0.939, "se": 0.0, "n": 1}}
+    assert _cond_cell(one) == "89.1% (94.9%)"
+    assert _cond_cell({"cond_acc": {"mean": None, "se": None, "n": 0}}) == "—"
 
 
 def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
