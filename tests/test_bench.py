@@ -106,29 +106,30 @@ def test_fashion_table_says_which_machine_trained_which_rows_when_they_differ() 
 
 def test_fashion_table_keeps_seeds_on_disk_that_this_call_did_not_ask_for(tmp_path: Path) -> None:
     """`--recipes cgan --seeds 1` after three seeds of ssgan-1000 must not drop seeds 1-2 of ssgan-1000."""
-    from ganforge.benchmarks.fashion import table_cells
+    from ganforge.benchmarks.fashion import ROWS, schedule_cells, table_cells
+
+    def table(seeds: int | None, rows: list = ROWS) -> tuple[list, list]:  # as `--recipes ROWS --seeds N` would
+        return table_cells(tmp_path, schedule_cells(rows, seeds), quick=False)
 
     (tmp_path / "cells").mkdir()
     for name in ("ssgan-1000__s2", "cgan__s0", "no-such-row__s1", "sagan__sx", "_floor"):
         (tmp_path / "cells" / f"{name}.json").write_text("{}")
-    expected, every = table_cells(tmp_path, seeds=1, quick=False)
+    expected, every = table(1)
     shown, wanted = {c.key for c in every}, {c.key for c in expected}
     assert "ssgan-1000__s2" in shown and "ssgan-1000__s2" in wanted  # a row of 3 seeds by default
     assert "dcgan__s0" in wanted and "dcgan__s1" not in wanted  # one seed by default, and --seeds 1
     assert not any(k.startswith(("no-such-row", "sagan__sx")) for k in shown)
     assert every[0].key == "_floor" and len(shown) == len(every)
     (tmp_path / "cells" / "dcgan__s4.json").write_text("{}")
-    expected, every = table_cells(tmp_path, seeds=None, quick=False)
+    expected, every = table(None)
     assert "dcgan__s4" in {c.key for c in every} and "dcgan__s4" not in {c.key for c in expected}
-    assert "dcgan__s1" in {c.key for c in table_cells(tmp_path, seeds=2, quick=False)[0]}
+    assert "dcgan__s1" in {c.key for c in table(2)[0]}
     # `--recipes ssgan-100 --seeds 3`: seeds 1-2 of the one-seed rows are not "not run yet"; ssgan-100's are.
-    from ganforge.benchmarks.fashion import ROWS
-
     ssgan100 = [r for r in ROWS if r.key == "ssgan-100"]
-    wanted = {c.key for c in table_cells(tmp_path, seeds=3, quick=False, chosen=ssgan100)[0]}
+    wanted = {c.key for c in table(3, ssgan100)[0]}
     assert "ssgan-100__s2" in wanted and "dcgan__s1" not in wanted and "infogan__s2" not in wanted
     assert "dcgan__s0" in wanted  # the default schedule still counts
-    wide = {c.key for c in table_cells(tmp_path, seeds=4, quick=False, chosen=ssgan100)[0]}
+    wide = {c.key for c in table(4, ssgan100)[0]}
     assert "ssgan-100__s3" in wide and "sngan__s3" not in wide
 
 
@@ -223,7 +224,7 @@ def test_fashion_bench_rows_write_table_extras_and_resume(tmp_path: Path, monkey
     assert before == {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
     # Missing: what the default command would still run (these rows' third seed, dcgan's one), not seeds 0-1.
     assert {m for m in again["missing"] if m.startswith(("acgan__", "began-0.3__"))} == {"acgan__s2", "began-0.3__s2"}
-    assert "dcgan__s0" in again["missing"]
+    assert "dcgan__s0" in again["missing"] and "dcgan__s1" not in again["missing"]  # --seeds 2 was for these rows
     one = run_fashion_bench(out, rows=["acgan"], images=64, eval_n=100, workers=1, progress=False, seeds=1)
     assert {(c["row"], c["seed"]) for c in one["cells"]} == cells  # seed 1 stays in the table after a --seeds 1 call
     # A cell whose record was lost (a session's end) continues its run folder instead of training again.

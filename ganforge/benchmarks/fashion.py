@@ -1049,15 +1049,12 @@ def schedule_cells(rows: list[Row], seeds: int | None = None, quick: bool = Fals
     ]
 
 
-def table_cells(
-    out: Path, seeds: int | None, quick: bool, chosen: list[Row] | None = None
-) -> tuple[list[Cell], list[Cell]]:
-    """(the cells the table expects, the cells it may show): each row's own seeds, and this call's `seeds` for this
-    call's rows (`chosen`, default all), plus any other seed already in out/cells, so that a call for fewer seeds
-    (`--recipes cgan --seeds 1`) does not drop the other rows' further seeds from the table, and a call for more
-    (`--recipes ssgan-100 --seeds 3`) does not list the other rows' seeds 1-2 as not run yet."""
-    asked = schedule_cells(ROWS if chosen is None else chosen, seeds, quick)
-    expected = list({c.key: c for c in schedule_cells(ROWS, None, quick) + asked}.values())
+def table_cells(out: Path, schedule: list[Cell], quick: bool) -> tuple[list[Cell], list[Cell]]:
+    """(the cells the table expects, the cells it may show): each row's own seeds and this call's `schedule`, plus
+    any other seed already in out/cells, so that a call for fewer seeds (`--recipes cgan --seeds 1`) does not drop
+    the other rows' further seeds from the table, and a call for more (`--recipes ssgan-100 --seeds 3`) does not
+    list the other rows' seeds 1-2 as not run yet."""
+    expected = list({c.key: c for c in schedule_cells(ROWS, None, quick) + schedule}.values())
     by_key = {r.key: r for r in ROWS}
     extra = []
     for f in sorted((out / "cells").glob("*__s*.json")):
@@ -1125,7 +1122,7 @@ def run_fashion_bench(
     )
     workers, threads = split_cores(workers)
     # The table covers every row done at these settings, not only this call's: the bench runs in parts.
-    expected, every = table_cells(out, seeds, quick, chosen)
+    expected, every = table_cells(out, schedule, quick)
     done = with_earlier(out, every, lambda c: c.key, valid, done)
     backfill_began_classes(out, done, eval_n)
     cells = [done[c.key] for c in every[1:] if c.key in done]
