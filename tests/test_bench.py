@@ -472,6 +472,12 @@ def test_fashion_rows_load_and_the_sagan_ablations_change_one_thing_each() -> No
     assert no_attn.model.generator.args["attention"] == no_attn.model.discriminator.args["attention"] == 0
     assert no_attn.game.n_critic == base.game.n_critic == 1 and five.game.n_critic == 5
     assert five.model == base.model and five.optim == base.optim
+    lr, sn_d = rows["sagan-equal-lr"], rows["sagan-sn-d"]
+    assert (base.optim.g.lr, base.optim.d.lr) == (1e-4, 4e-4) and lr.optim.g.lr == lr.optim.d.lr == 2e-4
+    assert lr.model == base.model and lr.game == base.game and lr.optim.g.betas == base.optim.g.betas
+    assert base.model.spectral_norm == "both" and sn_d.model.spectral_norm == "d"
+    assert sn_d.optim == base.optim and sn_d.game == base.game
+    assert sn_d.model.generator == base.model.generator and sn_d.model.discriminator == base.model.discriminator
 
 
 def test_backfill_completes_only_kept_runs_and_survives_a_damaged_one(

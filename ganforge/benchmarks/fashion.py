@@ -166,7 +166,7 @@ ROWS: list[Row] = [
         "sagan", "sagan-fashion", "SAGAN, attention at 16x16, TTUR (Zhang et al. 2018)", cost=3.5, extras=("attention",)
     ),
     # Issue 17's SAGAN ablations: which of its differences from the SNGAN row (attention; one D step per G step
-    # where SNGAN takes five) narrows its samples under this budget.
+    # where SNGAN takes five; TTUR; spectral norm in G) narrows its samples under this budget.
     Row(
         "sagan-no-attention",
         "sagan-fashion",
@@ -181,6 +181,26 @@ ROWS: list[Row] = [
         "SAGAN with 5 D steps per G step, as the SNGAN row (ablation)",
         ("game.n_critic=5",),
         cost=12.0,
+        extras=("attention",),
+        seeds=1,
+    ),
+    # The two differences left once attention and n_critic were ruled out: TTUR's unequal learning rates and
+    # spectral norm in G.
+    Row(
+        "sagan-equal-lr",
+        "sagan-fashion",
+        "SAGAN with SNGAN's equal learning rates, 2e-4 for G and D (ablation)",
+        ("optim.g.lr=0.0002", "optim.d.lr=0.0002"),
+        cost=3.5,
+        extras=("attention",),
+        seeds=1,
+    ),
+    Row(
+        "sagan-sn-d",
+        "sagan-fashion",
+        "SAGAN with spectral norm in D only, as SNGAN (ablation)",
+        ("model.spectral_norm=d",),
+        cost=3.5,
         extras=("attention",),
         seeds=1,
     ),
